@@ -1,0 +1,61 @@
+// The whole configuration as a typed, validated struct. Loaded from one YAML file (or the
+// embedded default); each component receives only its own section.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "relay/core/auth.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/core/turn_server.hpp"
+#include "relay/stun/endpoint.hpp"
+
+namespace callrelay::config {
+
+struct ListenConfig {
+  std::vector<stun::Endpoint> udp;  ///< default 0.0.0.0:3478 and [::]:3478
+};
+
+struct RelayNetConfig {
+  uint16_t port_min = 49152;
+  uint16_t port_max = 65535;
+  /// Address to bind relay sockets per family; unset: the local address the client reached.
+  std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
+  /// Address to advertise in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
+  std::optional<stun::Endpoint> external_ipv4, external_ipv6;
+};
+
+struct LogConfig {
+  std::string level = "info";  ///< error, warn, info, debug
+};
+
+struct Config {
+  ListenConfig listen;
+  RelayNetConfig relay;
+  unsigned workers = 0;  ///< 0: one per core
+  std::string state_dir = "/var/lib/callrelay";
+  core::AuthConfig auth;          ///< realm, REST secrets (with secret_file resolved), static users
+  std::string auth_secret_file;   ///< optional file holding secrets, one per line
+  uint32_t nonce_lifetime_s = 600;
+  core::CoreConfig core;
+  core::PeerPolicyConfig peers;
+  LogConfig log;
+};
+
+/// A configuration error: names the key and line, and says what to fix.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parses YAML text. Throws ConfigError listing every problem found ("key 'relay.ports.min'
+/// (line 7): must be between 1024 and 65535"). Unknown keys are errors.
+Config parse(const std::string& yaml_text, const std::string& source_name = "<config>");
+Config load_file(const std::string& path);
+/// The embedded default configuration (what runs with no --config).
+const char* default_yaml();
+
+}  // namespace callrelay::config

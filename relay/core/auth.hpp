@@ -1,0 +1,74 @@
+// Long-term credentials: TURN REST API usernames ("expiry:user", password
+// base64(HMAC-SHA1(secret, username))) with several secrets for rotation, plus static users;
+// and the stateless nonce.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/observer.hpp"
+#include "relay/core/types.hpp"
+#include "relay/stun/integrity.hpp"
+
+namespace callrelay::core {
+
+struct AuthConfig {
+  std::string realm = "callrelay";
+  std::vector<std::string> rest_secrets;  ///< first mints; all validate (rotation)
+  char rest_separator = ':';
+  std::unordered_map<std::string, std::string> static_users;  ///< username -> password
+};
+
+/// A successful key lookup.
+struct Credential {
+  stun::Sha1Key key{};
+  std::string user_id;    ///< REST user part, or the static username
+  int secret_index = -1;  ///< REST secret that matched (-1 static user)
+  TimeMs expires = 0;     ///< REST expiry in ms (0: never, static users)
+};
+
+/// Resolves usernames to long-term keys. Candidate keys for REST usernames are one per secret;
+/// the caller checks integrity against each (HMAC decides which secret matched).
+class Authenticator {
+ public:
+  explicit Authenticator(AuthConfig cfg);
+  const std::string& realm() const { return cfg_.realm; }
+
+  /// All keys `username` could have (one per REST secret, or the static user's), or a failure
+  /// reason (expired timestamp, unknown user, revoked).
+  struct Lookup {
+    std::vector<Credential> candidates;
+    std::optional<AuthFailure> failure;
+  };
+  Lookup lookup(std::string_view username, TimeMs now) const;
+
+  /// Password a REST client would use: base64(HMAC-SHA1(secret, username)).
+  static std::string rest_password(std::string_view secret, std::string_view username);
+
+  /// Revocation (issue 4 wires the API): usernames refused until their expiry.
+  void revoke(std::string username, TimeMs until);
+  void prune_revocations(TimeMs now);
+
+ private:
+  AuthConfig cfg_;
+  std::unordered_map<std::string, TimeMs> revoked_;
+};
+
+/// Stateless nonces: hex(expiry seconds) + hex(first 8 bytes of HMAC-SHA1(key, expiry | client ip)).
+/// Valid until expiry, for the client address it was issued to. No per-client state.
+class NonceCodec {
+ public:
+  NonceCodec(std::array<uint8_t, 32> key, uint32_t lifetime_s) : key_(key), lifetime_s_(lifetime_s) {}
+  std::string issue(const Endpoint& client, TimeMs now) const;
+  bool valid(std::string_view nonce, const Endpoint& client, TimeMs now) const;
+ private:
+  std::array<uint8_t, 32> key_;
+  uint32_t lifetime_s_;
+};
+
+}  // namespace callrelay::core

@@ -1,0 +1,60 @@
+// What the core tells observers (telemetry, logs). Called on the shard's own thread; an
+// observer must be cheap and must not call back into the core.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "relay/core/types.hpp"
+#include "relay/stun/message.hpp"
+
+namespace callrelay::core {
+
+enum class EndReason : uint8_t { kRefreshZero, kExpired, kTransportClosed, kShutdown };
+enum class AuthFailure : uint8_t {
+  kExpired,       ///< REST username's timestamp is in the past
+  kBadIntegrity,  ///< MESSAGE-INTEGRITY did not verify (wrong password / HMAC)
+  kUnknownUser,   ///< static user not configured, or username malformed
+  kStaleNonce,    ///< nonce expired or not ours
+  kRevoked,       ///< username revoked through the API
+  kWrongRealm,
+};
+enum class PeerDenyReason : uint8_t {
+  kLoopback, kPrivate, kLinkLocal, kMulticast, kBroadcast, kUnspecified, kDocumentation,
+  kReserved, kDeniedByConfig, kFamilyMismatch,
+};
+enum class DropReason : uint8_t {
+  kNoAllocation, kNoPermission, kNoChannel, kMalformed, kOverQuota, kPeerDenied,
+};
+const char* to_string(EndReason r);
+const char* to_string(AuthFailure r);
+const char* to_string(PeerDenyReason r);
+const char* to_string(DropReason r);
+
+/// A live allocation as observers see it. Stable address for the allocation's lifetime.
+struct AllocationInfo {
+  uint64_t id = 0;          ///< unique per process
+  std::string username;     ///< as sent (for REST: "expiry:user")
+  std::string user_id;      ///< REST user part (after the separator); username for static users
+  std::string realm;
+  FiveTuple client;
+  Endpoint relayed;
+  TimeMs started = 0;
+  uint32_t peers_contacted = 0;  ///< distinct peer IPs given a permission
+  int secret_index = -1;         ///< which REST secret validated it (-1: static user)
+  TrafficCounters traffic;
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_allocation_created(const AllocationInfo&) {}
+  virtual void on_allocation_ended(const AllocationInfo&, EndReason, TimeMs /*now*/) {}
+  /// One per answered request; `code` 0 on success, else the error code sent.
+  virtual void on_request(stun::Method, Transport, uint16_t /*code*/) {}
+  virtual void on_auth_failure(AuthFailure) {}
+  virtual void on_peer_denied(PeerDenyReason) {}
+  virtual void on_drop(DropReason) {}
+};
+
+}  // namespace callrelay::core

@@ -1,0 +1,101 @@
+// The TURN server (RFC 8656, RFC 5766 clients) as a state machine, one per worker shard.
+// Inputs: packets from clients, packets from peers at relay sockets, and `now`.
+// Outputs: at most one packet to send per input, and the next deadline. No I/O, no clock.
+// Thread: each instance is owned and called by exactly one worker thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+
+#include "relay/core/auth.hpp"
+#include "relay/core/observer.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/core/types.hpp"
+
+namespace callrelay::core {
+
+/// Opens and closes relay sockets; implemented by relay/net, faked in tests.
+class RelayPorts {
+ public:
+  virtual ~RelayPorts() = default;
+  struct Opened {
+    RelayAddress relay;
+    std::optional<RelayAddress> reserved_next;  ///< port+1, when asked to reserve (EVEN-PORT R=1)
+  };
+  /// Opens a UDP relay socket of `family`. `server` is the local address the client reached
+  /// (relay/net binds there unless configured otherwise). `even`: the port must be even.
+  /// `reserve_next`: also open port+1 and keep it for a later Allocate with the
+  /// RESERVATION-TOKEN. nullopt when no port is free (the client gets 508).
+  virtual std::optional<Opened> open(Family family, const Endpoint& server, bool even,
+                                     bool reserve_next) = 0;
+  virtual void close(RelayId id) = 0;
+};
+
+struct CoreConfig {
+  std::string software = "callrelay";
+  uint32_t default_lifetime_s = 600;   ///< RFC 8656 section 3.2
+  uint32_t max_lifetime_s = 3600;
+  uint32_t permission_lifetime_s = 300;
+  uint32_t channel_lifetime_s = 600;
+  uint32_t reservation_lifetime_s = 30;
+  uint32_t max_allocations_per_user = 100;  ///< 0: unlimited (486 beyond)
+  uint32_t max_allocations = 0;             ///< per shard; 0: unlimited (486 beyond)
+  uint32_t max_permissions_per_allocation = 64;  ///< 508 beyond (bounded memory)
+  uint32_t max_channels_per_allocation = 64;
+  bool require_auth_for_binding = false;
+};
+
+class TurnServer {
+ public:
+  /// `auth`, `nonces`, `policy`, `ports` and `observer` outlive the server. `observer` may be null.
+  TurnServer(CoreConfig cfg, const Authenticator& auth, const NonceCodec& nonces,
+             const PeerPolicy& policy, RelayPorts& ports, Observer* observer);
+  ~TurnServer();
+  TurnServer(const TurnServer&) = delete;
+  TurnServer& operator=(const TurnServer&) = delete;
+
+  /// A datagram (or one frame cut from a stream) from a client. Answers requests, relays
+  /// Send indications and ChannelData to peers. Malformed input is dropped (or answered with
+  /// 400 when it parses as a request).
+  Output on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now);
+
+  /// A datagram from `peer` at relay socket `relay`. `buffer` holds the payload at
+  /// [kPeerHeadroom, kPeerHeadroom + len) with kPeerTailroom bytes free after it; the core
+  /// writes the ChannelData or Data indication header in place (no copy of the payload).
+  /// Dropped (kNone) without a permission for the peer's IP.
+  Output on_peer_packet(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len,
+                        TimeMs now);
+
+  /// A stream connection closed: its allocation ends at once.
+  void on_client_closed(const FiveTuple& from, TimeMs now);
+
+  /// Expires allocations, permissions, channels and reservations due at `now`; returns the next
+  /// deadline (or now + 1 s at the latest, so housekeeping keeps running).
+  TimeMs on_timer(TimeMs now);
+
+  /// Ends every allocation (reason kShutdown) and closes their relay sockets.
+  void shutdown(TimeMs now);
+
+  size_t allocation_count() const;
+  /// Visits live allocations (telemetry reads counters at scrape time on the owning thread).
+  template <typename F>
+  void for_each_allocation(F&& f) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  friend struct Impl;
+  void visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const;
+};
+
+template <typename F>
+void TurnServer::for_each_allocation(F&& f) const {
+  visit([](const AllocationInfo& a, void* ctx) { (*static_cast<std::remove_reference_t<F>*>(ctx))(a); }, &f);
+}
+
+}  // namespace callrelay::core
