@@ -20,13 +20,16 @@ namespace callrelay::stun {
 inline constexpr size_t kChannelDataHeaderSize = 4;
 inline constexpr uint16_t kMinChannel = 0x4000;
 inline constexpr uint16_t kMaxChannel = 0x4FFF;  ///< RFC 8656 narrowed 0x4000-0x7FFF to this.
+/// RFC 5766 clients (coturn's turnutils_uclient among them) still pick from 0x4000-0x7FFF, so
+/// the codec frames every number with the 0b01 prefix; which numbers a server binds is policy.
+inline constexpr uint16_t kMaxChannelRfc5766 = 0x7FFF;
 
 struct ChannelDataView {
   uint16_t channel = 0;
   std::span<const uint8_t> payload;
 };
 
-/// Parses a ChannelData datagram. Over UDP the datagram may carry up to 3 padding bytes after
+/// Parses a ChannelData datagram (channel 0x4000-0x7FFF). Over UDP the datagram may carry up to 3 padding bytes after
 /// the payload (RFC 8656 section 12.5 allows them); anything shorter than the length field says
 /// is kTooShort. Never reads outside `bytes`.
 std::optional<ChannelDataView> parse_channel_data(std::span<const uint8_t> bytes, ParseError* error = nullptr);
