@@ -51,9 +51,13 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Parses YAML text. Throws ConfigError listing every problem found ("key 'relay.ports.min'
-/// (line 7): must be between 1024 and 65535"). Unknown keys are errors.
+/// Parses YAML text. Throws ConfigError listing every problem found, one per line
+/// ("config.yaml:7: key 'relay.ports.min': must be an integer from 1024 to 65535, not '80'").
+/// Unknown keys are errors. Keys left out keep their defaults (listen.udp: 0.0.0.0:3478 and
+/// [::]:3478). A relative auth.secret_file is resolved against the working directory.
 Config parse(const std::string& yaml_text, const std::string& source_name = "<config>");
+/// Reads and parses a file; a relative auth.secret_file is resolved against the file's
+/// directory, and its secrets are appended to auth.rest_secrets.
 Config load_file(const std::string& path);
 /// The embedded default configuration (what runs with no --config).
 const char* default_yaml();

@@ -1,0 +1,423 @@
+// The configuration schema: which keys exist, what values they take, and how they map onto
+// Config. The mechanics of reading YAML and collecting errors live in yaml_reader.cpp.
+#include "config/config.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/yaml_reader.hpp"
+
+namespace callrelay::config {
+namespace {
+
+using detail::Field;
+using detail::KeyHandler;
+using detail::Reader;
+using stun::Family;
+
+constexpr int64_t kMaxLifetimeS = 86400;  // one day: longer lifetimes only pin state
+constexpr int64_t kMaxWorkers = 1024;
+constexpr int64_t kMinRelayPort = 1024;    // below: privileged, well-known services
+constexpr int64_t kMaxChannels = 4096;     // RFC 8656 section 12: numbers 0x4000-0x4FFF
+constexpr size_t kMaxRealmChars = 127;     // RFC 8489 section 14.9: fewer than 128 characters
+constexpr size_t kMaxSoftwareChars = 127;  // RFC 8489 section 14.14: fewer than 128 characters
+constexpr size_t kMaxUsernameBytes = 512;  // RFC 8489 section 14.3: less than 513 bytes
+constexpr size_t kMaxPathChars = 4096;
+constexpr const char* kLogLevels[] = {"error", "warn", "info", "debug"};
+
+using Handler = std::function<void(const Field&)>;
+
+/// Reads one document into a Config, collecting every problem in `reader_`.
+class Loader {
+ public:
+  Loader(std::string source, std::filesystem::path base_dir)
+      : reader_(std::move(source)), base_dir_(std::move(base_dir)) {}
+
+  /// The Config, or (when anything is wrong) throws ConfigError listing every problem.
+  Config load(const std::string& yaml_text);
+
+ private:
+  // One reader per mapping or non-trivial key; each records its problems and goes on.
+  void read_root(const Field& root);
+  void read_listen(const Field& f);
+  void read_udp(const Field& f);
+  void read_relay(const Field& f);
+  void read_ports(const Field& f);
+  void read_auth(const Field& f);
+  void read_secrets(const Field& f);
+  void read_secret_file(const Field& f);
+  void read_separator(const Field& f);
+  void read_users(const Field& f);
+  void read_allocations(const Field& f);
+  void read_peers(const Field& f);
+  void read_log(const Field& f);
+  void read_log_level(const Field& f);
+  void check_relations();
+  void resolve_secret_file();
+
+  /// A handler calling one of the readers above.
+  Handler on(void (Loader::*read)(const Field&));
+  /// Handlers validating one scalar and storing it into `out`; `seen` (if given) records
+  /// where a valid value came from, for checks that relate two keys.
+  Handler flag(bool& out);
+  Handler port(uint16_t& out, Field* seen);
+  Handler u32(uint32_t& out, int64_t min, int64_t max, Field* seen = nullptr);
+  Handler text(std::string& out, size_t max_chars);
+  Handler address(std::optional<stun::Endpoint>& out, Family family);
+  Handler cidrs(std::vector<core::Cidr>& out);
+
+  Reader reader_;
+  std::filesystem::path base_dir_;
+  Config cfg_;
+  bool listen_given_ = false;
+  Field ports_min_, ports_max_, default_lifetime_, max_lifetime_, secret_file_;
+};
+
+std::string family_name(Family f) { return f == Family::kIPv4 ? "IPv4" : "IPv6"; }
+
+std::string trim(std::string_view s) {
+  const char* ws = " \t\r\n";
+  const size_t b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  return std::string(s.substr(b, s.find_last_not_of(ws) - b + 1));
+}
+
+/// Opens a file for reading; nullopt on success, else why it cannot be read.
+std::optional<std::string> open_regular(const std::filesystem::path& path, std::ifstream& in) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return "it is a directory";
+  errno = 0;
+  in.open(path, std::ios::binary);
+  if (!in) return errno != 0 ? std::strerror(errno) : "cannot open";
+  return std::nullopt;
+}
+
+Config Loader::load(const std::string& yaml_text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    reader_.error_at(e.mark.line >= 0 ? e.mark.line + 1 : 0, "YAML syntax error: " + e.msg);
+  }
+  if (reader_.errors().empty()) {
+    Field top;
+    top.node = root;
+    top.line = detail::line_of(root);
+    try {
+      read_root(top);
+    } catch (const YAML::Exception& e) {  // defensive: the reader avoids throwing conversions
+      reader_.error_at(e.mark.line >= 0 ? e.mark.line + 1 : 0, "unreadable value: " + e.msg);
+    }
+    if (!listen_given_) {
+      cfg_.listen.udp = {*stun::Endpoint::parse("0.0.0.0:3478"),
+                         *stun::Endpoint::parse("[::]:3478")};
+    }
+    check_relations();
+    resolve_secret_file();
+  }
+  if (!reader_.errors().empty()) {
+    std::string all;
+    for (const std::string& e : reader_.errors()) all += (all.empty() ? "" : "\n") + e;
+    throw ConfigError(all);
+  }
+  return cfg_;
+}
+
+void Loader::read_root(const Field& root) {
+  if (!root.node.IsNull() && !root.node.IsMap()) {
+    reader_.error_at(root.line,
+                     "the top level must be a mapping of keys (see callrelay.example.yaml)");
+    return;
+  }
+  const std::vector<KeyHandler> keys = {
+      {"listen", on(&Loader::read_listen)},
+      {"relay", on(&Loader::read_relay)},
+      {"workers", u32(cfg_.workers, 0, kMaxWorkers)},
+      {"state_dir", text(cfg_.state_dir, kMaxPathChars)},
+      {"realm", text(cfg_.auth.realm, kMaxRealmChars)},
+      {"software", text(cfg_.core.software, kMaxSoftwareChars)},
+      {"auth", on(&Loader::read_auth)},
+      {"allocations", on(&Loader::read_allocations)},
+      {"binding_requires_auth", flag(cfg_.core.require_auth_for_binding)},
+      {"peers", on(&Loader::read_peers)},
+      {"log", on(&Loader::read_log)},
+  };
+  reader_.read_map(root, keys);
+}
+
+void Loader::read_listen(const Field& f) { reader_.read_map(f, {{"udp", on(&Loader::read_udp)}}); }
+
+void Loader::read_udp(const Field& f) {
+  listen_given_ = true;
+  if (f.node.IsNull() || (f.node.IsSequence() && f.node.size() == 0)) {
+    reader_.error(f, "must list at least one address:port to listen on, like '0.0.0.0:3478'");
+    return;
+  }
+  reader_.for_each_item(f, [this](const Field& item) {
+    const auto s = reader_.string(item);
+    if (!s) return;
+    const auto ep = stun::Endpoint::parse(*s);
+    if (!ep) {
+      reader_.error(
+          item, "must be an address and port like '0.0.0.0:3478' or '[::]:3478', not '" + *s + "'");
+      return;
+    }
+    for (const stun::Endpoint& other : cfg_.listen.udp) {
+      if (other == *ep) reader_.error(item, "'" + *s + "' is listed twice");
+    }
+    cfg_.listen.udp.push_back(*ep);
+  });
+}
+
+void Loader::read_relay(const Field& f) {
+  RelayNetConfig& r = cfg_.relay;
+  const std::vector<KeyHandler> keys = {
+      {"ports", on(&Loader::read_ports)},
+      {"bind_ipv4", address(r.bind_ipv4, Family::kIPv4)},
+      {"bind_ipv6", address(r.bind_ipv6, Family::kIPv6)},
+      {"external_ipv4", address(r.external_ipv4, Family::kIPv4)},
+      {"external_ipv6", address(r.external_ipv6, Family::kIPv6)},
+  };
+  reader_.read_map(f, keys);
+}
+
+void Loader::read_ports(const Field& f) {
+  const std::vector<KeyHandler> keys = {
+      {"min", port(cfg_.relay.port_min, &ports_min_)},
+      {"max", port(cfg_.relay.port_max, &ports_max_)},
+  };
+  reader_.read_map(f, keys);
+}
+
+void Loader::read_auth(const Field& f) {
+  const std::vector<KeyHandler> keys = {
+      {"secrets", on(&Loader::read_secrets)},
+      {"secret_file", on(&Loader::read_secret_file)},
+      {"separator", on(&Loader::read_separator)},
+      {"users", on(&Loader::read_users)},
+      {"nonce_lifetime", u32(cfg_.nonce_lifetime_s, 1, kMaxLifetimeS)},
+  };
+  reader_.read_map(f, keys);
+}
+
+void Loader::read_secrets(const Field& f) {
+  reader_.for_each_item(f, [this](const Field& item) {
+    const auto s = reader_.string(item);
+    if (s && s->empty()) reader_.error(item, "a secret must not be empty");
+    if (s && !s->empty()) cfg_.auth.rest_secrets.push_back(*s);
+  });
+}
+
+void Loader::read_secret_file(const Field& f) {
+  secret_file_ = f;
+  text(cfg_.auth_secret_file, kMaxPathChars)(f);
+}
+
+void Loader::read_separator(const Field& f) {
+  const auto s = reader_.string(f);
+  if (!s) return;
+  // A digit would be read as part of the expiry timestamp.
+  if (s->size() != 1 || (s->front() >= '0' && s->front() <= '9')) {
+    reader_.error(f, "must be exactly one character, not a digit (like ':'), not '" + *s + "'");
+    return;
+  }
+  cfg_.auth.rest_separator = s->front();
+}
+
+void Loader::read_users(const Field& f) {
+  if (f.node.IsNull()) return;
+  if (!f.node.IsMap()) {
+    reader_.error(f, "must be a mapping of username: password");
+    return;
+  }
+  for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+    const Field user = detail::child(f, it->first, it->second);
+    const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+    if (name.empty() || name.size() > kMaxUsernameBytes) {
+      reader_.error(user, "a username must have 1 to 512 bytes");
+      continue;
+    }
+    if (cfg_.auth.static_users.count(name) != 0) {
+      reader_.error(user, "duplicate user");
+      continue;
+    }
+    const auto password = reader_.string(user);
+    if (password && password->empty()) reader_.error(user, "the password must not be empty");
+    if (password && !password->empty()) cfg_.auth.static_users.emplace(name, *password);
+  }
+}
+
+void Loader::read_allocations(const Field& f) {
+  core::CoreConfig& c = cfg_.core;
+  const std::vector<KeyHandler> keys = {
+      {"default_lifetime", u32(c.default_lifetime_s, 1, kMaxLifetimeS, &default_lifetime_)},
+      {"max_lifetime", u32(c.max_lifetime_s, 1, kMaxLifetimeS, &max_lifetime_)},
+      {"permission_lifetime", u32(c.permission_lifetime_s, 1, kMaxLifetimeS)},
+      {"channel_lifetime", u32(c.channel_lifetime_s, 1, kMaxLifetimeS)},
+      {"reservation_lifetime", u32(c.reservation_lifetime_s, 1, kMaxLifetimeS)},
+      {"max_per_user", u32(c.max_allocations_per_user, 0, UINT32_MAX)},
+      {"max_total", u32(c.max_allocations, 0, UINT32_MAX)},
+      {"max_permissions", u32(c.max_permissions_per_allocation, 1, 65535)},
+      {"max_channels", u32(c.max_channels_per_allocation, 1, kMaxChannels)},
+  };
+  reader_.read_map(f, keys);
+}
+
+void Loader::read_peers(const Field& f) {
+  reader_.read_map(f, {{"allow", cidrs(cfg_.peers.allow)}, {"deny", cidrs(cfg_.peers.deny)}});
+}
+
+void Loader::read_log(const Field& f) {
+  reader_.read_map(f, {{"level", on(&Loader::read_log_level)}});
+}
+
+void Loader::read_log_level(const Field& f) {
+  const auto s = reader_.string(f);
+  if (!s) return;
+  for (const char* level : kLogLevels) {
+    if (*s == level) {
+      cfg_.log.level = *s;
+      return;
+    }
+  }
+  reader_.error(f, "must be one of error, warn, info, debug; not '" + *s + "'");
+}
+
+Handler Loader::on(void (Loader::*read)(const Field&)) {
+  return [this, read](const Field& f) { (this->*read)(f); };
+}
+
+Handler Loader::flag(bool& out) {
+  return [this, &out](const Field& f) {
+    if (auto b = reader_.boolean(f)) out = *b;
+  };
+}
+
+Handler Loader::port(uint16_t& out, Field* seen) {
+  return [this, &out, seen](const Field& f) {
+    if (auto n = reader_.integer(f, kMinRelayPort, 65535)) {
+      out = static_cast<uint16_t>(*n);
+      *seen = f;
+    }
+  };
+}
+
+Handler Loader::u32(uint32_t& out, int64_t min, int64_t max, Field* seen) {
+  return [this, &out, min, max, seen](const Field& f) {
+    if (auto n = reader_.integer(f, min, max)) {
+      out = static_cast<uint32_t>(*n);
+      if (seen) *seen = f;
+    }
+  };
+}
+
+Handler Loader::text(std::string& out, size_t max_chars) {
+  return [this, &out, max_chars](const Field& f) {
+    const auto s = reader_.string(f);
+    if (!s) return;
+    if (s->empty() || s->size() > max_chars) {
+      reader_.error(f, "must have 1 to " + std::to_string(max_chars) + " characters");
+      return;
+    }
+    out = *s;
+  };
+}
+
+Handler Loader::address(std::optional<stun::Endpoint>& out, Family family) {
+  return [this, &out, family](const Field& f) {
+    if (f.node.IsNull()) return;  // "~" or nothing: unset, same as leaving the key out
+    const auto s = reader_.string(f);
+    if (!s) return;
+    const auto ip = stun::Endpoint::parse_ip(*s, 0);  // "1.2.3.4", "::1" or "[::1]"
+    if (!ip || ip->family != family) {
+      const char* example = family == Family::kIPv4 ? "203.0.113.7" : "2001:db8::7";
+      reader_.error(f, "must be an " + family_name(family) + " address like '" + example +
+                           "' (no port), not '" + *s + "'");
+      return;
+    }
+    out = *ip;
+  };
+}
+
+Handler Loader::cidrs(std::vector<core::Cidr>& out) {
+  return [this, &out](const Field& f) {
+    reader_.for_each_item(f, [this, &out](const Field& item) {
+      const auto s = reader_.string(item);
+      if (!s) return;
+      const auto cidr = core::Cidr::parse(*s);
+      if (!cidr) {
+        reader_.error(item,
+                      "must be an address range like '10.0.0.0/8' or 'fd00::/8', not '" + *s + "'");
+        return;
+      }
+      out.push_back(*cidr);
+    });
+  };
+}
+
+/// Checks between two keys. The error goes to the key the operator wrote (the other one kept
+/// its default); when both are written, to the first.
+void Loader::check_relations() {
+  const auto report = [this](const Field& first, const Field& second, const std::string& first_msg,
+                             const std::string& second_msg) {
+    const bool on_first = !first.path.empty();
+    reader_.error(on_first ? first : second, on_first ? first_msg : second_msg);
+  };
+  const RelayNetConfig& r = cfg_.relay;
+  if (r.port_min > r.port_max) {
+    report(ports_min_, ports_max_,
+           "must not be above relay.ports.max (" + std::to_string(r.port_max) + ")",
+           "must not be below relay.ports.min (" + std::to_string(r.port_min) + ")");
+  }
+  const core::CoreConfig& c = cfg_.core;
+  if (c.default_lifetime_s > c.max_lifetime_s) {
+    report(default_lifetime_, max_lifetime_,
+           "must not be above allocations.max_lifetime (" + std::to_string(c.max_lifetime_s) + ")",
+           "must not be below allocations.default_lifetime (" +
+               std::to_string(c.default_lifetime_s) + ")");
+  }
+}
+
+/// Appends the secrets of auth.secret_file (one per line; blank lines and '#' comments
+/// skipped) after those given inline, so the app never reads the file again.
+void Loader::resolve_secret_file() {
+  if (cfg_.auth_secret_file.empty()) return;
+  std::filesystem::path path(cfg_.auth_secret_file);
+  if (path.is_relative()) path = base_dir_ / path;
+  cfg_.auth_secret_file = path.string();
+  std::ifstream in;
+  if (const auto why = open_regular(path, in)) {
+    reader_.error(secret_file_, "cannot read '" + path.string() + "': " + *why);
+    return;
+  }
+  size_t found = 0;
+  for (std::string line; std::getline(in, line);) {
+    const std::string secret = trim(line);
+    if (secret.empty() || secret.front() == '#') continue;
+    cfg_.auth.rest_secrets.push_back(secret);
+    ++found;
+  }
+  if (found == 0)
+    reader_.error(secret_file_, "'" + path.string() + "' holds no secret (one per line)");
+}
+
+}  // namespace
+
+Config parse(const std::string& yaml_text, const std::string& source_name) {
+  return Loader(source_name, std::filesystem::path()).load(yaml_text);
+}
+
+Config load_file(const std::string& path) {
+  std::ifstream in;
+  if (const auto why = open_regular(path, in)) {
+    throw ConfigError(path + ": cannot read the configuration file: " + *why);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Loader(path, std::filesystem::path(path).parent_path()).load(text.str());
+}
+
+}  // namespace callrelay::config

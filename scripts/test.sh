@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# One command from a fresh machine to every test passing: installs the dependencies (Debian
+# packages, then the web tests' npm packages), then
+#   normal  builds build/ (warnings are errors) and runs every test, all labels;
+#   asan    builds build-asan/ (ASan + UBSan) and runs every test but the browser ones
+#           (those run once, in the normal build, to stay within the CI time budget);
+#   fuzz    builds the libFuzzer targets with clang and runs each (ctest label fuzz) for a
+#           bounded time (CALLRELAY_FUZZ_SECONDS, default 60) from tests/fuzz/corpus.
+# Prints a summary and exits non-zero if any step failed.
+# Usage: scripts/test.sh [--skip-deps] [normal] [asan] [fuzz]   (no stage named: all three)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+skip_deps=0
+stages=()
+for arg in "$@"; do
+  case "$arg" in
+    --skip-deps) skip_deps=1 ;;
+    normal | asan | fuzz) stages+=("$arg") ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ ${#stages[@]} -gt 0 ]] || stages=(normal asan fuzz)
+wants() { [[ " ${stages[*]} " == *" $1 "* ]]; }
+
+jobs=$(nproc)
+fuzz_seconds=${CALLRELAY_FUZZ_SECONDS:-60}
+export CALLRELAY_FUZZ_SECONDS=$fuzz_seconds  # read by build.sh fuzz
+# Sanitizer findings fail the test that hit them, with a stack trace.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+results=()
+failures=0
+started=$SECONDS
+
+record() {  # record PASS|FAIL|SKIP NAME SECONDS
+  results+=("$(printf '%-4s  %-46s %5s s' "$1" "$2" "$3")")
+  [[ $1 == PASS ]] || failures=$((failures + 1))
+}
+
+# step NAME COMMAND...: runs one command, records its outcome; returns its status.
+step() {
+  local name=$1 start=$SECONDS
+  shift
+  echo
+  echo "=== $name"
+  if "$@"; then
+    record PASS "$name" $((SECONDS - start))
+  else
+    record FAIL "$name" $((SECONDS - start))
+    return 1
+  fi
+}
+
+summary() {
+  echo
+  echo "======================= callrelay test summary ========================"
+  printf '%s\n' "${results[@]}"
+  echo "-----------------------------------------------------------------------"
+  if [[ $failures == 0 ]]; then
+    echo "ALL ${#results[@]} STEPS PASSED in $((SECONDS - started)) s"
+  else
+    echo "$failures OF ${#results[@]} STEPS FAILED (total $((SECONDS - started)) s)"
+  fi
+}
+
+# ctest over one build dir. Unit tests run in parallel; the rest (real binaries and clients,
+# each test starting its own servers) one at a time. $2: label regex the serial run excludes
+# (always unit, which already ran).
+run_ctest() {
+  local dir=$1 exclude=$2
+  step "$dir: ctest -L unit" ctest --test-dir "$dir" --output-on-failure --no-tests=error \
+    -L unit -j "$jobs" --timeout 300 || true
+  step "$dir: ctest -LE '$exclude'" ctest --test-dir "$dir" \
+    --output-on-failure --no-tests=error -LE "$exclude" --timeout 600 || true
+}
+
+if [[ $skip_deps == 0 ]]; then
+  if ! step "install Debian packages" bash scripts/install-deps.sh; then
+    summary
+    exit 1
+  fi
+fi
+if [[ -f web/package-lock.json ]]; then
+  step "npm ci (web/)" npm ci --prefix web --no-audit --no-fund || true
+fi
+
+if wants normal; then
+  if step "build (normal, -Werror)" bash scripts/build.sh normal; then
+    run_ctest build 'unit'
+  else
+    record SKIP "build: tests (build failed)" 0
+  fi
+fi
+if wants asan; then
+  if step "build (ASan + UBSan)" bash scripts/build.sh asan; then
+    run_ctest build-asan 'unit|browser'
+  else
+    record SKIP "build-asan: tests (build failed)" 0
+  fi
+fi
+if wants fuzz; then
+  if step "build (fuzz targets, clang)" bash scripts/build.sh fuzz; then
+    # Each target runs CALLRELAY_FUZZ_SECONDS (set at configure time by build.sh), in parallel.
+    step "build-fuzz: ctest -L fuzz (${fuzz_seconds} s each)" ctest --test-dir build-fuzz \
+      --output-on-failure --no-tests=error -L fuzz -j "$jobs" || true
+  else
+    record SKIP "fuzz runs (build failed)" 0
+  fi
+fi
+
+summary
+[[ $failures == 0 ]]
