@@ -1,0 +1,155 @@
+// Node side helpers for the Chromium test: start the server under test on a loopback port
+// (callrelay by default, coturn with CALLRELAY_TEST_SERVER=coturn, as in ../lib/common.sh),
+// serve web/ over http://127.0.0.1, mint TURN REST credentials. Runs on node 18.
+'use strict';
+
+const childProcess = require('node:child_process');
+const crypto = require('node:crypto');
+const dgram = require('node:dgram');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+
+const SECRET = 'testsecret';
+const REALM = 'callrelay';
+const WEB_DIR = process.env.CALLRELAY_WEB_DIR || path.resolve(__dirname, '..', '..', '..', 'web');
+
+/// TURN REST credential: username "<expiry>:<user>", password base64(HMAC-SHA1(secret, username)).
+function mintCredential(user, expiresInSeconds, secret = SECRET) {
+  const username = `${Math.floor(Date.now() / 1000) + expiresInSeconds}:${user}`;
+  const credential = crypto.createHmac('sha1', secret).update(username).digest('base64');
+  return { username, credential };
+}
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.on('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}
+
+/// Starts the server under test; resolves to { kind, port, alive(), log(), stop() }.
+async function startServer(workDir) {
+  const kind = process.env.CALLRELAY_TEST_SERVER || 'callrelay';
+  let child;
+  let readyPattern;
+  let port = 0;
+  if (kind === 'callrelay') {
+    const bin = process.env.CALLRELAY_BIN;
+    if (!bin) throw new Error('CALLRELAY_BIN is not set (callrelay target not configured); or set CALLRELAY_TEST_SERVER=coturn');
+    if (!fs.existsSync(bin)) throw new Error(`callrelay binary not found at ${bin}: build the callrelay target`);
+    const stateDir = path.join(workDir, 'state');
+    fs.mkdirSync(stateDir);
+    const config = path.join(workDir, 'callrelay.yaml');
+    fs.writeFileSync(config, [
+      'listen: {udp: ["127.0.0.1:0"]}',
+      'relay: {ports: {min: 61000, max: 65000}}',
+      'workers: 2',
+      `state_dir: ${stateDir}`,
+      `realm: ${REALM}`,
+      `auth: {secrets: ["${SECRET}"], separator: ":"}`,
+      'peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only',
+      'log: {level: info}',
+      '',
+    ].join('\n'));
+    child = childProcess.spawn(bin, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    readyPattern = /^ready$/m;
+  } else if (kind === 'coturn') {
+    port = await freeUdpPort();
+    child = childProcess.spawn('turnserver', [
+      '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--no-tcp',
+      '--relay-ip=127.0.0.1', '--min-port=61000', '--max-port=65000', '--use-auth-secret',
+      `--static-auth-secret=${SECRET}`, `--realm=${REALM}`, '--allow-loopback-peers', '--no-cli',
+      '--no-tls', '--no-dtls', '--relay-threads=2', `--pidfile=${path.join(workDir, 'pid')}`,
+      `--userdb=${path.join(workDir, 'turndb')}`, '--log-file=stdout', '--simple-log', '--verbose',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    readyPattern = new RegExp(`UDP listener opened on: 127\\.0\\.0\\.1:${port}`);
+  } else {
+    throw new Error(`unknown CALLRELAY_TEST_SERVER '${kind}' (callrelay or coturn)`);
+  }
+  let output = '';
+  let exited = null;
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve();
+  }));
+  const deadline = Date.now() + 10000;
+  while (!readyPattern.test(output)) {
+    if (exited) throw new Error(`${kind} exited during startup (${JSON.stringify(exited)}):\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${kind} not ready within 10 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (kind === 'callrelay') {
+    const m = output.match(/^listening udp 127\.0\.0\.1:(\d+)$/m);
+    if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
+    port = Number(m[1]);
+  }
+  return {
+    kind,
+    port,
+    alive: () => exited === null,
+    exitStatus: () => exited,
+    log: () => output,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exitPromise;
+      clearTimeout(timer);
+    },
+  };
+}
+
+const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+/// Serves relay_test.html and relay_test.js from web/ on http://127.0.0.1:<port>.
+function startWebServer() {
+  const files = new Set(['/relay_test.html', '/relay_test.js']);
+  const server = http.createServer((req, res) => {
+    const urlPath = new URL(req.url, 'http://127.0.0.1').pathname;
+    if (urlPath === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (!files.has(urlPath)) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    const body = fs.readFileSync(path.join(WEB_DIR, urlPath));
+    res.writeHead(200, { 'content-type': CONTENT_TYPES[path.extname(urlPath)] });
+    res.end(body);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({
+      url: `http://127.0.0.1:${server.address().port}/relay_test.html`,
+      close: () => new Promise((r) => server.close(r)),
+    }));
+  });
+}
+
+/// playwright-core from web/node_modules (installed by `npm ci` in web/), with a clear error.
+function loadPlaywright() {
+  const modulePath = path.join(WEB_DIR, 'node_modules', 'playwright-core');
+  if (!fs.existsSync(modulePath)) {
+    throw new Error(`playwright-core is missing at ${modulePath}: run \`npm ci\` in ${WEB_DIR} first`);
+  }
+  return require(modulePath);
+}
+
+function makeWorkDir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'callrelay-browser-'));
+}
+
+module.exports = { mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, WEB_DIR };

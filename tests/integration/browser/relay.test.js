@@ -1,0 +1,124 @@
+// Headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) through the TURN
+// server over turn:127.0.0.1:PORT?transport=udp, relay-only: a data-channel exchange, a
+// 5-second fake audio+video call with relay/relay selected pairs and media received, and 401
+// for a wrong and an expired credential. Run with `node --test` (node 18 or later).
+'use strict';
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { describe, it, before, after } = require('node:test');
+
+const harness = require('./harness.js');
+
+const CHROMIUM = process.env.CALLRELAY_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  // In a network namespace with only `lo`, Chromium gathers nothing without this.
+  '--allow-loopback-in-peer-connection',
+];
+
+function iceServers(port, cred) {
+  return [{ urls: [`turn:127.0.0.1:${port}?transport=udp`], username: cred.username, credential: cred.credential }];
+}
+
+function show(value) {
+  return JSON.stringify(value, null, 1);
+}
+
+function assertRelayPair(pair, who) {
+  assert.ok(pair, `${who}: no selected candidate pair`);
+  assert.equal(pair.local, 'relay', `${who}: local candidate not relay: ${show(pair)}`);
+  assert.equal(pair.remote, 'relay', `${who}: remote candidate not relay: ${show(pair)}`);
+}
+
+describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (TURN over UDP)`, () => {
+  let workDir;
+  let server;
+  let web;
+  let context;
+  let page;
+  let failed = false;
+
+  before(async () => {
+    const { chromium } = harness.loadPlaywright();
+    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
+    workDir = harness.makeWorkDir();
+    server = await harness.startServer(workDir);
+    web = await harness.startWebServer();
+    context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    });
+    page = await context.newPage();
+    page.on('console', (msg) => console.log(`[page] ${msg.text()}`));
+    await page.goto(web.url);
+    await page.waitForFunction(() => window.relayTest !== undefined, null, { timeout: 10000 });
+  });
+
+  after(async () => {
+    if (context) await context.close();
+    if (web) await web.close();
+    if (server) {
+      const wasAlive = server.alive();
+      await server.stop();
+      if (failed || !wasAlive) console.log(`---- ${server.kind} log ----\n${server.log().slice(-8000)}`);
+      assert.ok(wasAlive, `${server.kind} died during the test: ${show(server.exitStatus())}`);
+      assert.doesNotMatch(server.log(), /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
+    }
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  // Marks the run failed (to print the server log) and rethrows.
+  async function guarded(fn) {
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  }
+
+  it('data channel exchange over relay/relay', { timeout: 60000 }, () => guarded(async () => {
+    const cred = harness.mintCredential('browser-dc', 3600);
+    const r = await page.evaluate(([servers, n]) => window.relayTest.runDataChannel(servers, n),
+      [iceServers(server.port, cred), 20]);
+    console.log(`data channel: ${show(r)}`);
+    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
+    assert.equal(r.receivedByB, 20, 'messages received by b');
+    assert.equal(r.echoedToA, 20, 'echoes received by a');
+    assertRelayPair(r.pairA, 'peer a');
+    assertRelayPair(r.pairB, 'peer b');
+  }));
+
+  it('5-second fake audio+video call over relay/relay', { timeout: 90000 }, () => guarded(async () => {
+    const cred = harness.mintCredential('browser-call', 3600);
+    const r = await page.evaluate(([servers, s]) => window.relayTest.runCall(servers, s),
+      [iceServers(server.port, cred), 5]);
+    console.log(`call: ${show(r)}`);
+    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
+    assertRelayPair(r.pairA, 'peer a');
+    assertRelayPair(r.pairB, 'peer b');
+    for (const [who, inbound] of [['a', r.inboundA], ['b', r.inboundB]]) {
+      for (const kind of ['audio', 'video']) {
+        assert.ok(inbound[kind], `peer ${who}: no inbound-rtp ${kind} stats`);
+        assert.ok(inbound[kind].bytesReceived > 0, `peer ${who}: no ${kind} bytes received: ${show(inbound)}`);
+      }
+    }
+  }));
+
+  for (const [name, cred] of [
+    ['wrong credential', () => harness.mintCredential('browser-bad', 3600, 'not-the-secret')],
+    ['expired credential', () => harness.mintCredential('browser-old', -3600)],
+  ]) {
+    it(`${name} fails with 401`, { timeout: 60000 }, () => guarded(async () => {
+      const r = await page.evaluate(([servers, ms]) => window.relayTest.runGatherOnly(servers, ms),
+        [iceServers(server.port, cred()), 20000]);
+      console.log(`${name}: ${show(r)}`);
+      assert.equal(r.error, undefined, `page error: ${r.error}`);
+      assert.deepEqual(r.candidates.filter((t) => t === 'relay'), [], 'a relay candidate was gathered');
+      assert.ok(r.errors.some((e) => e.errorCode === 401), `no icecandidateerror 401: ${show(r.errors)}`);
+    }));
+  }
+});

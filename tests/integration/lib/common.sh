@@ -1,0 +1,139 @@
+# Shared harness for the integration test scripts (sourced, bash).
+#
+# start_server   starts the server under test on a loopback port chosen by the kernel and sets
+#                SERVER_PORT, SERVER_PID, SERVER_LOG. CALLRELAY_TEST_SERVER selects it:
+#                "callrelay" (default; binary from CALLRELAY_BIN) or "coturn" (Debian turnserver,
+#                used to validate the harness itself).
+# start_peer     starts turnutils_peer (UDP echo) on a free port pair and sets PEER_PORT.
+# On exit (success or failure) everything started here is killed and the server log is
+# printed if the test failed. Every client must run under `timeout`.
+
+set -u
+set -o pipefail
+
+TEST_SECRET="testsecret"
+TEST_REALM="callrelay"
+WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/callrelay-integ.XXXXXX")"
+SERVER_PID=""
+PEER_PID=""
+SERVER_LOG="$WORK_DIR/server.log"
+SERVER_KIND="${CALLRELAY_TEST_SERVER:-callrelay}"
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+: "${INTEG_TOOL:?INTEG_TOOL must point to callrelay_integ_tool (run through ctest)}"
+
+stop_pid() {
+  local pid="$1" name="$2"
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) ignored SIGTERM for 5 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+cleanup() {
+  local rc=$?
+  stop_pid "$PEER_PID" turnutils_peer
+  stop_pid "$SERVER_PID" "$SERVER_KIND"
+  if [ -f "$SERVER_LOG" ] && grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$SERVER_LOG"; then
+    echo "FAIL: sanitizer report in the server log" >&2
+    rc=1
+  fi
+  if [ "$rc" -ne 0 ] && [ -f "$SERVER_LOG" ]; then
+    echo "---- server log (last 80 lines): $SERVER_LOG ----" >&2
+    tail -n 80 "$SERVER_LOG" >&2
+  fi
+  rm -rf "$WORK_DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+start_callrelay() {
+  local bin="${CALLRELAY_BIN:-}"
+  [ -n "$bin" ] || fail "CALLRELAY_BIN is not set: the callrelay target was not configured (or set CALLRELAY_TEST_SERVER=coturn)"
+  [ -x "$bin" ] || fail "callrelay binary not found at $bin (build the callrelay target)"
+  mkdir -p "$WORK_DIR/state"
+  cat >"$WORK_DIR/callrelay.yaml" <<EOF
+listen: {udp: ["127.0.0.1:0"]}
+relay: {ports: {min: 61000, max: 65000}}
+workers: 2
+state_dir: $WORK_DIR/state
+realm: $TEST_REALM
+auth: {secrets: ["$TEST_SECRET"], separator: ":"}
+peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only
+log: {level: ${CALLRELAY_TEST_LOG_LEVEL:-info}}
+EOF
+  "$bin" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  wait_for_log '^ready$' 10 || fail "callrelay did not log 'ready' within 10 s"
+  SERVER_PORT="$(sed -nE 's/^listening udp 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
+  [ -n "$SERVER_PORT" ] && [ "$SERVER_PORT" != 0 ] ||
+    fail "callrelay logged no 'listening udp 127.0.0.1:PORT' line"
+}
+
+start_coturn() {
+  SERVER_PORT="$("$INTEG_TOOL" free-port)" || fail "no free port"
+  turnserver -n --listening-ip=127.0.0.1 --listening-port="$SERVER_PORT" --no-tcp \
+    --relay-ip=127.0.0.1 --min-port=61000 --max-port=65000 --use-auth-secret \
+    --static-auth-secret="$TEST_SECRET" --realm="$TEST_REALM" --allow-loopback-peers \
+    --no-cli --no-tls --no-dtls --relay-threads=2 --pidfile="$WORK_DIR/turnserver.pid" \
+    --userdb="$WORK_DIR/turndb" --log-file=stdout --simple-log --verbose >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  wait_for_log "UDP listener opened on: 127.0.0.1:$SERVER_PORT" 10 ||
+    fail "turnserver did not open its UDP listener within 10 s"
+}
+
+# wait_for_log REGEX SECONDS: true once the server log matches; false on timeout or exit.
+wait_for_log() {
+  local pattern="$1" seconds="$2" i
+  for i in $(seq 1 $((seconds * 10))); do
+    grep -qE "$pattern" "$SERVER_LOG" 2>/dev/null && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || {
+      log "server exited during startup"
+      return 1
+    }
+    sleep 0.1
+  done
+  return 1
+}
+
+start_server() {
+  case "$SERVER_KIND" in
+    callrelay) start_callrelay ;;
+    coturn) start_coturn ;;
+    *) fail "unknown CALLRELAY_TEST_SERVER '$SERVER_KIND' (callrelay or coturn)" ;;
+  esac
+  log "$SERVER_KIND running (pid $SERVER_PID) on udp 127.0.0.1:$SERVER_PORT"
+}
+
+# Fails the test if the server died (a crash is a failure even if clients passed).
+assert_server_alive() {
+  kill -0 "$SERVER_PID" 2>/dev/null || {
+    wait "$SERVER_PID"
+    fail "$SERVER_KIND is no longer running (exit status $?)"
+  }
+}
+
+start_peer() {
+  PEER_PORT="$("$INTEG_TOOL" free-port --pair)" || fail "no free port pair for turnutils_peer"
+  turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$WORK_DIR/peer.log" 2>&1 &
+  PEER_PID=$!
+  "$INTEG_TOOL" wait-echo 127.0.0.1 "$PEER_PORT" 5000 || fail "turnutils_peer did not start"
+}
+
+# mint_password USERNAME: the TURN REST password for USERNAME with the test secret.
+mint_password() { "$INTEG_TOOL" mint "$TEST_SECRET" "$1"; }
