@@ -34,6 +34,9 @@ class RelayPorts {
   virtual std::optional<Opened> open(Family family, const Endpoint& server, bool even,
                                      bool reserve_next) = 0;
   virtual void close(RelayId id) = 0;
+  /// Whether relay sockets of `family` can be opened at all (no address of that family
+  /// configured or available: false). Allocate answers 440 then, rather than 508.
+  virtual bool supports(Family /*family*/) const { return true; }
 };
 
 struct CoreConfig {
@@ -48,6 +51,9 @@ struct CoreConfig {
   uint32_t max_permissions_per_allocation = 64;  ///< 508 beyond (bounded memory)
   uint32_t max_channels_per_allocation = 64;
   bool require_auth_for_binding = false;
+  /// Accept channel numbers 0x4000-0x7FFF as RFC 5766 allowed (coturn's clients pick them at
+  /// random from that range), not only RFC 8656's 0x4000-0x4FFF. Numbers outside get 400.
+  bool accept_rfc5766_channels = true;
 };
 
 class TurnServer {

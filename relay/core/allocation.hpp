@@ -1,0 +1,68 @@
+// One TURN allocation (RFC 8656 section 2.2): the relayed address, its lifetime, and the
+// permissions and channel bindings installed on it, all kept as expiry timestamps in small
+// flat vectors (a handful of entries: a linear scan beats any map and allocates nothing).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "relay/core/observer.hpp"
+#include "relay/core/types.hpp"
+#include "relay/stun/message.hpp"
+
+namespace callrelay::core {
+
+/// RFC 8656 section 9: a permission is per peer IP address (the port is ignored).
+struct Permission {
+  Endpoint ip;  ///< port always 0
+  TimeMs expires = 0;
+};
+
+/// RFC 8656 section 12: a channel number bound to one peer transport address.
+struct ChannelBinding {
+  Endpoint peer;
+  uint16_t number = 0;
+  TimeMs expires = 0;  ///< relaying stops here; the pair stays reserved kChannelCooldownMs more
+};
+
+/// RFC 8656 section 12: after a binding expires, its number and peer address cannot be bound
+/// to anything else for 5 more minutes (in-flight ChannelData must not reach a new peer).
+inline constexpr TimeMs kChannelCooldownMs = 300'000;
+
+struct Allocation {
+  AllocationInfo info;
+  RelayId relay = 0;
+  Family family = Family::kIPv4;
+  TimeMs expires = 0;
+  uint32_t granted_lifetime_s = 0;            ///< sent in the Allocate response (retransmissions)
+  stun::TransactionId allocate_tid{};         ///< to recognise a retransmitted Allocate
+  std::optional<uint64_t> reservation_token;  ///< handed out in the Allocate response, if any
+  bool dont_fragment = false;
+  std::vector<Permission> permissions;
+  std::vector<ChannelBinding> channels;
+
+  /// True when `ip` (port ignored) has an unexpired permission.
+  bool permitted(const Endpoint& ip, TimeMs now) const;
+  /// Installs or refreshes the permission for `ip` until `expires`. False when a new entry
+  /// would exceed `max_entries` (nothing changed then).
+  bool install_permission(const Endpoint& ip, TimeMs expires, size_t max_entries);
+
+  /// The live binding for `number`, or null.
+  const ChannelBinding* channel(uint16_t number, TimeMs now) const;
+  /// The live binding to exactly `peer` (address and port), or null.
+  const ChannelBinding* channel_to(const Endpoint& peer, TimeMs now) const;
+
+  enum class BindResult : uint8_t { kOk, kConflict, kFull };
+  /// RFC 8656 section 12.2 rules: binds `number` to `peer` or refreshes that same binding.
+  /// kConflict when the number is bound (or cooling down) for another peer or the peer for
+  /// another number; kFull beyond `max_entries`.
+  BindResult bind_channel(uint16_t number, const Endpoint& peer, TimeMs expires, TimeMs now,
+                          size_t max_entries);
+
+  /// Drops expired permissions and channels past their cooldown; returns this allocation's
+  /// next deadline (its own expiry at the latest).
+  TimeMs prune(TimeMs now);
+};
+
+}  // namespace callrelay::core

@@ -1,0 +1,163 @@
+// Long-term credentials (RFC 8489 section 9.2), TURN REST API usernames
+// (draft-uberti-behave-turn-rest-00 section 2.2, as coturn and eturnal implement it) and
+// stateless nonces.
+#include "relay/core/auth.hpp"
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+
+namespace callrelay::core {
+
+namespace {
+
+std::span<const uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+/// REST usernames carry the expiry in Unix seconds. More than 12 digits is beyond year 33000:
+/// refused as malformed, which also keeps the millisecond product far from overflow.
+constexpr size_t kMaxExpiryDigits = 12;
+
+std::optional<int64_t> parse_unix_seconds(std::string_view digits) {
+  if (digits.empty() || digits.size() > kMaxExpiryDigits) return std::nullopt;
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void append_hex(std::string& out, std::span<const uint8_t> b) {
+  for (uint8_t c : b) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xF]);
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/// Decodes exactly out.size() bytes of lower-case hex; false on any other character.
+bool decode_hex(std::string_view text, std::span<uint8_t> out) {
+  if (text.size() != out.size() * 2) return false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = hex_value(text[2 * i]);
+    const int lo = hex_value(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+}  // namespace
+
+Authenticator::Authenticator(AuthConfig cfg) : cfg_(std::move(cfg)) {}
+
+std::string Authenticator::rest_password(std::string_view secret, std::string_view username) {
+  // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
+  const auto mac = stun::hmac_sha1(bytes_of(secret), bytes_of(username));
+  return stun::base64(mac);
+}
+
+Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs now) const {
+  Lookup out;
+  const std::string name(username);
+  if (const auto it = revoked_.find(name); it != revoked_.end() && it->second > now) {
+    out.failure = AuthFailure::kRevoked;
+    return out;
+  }
+  if (const auto it = cfg_.static_users.find(name); it != cfg_.static_users.end()) {
+    // RFC 8489 section 9.2.2: key = MD5(username ":" OpaqueString(realm) ":" OpaqueString(password)).
+    Credential c;
+    c.key = stun::long_term_key(username, cfg_.realm, it->second);
+    c.user_id = name;
+    out.candidates.push_back(std::move(c));
+    return out;
+  }
+  if (cfg_.rest_secrets.empty()) {
+    out.failure = AuthFailure::kUnknownUser;
+    return out;
+  }
+  // TURN REST API: username = "<expiry unix seconds><separator><user id>"; a bare timestamp
+  // (no user part) is accepted too, as coturn does.
+  const size_t sep = username.find(cfg_.rest_separator);
+  const std::string_view stamp = sep == std::string_view::npos ? username : username.substr(0, sep);
+  const auto expiry_s = parse_unix_seconds(stamp);
+  if (!expiry_s) {
+    out.failure = AuthFailure::kUnknownUser;
+    return out;
+  }
+  const TimeMs expires = *expiry_s * 1000;
+  if (expires <= now) {
+    out.failure = AuthFailure::kExpired;
+    return out;
+  }
+  const std::string user_id(sep == std::string_view::npos ? std::string_view{} : username.substr(sep + 1));
+  out.candidates.reserve(cfg_.rest_secrets.size());
+  for (size_t i = 0; i < cfg_.rest_secrets.size(); ++i) {
+    Credential c;
+    c.key = stun::long_term_key(username, cfg_.realm, rest_password(cfg_.rest_secrets[i], username));
+    c.user_id = user_id;
+    c.secret_index = static_cast<int>(i);
+    c.expires = expires;
+    out.candidates.push_back(std::move(c));
+  }
+  return out;
+}
+
+void Authenticator::revoke(std::string username, TimeMs until) { revoked_[std::move(username)] = until; }
+
+void Authenticator::prune_revocations(TimeMs now) {
+  std::erase_if(revoked_, [now](const auto& entry) { return entry.second <= now; });
+}
+
+namespace {
+constexpr size_t kNonceMacBytes = 8;
+constexpr size_t kNonceHexLen = 2 * (sizeof(uint64_t) + kNonceMacBytes);
+
+/// HMAC input: 8-byte big-endian expiry, family, the client's address bytes (port excluded:
+/// a client that rebinds its port keeps its nonce, the 5-tuple check is the allocation's).
+std::array<uint8_t, 20> nonce_mac(const std::array<uint8_t, 32>& key, uint64_t expiry_s,
+                                  const Endpoint& client) {
+  std::array<uint8_t, 8 + 1 + 16> input{};
+  for (int i = 0; i < 8; ++i) input[static_cast<size_t>(i)] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
+  input[8] = static_cast<uint8_t>(client.family);
+  for (size_t i = 0; i < client.addr_len(); ++i) input[9 + i] = client.addr[i];
+  return stun::hmac_sha1(key, std::span<const uint8_t>(input.data(), 9 + client.addr_len()));
+}
+}  // namespace
+
+std::string NonceCodec::issue(const Endpoint& client, TimeMs now) const {
+  // Round up so that a nonce is good for at least the whole lifetime.
+  const auto now_s = static_cast<uint64_t>((now + 999) / 1000);
+  const uint64_t expiry_s = now_s + lifetime_s_;
+  std::array<uint8_t, 8> stamp{};
+  for (int i = 0; i < 8; ++i) stamp[static_cast<size_t>(i)] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
+  std::string out;
+  out.reserve(kNonceHexLen);
+  append_hex(out, stamp);
+  const auto mac = nonce_mac(key_, expiry_s, client);
+  append_hex(out, std::span<const uint8_t>(mac.data(), kNonceMacBytes));
+  return out;
+}
+
+bool NonceCodec::valid(std::string_view nonce, const Endpoint& client, TimeMs now) const {
+  if (nonce.size() != kNonceHexLen) return false;
+  std::array<uint8_t, 8> stamp{};
+  std::array<uint8_t, kNonceMacBytes> mac{};
+  if (!decode_hex(nonce.substr(0, 16), stamp) || !decode_hex(nonce.substr(16), mac)) return false;
+  uint64_t expiry_s = 0;
+  for (uint8_t b : stamp) expiry_s = (expiry_s << 8) | b;
+  // A forged far-future stamp is caught by the HMAC below; this bound only avoids overflow.
+  if (expiry_s > (uint64_t{1} << 40)) return false;
+  if (static_cast<TimeMs>(expiry_s) * 1000 <= now) return false;
+  const auto expect = nonce_mac(key_, expiry_s, client);
+  return CRYPTO_memcmp(expect.data(), mac.data(), kNonceMacBytes) == 0;
+}
+
+}  // namespace callrelay::core

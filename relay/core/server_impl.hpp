@@ -1,0 +1,153 @@
+// Private to relay/core: the state behind TurnServer and the per-method handlers, which live
+// in separate files (turn_server.cpp, request.cpp, allocate.cpp, permissions.cpp, data_path.cpp).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/allocation.hpp"
+#include "relay/core/turn_server.hpp"
+#include "relay/stun/builder.hpp"
+#include "relay/stun/message.hpp"
+
+namespace callrelay::core {
+
+/// A request being answered: where it came from, the parsed message, and once the long-term
+/// credential check passed, the key that signs the response.
+struct Request {
+  const FiveTuple& from;
+  const stun::MessageView& msg;
+  TimeMs now;
+  bool fingerprint = false;  ///< the request carried FINGERPRINT, so the response does too
+  std::optional<stun::Sha1Key> key;
+};
+
+/// A relay port opened with EVEN-PORT R=1 and kept for a later Allocate (RFC 8656 section 7.2).
+struct Reservation {
+  uint64_t token = 0;
+  RelayAddress relay;
+  TimeMs expires = 0;
+};
+
+struct TurnServer::Impl {
+  Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p, RelayPorts& r,
+       Observer* o);
+
+  // Responses are built here; Output::data points into it until the next call.
+  // The largest response is an error with REALM, NONCE, SOFTWARE, UNKNOWN-ATTRIBUTES, MI and
+  // FINGERPRINT: well under 1 KiB with the bounded attribute count.
+  static constexpr size_t kScratchSize = 1024;
+
+  CoreConfig cfg;
+  const Authenticator& auth;
+  const NonceCodec& nonces;
+  const PeerPolicy& policy;
+  RelayPorts& ports;
+  Observer* observer;
+
+  std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple;
+  std::vector<Allocation*> by_relay;  ///< indexed by RelayId
+  std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
+  std::vector<Reservation> reservations;
+  std::array<uint8_t, kScratchSize> scratch{};
+  uint64_t next_allocation_id = 1;
+  uint64_t indication_counter = 0;
+  /// No deadline is due before this (a cache so that on_timer does not scan when idle).
+  TimeMs next_due = INT64_MAX;
+
+  // --- entry points (turn_server.cpp) ---
+  Output on_request(const FiveTuple& from, const stun::MessageView& msg, TimeMs now);
+  Output on_malformed(const FiveTuple& from, std::span<const uint8_t> bytes, stun::ParseError e, TimeMs now);
+
+  // --- allocation lifecycle (turn_server.cpp) ---
+  /// The allocation on `tuple`, or null; one past its lifetime is ended (kExpired) first.
+  Allocation* find_live(const FiveTuple& tuple, TimeMs now);
+  Allocation& add_allocation(std::unique_ptr<Allocation> a);
+  void end_allocation(const FiveTuple& tuple, EndReason why, TimeMs now);
+  static const std::string& quota_key(const AllocationInfo& info);
+  void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
+  void drop(DropReason why) const;
+
+  // --- responses and the checks every request shares (request.cpp) ---
+  /// Builds a response (success when code == 0) with `extra` adding method attributes, then
+  /// SOFTWARE, MESSAGE-INTEGRITY when authenticated, and FINGERPRINT when the request had it.
+  template <typename F>
+  Output respond(Request& req, uint16_t code, std::string_view reason, F&& extra);
+  Output respond_error(Request& req, uint16_t code, std::string_view reason);
+  /// 401 or 438 with REALM and a fresh NONCE and no MESSAGE-INTEGRITY.
+  Output challenge(Request& req, uint16_t code, std::string_view reason);
+  /// RFC 8489 section 9.2.4: the long-term credential check. On success fills `cred` and
+  /// req.key and returns nullopt; otherwise returns the response to send.
+  std::optional<Output> authenticate(Request& req, Credential& cred);
+  /// RFC 8489 section 6.3.1: 420 listing unknown comprehension-required attributes.
+  std::optional<Output> check_unknown_attributes(Request& req);
+  /// Authenticates a request that needs an existing allocation (everything but Allocate and
+  /// Binding), finds it, checks the username matches (441). Null with `*reply` set on failure.
+  Allocation* authenticate_for_allocation(Request& req, Output* reply);
+
+  // --- handlers, one per method ---
+  Output handle_binding(Request& req);                  // request.cpp
+  Output handle_allocate(Request& req);                 // allocate.cpp
+  Output handle_refresh(Request& req);                  // allocate.cpp
+  Output handle_create_permission(Request& req);        // permissions.cpp
+  Output handle_channel_bind(Request& req);             // permissions.cpp
+  Output handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now);  // data_path.cpp
+  Output handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now);
+  Output handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len, TimeMs now);
+
+  // --- Allocate helpers (allocate.cpp) ---
+  /// What an Allocate asks for, once its attributes passed RFC 8656 section 7.2 steps 3-7.
+  struct AllocateParams {
+    bool dont_fragment = false;
+    std::optional<uint64_t> token;  ///< RESERVATION-TOKEN to claim
+    bool even = false;              ///< EVEN-PORT present
+    bool reserve_next = false;      ///< EVEN-PORT R bit
+    bool refuse_additional_v6 = false;
+    Family family = Family::kIPv4;
+    uint32_t lifetime_s = 0;
+    RelayAddress relay;                       ///< filled by obtain_relay
+    std::optional<uint64_t> new_reservation;  ///< token for the port+1 just reserved
+  };
+  std::optional<Output> parse_allocate(Request& req, AllocateParams& out);
+  std::optional<Output> check_quota(Request& req, const std::string& user_key);
+  std::optional<Output> obtain_relay(Request& req, AllocateParams& p);
+  Output allocate_success(Request& req, const Allocation& a);
+  std::optional<Reservation> take_reservation(uint64_t token, TimeMs now);
+  uint64_t new_token();
+};
+
+/// Decodes one XOR-PEER-ADDRESS-style attribute (the message accessor returns only the first;
+/// CreatePermission may carry several). nullopt when malformed.
+std::optional<Endpoint> decode_xor_address(const stun::MessageView& msg, const stun::Attribute& a);
+
+template <typename F>
+Output TurnServer::Impl::respond(Request& req, uint16_t code, std::string_view reason, F&& extra) {
+  const auto cls = code == 0 ? stun::Class::kSuccess : stun::Class::kError;
+  stun::MessageBuilder b(scratch, req.msg.method(), cls, req.msg.transaction_id());
+  if (code != 0) b.add_error(code, reason);
+  extra(b);
+  // RFC 8489 section 14.14: SOFTWARE describes the server, in every response.
+  if (!cfg.software.empty()) b.add_string(stun::attr::kSoftware, cfg.software);
+  // RFC 8489 section 9.2.4: responses to authenticated requests carry MESSAGE-INTEGRITY
+  // computed with the same key.
+  if (req.key) b.add_integrity(*req.key);
+  // RFC 8489 section 14.7: FINGERPRINT when the request had one.
+  if (req.fingerprint) b.add_fingerprint();
+  if (observer != nullptr) observer->on_request(req.msg.method(), req.from.transport, code);
+  Output out;
+  const size_t n = b.finish();
+  if (n == 0) return out;  // cannot happen with the bounded attributes above; drop rather than send junk
+  out.kind = Output::Kind::kToClient;
+  out.client = req.from;
+  out.data = std::span<const uint8_t>(scratch.data(), n);
+  return out;
+}
+
+}  // namespace callrelay::core

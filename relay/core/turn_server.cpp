@@ -1,0 +1,190 @@
+// TurnServer: entry points, demultiplexing, the allocation lifecycle and housekeeping.
+// The per-method handlers live in request.cpp, allocate.cpp, permissions.cpp and data_path.cpp.
+#include "relay/core/turn_server.hpp"
+
+#include "relay/core/server_impl.hpp"
+#include "relay/stun/channel_data.hpp"
+
+namespace callrelay::core {
+
+TurnServer::Impl::Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p,
+                       RelayPorts& r, Observer* o)
+    : cfg(std::move(c)), auth(a), nonces(n), policy(p), ports(r), observer(o) {}
+
+TurnServer::TurnServer(CoreConfig cfg, const Authenticator& auth, const NonceCodec& nonces,
+                       const PeerPolicy& policy, RelayPorts& ports, Observer* observer)
+    : impl_(std::make_unique<Impl>(std::move(cfg), auth, nonces, policy, ports, observer)) {}
+
+TurnServer::~TurnServer() = default;
+
+Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now) {
+  // RFC 8656 section 12: the first two bits tell STUN (0b00) from ChannelData (0b01).
+  if (stun::looks_like_channel_data(bytes)) return impl_->handle_channel_data(from, bytes, now);
+  if (!stun::looks_like_stun(bytes)) {
+    impl_->drop(DropReason::kMalformed);
+    return {};
+  }
+  stun::ParseError err{};
+  const auto msg = stun::MessageView::parse(bytes, &err);
+  if (!msg) return impl_->on_malformed(from, bytes, err, now);
+  switch (msg->cls()) {
+    case stun::Class::kRequest:
+      return impl_->on_request(from, *msg, now);
+    case stun::Class::kIndication:
+      if (msg->method() == stun::Method::kSend) return impl_->handle_send(from, *msg, now);
+      // RFC 8489 section 6.3.2: other indications (Binding keepalives) need no answer.
+      return {};
+    default:
+      // A server sends no requests, so responses from clients are stray: drop them.
+      impl_->drop(DropReason::kMalformed);
+      return {};
+  }
+}
+
+Output TurnServer::on_peer_packet(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len,
+                                  TimeMs now) {
+  return impl_->handle_peer(relay, peer, buffer, len, now);
+}
+
+void TurnServer::on_client_closed(const FiveTuple& from, TimeMs now) {
+  impl_->end_allocation(from, EndReason::kTransportClosed, now);
+}
+
+TimeMs TurnServer::on_timer(TimeMs now) {
+  Impl& s = *impl_;
+  const TimeMs heartbeat = now + 1000;
+  if (now < s.next_due) return std::min(s.next_due, heartbeat);
+  TimeMs next = INT64_MAX;
+  // RFC 8656 section 3.2 / 9 / 12: allocations, permissions and channel bindings end when
+  // their time-to-expiry reaches zero.
+  for (auto it = s.by_tuple.begin(); it != s.by_tuple.end();) {
+    Allocation& a = *it->second;
+    if (a.expires <= now) {
+      const FiveTuple tuple = it->first;
+      ++it;  // end_allocation erases the entry
+      s.end_allocation(tuple, EndReason::kExpired, now);
+      continue;
+    }
+    next = std::min(next, a.prune(now));
+    ++it;
+  }
+  // RFC 8656 section 7.2: an unclaimed reservation is released after 30 seconds.
+  std::erase_if(s.reservations, [&](const Reservation& r) {
+    if (r.expires > now) return false;
+    s.ports.close(r.relay.id);
+    return true;
+  });
+  for (const auto& r : s.reservations) next = std::min(next, r.expires);
+  s.next_due = next;
+  return std::min(next, heartbeat);
+}
+
+void TurnServer::shutdown(TimeMs now) {
+  Impl& s = *impl_;
+  while (!s.by_tuple.empty()) {
+    const FiveTuple tuple = s.by_tuple.begin()->first;
+    s.end_allocation(tuple, EndReason::kShutdown, now);
+  }
+  for (const auto& r : s.reservations) s.ports.close(r.relay.id);
+  s.reservations.clear();
+}
+
+size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
+
+void TurnServer::visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const {
+  for (const auto& [tuple, a] : impl_->by_tuple) fn(a->info, ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void TurnServer::Impl::drop(DropReason why) const {
+  if (observer != nullptr) observer->on_drop(why);
+}
+
+Output TurnServer::Impl::on_request(const FiveTuple& from, const stun::MessageView& msg, TimeMs now) {
+  Request req{from, msg, now, false, std::nullopt};
+  req.fingerprint = msg.find(stun::attr::kFingerprint).has_value();
+  switch (msg.method()) {
+    case stun::Method::kBinding: return handle_binding(req);
+    case stun::Method::kAllocate: return handle_allocate(req);
+    case stun::Method::kRefresh: return handle_refresh(req);
+    case stun::Method::kCreatePermission: return handle_create_permission(req);
+    case stun::Method::kChannelBind: return handle_channel_bind(req);
+    default:
+      // RFC 8489 section 6.3.1: a request for a method the server does not implement gets
+      // 400 (TCP Connect/ConnectionBind arrive with the TCP relay issue).
+      return respond_error(req, 400, "Unsupported method");
+  }
+}
+
+Output TurnServer::Impl::on_malformed(const FiveTuple& from, std::span<const uint8_t> bytes, stun::ParseError e,
+                                      TimeMs now) {
+  drop(DropReason::kMalformed);
+  // RFC 8489 section 6.3: a message with a bad FINGERPRINT (or that is not STUN at all) is
+  // silently discarded. A request whose header is sound but whose attributes are broken is
+  // answered with 400 so that a buggy client learns why.
+  const bool header_ok = bytes.size() >= stun::kHeaderSize && e != stun::ParseError::kNotStun &&
+                         e != stun::ParseError::kBadFingerprint && e != stun::ParseError::kTooShort &&
+                         e != stun::ParseError::kBadLength;
+  if (!header_ok) return {};
+  const auto type = static_cast<uint16_t>((bytes[0] << 8) | bytes[1]);
+  const bool is_request = (type & 0x0110) == 0;
+  if (!is_request) return {};
+  const auto method = static_cast<uint16_t>((type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2));
+  stun::TransactionId tid{};
+  std::copy(bytes.begin() + 8, bytes.begin() + 20, tid.begin());
+  stun::MessageBuilder b(scratch, static_cast<stun::Method>(method), stun::Class::kError, tid);
+  b.add_error(400, "Malformed attributes");
+  if (!cfg.software.empty()) b.add_string(stun::attr::kSoftware, cfg.software);
+  const size_t n = b.finish();
+  if (n == 0) return {};
+  if (observer != nullptr) observer->on_request(static_cast<stun::Method>(method), from.transport, 400);
+  (void)now;
+  Output out;
+  out.kind = Output::Kind::kToClient;
+  out.client = from;
+  out.data = std::span<const uint8_t>(scratch.data(), n);
+  return out;
+}
+
+const std::string& TurnServer::Impl::quota_key(const AllocationInfo& info) {
+  return info.user_id.empty() ? info.username : info.user_id;
+}
+
+Allocation* TurnServer::Impl::find_live(const FiveTuple& tuple, TimeMs now) {
+  const auto it = by_tuple.find(tuple);
+  if (it == by_tuple.end()) return nullptr;
+  if (it->second->expires <= now) {
+    end_allocation(tuple, EndReason::kExpired, now);
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
+  Allocation& ref = *a;
+  if (by_relay.size() <= a->relay) by_relay.resize(a->relay + 1, nullptr);
+  by_relay[a->relay] = a.get();
+  ++per_user[quota_key(a->info)];
+  note_deadline(a->expires);
+  const FiveTuple tuple = a->info.client;
+  by_tuple[tuple] = std::move(a);
+  if (observer != nullptr) observer->on_allocation_created(ref.info);
+  return ref;
+}
+
+void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, TimeMs now) {
+  const auto it = by_tuple.find(tuple);
+  if (it == by_tuple.end()) return;
+  std::unique_ptr<Allocation> a = std::move(it->second);
+  by_tuple.erase(it);
+  if (a->relay < by_relay.size() && by_relay[a->relay] == a.get()) by_relay[a->relay] = nullptr;
+  if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
+    per_user.erase(u);
+  }
+  // RFC 8656 section 3.2: when an allocation ends its relayed transport address is released.
+  ports.close(a->relay);
+  if (observer != nullptr) observer->on_allocation_ended(a->info, why, now);
+}
+
+}  // namespace callrelay::core
