@@ -19,7 +19,6 @@ uint32_t desired_lifetime(const CoreConfig& cfg, std::optional<uint32_t> request
   return std::max(capped, cfg.default_lifetime_s);
 }
 
-TimeMs seconds(uint32_t s) { return static_cast<TimeMs>(s) * 1000; }
 
 /// REQUESTED-/ADDITIONAL-ADDRESS-FAMILY as sent: a well-formed attribute with an unknown
 /// family earns 440 (RFC 8656 section 7.2), a wrong length 400, so the raw byte is needed.
@@ -157,7 +156,7 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
   p.relay = opened->relay;
   if (opened->reserved_next) {
     // Step 6, R bit set: port+1 is reserved for a later Allocate with the token (30 s).
-    const Reservation r{new_token(), *opened->reserved_next, req.now + seconds(cfg.reservation_lifetime_s)};
+    const Reservation r{new_token(), *opened->reserved_next, req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
     reservations.push_back(r);
     note_deadline(r.expires);
     p.new_reservation = r.token;
@@ -199,7 +198,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->info.secret_index = cred.secret_index;
   a->relay = p.relay.id;
   a->family = p.family;
-  a->expires = req.now + seconds(p.lifetime_s);
+  a->expires = req.now + ms_from_seconds(p.lifetime_s);
   a->granted_lifetime_s = p.lifetime_s;
   a->allocate_tid = msg.transaction_id();
   a->reservation_token = p.new_reservation;
@@ -241,7 +240,7 @@ Output TurnServer::Impl::handle_refresh(Request& req) {
   // "If the 'desired lifetime' is non-zero, then the request succeeds and the allocation's
   // time-to-expiry is set to the 'desired lifetime'."
   const uint32_t lifetime = desired_lifetime(cfg, requested);
-  a->expires = req.now + seconds(lifetime);
+  a->expires = req.now + ms_from_seconds(lifetime);
   note_deadline(a->expires);  // a refresh may shorten the lifetime
   return respond(req, 0, {}, [&](stun::MessageBuilder& b) { b.add_u32(stun::attr::kLifetime, lifetime); });
 }

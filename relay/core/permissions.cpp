@@ -4,11 +4,6 @@
 
 namespace callrelay::core {
 
-namespace {
-TimeMs seconds(uint32_t s) { return static_cast<TimeMs>(s) * 1000; }
-constexpr uint16_t kRfc5766MaxChannel = 0x7FFF;
-}  // namespace
-
 Output TurnServer::Impl::handle_create_permission(Request& req) {
   Output reply;
   Allocation* a = authenticate_for_allocation(req, &reply);
@@ -61,7 +56,7 @@ Output TurnServer::Impl::handle_create_permission(Request& req) {
   // "If the message is valid and the server is capable of carrying out the request, then the
   // server installs or refreshes a permission for the IP address contained in each
   // XOR-PEER-ADDRESS attribute ... The port portion of each attribute is ignored."
-  const TimeMs until = req.now + seconds(cfg.permission_lifetime_s);
+  const TimeMs until = req.now + ms_from_seconds(cfg.permission_lifetime_s);
   for (size_t i = 0; i < n; ++i) a->install_permission(peers[i], until, cfg.max_permissions_per_allocation);
   note_deadline(until);
   return respond(req, 0, {}, [](stun::MessageBuilder&) {});
@@ -80,7 +75,7 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   const auto peer_attr = req.msg.find(stun::attr::kXorPeerAddress);
   if (!number || !peer_attr) return respond_error(req, 400, "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS");
   // RFC 5766 section 11 allowed 0x4000 through 0x7FFF, and its clients still use that range.
-  const uint16_t max_channel = cfg.accept_rfc5766_channels ? kRfc5766MaxChannel : stun::kMaxChannel;
+  const uint16_t max_channel = cfg.accept_rfc5766_channels ? stun::kMaxChannelRfc5766 : stun::kMaxChannel;
   if (*number < stun::kMinChannel || *number > max_channel) {
     return respond_error(req, 400, "Channel number out of range");
   }
@@ -111,7 +106,7 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   // transport address is OK); The transport address is not currently bound to a different
   // channel number." Otherwise 400. "If the request is valid, but the server is unable to
   // fulfill the request due to some capacity limit or similar, the server replies with a 508".
-  const TimeMs channel_until = req.now + seconds(cfg.channel_lifetime_s);
+  const TimeMs channel_until = req.now + ms_from_seconds(cfg.channel_lifetime_s);
   switch (a->bind_channel(*number, *peer, channel_until, req.now, cfg.max_channels_per_allocation)) {
     case Allocation::BindResult::kConflict:
       return respond_error(req, 400, "Channel or peer already bound");
@@ -124,7 +119,7 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   // channel number in the CHANNEL-NUMBER attribute and the transport address in the
   // XOR-PEER-ADDRESS attribute. The server also installs or refreshes a permission for the IP
   // address in the XOR-PEER-ADDRESS attribute as described in Section 9."
-  const TimeMs permission_until = req.now + seconds(cfg.permission_lifetime_s);
+  const TimeMs permission_until = req.now + ms_from_seconds(cfg.permission_lifetime_s);
   a->install_permission(*peer, permission_until, cfg.max_permissions_per_allocation);
   note_deadline(std::min(permission_until, channel_until));
   return respond(req, 0, {}, [](stun::MessageBuilder&) {});

@@ -15,6 +15,7 @@ using stun::Family;
 /// Milliseconds since the Unix epoch, as read from the injected clock. The core never reads a
 /// clock itself: every entry point takes `now`. (Unix time because REST usernames carry it.)
 using TimeMs = int64_t;
+inline constexpr TimeMs ms_from_seconds(uint32_t s) { return static_cast<TimeMs>(s) * 1000; }
 
 enum class Transport : uint8_t { kUdp = 0, kTcp = 1, kTls = 2 };
 const char* to_string(Transport t);
