@@ -1,0 +1,31 @@
+// The command line: `callrelay [--config FILE] [--check-config] [--state-dir DIR] [--version]
+// [--help]` and `callrelay mint-credential USER [--ttl SECONDS] [--config FILE] [--state-dir DIR]`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace callrelay::app {
+
+struct CommandLine {
+  enum class Command { kServe, kCheckConfig, kMintCredential, kVersion, kHelp };
+  Command command = Command::kServe;
+  std::string config_path;               ///< empty: the embedded default
+  std::optional<std::string> state_dir;  ///< overrides the config's state_dir
+  std::string user;                      ///< mint-credential USER
+  int64_t ttl_s = 86400;                 ///< mint-credential --ttl
+};
+
+/// Parses argv (without argv[0]). Returns the command line, or an error message.
+struct ParseResult {
+  std::optional<CommandLine> cli;
+  std::string error;
+};
+ParseResult parse_command_line(const std::vector<std::string>& args);
+
+/// The --help text.
+const char* usage();
+
+}  // namespace callrelay::app

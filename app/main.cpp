@@ -1,0 +1,143 @@
+// callrelay: wiring only. Parses the command line, loads the configuration (a bad one exits 2
+// before anything binds), binds every listener (failure exits 1), runs the workers until
+// SIGINT/SIGTERM, then shuts down cleanly.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/cli.hpp"
+#include "app/credentials.hpp"
+#include "app/settings.hpp"
+#include "config/config.hpp"
+#include "relay/core/auth.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/net/server.hpp"
+#include "telemetry/log.hpp"
+#include "telemetry/log_observer.hpp"
+
+#ifndef CALLRELAY_VERSION
+#define CALLRELAY_VERSION "unknown"
+#endif
+
+namespace {
+
+using namespace callrelay;
+
+constexpr int kExitConfig = 2;
+constexpr int kExitRuntime = 1;
+
+config::Config load_config(const app::CommandLine& cli) {
+  config::Config cfg = cli.config_path.empty()
+                           ? config::parse(config::default_yaml(), "<embedded default>")
+                           : config::load_file(cli.config_path);
+  if (cli.state_dir) cfg.state_dir = *cli.state_dir;
+  return cfg;
+}
+
+/// Without REST secrets or static users nobody could authenticate: use the state-dir secret.
+std::optional<app::StateSecret> ensure_secret(config::Config& cfg) {
+  if (!cfg.auth.rest_secrets.empty() || !cfg.auth.static_users.empty()) return std::nullopt;
+  app::StateSecret s = app::load_or_create_secret(cfg.state_dir);
+  cfg.auth.rest_secrets.push_back(s.secret);
+  return s;
+}
+
+int mint(const app::CommandLine& cli, config::Config& cfg) {
+  ensure_secret(cfg);
+  if (cfg.auth.rest_secrets.empty()) {
+    std::fprintf(stderr, "error: the configuration has no REST secret (only static users)\n");
+    return kExitConfig;
+  }
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const int64_t expiry = std::chrono::duration_cast<std::chrono::seconds>(now).count() + cli.ttl_s;
+  const auto c = app::mint_credential(cfg.auth.rest_secrets.front(), cli.user, expiry,
+                                      cfg.auth.rest_separator);
+  std::printf("username: %s\npassword: %s\n", c.username.c_str(), c.password.c_str());
+  return 0;
+}
+
+int serve(const app::CommandLine& cli, config::Config& cfg) {
+  const auto state_secret = ensure_secret(cfg);
+  const core::Authenticator auth(cfg.auth);
+  const core::NonceCodec nonces(app::random_bytes32(), cfg.nonce_lifetime_s);
+  const core::PeerPolicy policy(cfg.peers);
+  const net::ServerSettings settings = app::server_settings(cfg);
+
+  std::vector<std::unique_ptr<telemetry::LogObserver>> observers;
+  const unsigned workers = net::resolve_worker_count(settings.workers);
+  for (unsigned i = 0; i < workers; ++i)
+    observers.push_back(std::make_unique<telemetry::LogObserver>());
+
+  // Signals go to the main thread only (sigwait below): block them before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  net::Server server(settings, net::SharedAuth{auth, nonces, policy},
+                     [&observers](unsigned i) { return observers[i].get(); });
+  // These lines are a contract: integration tests parse them (actual ports for port 0).
+  for (const auto& ep : server.listening()) log::write_line("listening udp " + ep.to_string());
+  if (state_secret) {
+    log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
+  }
+  server.start();
+  log::info("relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
+            server.worker_count(), " worker(s), realm ", auth.realm());
+  log::write_line("ready");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log::info("signal ", sig, ": shutting down");
+  server.stop();
+  server.join();
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const app::ParseResult parsed =
+      app::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.cli) {
+    std::fprintf(stderr, "callrelay: %s\n%s", parsed.error.c_str(), app::usage());
+    return kExitConfig;
+  }
+  const app::CommandLine& cli = *parsed.cli;
+  if (cli.command == app::CommandLine::Command::kHelp) {
+    std::fputs(app::usage(), stdout);
+    return 0;
+  }
+  if (cli.command == app::CommandLine::Command::kVersion) {
+    std::printf("callrelay %s\n", CALLRELAY_VERSION);
+    return 0;
+  }
+  config::Config cfg;
+  try {
+    cfg = load_config(cli);
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "config error: %s\n", e.what());
+    return kExitConfig;
+  }
+  if (const auto level = log::parse_level(cfg.log.level)) log::set_level(*level);
+  if (cli.command == app::CommandLine::Command::kCheckConfig) {
+    std::printf("config OK\n");
+    return 0;
+  }
+  try {
+    return cli.command == app::CommandLine::Command::kMintCredential ? mint(cli, cfg)
+                                                                     : serve(cli, cfg);
+  } catch (const net::BindError& e) {
+    log::error(e.what());
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    log::error(e.what());
+    return kExitRuntime;
+  }
+}

@@ -1,0 +1,92 @@
+// A worker's relay sockets (RFC 8656 section 7.2: one relayed transport address per
+// allocation): UDP sockets bound to ports from the worker's PortSlice, kept in a slab whose
+// dense indexes are the core's RelayIds.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "relay/core/turn_server.hpp"
+#include "relay/net/port_slice.hpp"
+#include "relay/stun/endpoint.hpp"
+
+namespace callrelay::net {
+
+/// Where relay sockets bind and what they advertise (the relay section of the config).
+struct RelayNetSettings {
+  uint16_t port_min = 49152;
+  uint16_t port_max = 65535;
+  /// Bind address per family; unset: the local address the client reached.
+  std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
+  /// Address advertised in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
+  std::optional<stun::Endpoint> external_ipv4, external_ipv6;
+};
+
+/// Thread: owned and used by one worker thread.
+class RelaySockets {
+ public:
+  /// `listen` are the listen endpoints: a specific (non-wildcard) one is the bind address when
+  /// a client asks for a family other than the one it reached us on.
+  RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
+               unsigned count, const std::vector<stun::Endpoint>& listen);
+
+  /// Whether relay addresses of `family` can exist at all: a bind address is configured for
+  /// it or the server listens on it (core::RelayPorts::supports; 440 otherwise).
+  bool supports(stun::Family family) const;
+  RelaySockets(const RelaySockets&) = delete;
+  RelaySockets& operator=(const RelaySockets&) = delete;
+
+  /// As core::RelayPorts::open. Ports another process holds (EADDRINUSE) are rotated to the
+  /// back of the slice and the next one is tried, a bounded number of times.
+  std::optional<core::RelayPorts::Opened> open(stun::Family family, const stun::Endpoint& server,
+                                               bool even, bool reserve_next);
+  /// Closes the socket and returns its port to the slice. Pending waits end with
+  /// operation_aborted; their handlers see a new generation() and do nothing.
+  void close(core::RelayId id);
+  void close_all();
+
+  /// The socket's descriptor, or -1 when `id` is not open.
+  int fd(core::RelayId id) const;
+  bool is_open(core::RelayId id, uint32_t generation) const;
+  uint32_t generation(core::RelayId id) const { return slots_[id].generation; }
+  asio::ip::udp::socket& socket(core::RelayId id) { return slots_[id].socket; }
+  size_t open_count() const { return open_count_; }
+  const PortSlice& ports() const { return ports_; }
+
+  /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one).
+  static constexpr int kMaxBindAttempts = 16;
+
+ private:
+  struct Slot {
+    explicit Slot(asio::io_context& ctx) : socket(ctx) {}
+    asio::ip::udp::socket socket;
+    int fd = -1;
+    uint16_t port = 0;
+    uint32_t generation = 0;
+    bool open = false;
+  };
+  std::optional<stun::Endpoint> bind_address(stun::Family family,
+                                             const stun::Endpoint& server) const;
+  stun::Endpoint advertised(const stun::Endpoint& bound) const;
+  /// Binds `ip`:`port`; fd, or -errno.
+  static int bind_port(const stun::Endpoint& ip, uint16_t port);
+  /// Puts a bound socket into a slot; nullopt (fd closed) if the reactor refuses it.
+  std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound);
+  /// Installs the socket(s) open() bound; on failure everything is closed and released.
+  std::optional<core::RelayPorts::Opened> install_opened(const stun::Endpoint& ip, uint16_t port,
+                                                         int fd, int fd_next);
+
+  asio::io_context& ctx_;
+  RelayNetSettings settings_;
+  std::vector<stun::Endpoint> fallback_;  // specific listen addresses
+  bool listens_v4_ = false, listens_v6_ = false;
+  PortSlice ports_;
+  std::deque<Slot> slots_;  // deque: stable addresses while growing
+  std::vector<core::RelayId> free_ids_;
+  size_t open_count_ = 0;
+};
+
+}  // namespace callrelay::net

@@ -1,0 +1,116 @@
+#include "relay/net/server.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "relay/net/socket_ops.hpp"
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+namespace {
+
+/// Socket buffers for listeners: bursts from many clients queue here while a worker is busy.
+constexpr int kListenerBufferBytes = 4 << 20;
+
+std::string describe(const stun::Endpoint& ep, const OpenResult& r) {
+  return "cannot listen on udp " + ep.to_string() + ": " + r.step + ": " + error_text(r.error);
+}
+
+}  // namespace
+
+unsigned resolve_worker_count(unsigned configured) {
+  if (configured != 0) return configured;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : hw;
+}
+
+Server::Server(const ServerSettings& settings, const SharedAuth& shared,
+               const ObserverFactory& observers) {
+  const unsigned count = resolve_worker_count(settings.workers);
+  workers_.reserve(count);
+  for (unsigned i = 0; i < count; ++i) {
+    core::Observer* observer = observers ? observers(i) : nullptr;
+    workers_.push_back(std::make_unique<Worker>(i, count, settings.core, settings.relay,
+                                                settings.listen_udp, shared, observer));
+  }
+  bind_listeners(settings.listen_udp);
+}
+
+Server::~Server() {
+  stop();
+  join();
+}
+
+void Server::bind_listeners(const std::vector<stun::Endpoint>& endpoints) {
+  UdpOptions opts;
+  opts.pktinfo = true;
+  opts.buffer_bytes = kListenerBufferBytes;
+  for (const auto& ep : endpoints) {
+    // The first socket binds without SO_REUSEPORT, so a port held by anyone else (even another
+    // callrelay of the same user) fails clearly instead of silently sharing its traffic; it
+    // joins the reuse group after bind, and the other workers' sockets join it.
+    opts.reuse_port = false;
+    const OpenResult first = open_udp(ep, opts);
+    if (first.fd < 0) {
+      if (first.error == EAFNOSUPPORT && !ep.is_v4() && is_unspecified(ep)) {
+        log::warn("IPv6 is not available on this host; not listening on udp ", ep.to_string());
+        continue;
+      }
+      throw BindError(describe(ep, first));
+    }
+    const int one = 1;
+    if (::setsockopt(first.fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      const int err = errno;
+      ::close(first.fd);
+      throw BindError(describe(ep, OpenResult{-1, err, "SO_REUSEPORT"}));
+    }
+    const auto bound = local_endpoint(first.fd);
+    if (!bound) {
+      const int err = errno;
+      ::close(first.fd);
+      throw BindError(describe(ep, OpenResult{-1, err, "getsockname"}));
+    }
+    workers_[0]->add_listener(first.fd, *bound);
+    opts.reuse_port = true;
+    for (size_t w = 1; w < workers_.size(); ++w) {
+      const OpenResult r = open_udp(*bound, opts);
+      if (r.fd < 0) throw BindError(describe(*bound, r));
+      workers_[w]->add_listener(r.fd, *bound);
+    }
+    if (workers_.size() > 1) {
+      // Any member's descriptor attaches the program to the whole group.
+      const int err =
+          steer_by_source_ip(workers_.back()->listener_fd(workers_.back()->listener_count() - 1),
+                             bound->is_v4(), static_cast<unsigned>(workers_.size()));
+      if (err != 0) {
+        log::warn("udp ", bound->to_string(), ": cannot steer by client address (", error_text(err),
+                  "); RESERVATION-TOKEN from another port of a client may get 508");
+      }
+    }
+    listening_.push_back(*bound);
+  }
+}
+
+void Server::start() {
+  if (!threads_.empty()) return;
+  threads_.reserve(workers_.size());
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    threads_.emplace_back([worker] { worker->run(); });
+  }
+}
+
+void Server::stop() {
+  for (auto& w : workers_) w->stop();
+}
+
+void Server::join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+}  // namespace callrelay::net

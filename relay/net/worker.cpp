@@ -1,0 +1,235 @@
+#include "relay/net/worker.hpp"
+
+#include <cerrno>
+#include <chrono>
+
+#include "relay/net/socket_ops.hpp"
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+
+core::TimeMs now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
+               const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
+               const SharedAuth& shared, core::Observer* observer)
+    : index_(index),
+      ctx_(1),
+      work_(asio::make_work_guard(ctx_)),
+      relays_(ctx_, relay, index, count, listen),
+      core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer),
+      timer_(ctx_) {}
+
+Worker::~Worker() {
+  // Normally stop() ran already; this covers a worker destroyed without running.
+  if (!stopping_) {
+    stopping_ = true;
+    core_.shutdown(now_ms());
+    flush_all();
+  }
+  for (auto& l : listeners_) l->close();
+  relays_.close_all();
+}
+
+void Worker::add_listener(int fd, const stun::Endpoint& bound) {
+  listeners_.push_back(
+      std::make_unique<UdpListener>(ctx_, fd, bound, static_cast<uint32_t>(listeners_.size())));
+}
+
+void Worker::run() {
+  for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
+  const core::TimeMs now = now_ms();
+  arm_timer(core_.on_timer(now), now);
+  ctx_.run();
+}
+
+void Worker::stop() {
+  asio::post(ctx_, [this] { shutdown(); });
+}
+
+void Worker::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  core_.shutdown(now_ms());  // ends allocations (observers see kShutdown), closes relay sockets
+  flush_all();
+  for (auto& l : listeners_) l->close();
+  relays_.close_all();
+  timer_.cancel();
+  work_.reset();
+  ctx_.stop();  // aborted waits are destroyed with the context; nothing else is pending
+}
+
+// --- client side -------------------------------------------------------------------------
+
+void Worker::arm_listener(size_t li) {
+  listeners_[li]->async_wait_readable([this, li](const asio::error_code& ec) {
+    if (ec || stopping_) return;  // operation_aborted at shutdown is expected
+    on_listener_readable(li);
+  });
+}
+
+void Worker::on_listener_readable(size_t li) {
+  UdpListener& l = *listeners_[li];
+  for (int round = 0; round < kDrainRounds; ++round) {
+    if (batch_.free_slots() < RecvBatch::kBatch) flush_round();  // a whole batch for clients
+    const int n = batch_.receive(l.fd(), /*pktinfo=*/true);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) return arm_listener(li);
+    if (n < 0) {
+      // A queued socket error (e.g. ECONNREFUSED from an ICMP message): never fatal.
+      if (log::enabled(log::Level::kDebug)) {
+        log::debug("receive on ", l.bound().to_string(), ": ", error_text(-n));
+      }
+      continue;
+    }
+    const core::TimeMs now = now_ms();
+    const size_t first = batch_.first();
+    for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
+      handle_client_datagram(l, i, now);
+    }
+    flush_round();
+    if (stopping_) return;
+    if (static_cast<size_t>(n) < RecvBatch::kBatch) return arm_listener(li);
+  }
+  // Still busy: let other sockets and the timer run, then continue draining.
+  asio::post(ctx_, [this, li] {
+    if (!stopping_) on_listener_readable(li);
+  });
+}
+
+void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now) {
+  if (batch_.truncated(i)) {
+    log::debug("dropped a truncated datagram on ", l.bound().to_string());
+    return;
+  }
+  const auto client = batch_.source(i);
+  if (!client) return;
+  const auto local = batch_.destination(i, l.bound().port);
+  const core::FiveTuple from{core::Transport::kUdp, *client, local ? *local : l.bound(), l.index()};
+  dispatch(core_.on_client_packet(from, batch_.payload(i), now));
+}
+
+// --- relay side --------------------------------------------------------------------------
+
+std::optional<core::RelayPorts::Opened> Worker::open(core::Family family,
+                                                     const core::Endpoint& server, bool even,
+                                                     bool reserve_next) {
+  auto opened = relays_.open(family, server, even, reserve_next);
+  if (opened) {
+    arm_relay(opened->relay.id);
+    if (opened->reserved_next) arm_relay(opened->reserved_next->id);
+  }
+  return opened;
+}
+
+void Worker::close(core::RelayId id) {
+  // Queued datagrams name the socket by descriptor: send them before it can be reused.
+  flush_all();
+  relays_.close(id);
+}
+
+void Worker::arm_relay(core::RelayId id) {
+  const uint32_t generation = relays_.generation(id);
+  relays_.socket(id).async_wait(asio::socket_base::wait_read,
+                                [this, id, generation](const asio::error_code& ec) {
+                                  if (ec || stopping_) return;
+                                  on_relay_readable(id, generation);
+                                });
+}
+
+void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
+  // Datagrams from peers are not sent at the end of each socket's drain: they stay queued (and
+  // their slots in use) until the posted flush runs after every socket that was ready, so one
+  // sendmmsg carries packets of many allocations to their clients.
+  for (int round = 0; round < kDrainRounds; ++round) {
+    if (!relays_.is_open(id, generation)) return;  // closed while the wait was pending
+    if (batch_.free_slots() < kMinRelaySlots) flush_round();
+    const size_t wanted = batch_.free_slots();
+    const int n = batch_.receive(relays_.fd(id), /*pktinfo=*/false);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) return arm_relay(id);
+    if (n < 0) {
+      if (log::enabled(log::Level::kDebug)) log::debug("relay receive: ", error_text(-n));
+      continue;
+    }
+    const core::TimeMs now = now_ms();
+    const size_t first = batch_.first();
+    for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
+      if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
+      const auto peer = batch_.source(i);
+      if (!peer) continue;
+      dispatch(core_.on_peer_packet(id, *peer, batch_.slot(i), batch_.length(i), now));
+    }
+    schedule_flush();
+    if (stopping_ || !relays_.is_open(id, generation)) return;
+    if (static_cast<size_t>(n) < wanted) return arm_relay(id);
+  }
+  asio::post(ctx_, [this, id, generation] {
+    if (!stopping_) on_relay_readable(id, generation);
+  });
+}
+
+// --- outputs and housekeeping ------------------------------------------------------------
+
+void Worker::dispatch(const core::Output& out) {
+  const bool stable = batch_.contains(out.data.data());
+  switch (out.kind) {
+    case core::Output::Kind::kNone:
+      return;
+    case core::Output::Kind::kToClient:
+      // Streams (a later issue) get their own transports; UDP names the listener socket.
+      if (out.client.transport == core::Transport::kUdp &&
+          out.client.listener < listeners_.size()) {
+        listeners_[out.client.listener]->send(out.client, out.data, stable);
+      }
+      return;
+    case core::Output::Kind::kToPeer: {
+      const int fd = relays_.fd(out.relay);
+      if (fd < 0) return;
+      if (stable) {
+        if (to_peers_.full()) to_peers_.flush();
+        to_peers_.add(fd, out.peer, nullptr, out.data);
+      } else if (const int err = send_now(fd, out.peer, nullptr, out.data); err != 0) {
+        if (log::enabled(log::Level::kDebug)) {
+          log::debug("send to peer ", out.peer.to_string(), ": ", error_text(err));
+        }
+      }
+      return;
+    }
+  }
+}
+
+void Worker::flush_round() {
+  flush_all();
+  batch_.reset();
+}
+
+void Worker::schedule_flush() {
+  if (flush_scheduled_ || batch_.free_slots() == RecvBatch::kBatch) return;
+  flush_scheduled_ = true;
+  // Runs after the handlers already made ready by this reactor round.
+  asio::post(ctx_, [this] {
+    flush_scheduled_ = false;
+    if (!stopping_) flush_round();
+  });
+}
+
+void Worker::flush_all() {
+  to_peers_.flush();
+  for (auto& l : listeners_) l->flush();
+}
+
+void Worker::arm_timer(core::TimeMs deadline, core::TimeMs now) {
+  const core::TimeMs delay = deadline > now ? deadline - now : 0;
+  timer_.expires_after(std::chrono::milliseconds(delay));
+  timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || stopping_) return;
+    const core::TimeMs t = now_ms();
+    const core::TimeMs next = core_.on_timer(t);
+    flush_all();
+    arm_timer(next, t);
+  });
+}
+
+}  // namespace callrelay::net

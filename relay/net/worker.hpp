@@ -1,0 +1,99 @@
+// One worker thread's share of the server: its io_context, its TurnServer shard, its own
+// SO_REUSEPORT listener sockets and its relay sockets. Workers share nothing mutable on the
+// data path; the kernel's SO_REUSEPORT hash keeps each client 5-tuple on one worker, so an
+// allocation lives (and is refreshed, and relays) on one thread only.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "relay/core/turn_server.hpp"
+#include "relay/net/relay_sockets.hpp"
+#include "relay/net/udp_batch.hpp"
+#include "relay/net/udp_listener.hpp"
+
+namespace callrelay::net {
+
+/// What every worker shares, read-only.
+struct SharedAuth {
+  const core::Authenticator& auth;
+  const core::NonceCodec& nonces;
+  const core::PeerPolicy& policy;
+};
+
+/// Milliseconds since the Unix epoch from the system clock: the `now` every core call gets.
+core::TimeMs now_ms();
+
+class Worker final : private core::RelayPorts {
+ public:
+  /// `index` of `count` workers picks this worker's slice of the relay port range. `listen`:
+  /// the configured listen endpoints (see RelaySockets). `observer` may be null.
+  Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
+         const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
+         const SharedAuth& shared, core::Observer* observer);
+  ~Worker() override;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  /// Adopts a bound listener socket (see UdpListener); its index must equal the number of
+  /// listeners added before. Before run() only.
+  void add_listener(int fd, const stun::Endpoint& bound);
+
+  size_t listener_count() const { return listeners_.size(); }
+  int listener_fd(size_t i) const { return listeners_[i]->fd(); }
+
+  /// Serves until stop() has run its course. Call from the worker's own thread.
+  void run();
+  /// Thread-safe: stops accepting, ends every allocation (core shutdown), closes sockets.
+  void stop();
+
+  unsigned index() const { return index_; }
+  /// Open relay sockets (on the worker's thread, or after run() returned).
+  size_t relay_count() const { return relays_.open_count(); }
+
+ private:
+  // core::RelayPorts, called by the core on this thread.
+  std::optional<Opened> open(core::Family family, const core::Endpoint& server, bool even,
+                             bool reserve_next) override;
+  void close(core::RelayId id) override;
+  bool supports(core::Family family) const override { return relays_.supports(family); }
+
+  void arm_listener(size_t li);
+  void on_listener_readable(size_t li);
+  void handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now);
+  void arm_relay(core::RelayId id);
+  void on_relay_readable(core::RelayId id, uint32_t generation);
+  void arm_timer(core::TimeMs deadline, core::TimeMs now);
+  void dispatch(const core::Output& out);
+  /// Sends everything queued (the receive slots stay in use).
+  void flush_all();
+  /// flush_all() and frees every receive slot. Only where no slot is being read.
+  void flush_round();
+  /// Posts one flush_round() to run after the ready handlers of this round.
+  void schedule_flush();
+  void shutdown();
+
+  /// recvmmsg batches one readiness event may drain before yielding to other sockets.
+  static constexpr int kDrainRounds = 8;
+  /// A relay socket's drain first flushes when fewer receive slots than this are free.
+  static constexpr size_t kMinRelaySlots = 8;
+
+  // Declaration order matters: the io_context outlives every socket and timer; the core is
+  // destroyed first, while the relay sockets and listeners it may still close exist.
+  unsigned index_;
+  asio::io_context ctx_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<std::unique_ptr<UdpListener>> listeners_;
+  RecvBatch batch_;
+  SendBatch to_peers_;
+  RelaySockets relays_;
+  core::TurnServer core_;
+  asio::steady_timer timer_;
+  bool stopping_ = false;
+  bool flush_scheduled_ = false;
+};
+
+}  // namespace callrelay::net

@@ -1,0 +1,117 @@
+// RelaySockets: real UDP sockets bound from a worker's port slice.
+#include "relay/net/relay_sockets.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "relay/net/socket_ops.hpp"
+#include "tests/net/net_test_support.hpp"
+
+namespace callrelay::net {
+namespace {
+
+using testing::loopback;
+using testing::UdpSocket;
+
+// A small range of our own; other processes may hold some of these ports, so the tests only
+// assert what holds whoever they are.
+constexpr uint16_t kMin = 64800;
+constexpr uint16_t kMax = 64815;
+
+RelayNetSettings settings(uint16_t min = kMin, uint16_t max = kMax) {
+  RelayNetSettings s;
+  s.port_min = min;
+  s.port_max = max;
+  return s;
+}
+
+TEST(RelaySockets, OpensBoundSocketsOnTheClientsServerAddress) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  const auto opened = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(opened);
+  const auto& addr = opened->relay.address;
+  EXPECT_EQ(addr.ip_string(), "127.0.0.1");
+  EXPECT_GE(addr.port, kMin);
+  EXPECT_LE(addr.port, kMax);
+  const int fd = relays.fd(opened->relay.id);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(local_endpoint(fd), std::optional<stun::Endpoint>(addr));
+  EXPECT_EQ(relays.open_count(), 1u);
+  relays.close(opened->relay.id);
+  EXPECT_EQ(relays.fd(opened->relay.id), -1);
+  EXPECT_EQ(relays.open_count(), 0u);
+}
+
+TEST(RelaySockets, SkipsPortsTakenByAnotherProcess) {
+  asio::io_context ctx;
+  // One worker's slice of four ports; block two of them from outside the slice's owner.
+  const uint16_t lo = 64820, hi = 64823;
+  UdpSocket block_a(lo), block_b(static_cast<uint16_t>(lo + 2));
+  RelaySockets relays(ctx, settings(lo, hi), 0, 1, {});
+  std::set<uint16_t> got;
+  while (auto o = relays.open(stun::Family::kIPv4, loopback(3478), false, false)) {
+    EXPECT_TRUE(got.insert(o->relay.address.port).second);
+    ASSERT_LE(got.size(), 4u);
+  }
+  if (block_a.ok()) {
+    EXPECT_EQ(got.count(lo), 0u);
+  }
+  if (block_b.ok()) {
+    EXPECT_EQ(got.count(static_cast<uint16_t>(lo + 2)), 0u);
+  }
+  EXPECT_LE(got.size(), 2u);
+}
+
+TEST(RelaySockets, ExhaustionAnswersNulloptAndCloseFreesThePort) {
+  asio::io_context ctx;
+  const uint16_t lo = 64830, hi = 64833;
+  RelaySockets relays(ctx, settings(lo, hi), 0, 1, {});
+  std::vector<core::RelayId> ids;
+  while (auto o = relays.open(stun::Family::kIPv4, loopback(3478), false, false)) {
+    ids.push_back(o->relay.id);
+    ASSERT_LE(ids.size(), 4u);
+  }
+  ASSERT_FALSE(ids.empty()) << "every port of " << lo << "-" << hi << " is taken on this host";
+  EXPECT_FALSE(relays.open(stun::Family::kIPv4, loopback(3478), false, false));
+  relays.close(ids.front());
+  const auto again = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->relay.id, ids.front());  // slab slot reused: RelayIds stay dense
+}
+
+TEST(RelaySockets, EvenPortWithReservationBindsBothPorts) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {});
+  const auto o = relays.open(stun::Family::kIPv4, loopback(3478), true, true);
+  ASSERT_TRUE(o);
+  ASSERT_TRUE(o->reserved_next);
+  EXPECT_EQ(o->relay.address.port % 2, 0);
+  EXPECT_EQ(o->reserved_next->address.port, o->relay.address.port + 1);
+  EXPECT_GE(relays.fd(o->reserved_next->id), 0);
+  EXPECT_NE(o->reserved_next->id, o->relay.id);
+  EXPECT_EQ(relays.open_count(), 2u);
+}
+
+TEST(RelaySockets, AdvertisesTheExternalAddress) {
+  asio::io_context ctx;
+  auto s = settings();
+  s.external_ipv4 = stun::Endpoint::parse_ip("203.0.113.7", 0);
+  RelaySockets relays(ctx, s, 0, 1, {});
+  const auto o = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->relay.address.ip_string(), "203.0.113.7");
+  EXPECT_EQ(local_endpoint(relays.fd(o->relay.id))->port, o->relay.address.port);
+}
+
+TEST(RelaySockets, OtherFamilyNeedsAnAddress) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  EXPECT_TRUE(relays.supports(stun::Family::kIPv4));
+  EXPECT_FALSE(relays.supports(stun::Family::kIPv6));
+  EXPECT_FALSE(relays.open(stun::Family::kIPv6, loopback(3478), false, false));
+}
+
+}  // namespace
+}  // namespace callrelay::net
