@@ -1,0 +1,75 @@
+#include "bench/loadgen/options.hpp"
+
+#include <stdexcept>
+
+namespace callrelay::bench {
+
+namespace {
+Mode parse_mode(const std::string& name) {
+  if (name == "max") return Mode::kMax;
+  if (name == "rate") return Mode::kRate;
+  if (name == "allocs") return Mode::kAllocs;
+  if (name == "hold") return Mode::kHold;
+  if (name == "storm") return Mode::kStorm;
+  if (name == "probe") return Mode::kProbe;
+  throw std::invalid_argument("--mode must be max, rate, allocs, hold, storm or probe, not '" +
+                              name + "'");
+}
+
+size_t positive(double v, const char* key) {
+  if (v < 1) throw std::invalid_argument(std::string("--") + key + " must be at least 1");
+  return static_cast<size_t>(v);
+}
+}  // namespace
+
+Options parse_options(Args& args) {
+  Options o;
+  o.mode = parse_mode(args.str("mode", "max"));
+  o.server = parse_addr(args.str("server", "127.0.0.1:13478"));
+  o.peer = parse_addr(args.str("peer", "127.0.0.1:19000"));
+  o.raw = args.flag("raw");
+  o.clients = positive(args.num("clients", 50), "clients");
+  o.payload = positive(args.num("payload", 160), "payload");
+  if (o.payload < 12 || o.payload > 1400) {
+    throw std::invalid_argument("--payload must be 12..1400 bytes (timestamp and client id fit)");
+  }
+  o.window = positive(args.num("window", 8), "window");
+  o.pps = args.num("pps", 50);
+  if (o.pps <= 0) throw std::invalid_argument("--pps must be positive");
+  o.warmup_s = args.num("warmup", 1);
+  o.duration_s = args.num("duration", 5);
+  o.timeout_s = args.num("timeout", 60);
+  o.counts = args.list("count", {});
+  o.concurrency = positive(args.num("concurrency", 256), "concurrency");
+  o.secret = args.str("secret", o.secret);
+  o.user = args.str("user", o.user);
+  o.server_pid = static_cast<int>(args.num("server-pid", 0));
+  o.server_cpu = static_cast<int>(args.num("server-cpu", 0));
+  o.gen_cpu = static_cast<int>(args.num("gen-cpu", -1));
+  o.echo_stats = args.str("echo-stats", "");
+  if (o.raw && o.mode != Mode::kMax && o.mode != Mode::kRate) {
+    throw std::invalid_argument("--raw only drives the max and rate modes");
+  }
+  if ((o.mode == Mode::kHold || o.mode == Mode::kStorm) && o.counts.empty()) {
+    throw std::invalid_argument("--mode hold/storm needs --count (hold: e.g. 1000,10000)");
+  }
+  return o;
+}
+
+const char* usage() {
+  return "usage: bench_loadgen --mode max|rate|allocs|hold|storm|probe [options]\n"
+         "  --server IP:PORT   relay (or bare forwarder with --raw)   [127.0.0.1:13478]\n"
+         "  --peer IP:PORT     echo peer                               [127.0.0.1:19000]\n"
+         "  --raw              ChannelData straight to bench_forwarder, no TURN control\n"
+         "  --clients N        client sockets / allocations            [50]\n"
+         "  --payload BYTES    payload per packet                      [160]\n"
+         "  --window W         max: packets in flight per client       [8]\n"
+         "  --pps R            rate: packets/s per client              [50]\n"
+         "  --warmup S --duration S --timeout S                        [1 5 60]\n"
+         "  --count N[,N...]   hold: allocations to hold (stages); storm: Allocates to send\n"
+         "  --concurrency N    control transactions in flight           [256]\n"
+         "  --secret S --user U   REST API secret and user name          [benchsecret bench]\n"
+         "  --server-pid PID --server-cpu CPU --gen-cpu CPU --echo-stats FILE\n";
+}
+
+}  // namespace callrelay::bench

@@ -1,0 +1,46 @@
+// Command-line options of bench_loadgen, parsed into one struct the modes read.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/common/common.hpp"
+
+namespace callrelay::bench {
+
+/// What the load generator measures (see bench/README section in RESULTS.md).
+enum class Mode { kMax, kRate, kAllocs, kHold, kStorm, kProbe };
+
+struct Options {
+  Mode mode = Mode::kMax;
+  sockaddr_in server{};          ///< the relay (or the bare forwarder with --raw)
+  sockaddr_in peer{};            ///< the echo peer every client relays to
+  bool raw = false;              ///< no TURN control: ChannelData straight to a bare forwarder
+  size_t clients = 50;           ///< client sockets (each its own 5-tuple, so its own allocation)
+  size_t payload = 160;          ///< application bytes per ChannelData packet
+  size_t window = 8;             ///< max mode: packets in flight per client
+  double pps = 50;               ///< rate mode: packets per second per client
+  double warmup_s = 1;           ///< time before the measurement window opens
+  double duration_s = 5;         ///< measurement window
+  double timeout_s = 60;         ///< hard bound on the whole run, whatever happens
+  std::vector<uint64_t> counts;  ///< hold: allocation counts to stop at; storm: Allocates to send
+  size_t concurrency = 256;      ///< control transactions in flight at once
+  std::string secret = "benchsecret";
+  std::string user = "bench";
+  int server_pid = 0;      ///< to read the server's RSS and CPU time
+  int server_cpu = 0;      ///< the CPU the server is pinned to
+  int gen_cpu = -1;        ///< the CPU the generator runs on (-1: not reported)
+  std::string echo_stats;  ///< bench_echo's counter file
+};
+
+/// Reads every option; throws std::invalid_argument naming a bad or unknown one.
+Options parse_options(Args& args);
+
+/// Usage text printed on a bad command line.
+const char* usage();
+
+}  // namespace callrelay::bench

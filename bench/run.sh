@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# Benchmarks callrelay against Debian's coturn and a bare UDP forwarder (the floor), in one run
+# on this machine, under the same load generator (bench_loadgen + bench_echo).
+#
+#   bench/run.sh [--no-save]
+#
+# Each server is pinned to CPU 0 and the generator and echo peer to CPU 1 (taskset), all at
+# nice -10 so that other work on a shared machine disturbs them less. The
+# headline is server CPU per relayed packet: CPU 0's busy time from /proc/stat (user, nice,
+# system, irq, softirq: it includes kernel network time no process is charged for) divided by
+# the packets relayed in both directions. Prints a markdown table and writes it to
+# bench/RESULTS.md (unless --no-save). Takes about three minutes; never part of CI.
+#
+# Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (s per measurement, 5),
+# BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
+# CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
+# BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+DURATION=${BENCH_DURATION:-5}
+WARMUP=1
+MAX_DURATION=${BENCH_MAX_DURATION:-3}
+REPS=${BENCH_REPS:-3}
+WINDOW=8                     # packets in flight per client in the saturation runs
+CLIENTS=50
+SERVER_CPU=0
+GEN_CPU=1
+LISTEN=127.0.0.1:13478       # outside the ephemeral range, unlike 3478's neighbours in tests
+ECHO=127.0.0.1:19000
+PORT_MIN=20000               # relay ports stay below the ephemeral range (32768-60999)
+PORT_MAX=32000
+STORM_PORT_MAX=$((PORT_MIN + 15))   # 16 relay ports: an Allocate storm runs out at once
+HOLD_COUNTS=1000,10000
+SAVE=1
+[[ ${1:-} == --no-save ]] && SAVE=0
+
+log() { echo "[bench] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- build -------------------------------------------------------------------------------
+build() {
+  command -v cmake >/dev/null || die "cmake not installed (run scripts/ install first)"
+  if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCALLRELAY_BUILD_TESTS=OFF \
+      -DCALLRELAY_BUILD_BENCH=ON >/dev/null || die "cmake configure failed"
+  fi
+  cmake --build "$BUILD" -j2 --target bench_tools >/dev/null || die "building the bench tools failed"
+  if [[ -z ${CALLRELAY_BIN:-} ]]; then
+    if cmake --build "$BUILD" -j2 --target callrelay >/dev/null 2>"$WORK/build-callrelay.log"; then
+      CALLRELAY_BIN=$BUILD/app/callrelay
+    else
+      log "warning: building callrelay failed (see $WORK/build-callrelay.log); its column is empty"
+      CALLRELAY_BIN=
+    fi
+  fi
+}
+
+# --- processes -----------------------------------------------------------------------------
+SERVER_PID=
+ECHO_PID=
+cleanup() {
+  [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
+  [[ -n $ECHO_PID ]] && kill "$ECHO_PID" 2>/dev/null
+  wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap stops the servers and the echo peer
+
+# Waits (at most 10 s) for "ready" on the server's stderr, or for a Binding answer.
+wait_ready() {
+  local errfile=$1 probe=$2
+  for _ in $(seq 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited:"; tail -5 "$errfile" >&2; return 1; }
+    if [[ $probe == 1 ]]; then
+      loadgen --mode probe --timeout 0.3 >/dev/null 2>&1 && return 0
+    elif grep -qw 'ready' "$errfile" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "server did not become ready"; return 1
+}
+
+start_callrelay() {
+  local port_max=$1 dir=$WORK/callrelay-$RANDOM
+  mkdir -p "$dir/state"
+  cat >"$dir/config.yaml" <<EOF
+listen: {udp: ["$LISTEN"]}
+relay: {ports: {min: $PORT_MIN, max: $port_max}}
+workers: 1
+state_dir: $dir/state
+realm: callrelay
+auth: {secrets: ["benchsecret"]}
+allocations: {max_per_user: 0}
+peers: {allow: ["127.0.0.0/8"]}
+log: {level: warn}
+EOF
+  nice -n -10 taskset -c $SERVER_CPU "$CALLRELAY_BIN" --config "$dir/config.yaml" 2>"$dir/stderr" &
+  SERVER_PID=$!
+  wait_ready "$dir/stderr" 0 && wait_ready "$dir/stderr" 1
+}
+
+start_coturn() {
+  local port_max=$1 dir=$WORK/coturn-$RANDOM
+  mkdir -p "$dir"
+  nice -n -10 taskset -c $SERVER_CPU turnserver -n --listening-ip 127.0.0.1 --listening-port "${LISTEN##*:}" \
+    --relay-ip 127.0.0.1 --min-port $PORT_MIN --max-port "$port_max" --relay-threads 1 \
+    --use-auth-secret --static-auth-secret benchsecret --realm callrelay --allow-loopback-peers \
+    --no-tls --no-dtls --no-tcp --no-cli --no-stdout-log --log-file /dev/null --simple-log \
+    --pidfile "$dir/turnserver.pid" --db "$dir/turndb" >"$dir/stderr" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "$dir/stderr" 1
+}
+
+start_floor() {
+  local dir=$WORK/floor
+  mkdir -p "$dir"
+  nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen $LISTEN --peer $ECHO \
+    --port-min $PORT_MIN 2>"$dir/stderr" &
+  SERVER_PID=$!
+  wait_ready "$dir/stderr" 0
+}
+
+stop_server() {
+  [[ -z $SERVER_PID ]] && return
+  kill "$SERVER_PID" 2>/dev/null
+  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+  sleep 1  # let the kernel settle before the next server
+}
+
+loadgen() {
+  nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_loadgen" --server $LISTEN --peer $ECHO \
+    --server-cpu $SERVER_CPU --gen-cpu $GEN_CPU --echo-stats "$WORK/echo.stats" "$@"
+}
+
+# --- results -------------------------------------------------------------------------------
+declare -A R   # R[server.metric] = value
+NOTES=()
+
+field() { grep -o "\b$2=[^ ]*" <<<"$1" | head -1 | cut -d= -f2; }
+
+# Runs one measurement: measure SERVER LABEL loadgen-args...; prints the result line.
+measure() {
+  local server=$1 label=$2; shift 2
+  local out
+  out=$(loadgen --server-pid "$SERVER_PID" "$@" 2>"$WORK/$server-$label.err")
+  local rc=$?
+  echo "$out" >"$WORK/$server-$label.out"
+  local line; line=$(grep '^result' <<<"$out" | tail -1)
+  log "$server $label: ${line:-no result} (exit $rc)"
+  if [[ $rc != 0 ]]; then
+    NOTES+=("$server $label: load generator exit $rc: $(grep -h -v '^$' "$WORK/$server-$label.err" | head -2 | tr '\n' ' ')$(grep -o 'errors=[^ ]*\|failed=[^ ]*\|timeouts=[^ ]*' <<<"$out" | tr '\n' ' ')")
+  fi
+  LAST=$line
+}
+
+# Percent busy of CPU $1 over one second (nothing of ours runs on it when this is called).
+cpu_busy_pct() {
+  local a b
+  a=$(awk -v c="cpu$1" '$1==c {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  sleep 1
+  b=$(awk -v c="cpu$1" '$1==c {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a,x," "); split(b,y," "); printf "%.0f", 100*(y[1]-x[1])/(y[2]-x[2]) }'
+}
+
+# Other work on the server's CPU inflates its busy time: record it, and with BENCH_WAIT_IDLE=S
+# wait up to S seconds for the CPU to become quiet first.
+background_check() {
+  local name=$1 pct waited=0
+  pct=$(cpu_busy_pct $SERVER_CPU)
+  while [[ $pct -gt 10 && $waited -lt ${BENCH_WAIT_IDLE:-0} ]]; do
+    sleep 4; waited=$((waited + 5)); pct=$(cpu_busy_pct $SERVER_CPU)
+  done
+  R[$name.bg]=$pct
+  if [[ $pct -gt 10 ]]; then
+    NOTES+=("$name: CPU $SERVER_CPU was already ${pct}% busy with other work before its runs, so its CPU-per-packet figures are inflated (the process-CPU row is not)")
+  fi
+}
+
+# CPU time on the server's CPU not spent by the server process, as a share of the window: other
+# work that ran there (someone else's build on a shared machine) and inflates the headline.
+foreign_share() {
+  awk -v b="$(field "$1" cpu_busy_s)" -v p="$(field "$1" proc_cpu_s)" -v w="$(field "$1" window_s)" \
+    'BEGIN { if (w > 0) printf "%.2f", (b - p) / w; else print 1 }'
+}
+
+# Saturation runs: REPS clean runs of MAX_DURATION s each (a run is clean when less than 10% of
+# the server CPU's busy time went to other processes; up to 2*REPS tries), and the run with the
+# median CPU per packet is kept.
+max_runs() {  # max_runs NAME PAYLOAD args...
+  local name=$1 payload=$2; shift 2
+  local clean=() dirty=() i
+  for ((i = 1; i <= 2 * REPS && ${#clean[@]} < REPS; i++)); do
+    measure "$name" "max$payload-$i" --mode max --payload "$payload" --window $WINDOW \
+      --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" --timeout 60 "$@"
+    [[ -z $LAST ]] && continue
+    if awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
+      clean+=("$(field "$LAST" ns_per_pkt) $LAST")
+    else
+      log "  (other work used $(foreign_share "$LAST") of CPU $SERVER_CPU: run not counted)"
+      dirty+=("$(field "$LAST" ns_per_pkt) $LAST")
+    fi
+    sleep 1.5  # coturn deletes released allocations about a second late
+  done
+  if [[ ${#clean[@]} -eq 0 ]]; then
+    NOTES+=("$name $payload B: no saturation run free of other work on CPU $SERVER_CPU; CPU-per-packet is inflated")
+    clean=("${dirty[@]}")
+  fi
+  LAST=$(printf '%s\n' "${clean[@]}" | sort -n | awk '{a[NR]=$0} END {if (NR) print a[int((NR+1)/2)]}' | cut -d' ' -f2-)
+  R[$name.cpu$payload]=$(field "$LAST" ns_per_pkt); R[$name.pps$payload]=$(field "$LAST" pps)
+  R[$name.util$payload]=$(field "$LAST" cpu_util); R[$name.gen$payload]=$(field "$LAST" gen_cpu_util)
+  R[$name.proc$payload]=$(field "$LAST" proc_ns_per_pkt)
+}
+
+data_runs() {  # data_runs NAME [--raw]
+  local name=$1; shift
+  max_runs "$name" 160 "$@"
+  max_runs "$name" 1200 "$@"
+  sleep 1
+  measure "$name" rate --mode rate --pps 50 --payload 160 --clients $CLIENTS --warmup $WARMUP \
+    --duration "$DURATION" --timeout 60 "$@"
+  R[$name.p50]=$(field "$LAST" rtt_p50_us); R[$name.p99]=$(field "$LAST" rtt_p99_us)
+  R[$name.lost]=$(field "$LAST" lost)
+}
+
+bench_turn_server() {  # bench_turn_server NAME START_FUNCTION
+  local name=$1 start=$2
+  log "== $name"
+  background_check "$name"
+  $start $PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
+  data_runs "$name"
+  sleep 2
+  measure "$name" allocs --mode allocs --clients $CLIENTS --warmup $WARMUP --duration "$DURATION"
+  R[$name.allocs]=$(field "$LAST" allocs_per_s); R[$name.alloc_us]=$(field "$LAST" proc_us_per_alloc)
+  stop_server
+
+  $start $PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
+  measure "$name" hold --mode hold --count $HOLD_COUNTS --timeout 90
+  R[$name.slope]=$(field "$LAST" slope_kib_per_alloc)
+  R[$name.stages]=$(field "$LAST" stages)
+  stop_server
+
+  $start $STORM_PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
+  measure "$name" storm --mode storm --count 20000 --clients 500 --timeout 90
+  R[$name.storm_before]=$(field "$LAST" rss_before_kib); R[$name.storm_after]=$(field "$LAST" rss_after_kib)
+  R[$name.storm_errors]=$(field "$LAST" errors)
+  stop_server
+}
+
+bench_floor() {
+  log "== floor"
+  background_check floor
+  start_floor || { NOTES+=("floor: did not start"); return; }
+  data_runs floor --raw
+  stop_server
+}
+
+# --- table ---------------------------------------------------------------------------------
+val() { local v=${R[$1]:-}; echo "${v:-n/a}"; }
+fmt() {  # fmt VALUE DECIMALS [DIVISOR]
+  [[ $1 == n/a || -z $1 ]] && { echo "n/a"; return; }
+  awk -v v="$1" -v d="$2" -v s="${3:-1}" 'BEGIN { printf "%.*f", d, v / s }'
+}
+ratio() {
+  [[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo "n/a"; return; }
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'
+}
+stage_rss() {  # stage_rss SERVER COUNT -> MiB
+  local s; s=$(val "$1.stages")
+  [[ $s == n/a ]] && { echo n/a; return; }
+  local kib; kib=$(tr ',' '\n' <<<"$s" | awk -F: -v n="$2" '$1==n {print $2}')
+  fmt "${kib:-n/a}" 1 1024
+}
+row() {  # row LABEL TARGET METRIC DECIMALS [DIVISOR [noratio]]
+  local c k f r
+  c=$(fmt "$(val callrelay.$3)" "$4" "${5:-1}")
+  k=$(fmt "$(val coturn.$3)" "$4" "${5:-1}")
+  f=$(fmt "$(val floor.$3)" "$4" "${5:-1}")
+  r=$(ratio "$c" "$k"); [[ ${6:-} == noratio ]] && r=
+  echo "| $1 | $c | $k | $f | $r | $2 |"
+}
+
+table() {
+  echo "| metric | callrelay | coturn | floor | callrelay/coturn | target |"
+  echo "|---|---:|---:|---:|---:|---|"
+  row "**server CPU per relayed packet, 160 B (ns)**" "≤ 0.70x, ≤ floor" cpu160 0
+  row "server CPU per relayed packet, 1200 B (ns)" "" cpu1200 0
+  row "server process CPU per relayed packet, 160 B (ns; its threads, incl. softirq run in them)" "" proc160 0
+  row "server process CPU per relayed packet, 1200 B (ns)" "" proc1200 0
+  row "relayed packets/s, 160 B, $CLIENTS clients" "" pps160 0
+  row "relayed packets/s, 1200 B, $CLIENTS clients" "" pps1200 0
+  row "server CPU busy during 160 B run (1 = saturated)" "" util160 2 1 noratio
+  row "generator CPU busy during 160 B run (1 = saturated)" "" gen160 2 1 noratio
+  row "RTT p50 (µs), $CLIENTS clients x 50 pps" "" p50 0
+  row "RTT p99 (µs), $CLIENTS clients x 50 pps" "≤ 1.00x" p99 0
+  row "allocations/s (401 round + permission + channel + Refresh 0)" "≥ 5x" allocs 0
+  row "server process CPU per allocation cycle (µs)" "" alloc_us 0
+  local name
+  for n in 0 1000 10000; do
+    echo "| RSS with $n idle allocations (MiB) | $(stage_rss callrelay $n) | $(stage_rss coturn $n) | n/a | $(ratio "$(stage_rss callrelay $n)" "$(stage_rss coturn $n)") | |"
+  done
+  row "RSS per idle allocation, slope 1k→10k (KiB)" "≤ 1 KiB" slope 2
+  row "RSS before Allocate storm (MiB)" "" storm_before 1 1024
+  row "RSS after 20k Allocates on 16 ports (MiB)" "flat" storm_after 1 1024
+  echo "| storm answers (code:count) | $(val callrelay.storm_errors) | $(val coturn.storm_errors) | n/a | | |"
+  echo "| CPU $SERVER_CPU busy with other work before the server's runs (%) | $(val callrelay.bg) | $(val coturn.bg) | $(val floor.bg) | | |"
+}
+
+machine() {
+  local model; model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  echo "Machine: $(nproc) CPUs, ${model:-unknown CPU}, Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC')."
+  echo "coturn $(turnserver --version 2>/dev/null | head -1) with --relay-threads 1; callrelay workers: 1;"
+  echo "callrelay revision $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (plus uncommitted work);"
+  echo "servers pinned to CPU $SERVER_CPU, load generator and echo peer to CPU $GEN_CPU;"
+  echo "saturation runs: median CPU/packet of $REPS runs of ${MAX_DURATION} s, $WINDOW packets in flight per client;"
+  echo "other runs ${DURATION} s; ${WARMUP} s warm-up each; payload in ChannelData, REST credentials."
+}
+
+# --- main ----------------------------------------------------------------------------------
+[[ $(nproc) -ge 2 ]] || die "needs at least 2 CPUs (server and generator on separate cores)"
+command -v taskset >/dev/null || die "taskset not installed (util-linux)"
+WORK=$(mktemp -d /tmp/callrelay-bench.XXXXXX)
+build
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+[[ $(ulimit -n) -ge 10500 ]] || log "warning: ulimit -n $(ulimit -n) is too low to hold 10k allocations"
+
+nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_echo" --listen $ECHO --stats "$WORK/echo.stats" 2>"$WORK/echo.err" &
+ECHO_PID=$!
+for _ in $(seq 50); do [[ -s $WORK/echo.stats ]] && break; sleep 0.1; done
+
+START=$(date +%s)
+if [[ -n ${CALLRELAY_BIN:-} ]]; then bench_turn_server callrelay start_callrelay; fi
+if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
+  bench_turn_server coturn start_coturn
+else
+  NOTES+=("coturn: turnserver not run")
+fi
+bench_floor
+
+{
+  echo "# Benchmark results"
+  echo
+  echo "Latest table from \`bench/run.sh\` (callrelay, coturn and the bare forwarder in one run;"
+  echo "it builds the Release tools in build-bench and needs coturn, taskset and at least 2 CPUs)."
+  echo
+  machine
+  echo
+  table
+  echo
+  echo "Relayed packets count both directions (client→peer at the echo peer, peer→client at the"
+  echo "clients). CPU per packet uses CPU $SERVER_CPU's busy time, so it includes softirq work for"
+  echo "packets the server sends; the generator saturates before a good relay does on 2 cores."
+  echo "The process-CPU rows count only the server's own threads (on this kernel, without"
+  echo "IRQ_TIME_ACCOUNTING, softirq work done in a thread's context is charged to it): they stay"
+  echo "right when other work shares CPU $SERVER_CPU, which inflates the busy-time rows."
+  echo "Ratios below 1 are better except for packets/s and allocations/s."
+  if [[ ${#NOTES[@]} -gt 0 ]]; then
+    echo
+    echo "Problems seen in this run:"
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+  fi
+  echo
+  echo "Run took $(( $(date +%s) - START )) s. Raw generator output: $WORK."
+} >"$WORK/results.md"
+
+cat "$WORK/results.md"
+if [[ $SAVE == 1 ]]; then cp "$WORK/results.md" "$ROOT/bench/RESULTS.md"; log "saved bench/RESULTS.md"; fi
