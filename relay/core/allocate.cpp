@@ -1,11 +1,20 @@
 // Allocate (RFC 8656 section 7) and Refresh (RFC 8656 section 8).
 #include <openssl/rand.h>
 
+#include <atomic>
+
 #include "relay/core/server_impl.hpp"
 
 namespace callrelay::core {
 
 namespace {
+
+/// Allocation ids are unique per process (observers key on them across shards). Allocate is
+/// the control path, so one shared atomic costs nothing on relayed packets.
+uint64_t next_allocation_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 constexpr uint8_t kProtocolUdp = 17;  // RFC 8656 section 18.8: IANA protocol number
 
@@ -55,13 +64,27 @@ std::optional<Reservation> TurnServer::Impl::take_reservation(uint64_t token, Ti
 }
 
 Output TurnServer::Impl::allocate_success(Request& req, const Allocation& a) {
-  // RFC 8656 section 7.2: the success response carries XOR-RELAYED-ADDRESS, LIFETIME,
-  // RESERVATION-TOKEN (when a port was reserved) and XOR-MAPPED-ADDRESS.
+  // RFC 8656 section 7.2: the success response carries XOR-RELAYED-ADDRESS (two of them for a
+  // dual allocation: IPv4 first, then IPv6), LIFETIME, RESERVATION-TOKEN (when a port was
+  // reserved), XOR-MAPPED-ADDRESS, and ADDRESS-ERROR-CODE when one family of a dual allocation
+  // could not be allocated.
   return respond(req, 0, {}, [&](stun::MessageBuilder& b) {
-    b.add_xor_address(stun::attr::kXorRelayedAddress, a.info.relayed);
+    for (const auto& r : a.relays) {
+      if (r.open) b.add_xor_address(stun::attr::kXorRelayedAddress, r.relay.address);
+    }
     b.add_u32(stun::attr::kLifetime, a.granted_lifetime_s);
     if (a.reservation_token) b.add_u64(stun::attr::kReservationToken, *a.reservation_token);
     b.add_xor_address(stun::attr::kXorMappedAddress, req.from.client);
+    if (a.address_error) {
+      // RFC 8656 section 18.13 ADDRESS-ERROR-CODE: family (8 bits), 13 reserved bits, class
+      // (3 bits), number (8 bits), then the reason phrase.
+      const uint16_t code = a.address_error->code;
+      const std::string_view reason = code == 440 ? "Address Family not Supported" : "Insufficient Capacity";
+      std::array<uint8_t, 4 + 32> v{static_cast<uint8_t>(a.address_error->family), 0,
+                                    static_cast<uint8_t>(code / 100), static_cast<uint8_t>(code % 100)};
+      std::copy(reason.begin(), reason.end(), v.begin() + 4);
+      b.add_bytes(stun::attr::kAddressErrorCode, std::span<const uint8_t>(v.data(), 4 + reason.size()));
+    }
   });
 }
 
@@ -79,46 +102,76 @@ std::optional<Output> TurnServer::Impl::parse_allocate(Request& req, AllocatePar
   // Step 4: DONT-FRAGMENT is understood (relay/net may set DF on the relay socket).
   out.dont_fragment = msg.find(stun::attr::kDontFragment).has_value();
 
-  // Step 5: "If the request contains both a RESERVATION-TOKEN and an EVEN-PORT attribute, then
-  // the server rejects the request with a 400 (Bad Request) error." Likewise with
-  // REQUESTED-ADDRESS-FAMILY (section 7.2, step 7).
+  // Step 5: "The server checks if the request contains a RESERVATION-TOKEN attribute. If yes,
+  // and the request also contains an EVEN-PORT or REQUESTED-ADDRESS-FAMILY or
+  // ADDITIONAL-ADDRESS-FAMILY attribute, the server rejects the request with a 400 (Bad
+  // Request) error."
   const bool has_token = msg.find(stun::attr::kReservationToken).has_value();
   const bool has_even = msg.find(stun::attr::kEvenPort).has_value();
   const bool has_family = msg.find(stun::attr::kRequestedAddressFamily).has_value();
-  if (has_token && (has_even || has_family)) {
-    return respond_error(req, 400, "RESERVATION-TOKEN with EVEN-PORT or REQUESTED-ADDRESS-FAMILY");
+  const bool has_additional = msg.find(stun::attr::kAdditionalAddressFamily).has_value();
+  if (has_token && (has_even || has_family || has_additional)) {
+    return respond_error(req, 400, "RESERVATION-TOKEN with EVEN-PORT or an address family");
   }
   out.token = msg.reservation_token();
   if (has_token && !out.token) return respond_error(req, 400, "Malformed RESERVATION-TOKEN");
-  // Step 6: EVEN-PORT asks for an even port, and with R set, for port+1 to be reserved.
+  // Step 6: EVEN-PORT asks for an even port, and with R set, for port+1 to be reserved. "If
+  // yes [R bit set], and the request also contains an ADDITIONAL-ADDRESS-FAMILY attribute, the
+  // server rejects the request with a 400 (Bad Request) error."
   const auto even = msg.even_port_reserve();
   if (has_even && !even) return respond_error(req, 400, "Malformed EVEN-PORT");
   out.even = has_even;
   out.reserve_next = even.value_or(false);
+  if (out.reserve_next && has_additional) {
+    return respond_error(req, 400, "EVEN-PORT R=1 with ADDITIONAL-ADDRESS-FAMILY");
+  }
+  if (auto bad = parse_families(req, out)) return bad;
+  out.lifetime_s = desired_lifetime(cfg, msg.u32(stun::attr::kLifetime));
+  return std::nullopt;
+}
 
-  // Step 7: REQUESTED-ADDRESS-FAMILY picks the relayed address family (440 if unsupported);
-  // with ADDITIONAL-ADDRESS-FAMILY as well it is a 400. ADDITIONAL-ADDRESS-FAMILY may only ask
-  // for IPv6 (400 otherwise); dual allocation is not offered, so the IPv6 half is refused in
-  // ADDRESS-ERROR-CODE of the success response (the server "MAY" refuse the second family).
-  const RawFamily requested = raw_family(msg, stun::attr::kRequestedAddressFamily);
-  const RawFamily additional = raw_family(msg, stun::attr::kAdditionalAddressFamily);
+std::optional<Output> TurnServer::Impl::parse_families(Request& req, AllocateParams& out) {
+  const RawFamily requested = raw_family(req.msg, stun::attr::kRequestedAddressFamily);
+  const RawFamily additional = raw_family(req.msg, stun::attr::kAdditionalAddressFamily);
   if (requested.malformed || additional.malformed) return respond_error(req, 400, "Malformed address family");
+  // Step 7: "The server checks if the request contains both REQUESTED-ADDRESS-FAMILY and
+  // ADDITIONAL-ADDRESS-FAMILY attributes. If yes, then the server rejects the request with a
+  // 400 (Bad Request) error."
   if (requested.value && additional.value) {
     return respond_error(req, 400, "REQUESTED-ADDRESS-FAMILY with ADDITIONAL-ADDRESS-FAMILY");
   }
-  if (additional.value && *additional.value != static_cast<uint8_t>(Family::kIPv6)) {
-    return respond_error(req, 400, "ADDITIONAL-ADDRESS-FAMILY must be IPv6");
-  }
-  out.refuse_additional_v6 = additional.value.has_value();
-  if (requested.value) {
-    const uint8_t f = *requested.value;
-    if (f != static_cast<uint8_t>(Family::kIPv4) && f != static_cast<uint8_t>(Family::kIPv6)) {
+  constexpr auto kV4 = static_cast<uint8_t>(Family::kIPv4);
+  constexpr auto kV6 = static_cast<uint8_t>(Family::kIPv6);
+  if (!additional.value) {
+    // Step 8: "If the server does not support the address family requested by the client in
+    // REQUESTED-ADDRESS-FAMILY, or if the allocation of the requested address family is
+    // disabled by local policy, it MUST generate an Allocate error response, and it MUST
+    // include an ERROR-CODE attribute with the 440 (Address Family not Supported) response
+    // code. If the REQUESTED-ADDRESS-FAMILY attribute is absent and the server does not support
+    // the IPv4 address family, the server MUST include an ERROR-CODE attribute with the 440
+    // ... If the REQUESTED-ADDRESS-FAMILY attribute is absent and the server supports the IPv4
+    // address family, the server MUST allocate an IPv4 relayed transport address".
+    const uint8_t f = requested.value.value_or(kV4);
+    if ((f != kV4 && f != kV6) || !ports.supports(static_cast<Family>(f))) {
       return respond_error(req, 440, "Address Family not Supported");
     }
-    out.family = static_cast<Family>(f);
+    out.wanted[family_index(static_cast<Family>(f))] = true;
+    return std::nullopt;
   }
-  if (!ports.supports(out.family)) return respond_error(req, 440, "Address Family not Supported");
-  out.lifetime_s = desired_lifetime(cfg, msg.u32(stun::attr::kLifetime));
+  // Step 9: ADDITIONAL-ADDRESS-FAMILY asks for a dual allocation, an IPv4 and an IPv6 relayed
+  // address; "If the ADDITIONAL-ADDRESS-FAMILY attribute is included and the value is 0x01
+  // (IPv4 address family), the server MUST reject the request with a 400 (Bad Request) error."
+  if (*additional.value != kV6) return respond_error(req, 400, "ADDITIONAL-ADDRESS-FAMILY must be IPv6");
+  // A family the server cannot relay fails the whole request only when neither is possible;
+  // otherwise the other is allocated and the refused one named in ADDRESS-ERROR-CODE (440).
+  for (const Family f : kFamilies) {
+    if (ports.supports(f)) {
+      out.wanted[family_index(f)] = true;
+    } else {
+      out.address_error = AddressError{f, 440};
+    }
+  }
+  if (!out.wanted[0] && !out.wanted[1]) return respond_error(req, 440, "Address Family not Supported");
   return std::nullopt;
 }
 
@@ -142,25 +195,32 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
   if (p.token) {
     auto r = take_reservation(*p.token, req.now);
     if (!r) return respond_error(req, 508, "Insufficient Capacity");
-    p.relay = r->relay;
-    p.family = r->relay.address.family;
+    p.relays[family_index(r->relay.address.family)] = r->relay;
     return std::nullopt;
   }
   // Step 6: "If the server cannot satisfy the request, then the server rejects the request with
-  // a 508 (Insufficient Capacity) error." Also when no relay port is free at all.
-  auto opened = ports.open(p.family, req.from.server, p.even, p.reserve_next);
-  if (!opened || (p.reserve_next && !opened->reserved_next)) {
-    if (opened) ports.close(opened->relay.id);
-    return respond_error(req, 508, "Insufficient Capacity");
+  // a 508 (Insufficient Capacity) error." Also when no relay port is free at all. One relay
+  // socket per wanted family (RelayPorts::open is called once for each).
+  for (const Family f : kFamilies) {
+    if (!p.wanted[family_index(f)]) continue;
+    auto opened = ports.open(f, req.from.server, p.even, p.reserve_next);
+    if (!opened || (p.reserve_next && !opened->reserved_next)) {
+      if (opened) ports.close(opened->relay.id);
+      p.address_error = AddressError{f, 508};  // a dual allocation goes on with the other
+      continue;
+    }
+    p.relays[family_index(f)] = opened->relay;
+    if (opened->reserved_next) {
+      // Step 6, R bit set: port+1 is reserved for a later Allocate with the token (30 s).
+      // (Never in a dual allocation: R=1 with ADDITIONAL-ADDRESS-FAMILY is a 400.)
+      const Reservation r{new_token(), *opened->reserved_next,
+                          req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
+      reservations.push_back(r);
+      note_deadline(r.expires);
+      p.new_reservation = r.token;
+    }
   }
-  p.relay = opened->relay;
-  if (opened->reserved_next) {
-    // Step 6, R bit set: port+1 is reserved for a later Allocate with the token (30 s).
-    const Reservation r{new_token(), *opened->reserved_next, req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
-    reservations.push_back(r);
-    note_deadline(r.expires);
-    p.new_reservation = r.token;
-  }
+  if (!p.relays[0] && !p.relays[1]) return respond_error(req, 508, "Insufficient Capacity");
   return std::nullopt;
 }
 
@@ -188,34 +248,64 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   if (auto no_port = obtain_relay(req, p)) return *no_port;
 
   auto a = std::make_unique<Allocation>();
-  a->info.id = next_allocation_id++;
+  a->info.id = next_allocation_id();
   a->info.username = username;
   a->info.user_id = cred.user_id;
   a->info.realm = auth.realm();
   a->info.client = req.from;
-  a->info.relayed = p.relay.address;
   a->info.started = req.now;
   a->info.secret_index = cred.secret_index;
-  a->relay = p.relay.id;
-  a->family = p.family;
-  a->expires = req.now + ms_from_seconds(p.lifetime_s);
+  const TimeMs expires = req.now + ms_from_seconds(p.lifetime_s);
+  for (size_t fi = 0; fi < p.relays.size(); ++fi) {
+    if (!p.relays[fi]) continue;
+    a->relays[fi] = FamilyRelay{*p.relays[fi], expires, true};
+    // The first relayed address (IPv4 in a dual allocation) is the one observers log first.
+    if (fi == 0 || !p.relays[0]) {
+      a->info.relayed = p.relays[fi]->address;
+    } else {
+      a->info.relayed_additional = p.relays[fi]->address;
+    }
+  }
+  a->expires = expires;
   a->granted_lifetime_s = p.lifetime_s;
   a->allocate_tid = msg.transaction_id();
   a->reservation_token = p.new_reservation;
   a->dont_fragment = p.dont_fragment;
-  Allocation& created = add_allocation(std::move(a));
-  if (!p.refuse_additional_v6) return allocate_success(req, created);
-  return respond(req, 0, {}, [&](stun::MessageBuilder& b) {
-    b.add_xor_address(stun::attr::kXorRelayedAddress, created.info.relayed);
-    b.add_u32(stun::attr::kLifetime, created.granted_lifetime_s);
-    if (created.reservation_token) b.add_u64(stun::attr::kReservationToken, *created.reservation_token);
-    b.add_xor_address(stun::attr::kXorMappedAddress, req.from.client);
-    // RFC 8656 section 18.13 ADDRESS-ERROR-CODE: family, 13 reserved bits, class, number, reason.
-    constexpr std::string_view kReason = "Address Family not Supported";
-    std::array<uint8_t, 4 + kReason.size()> v{static_cast<uint8_t>(Family::kIPv6), 0, 4, 40};
-    std::copy(kReason.begin(), kReason.end(), v.begin() + 4);
-    b.add_bytes(stun::attr::kAddressErrorCode, v);
-  });
+  a->address_error = p.address_error;
+  return allocate_success(req, add_allocation(std::move(a)));
+}
+
+void TurnServer::Impl::index_relays(Allocation& a) {
+  for (const auto& r : a.relays) {
+    if (!r.open) continue;
+    if (by_relay.size() <= r.relay.id) by_relay.resize(r.relay.id + 1, nullptr);
+    by_relay[r.relay.id] = &a;
+  }
+}
+
+void TurnServer::Impl::release_relay(Allocation& a, size_t fi) {
+  FamilyRelay& r = a.relays[fi];
+  if (!r.open) return;
+  r.open = false;
+  if (r.relay.id < by_relay.size() && by_relay[r.relay.id] == &a) by_relay[r.relay.id] = nullptr;
+  ports.close(r.relay.id);
+  // Permissions of that family can no longer be used (a CreatePermission for it gets 443);
+  // channels stay until their cooldown ends so that their numbers are not rebound too early.
+  const Family f = kFamilies[fi];
+  std::erase_if(a.permissions, [f](const Permission& p) { return p.ip.family == f; });
+}
+
+void TurnServer::Impl::release_relays(Allocation& a) {
+  for (size_t fi = 0; fi < a.relays.size(); ++fi) release_relay(a, fi);
+}
+
+TimeMs TurnServer::Impl::expire_relays(Allocation& a, TimeMs now) {
+  // RFC 8656 section 8.1: the relays of a dual allocation are refreshed per family, so one
+  // may expire before the other; its port is released then, the allocation lives on.
+  for (size_t fi = 0; fi < a.relays.size(); ++fi) {
+    if (a.relays[fi].open && a.relays[fi].expires <= now) release_relay(a, fi);
+  }
+  return a.prune(now);
 }
 
 Output TurnServer::Impl::handle_refresh(Request& req) {
@@ -224,24 +314,44 @@ Output TurnServer::Impl::handle_refresh(Request& req) {
   if (a == nullptr) return reply;
   // RFC 8656 section 8.2: "If the server receives a Refresh Request with a
   // REQUESTED-ADDRESS-FAMILY attribute and the attribute value does not match the address
-  // family of the allocation, the server MUST reply with a 443 (Peer Address Family Mismatch)".
+  // family of the allocation, the server MUST reply with a 443 (Peer Address Family Mismatch)
+  // error response." Section 8.1: "When refreshing a dual allocation, the client includes a
+  // REQUESTED-ADDRESS-FAMILY attribute indicating the address family type that should be
+  // refreshed. If no REQUESTED-ADDRESS-FAMILY is included, then the request should be treated
+  // as applying to all current allocations."
   bool bad = false;
   const auto family = req.msg.family_attr(stun::attr::kRequestedAddressFamily, &bad);
   if (bad) return respond_error(req, 400, "Malformed REQUESTED-ADDRESS-FAMILY");
-  if (family && *family != static_cast<uint8_t>(a->family)) {
-    return respond_error(req, 443, "Peer Address Family Mismatch");
+  std::array<bool, 2> applies{a->relays[0].open, a->relays[1].open};
+  if (family) {
+    const auto v4 = static_cast<uint8_t>(Family::kIPv4);
+    const auto v6 = static_cast<uint8_t>(Family::kIPv6);
+    if ((*family != v4 && *family != v6) || !a->relay_for(static_cast<Family>(*family), req.now)) {
+      return respond_error(req, 443, "Peer Address Family Mismatch");
+    }
+    applies = {false, false};
+    applies[family_index(static_cast<Family>(*family))] = true;
   }
   // "If the 'desired lifetime' is zero, then the request succeeds and the allocation is deleted."
+  // With a family named, only that family's relayed address is (the allocation ends with its
+  // last one).
   const auto requested = req.msg.u32(stun::attr::kLifetime);
   if (requested && *requested == 0) {
-    end_allocation(req.from, EndReason::kRefreshZero, req.now);
+    for (size_t fi = 0; fi < applies.size(); ++fi) {
+      if (applies[fi]) release_relay(*a, fi);
+    }
+    a->update_expiry();
+    if (!a->relays[0].open && !a->relays[1].open) end_allocation(req.from, EndReason::kRefreshZero, req.now);
     return respond(req, 0, {}, [](stun::MessageBuilder& b) { b.add_u32(stun::attr::kLifetime, 0); });
   }
   // "If the 'desired lifetime' is non-zero, then the request succeeds and the allocation's
   // time-to-expiry is set to the 'desired lifetime'."
   const uint32_t lifetime = desired_lifetime(cfg, requested);
-  a->expires = req.now + ms_from_seconds(lifetime);
-  note_deadline(a->expires);  // a refresh may shorten the lifetime
+  for (size_t fi = 0; fi < applies.size(); ++fi) {
+    if (applies[fi]) a->relays[fi].expires = req.now + ms_from_seconds(lifetime);
+  }
+  a->update_expiry();
+  note_deadline(req.now + ms_from_seconds(lifetime));  // a refresh may shorten a lifetime
   return respond(req, 0, {}, [&](stun::MessageBuilder& b) { b.add_u32(stun::attr::kLifetime, lifetime); });
 }
 

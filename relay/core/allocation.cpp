@@ -5,6 +5,13 @@
 
 namespace callrelay::core {
 
+void Allocation::update_expiry() {
+  expires = 0;
+  for (const auto& r : relays) {
+    if (r.open) expires = std::max(expires, r.expires);
+  }
+}
+
 bool Allocation::permitted(const Endpoint& ip, TimeMs now) const {
   for (const auto& p : permissions) {
     if (p.expires > now && p.ip.same_ip(ip)) return true;
@@ -72,6 +79,9 @@ TimeMs Allocation::prune(TimeMs now) {
   std::erase_if(permissions, [now](const Permission& p) { return p.expires <= now; });
   std::erase_if(channels, [now](const ChannelBinding& c) { return c.expires + kChannelCooldownMs <= now; });
   TimeMs next = expires;
+  for (const auto& r : relays) {
+    if (r.open) next = std::min(next, r.expires);
+  }
   for (const auto& p : permissions) next = std::min(next, p.expires);
   // A lapsed channel needs no action (the data path compares timestamps); its entry goes
   // when the cooldown ends.

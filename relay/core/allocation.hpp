@@ -3,6 +3,7 @@
 // flat vectors (a handful of entries: a linear scan beats any map and allocates nothing).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -30,17 +31,44 @@ struct ChannelBinding {
 /// to anything else for 5 more minutes (in-flight ChannelData must not reach a new peer).
 inline constexpr TimeMs kChannelCooldownMs = 300'000;
 
+/// Index of `f` in per-family arrays: 0 for IPv4, 1 for IPv6.
+constexpr size_t family_index(Family f) { return f == Family::kIPv4 ? 0 : 1; }
+inline constexpr std::array<Family, 2> kFamilies{Family::kIPv4, Family::kIPv6};
+
+/// One relayed transport address of an allocation. RFC 8656 section 7.2: a dual allocation
+/// has one IPv4 and one IPv6 relayed address; section 8.1: a Refresh carrying
+/// REQUESTED-ADDRESS-FAMILY refreshes (or deletes) only that family's, so each has a lifetime.
+struct FamilyRelay {
+  RelayAddress relay;
+  TimeMs expires = 0;
+  bool open = false;
+};
+
+/// RFC 8656 section 18.13 ADDRESS-ERROR-CODE: why one family of a dual allocation is missing.
+struct AddressError {
+  Family family = Family::kIPv6;
+  uint16_t code = 440;
+};
+
 struct Allocation {
   AllocationInfo info;
-  RelayId relay = 0;
-  Family family = Family::kIPv4;
-  TimeMs expires = 0;
+  std::array<FamilyRelay, 2> relays{};  ///< indexed by family_index()
+  TimeMs expires = 0;                   ///< the latest expiry of an open relay
+  std::optional<AddressError> address_error;  ///< replayed in a retransmitted Allocate response
   uint32_t granted_lifetime_s = 0;            ///< sent in the Allocate response (retransmissions)
   stun::TransactionId allocate_tid{};         ///< to recognise a retransmitted Allocate
   std::optional<uint64_t> reservation_token;  ///< handed out in the Allocate response, if any
   bool dont_fragment = false;
   std::vector<Permission> permissions;
   std::vector<ChannelBinding> channels;
+
+  /// The open, unexpired relay of `family`, or null (no relay of that family: 443 / discard).
+  const FamilyRelay* relay_for(Family family, TimeMs now) const {
+    const FamilyRelay& r = relays[family_index(family)];
+    return r.open && r.expires > now ? &r : nullptr;
+  }
+  /// Recomputes `expires` from the open relays (0 when none is open).
+  void update_expiry();
 
   /// True when `ip` (port ignored) has an unexpired permission.
   bool permitted(const Endpoint& ip, TimeMs now) const;
@@ -61,7 +89,7 @@ struct Allocation {
                           size_t max_entries);
 
   /// Drops expired permissions and channels past their cooldown; returns this allocation's
-  /// next deadline (its own expiry at the latest).
+  /// next deadline (the earliest relay expiry at the latest).
   TimeMs prune(TimeMs now);
 };
 

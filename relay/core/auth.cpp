@@ -5,7 +5,9 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <charconv>
+#include <mutex>
 
 namespace callrelay::core {
 
@@ -67,7 +69,7 @@ std::string Authenticator::rest_password(std::string_view secret, std::string_vi
 Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs now) const {
   Lookup out;
   const std::string name(username);
-  if (const auto it = revoked_.find(name); it != revoked_.end() && it->second > now) {
+  if (is_revoked(name, now)) {
     out.failure = AuthFailure::kRevoked;
     return out;
   }
@@ -110,10 +112,26 @@ Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs no
   return out;
 }
 
-void Authenticator::revoke(std::string username, TimeMs until) { revoked_[std::move(username)] = until; }
+bool Authenticator::is_revoked(const std::string& username, TimeMs now) const {
+  const std::shared_lock lock(revoked_mutex_);
+  const auto it = revoked_.find(username);
+  return it != revoked_.end() && it->second > now;
+}
+
+void Authenticator::revoke(std::string username, TimeMs until) {
+  const std::unique_lock lock(revoked_mutex_);
+  TimeMs& entry = revoked_[std::move(username)];
+  entry = std::max(entry, until);
+}
 
 void Authenticator::prune_revocations(TimeMs now) {
+  const std::unique_lock lock(revoked_mutex_);
   std::erase_if(revoked_, [now](const auto& entry) { return entry.second <= now; });
+}
+
+size_t Authenticator::revoked_count() const {
+  const std::shared_lock lock(revoked_mutex_);
+  return revoked_.size();
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,12 +51,19 @@ class Authenticator {
   /// Password a REST client would use: base64(HMAC-SHA1(secret, username)).
   static std::string rest_password(std::string_view secret, std::string_view username);
 
-  /// Revocation (issue 4 wires the API): usernames refused until their expiry.
+  /// Revocation (wired to the HTTP API): usernames refused until their expiry. Thread-safe:
+  /// relay workers call lookup() while the HTTP thread revokes and prunes. The lock guards
+  /// only this map and is taken on Allocate/Refresh lookups (control path), never per packet.
   void revoke(std::string username, TimeMs until);
   void prune_revocations(TimeMs now);
+  /// Usernames currently revoked (including ones past expiry not yet pruned).
+  size_t revoked_count() const;
 
  private:
+  bool is_revoked(const std::string& username, TimeMs now) const;
+
   AuthConfig cfg_;
+  mutable std::shared_mutex revoked_mutex_;  ///< guards revoked_ only
   std::unordered_map<std::string, TimeMs> revoked_;
 };
 

@@ -36,9 +36,10 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
     }
   }
   // "If the XOR-PEER-ADDRESS attribute contains an address of an address family that is not
-  // the same as that of the relayed transport address for the allocation, the indication is
-  // discarded."
-  if (peer->family != a.family) {
+  // the same as that of a relayed transport address for the allocation, the indication is
+  // discarded." A dual allocation sends from the relay of the peer's family.
+  const FamilyRelay* relay = a.relay_for(peer->family, now);
+  if (relay == nullptr) {
     drop(DropReason::kPeerDenied);
     return {};
   }
@@ -56,7 +57,7 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
   a.info.traffic.packets_to_peer.add(1);
   Output out;
   out.kind = Output::Kind::kToPeer;
-  out.relay = a.relay;
+  out.relay = relay->relay.id;
   out.peer = *peer;
   out.data = *data;
   return out;
@@ -84,13 +85,19 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
     drop(DropReason::kNoChannel);
     return {};
   }
+  // A channel of a family whose relay was deleted (dual allocation) has nowhere to send from.
+  const FamilyRelay* relay = a.relay_for(ch->peer.family, now);
+  if (relay == nullptr) {
+    drop(DropReason::kNoChannel);
+    return {};
+  }
   // "Otherwise, the server relays the Application Data as a UDP datagram to the peer bound to
   // the channel" (sections 12.6 and 11.2): no copy, the output points into `bytes`.
   a.info.traffic.bytes_to_peer.add(cd->payload.size());
   a.info.traffic.packets_to_peer.add(1);
   Output out;
   out.kind = Output::Kind::kToPeer;
-  out.relay = a.relay;
+  out.relay = relay->relay.id;
   out.peer = ch->peer;
   out.data = cd->payload;
   return out;
@@ -104,7 +111,10 @@ Output TurnServer::Impl::handle_peer(RelayId relay, const Endpoint& peer, std::s
     return {};
   }
   Allocation* a = relay < by_relay.size() ? by_relay[relay] : nullptr;
-  if (a == nullptr || a->expires <= now) {
+  // Both relays of a dual allocation lead here; the datagram must have reached the live relay
+  // of its own family (each relay socket is bound to one family).
+  const FamilyRelay* own = a != nullptr ? a->relay_for(peer.family, now) : nullptr;
+  if (own == nullptr || own->relay.id != relay) {
     drop(DropReason::kNoAllocation);
     return {};
   }

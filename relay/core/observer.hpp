@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "relay/core/types.hpp"
@@ -39,6 +40,8 @@ struct AllocationInfo {
   std::string realm;
   FiveTuple client;
   Endpoint relayed;
+  /// A dual allocation's second relayed address (RFC 8656 section 7.2: the IPv6 one).
+  std::optional<Endpoint> relayed_additional;
   TimeMs started = 0;
   uint32_t peers_contacted = 0;  ///< distinct peer IPs given a permission
   int secret_index = -1;         ///< which REST secret validated it (-1: static user)

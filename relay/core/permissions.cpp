@@ -28,7 +28,7 @@ Output TurnServer::Impl::handle_create_permission(Request& req) {
     // "If an XOR-PEER-ADDRESS attribute contains an address of an address family that is not
     // the same as that of a relayed transport address for the allocation, the server MUST
     // generate an error response with the 443 (Peer Address Family Mismatch) response code."
-    if (peers[i].family != a->family) {
+    if (a->relay_for(peers[i].family, req.now) == nullptr) {
       if (observer != nullptr) observer->on_peer_denied(PeerDenyReason::kFamilyMismatch);
       return respond_error(req, 443, "Peer Address Family Mismatch");
     }
@@ -84,7 +84,7 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   // "If the XOR-PEER-ADDRESS attribute contains an address of an address family that is not
   // the same as that of a relayed transport address for the allocation, the server MUST
   // generate an error response with the 443 (Peer Address Family Mismatch) response code."
-  if (peer->family != a->family) {
+  if (a->relay_for(peer->family, req.now) == nullptr) {
     if (observer != nullptr) observer->on_peer_denied(PeerDenyReason::kFamilyMismatch);
     return respond_error(req, 443, "Peer Address Family Mismatch");
   }

@@ -57,7 +57,6 @@ struct TurnServer::Impl {
   std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
   std::vector<Reservation> reservations;
   std::array<uint8_t, kScratchSize> scratch{};
-  uint64_t next_allocation_id = 1;
   uint64_t indication_counter = 0;
   /// No deadline is due before this (a cache so that on_timer does not scan when idle).
   TimeMs next_due = INT64_MAX;
@@ -103,22 +102,34 @@ struct TurnServer::Impl {
   Output handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len, TimeMs now);
 
   // --- Allocate helpers (allocate.cpp) ---
-  /// What an Allocate asks for, once its attributes passed RFC 8656 section 7.2 steps 3-7.
+  /// What an Allocate asks for, once its attributes passed RFC 8656 section 7.2 steps 3-9.
   struct AllocateParams {
     bool dont_fragment = false;
     std::optional<uint64_t> token;  ///< RESERVATION-TOKEN to claim
     bool even = false;              ///< EVEN-PORT present
     bool reserve_next = false;      ///< EVEN-PORT R bit
-    bool refuse_additional_v6 = false;
-    Family family = Family::kIPv4;
+    std::array<bool, 2> wanted{};   ///< families to relay, by family_index()
+    std::optional<AddressError> address_error;  ///< a dual allocation's refused family
     uint32_t lifetime_s = 0;
-    RelayAddress relay;                       ///< filled by obtain_relay
+    std::array<std::optional<RelayAddress>, 2> relays;  ///< filled by obtain_relay
     std::optional<uint64_t> new_reservation;  ///< token for the port+1 just reserved
   };
   std::optional<Output> parse_allocate(Request& req, AllocateParams& out);
+  /// Steps 7-9: the families to allocate from REQUESTED-/ADDITIONAL-ADDRESS-FAMILY.
+  std::optional<Output> parse_families(Request& req, AllocateParams& out);
   std::optional<Output> check_quota(Request& req, const std::string& user_key);
   std::optional<Output> obtain_relay(Request& req, AllocateParams& p);
   Output allocate_success(Request& req, const Allocation& a);
+  /// Points by_relay at `a` for each of its open relays.
+  void index_relays(Allocation& a);
+  /// Closes the relay of family index `fi` (its port goes back to relay/net) and drops the
+  /// permissions of that family; the allocation lives on if its other relay is open.
+  void release_relay(Allocation& a, size_t fi);
+  /// Closes every relay of `a` (the allocation ends).
+  void release_relays(Allocation& a);
+  /// Closes relays whose own lifetime ended while the other family's lives on, then prunes;
+  /// returns the allocation's next deadline.
+  TimeMs expire_relays(Allocation& a, TimeMs now);
   std::optional<Reservation> take_reservation(uint64_t token, TimeMs now);
   uint64_t new_token();
 };

@@ -65,7 +65,7 @@ TimeMs TurnServer::on_timer(TimeMs now) {
       s.end_allocation(tuple, EndReason::kExpired, now);
       continue;
     }
-    next = std::min(next, a.prune(now));
+    next = std::min(next, s.expire_relays(a, now));
     ++it;
   }
   // RFC 8656 section 7.2: an unclaimed reservation is released after 30 seconds.
@@ -163,8 +163,7 @@ Allocation* TurnServer::Impl::find_live(const FiveTuple& tuple, TimeMs now) {
 
 Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
   Allocation& ref = *a;
-  if (by_relay.size() <= a->relay) by_relay.resize(a->relay + 1, nullptr);
-  by_relay[a->relay] = a.get();
+  index_relays(*a);
   ++per_user[quota_key(a->info)];
   note_deadline(a->expires);
   const FiveTuple tuple = a->info.client;
@@ -178,12 +177,11 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (it == by_tuple.end()) return;
   std::unique_ptr<Allocation> a = std::move(it->second);
   by_tuple.erase(it);
-  if (a->relay < by_relay.size() && by_relay[a->relay] == a.get()) by_relay[a->relay] = nullptr;
   if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
     per_user.erase(u);
   }
   // RFC 8656 section 3.2: when an allocation ends its relayed transport address is released.
-  ports.close(a->relay);
+  release_relays(*a);
   if (observer != nullptr) observer->on_allocation_ended(a->info, why, now);
 }
 

@@ -352,8 +352,9 @@ TEST(Allocate, AddressFamilies) {
   }, kT0).code(), 400);
 }
 
-TEST(Allocate, AdditionalFamilyIPv6IsRefusedInAddressErrorCode) {
+TEST(Allocate, AdditionalFamilyIPv6IsRefusedInAddressErrorCodeWithoutIPv6) {
   Harness h;
+  h.ports.ipv6 = false;  // dual allocations themselves: dual_stack_test.cpp
   Client c = h.rest_client();
   h.challenge(c, kT0);
   const auto r = h.request(c, Method::kAllocate, [](stun::MessageBuilder& b) {

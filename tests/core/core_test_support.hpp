@@ -39,6 +39,8 @@ class FakeRelayPorts : public RelayPorts {
  public:
   std::optional<Opened> open(Family family, const Endpoint& /*server*/, bool even, bool reserve_next) override {
     ++open_calls;
+    opened_families.push_back(family);
+    if (no_port_for == family) return std::nullopt;
     if (open_ids.size() + (reserve_next ? 2 : 1) > capacity) return std::nullopt;
     if (even && next_port % 2 != 0) ++next_port;
     Opened o;
@@ -50,10 +52,13 @@ class FakeRelayPorts : public RelayPorts {
     EXPECT_TRUE(open_ids.erase(id) == 1) << "closing relay " << id << " that is not open";
     closed.push_back(id);
   }
-  bool supports(Family family) const override { return family == Family::kIPv4 || ipv6; }
+  bool supports(Family family) const override { return family == Family::kIPv4 ? ipv4 : ipv6; }
 
   size_t capacity = 1000;
+  bool ipv4 = true;
   bool ipv6 = true;
+  std::optional<Family> no_port_for;     ///< open() of this family fails (508 / ADDRESS-ERROR-CODE)
+  std::vector<Family> opened_families;  ///< every open() call's family, in order
   uint16_t next_port = 61000;
   RelayId next_id = 0;
   int open_calls = 0;
