@@ -9,18 +9,36 @@
 
 namespace callrelay::net {
 
+namespace {
+
+bool is_loopback(const stun::Endpoint& ep) {
+  if (ep.is_v4()) return ep.addr[0] == 127;
+  const std::array<uint8_t, 16> one{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ep.addr == one;
+}
+
+stun::Endpoint loopback_of(stun::Family family) {
+  if (family == stun::Family::kIPv4) return stun::Endpoint::v4({127, 0, 0, 1}, 0);
+  return stun::Endpoint::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0);
+}
+
+}  // namespace
+
 RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                            unsigned count, const std::vector<stun::Endpoint>& listen)
     : ctx_(ctx), settings_(settings), ports_(settings.port_min, settings.port_max, index, count) {
   for (const auto& ep : listen) {
     (ep.is_v4() ? listens_v4_ : listens_v6_) = true;
+    if (is_loopback(ep)) (ep.is_v4() ? loopback_v4_ : loopback_v6_) = true;
     if (!is_unspecified(ep)) fallback_.push_back(ep);
   }
 }
 
 bool RelaySockets::supports(stun::Family family) const {
-  if (family == stun::Family::kIPv4) return settings_.bind_ipv4.has_value() || listens_v4_;
-  return settings_.bind_ipv6.has_value() || listens_v6_;
+  if (family == stun::Family::kIPv4) {
+    return settings_.bind_ipv4.has_value() || listens_v4_ || loopback_v6_;
+  }
+  return settings_.bind_ipv6.has_value() || listens_v6_ || loopback_v4_;
 }
 
 std::optional<stun::Endpoint> RelaySockets::bind_address(stun::Family family,
@@ -32,6 +50,10 @@ std::optional<stun::Endpoint> RelaySockets::bind_address(stun::Family family,
   for (const auto& ep : fallback_) {
     if (ep.family == family) return ep;
   }
+  // A client on loopback asking for the other family (RFC 8656 REQUESTED-ADDRESS-FAMILY or
+  // ADDITIONAL-ADDRESS-FAMILY): that family's loopback address is the one we know is local.
+  const bool other_loopback = family == stun::Family::kIPv4 ? loopback_v6_ : loopback_v4_;
+  if (is_loopback(server) || other_loopback) return loopback_of(family);
   return std::nullopt;  // no address of that family we know to be reachable
 }
 
@@ -71,7 +93,7 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
   s.fd = fd;
   s.port = bound.port;
   s.open = true;
-  ++open_count_;
+  open_count_.store(open_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return core::RelayAddress{id, advertised(bound)};
 }
 
@@ -143,7 +165,7 @@ void RelaySockets::close(core::RelayId id) {
   ++s.generation;
   ports_.release(s.port);
   free_ids_.push_back(id);
-  --open_count_;
+  open_count_.store(open_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 void RelaySockets::close_all() {

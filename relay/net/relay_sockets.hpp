@@ -1,7 +1,9 @@
-// A worker's relay sockets (RFC 8656 section 7.2: one relayed transport address per
-// allocation): UDP sockets bound to ports from the worker's PortSlice, kept in a slab whose
-// dense indexes are the core's RelayIds.
+// A worker's relay sockets (RFC 8656 section 7.2: one relayed transport address per allocation
+// and family; a dual allocation has an IPv4 and an IPv6 one): UDP sockets bound to ports from
+// the worker's PortSlice, kept in a slab whose dense indexes are the core's RelayIds.
 #pragma once
+
+#include <atomic>
 
 #include <asio.hpp>
 #include <cstdint>
@@ -33,8 +35,10 @@ class RelaySockets {
   RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                unsigned count, const std::vector<stun::Endpoint>& listen);
 
-  /// Whether relay addresses of `family` can exist at all: a bind address is configured for
-  /// it or the server listens on it (core::RelayPorts::supports; 440 otherwise).
+  /// Whether relay addresses of `family` can exist at all (core::RelayPorts::supports; 440
+  /// otherwise): a bind address is configured for it, or the server listens on it, or the
+  /// server listens on the other family's loopback address (then this family's loopback,
+  /// 127.0.0.1 or [::1], is the relay address: a loopback-only server relays to local peers).
   bool supports(stun::Family family) const;
   RelaySockets(const RelaySockets&) = delete;
   RelaySockets& operator=(const RelaySockets&) = delete;
@@ -53,7 +57,8 @@ class RelaySockets {
   bool is_open(core::RelayId id, uint32_t generation) const;
   uint32_t generation(core::RelayId id) const { return slots_[id].generation; }
   asio::ip::udp::socket& socket(core::RelayId id) { return slots_[id].socket; }
-  size_t open_count() const { return open_count_; }
+  /// Relay sockets open now. Written by the owning worker only; any thread may read it.
+  size_t open_count() const { return open_count_.load(std::memory_order_relaxed); }
   const PortSlice& ports() const { return ports_; }
 
   /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one).
@@ -83,10 +88,11 @@ class RelaySockets {
   RelayNetSettings settings_;
   std::vector<stun::Endpoint> fallback_;  // specific listen addresses
   bool listens_v4_ = false, listens_v6_ = false;
+  bool loopback_v4_ = false, loopback_v6_ = false;  // a listener on 127.0.0.0/8 or [::1]
   PortSlice ports_;
   std::deque<Slot> slots_;  // deque: stable addresses while growing
   std::vector<core::RelayId> free_ids_;
-  size_t open_count_ = 0;
+  std::atomic<size_t> open_count_{0};
 };
 
 }  // namespace callrelay::net

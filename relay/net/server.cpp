@@ -36,6 +36,7 @@ Server::Server(const ServerSettings& settings, const SharedAuth& shared,
                                                 settings.listen_udp, shared, observer));
   }
   bind_listeners(settings.listen_udp);
+  bind_stream_listeners(settings);
 }
 
 Server::~Server() {
@@ -111,6 +112,12 @@ void Server::join() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+}
+
+uint64_t Server::relay_ports_in_use() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->relay_count();
+  return n;
 }
 
 }  // namespace callrelay::net

@@ -20,6 +20,13 @@ struct ServerSettings {
   RelayNetSettings relay;
   core::CoreConfig core;
   unsigned workers = 0;  ///< 0: std::thread::hardware_concurrency()
+  StreamSettings streams;  ///< TCP and TLS listeners (none by default here)
+};
+
+/// A bound TCP or TLS listen endpoint.
+struct StreamEndpoint {
+  core::Transport transport = core::Transport::kTcp;
+  stun::Endpoint endpoint;
 };
 
 /// A listen socket could not be created or bound; the message names the address and errno.
@@ -44,7 +51,13 @@ class Server {
   /// The bound listen endpoints, in configuration order, with the actual ports. A wildcard
   /// IPv6 endpoint on a host without IPv6 is skipped (with a warning) and not listed.
   const std::vector<stun::Endpoint>& listening() const { return listening_; }
+  /// The bound TCP and TLS endpoints (TCP first), with the actual ports.
+  const std::vector<StreamEndpoint>& stream_listening() const { return stream_listening_; }
+  /// Open TCP/TLS connections of every worker (only while the workers are not running).
+  size_t stream_connection_count() const;
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
+  /// Relay sockets open across all workers (telemetry reads it at scrape time; any thread).
+  uint64_t relay_ports_in_use() const;
 
   /// Starts one thread per worker.
   void start();
@@ -55,10 +68,13 @@ class Server {
 
  private:
   void bind_listeners(const std::vector<stun::Endpoint>& endpoints);
+  /// TCP and TLS listeners on every worker (stream_server.cpp). Throws BindError.
+  void bind_stream_listeners(const ServerSettings& settings);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<stun::Endpoint> listening_;
+  std::vector<StreamEndpoint> stream_listening_;
 };
 
 /// Number of workers for a configured count (0: one per core, at least one).

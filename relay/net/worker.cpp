@@ -30,6 +30,7 @@ Worker::~Worker() {
     core_.shutdown(now_ms());
     flush_all();
   }
+  if (streams_) streams_->close_all();
   for (auto& l : listeners_) l->close();
   relays_.close_all();
 }
@@ -39,8 +40,20 @@ void Worker::add_listener(int fd, const stun::Endpoint& bound) {
       std::make_unique<UdpListener>(ctx_, fd, bound, static_cast<uint32_t>(listeners_.size())));
 }
 
+stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool join,
+                                           const StreamLimits& limits,
+                                           std::shared_ptr<asio::ssl::context> tls,
+                                           unsigned steer_group) {
+  if (!streams_) {
+    streams_ = std::make_unique<StreamService>(
+        ctx_, core_, [this](const core::Output& out) { dispatch(out); }, limits);
+  }
+  return streams_->listen(endpoint, join, std::move(tls), steer_group);
+}
+
 void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
+  if (streams_) streams_->start();
   const core::TimeMs now = now_ms();
   arm_timer(core_.on_timer(now), now);
   ctx_.run();
@@ -55,6 +68,7 @@ void Worker::shutdown() {
   stopping_ = true;
   core_.shutdown(now_ms());  // ends allocations (observers see kShutdown), closes relay sockets
   flush_all();
+  if (streams_) streams_->close_all();
   for (auto& l : listeners_) l->close();
   relays_.close_all();
   timer_.cancel();
@@ -178,7 +192,11 @@ void Worker::dispatch(const core::Output& out) {
     case core::Output::Kind::kNone:
       return;
     case core::Output::Kind::kToClient:
-      // Streams (a later issue) get their own transports; UDP names the listener socket.
+      if (out.client.transport != core::Transport::kUdp) {
+        if (streams_) streams_->send(out.client, out.data);
+        return;
+      }
+      // UDP names the listener socket.
       if (out.client.transport == core::Transport::kUdp &&
           out.client.listener < listeners_.size()) {
         listeners_[out.client.listener]->send(out.client, out.data, stable);

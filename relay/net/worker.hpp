@@ -12,6 +12,7 @@
 
 #include "relay/core/turn_server.hpp"
 #include "relay/net/relay_sockets.hpp"
+#include "relay/net/stream_service.hpp"
 #include "relay/net/udp_batch.hpp"
 #include "relay/net/udp_listener.hpp"
 
@@ -44,6 +45,16 @@ class Worker final : private core::RelayPorts {
 
   size_t listener_count() const { return listeners_.size(); }
   int listener_fd(size_t i) const { return listeners_[i]->fd(); }
+
+  /// Adds a TCP (or, with `tls`, TLS) listen socket on `endpoint` and returns the bound
+  /// endpoint; `join`: another worker holds the endpoint already (see StreamService::listen).
+  /// `limits`: those of the first call apply. Before run() only; throws asio::system_error.
+  stun::Endpoint add_stream_listener(const stun::Endpoint& endpoint, bool join,
+                                     const StreamLimits& limits,
+                                     std::shared_ptr<asio::ssl::context> tls,
+                                     unsigned steer_group = 0);
+  /// Open TCP/TLS connections (on the worker's thread, or after run() returned).
+  size_t stream_connection_count() const { return streams_ ? streams_->connection_count() : 0; }
 
   /// Serves until stop() has run its course. Call from the worker's own thread.
   void run();
@@ -94,6 +105,8 @@ class Worker final : private core::RelayPorts {
   asio::steady_timer timer_;
   bool stopping_ = false;
   bool flush_scheduled_ = false;
+  /// TCP/TLS clients (null without stream listeners); destroyed first, before the core.
+  std::unique_ptr<StreamService> streams_;
 };
 
 }  // namespace callrelay::net

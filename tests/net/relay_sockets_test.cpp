@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <set>
 
 #include "relay/net/socket_ops.hpp"
@@ -107,10 +109,82 @@ TEST(RelaySockets, AdvertisesTheExternalAddress) {
 
 TEST(RelaySockets, OtherFamilyNeedsAnAddress) {
   asio::io_context ctx;
-  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  const auto any4 = *stun::Endpoint::parse("0.0.0.0:3478");
+  const auto public4 = *stun::Endpoint::parse("198.51.100.1:3478");
+  RelaySockets relays(ctx, settings(), 0, 1, {any4});
   EXPECT_TRUE(relays.supports(stun::Family::kIPv4));
-  EXPECT_FALSE(relays.supports(stun::Family::kIPv6));
-  EXPECT_FALSE(relays.open(stun::Family::kIPv6, loopback(3478), false, false));
+  EXPECT_FALSE(relays.supports(stun::Family::kIPv6)) << "no IPv6 address known: 440";
+  EXPECT_FALSE(relays.open(stun::Family::kIPv6, public4, false, false));
+}
+
+// --- IPv6 and dual-stack relays (RFC 8656 REQUESTED-/ADDITIONAL-ADDRESS-FAMILY) -------------
+
+const stun::Endpoint kLoop6 = *stun::Endpoint::parse("[::1]:3478");
+
+/// Skips the calling test when this host cannot bind [::1] at all.
+bool ipv6_available() {
+  const auto r = open_udp(*stun::Endpoint::parse("[::1]:0"), UdpOptions{});
+  if (r.fd < 0) return false;
+  ::close(r.fd);
+  return true;
+}
+
+TEST(RelaySockets, IPv6RelayOnTheIPv6AddressTheClientReached) {
+  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {kLoop6});
+  EXPECT_TRUE(relays.supports(stun::Family::kIPv6));
+  const auto o = relays.open(stun::Family::kIPv6, kLoop6, false, false);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->relay.address.ip_string(), "::1");
+  EXPECT_EQ(local_endpoint(relays.fd(o->relay.id)), std::optional<stun::Endpoint>(o->relay.address));
+  // An IPv6-only loopback server still relays IPv4 on 127.0.0.1 (REQUESTED-ADDRESS-FAMILY
+  // absent means IPv4).
+  EXPECT_TRUE(relays.supports(stun::Family::kIPv4));
+  const auto o4 = relays.open(stun::Family::kIPv4, kLoop6, false, false);
+  ASSERT_TRUE(o4);
+  EXPECT_EQ(o4->relay.address.ip_string(), "127.0.0.1");
+}
+
+TEST(RelaySockets, IPv4LoopbackListenerRelaysIPv6OnLoopback) {
+  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  EXPECT_TRUE(relays.supports(stun::Family::kIPv6));
+  const auto v4 = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  const auto v6 = relays.open(stun::Family::kIPv6, loopback(3478), false, false);
+  ASSERT_TRUE(v4);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v4->relay.address.ip_string(), "127.0.0.1");
+  EXPECT_EQ(v6->relay.address.ip_string(), "::1");
+  EXPECT_NE(v4->relay.id, v6->relay.id);
+  EXPECT_EQ(local_endpoint(relays.fd(v6->relay.id)), std::optional<stun::Endpoint>(v6->relay.address));
+  EXPECT_EQ(relays.open_count(), 2u);
+  relays.close(v6->relay.id);
+  relays.close(v4->relay.id);
+  EXPECT_EQ(relays.open_count(), 0u);
+}
+
+TEST(RelaySockets, ConfiguredIPv6BindAndExternalAddressPerFamily) {
+  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  asio::io_context ctx;
+  auto s = settings();
+  s.bind_ipv6 = *stun::Endpoint::parse("[::1]:0");
+  s.external_ipv4 = stun::Endpoint::parse_ip("203.0.113.7", 0);
+  s.external_ipv6 = stun::Endpoint::parse_ip("2001:db8::7", 0);
+  const auto any4 = *stun::Endpoint::parse("0.0.0.0:3478");
+  RelaySockets relays(ctx, s, 0, 1, {any4});
+  EXPECT_TRUE(relays.supports(stun::Family::kIPv6)) << "bind_ipv6 makes IPv6 relays possible";
+  const auto v6 = relays.open(stun::Family::kIPv6, loopback(3478), false, false);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->relay.address.ip_string(), "2001:db8::7") << "external_ipv6 advertised";
+  const auto bound = local_endpoint(relays.fd(v6->relay.id));
+  ASSERT_TRUE(bound);
+  EXPECT_EQ(bound->ip_string(), "::1") << "bound on bind_ipv6";
+  EXPECT_EQ(bound->port, v6->relay.address.port);
+  const auto v4 = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->relay.address.ip_string(), "203.0.113.7") << "external_ipv4 advertised";
 }
 
 }  // namespace

@@ -1,0 +1,209 @@
+#include "relay/net/stream_connection.hpp"
+
+#include <string>
+#include <type_traits>
+
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+
+core::TimeMs now_ms();  // worker.hpp; declared here to keep this file free of the worker
+
+StreamConnection::StreamConnection(StreamHost& host, const core::FiveTuple& tuple,
+                                   const StreamLimits& limits, core::TimeMs now)
+    : framer_(limits.max_frame_bytes),
+      queue_(limits.send_queue_bytes),
+      host_(host),
+      tuple_(tuple),
+      limits_(limits),
+      last_frame_(now) {}
+
+void StreamConnection::send(const core::FiveTuple& /*to*/, std::span<const uint8_t> data,
+                            bool /*stable*/) {
+  if (closed_) return;
+  if (!has_allocation_ && is_allocate_success(data)) has_allocation_ = true;
+  if (!queue_.push(data)) {
+    // A client that does not read: lose frames like UDP would, never grow without bound.
+    if (dropped_++ == 0) {
+      log::debug(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+                 ": send queue full, dropping frames");
+    }
+    return;
+  }
+  kick_write();
+}
+
+void StreamConnection::kick_write() {
+  if (!queue_.ready()) return;
+  last_write_ = now_ms();
+  start_write(queue_.begin_write());
+}
+
+void StreamConnection::write_done(const asio::error_code& ec) {
+  if (closed_) return;
+  queue_.complete();
+  if (ec) {
+    shut(ec == asio::error::eof ? "closed by the client" : "write failed");
+    return;
+  }
+  kick_write();
+}
+
+bool StreamConnection::on_read(size_t n) {
+  framer_.commit(n);
+  for (;;) {
+    const StreamFramer::Next next = framer_.next();
+    switch (next.status) {
+      case StreamFramer::Status::kFrame:
+        last_frame_ = now_ms();
+        host_.on_frame(*this, next.frame);
+        if (closed_) return false;
+        continue;
+      case StreamFramer::Status::kNeedMore:
+        return true;
+      case StreamFramer::Status::kGarbage:
+        log::info(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+                  ": not STUN or ChannelData; closing the connection");
+        shut("garbage");
+        return false;
+      case StreamFramer::Status::kTooLarge:
+        log::info(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+                  ": a frame of ", next.size, " bytes exceeds the maximum of ", framer_.max_frame(),
+                  "; closing the connection");
+        shut("frame too large");
+        return false;
+    }
+  }
+}
+
+const char* StreamConnection::timed_out(core::TimeMs now) const {
+  if (closed_) return nullptr;
+  const core::TimeMs idle =
+      has_allocation_ ? limits_.allocated_idle_timeout_ms : limits_.idle_timeout_ms;
+  if (now - last_frame_ >= idle) return "idle timeout";
+  if (queue_.in_flight() && now - last_write_ >= limits_.allocated_idle_timeout_ms) {
+    return "send stalled";
+  }
+  return nullptr;
+}
+
+void StreamConnection::mark_established(core::TimeMs now) { last_frame_ = now; }
+
+void StreamConnection::shut(const char* why) {
+  if (closed_) return;
+  closed_ = true;
+  const auto self = shared_from_this();  // the host drops its reference in on_closed
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug(core::to_string(tuple_.transport), " ", tuple_.client.to_string(), ": ", why,
+               dropped_ ? " (" + std::to_string(dropped_) + " frames dropped)" : std::string());
+  }
+  close_socket();
+  host_.on_closed(*this);
+}
+
+namespace {
+
+using Tcp = asio::ip::tcp::socket;
+using Tls = asio::ssl::stream<asio::ip::tcp::socket>;
+
+/// The connection over a concrete stream type: Tcp or Tls.
+template <typename Stream>
+class BasicStreamConnection final : public StreamConnection {
+ public:
+  template <typename... StreamArgs>
+  BasicStreamConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
+                        core::TimeMs now, StreamArgs&&... args)
+      : StreamConnection(host, tuple, limits, now), stream_(std::forward<StreamArgs>(args)...) {}
+
+  void start() override {
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [this, self = shared_from_this()](const asio::error_code& ec) {
+                                if (!is_open()) return;
+                                if (ec) return handshake_failed(ec);
+                                log_handshake();
+                                mark_established(now_ms());
+                                read();
+                              });
+    } else {
+      read();
+    }
+  }
+
+ private:
+  void read() {
+    const std::span<uint8_t> area = framer_.write_area();
+    stream_.async_read_some(
+        asio::buffer(area.data(), area.size()),
+        [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
+          if (!is_open()) return;  // operation_aborted after close
+          if (ec) {
+            const bool clean = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+            return shut(clean ? "closed by the client" : "read failed");
+          }
+          if (on_read(n)) read();
+        });
+  }
+
+  void start_write(std::span<const uint8_t> bytes) override {
+    const auto done = [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
+      write_done(ec);
+    };
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      // One buffer per frame: the TLS stream writes each buffer as its own record.
+      records_.clear();  // keeps its capacity: no allocation in steady state
+      size_t begin = 0;
+      for (const size_t end : queue_.writing_frame_ends()) {
+        records_.emplace_back(bytes.data() + begin, end - begin);
+        begin = end;
+      }
+      asio::async_write(stream_, records_, done);
+    } else {
+      asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), done);
+    }
+  }
+
+  void close_socket() override {
+    asio::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+  }
+
+  void handshake_failed(const asio::error_code& ec) {
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("tls ", tuple().client.to_string(), ": handshake failed: ", ec.message());
+    }
+    shut("tls handshake failed");
+  }
+
+  void log_handshake() {
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      if (!log::enabled(log::Level::kDebug)) return;
+      SSL* ssl = stream_.native_handle();
+      const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+      log::debug("tls ", tuple().client.to_string(), ": ", SSL_get_version(ssl), " ",
+                 SSL_get_cipher_name(ssl), ", SNI ", sni ? sni : "(none)");
+    }
+  }
+
+  Stream stream_;
+  std::vector<asio::const_buffer> records_;  ///< TLS: the frames of the write in flight
+};
+
+}  // namespace
+
+std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
+                                                      asio::ip::tcp::socket socket,
+                                                      const core::FiveTuple& tuple,
+                                                      const StreamLimits& limits,
+                                                      core::TimeMs now) {
+  return std::make_shared<BasicStreamConnection<Tcp>>(host, tuple, limits, now, std::move(socket));
+}
+
+std::shared_ptr<StreamConnection> make_tls_connection(
+    StreamHost& host, asio::ip::tcp::socket socket, asio::ssl::context& tls,
+    const core::FiveTuple& tuple, const StreamLimits& limits, core::TimeMs now) {
+  return std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now, std::move(socket),
+                                                      tls);
+}
+
+}  // namespace callrelay::net

@@ -1,0 +1,117 @@
+// One client connection over TCP or TLS: a ClientTransport that frames the byte stream into
+// STUN messages and ChannelData (StreamFramer), queues what goes out (StreamSendQueue) and
+// times out idle, half-open and slow-loris connections. Thread: its worker's thread only.
+#pragma once
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "relay/core/types.hpp"
+#include "relay/net/stream_framer.hpp"
+#include "relay/net/transport.hpp"
+
+namespace callrelay::net {
+
+/// Limits of every stream connection of a worker.
+struct StreamLimits {
+  /// A connection without an allocation is closed when no complete frame arrived for this
+  /// long (slow-loris: trickled bytes do not count); the TLS handshake must finish within it.
+  core::TimeMs idle_timeout_ms = 30000;
+  /// The same for a connection whose client got an allocation (it must refresh within the
+  /// allocation's lifetime anyway); also how long a write may stay stuck.
+  core::TimeMs allocated_idle_timeout_ms = 3600000;
+  size_t max_frame_bytes = 65552;    ///< larger frames close the connection
+  size_t send_queue_bytes = 262144;  ///< pending output per connection; beyond, frames drop
+  size_t max_connections = 0;        ///< per worker; 0: unlimited
+};
+
+class StreamConnection;
+
+/// What a connection calls back into (the worker's StreamService). Same thread.
+class StreamHost {
+ public:
+  virtual ~StreamHost() = default;
+  /// One complete frame from the client.
+  virtual void on_frame(StreamConnection& c, std::span<const uint8_t> frame) = 0;
+  /// The connection closed (by the client, an error, a timeout or close()); called once.
+  virtual void on_closed(StreamConnection& c) = 0;
+};
+
+/// A stream connection. Handlers hold a shared_ptr to it, so it lives until the last one ran;
+/// the host holds it while open.
+class StreamConnection : public ClientTransport,
+                         public std::enable_shared_from_this<StreamConnection> {
+ public:
+  StreamConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
+                   core::TimeMs now);
+  ~StreamConnection() override = default;
+  StreamConnection(const StreamConnection&) = delete;
+  StreamConnection& operator=(const StreamConnection&) = delete;
+
+  /// Starts the TLS handshake (if any) and reading.
+  virtual void start() = 0;
+
+  /// Queues a frame to the client (a copy; `stable` is irrelevant); drops it when the
+  /// connection's send queue is full.
+  void send(const core::FiveTuple& to, std::span<const uint8_t> data, bool stable) override;
+  void flush() override {}
+  /// Closes the connection (the host's on_closed runs). Idempotent.
+  void close() override { shut("closed by the server"); }
+
+  /// Which timeout passed at `now` ("idle timeout", "send stalled"), or null.
+  const char* timed_out(core::TimeMs now) const;
+  /// Closes the connection, logging `why` at debug level. Idempotent.
+  void close_for(const char* why) { shut(why); }
+
+  const core::FiveTuple& tuple() const { return tuple_; }
+  uint32_t id() const { return tuple_.listener; }
+  bool is_open() const { return !closed_; }
+  bool has_allocation() const { return has_allocation_; }
+  uint64_t dropped_frames() const { return dropped_; }
+
+ protected:
+  /// Implementations: bytes `n` were read into the framer's write area (n may be 0).
+  /// Delivers every complete frame; false if the connection closed.
+  bool on_read(size_t n);
+  /// Starts one write of `bytes` (valid until write_done()).
+  virtual void start_write(std::span<const uint8_t> bytes) = 0;
+  /// A write finished.
+  void write_done(const asio::error_code& ec);
+  /// Closes the socket (pending operations end with operation_aborted).
+  virtual void close_socket() = 0;
+  /// Closes with a reason (debug log) and tells the host.
+  void shut(const char* why);
+  void mark_established(core::TimeMs now);
+
+  StreamFramer framer_;
+  StreamSendQueue queue_;
+
+ private:
+  void kick_write();
+
+  StreamHost& host_;
+  core::FiveTuple tuple_;
+  StreamLimits limits_;
+  core::TimeMs last_frame_;
+  core::TimeMs last_write_ = 0;
+  uint64_t dropped_ = 0;
+  bool closed_ = false;
+  bool has_allocation_ = false;
+};
+
+/// A plain TCP connection on an accepted socket.
+std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
+                                                      asio::ip::tcp::socket socket,
+                                                      const core::FiveTuple& tuple,
+                                                      const StreamLimits& limits, core::TimeMs now);
+/// A TLS connection on an accepted socket (server side of the handshake with `tls`).
+std::shared_ptr<StreamConnection> make_tls_connection(StreamHost& host,
+                                                      asio::ip::tcp::socket socket,
+                                                      asio::ssl::context& tls,
+                                                      const core::FiveTuple& tuple,
+                                                      const StreamLimits& limits, core::TimeMs now);
+
+}  // namespace callrelay::net

@@ -1,0 +1,69 @@
+// Server's stream part: one TCP/TLS listen socket per endpoint on every worker, in one
+// SO_REUSEPORT group, so the kernel spreads connections over the workers.
+#include <cerrno>
+
+#include "relay/net/server.hpp"
+#include "relay/net/socket_ops.hpp"
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+
+void Server::bind_stream_listeners(const ServerSettings& settings) {
+  const StreamSettings& st = settings.streams;
+  if (st.listen_tcp.empty() && st.listen_tls.empty()) return;
+  std::shared_ptr<asio::ssl::context> tls;
+  if (!st.listen_tls.empty()) {
+    if (st.tls.cert_file.empty() || st.tls.key_file.empty()) {
+      throw BindError("cannot listen on tls: no certificate and key configured");
+    }
+    try {
+      tls = make_tls_context(st.tls);
+    } catch (const std::exception& e) {
+      throw BindError(e.what());
+    }
+  }
+  StreamLimits limits = st.limits;
+  if (limits.max_connections != 0) {  // per server in the settings, per worker here
+    limits.max_connections = (limits.max_connections + workers_.size() - 1) / workers_.size();
+  }
+  const auto bind_all = [&](const std::vector<stun::Endpoint>& endpoints, core::Transport t,
+                            const std::shared_ptr<asio::ssl::context>& ctx) {
+    const char* name = core::to_string(t);
+    for (const stun::Endpoint& ep : endpoints) {
+      stun::Endpoint bound;
+      try {
+        bound = workers_[0]->add_stream_listener(ep, /*join=*/false, limits, ctx);
+      } catch (const asio::system_error& e) {
+        if (e.code() == asio::error::address_family_not_supported && !ep.is_v4() &&
+            is_unspecified(ep)) {
+          log::warn("IPv6 is not available on this host; not listening on ", name, " ",
+                    ep.to_string());
+          continue;
+        }
+        throw BindError(std::string("cannot listen on ") + name + " " + ep.to_string() + ": " +
+                        e.code().message());
+      }
+      for (size_t w = 1; w < workers_.size(); ++w) {
+        try {
+          const bool last = w + 1 == workers_.size();
+          workers_[w]->add_stream_listener(bound, /*join=*/true, limits, ctx,
+                                           last ? static_cast<unsigned>(workers_.size()) : 0);
+        } catch (const asio::system_error& e) {
+          throw BindError(std::string("cannot listen on ") + name + " " + bound.to_string() + ": " +
+                          e.code().message());
+        }
+      }
+      stream_listening_.push_back({t, bound});
+    }
+  };
+  bind_all(st.listen_tcp, core::Transport::kTcp, nullptr);
+  bind_all(st.listen_tls, core::Transport::kTls, tls);
+}
+
+size_t Server::stream_connection_count() const {
+  size_t n = 0;
+  for (const auto& w : workers_) n += w->stream_connection_count();
+  return n;
+}
+
+}  // namespace callrelay::net

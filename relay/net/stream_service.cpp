@@ -1,0 +1,232 @@
+#include "relay/net/stream_service.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "relay/net/socket_ops.hpp"
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+
+core::TimeMs now_ms();  // worker.cpp
+
+namespace {
+
+/// Half-open protection for connections that carry an allocation but no traffic: keepalive
+/// probes after 30 s of silence, every 10 s, 3 unanswered close; unacknowledged data closes
+/// after 30 s.
+constexpr int kKeepIdleS = 30;
+constexpr int kKeepIntervalS = 10;
+constexpr int kKeepCount = 3;
+constexpr unsigned kUserTimeoutMs = 30000;
+constexpr int kBacklog = 1024;
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+asio::ip::tcp::endpoint to_asio(const stun::Endpoint& ep) {
+  return {asio::ip::make_address(ep.ip_string()), ep.port};
+}
+
+stun::Endpoint from_asio(const asio::ip::tcp::endpoint& ep) {
+  const auto e = from_sockaddr(ep.data(), static_cast<socklen_t>(ep.size()));
+  return e ? *e : stun::Endpoint{};
+}
+
+void set_int(int fd, int level, int name, int value) {
+  ::setsockopt(fd, level, name, &value, sizeof value);  // best effort
+}
+
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& tls) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  const int min = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (SSL_CTX_set_min_proto_version(native, min) != 1) {
+    throw std::runtime_error("tls: cannot set the minimum version: " + openssl_reason());
+  }
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+    throw std::runtime_error("tls: cannot set the cipher list: " + openssl_reason());
+  }
+  if (SSL_CTX_use_certificate_chain_file(native, tls.cert_file.c_str()) != 1) {
+    throw std::runtime_error("tls: cannot load the certificate chain '" + tls.cert_file +
+                             "': " + openssl_reason());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    throw std::runtime_error("tls: cannot load the private key '" + tls.key_file +
+                             "': " + openssl_reason());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    throw std::runtime_error("tls: the key '" + tls.key_file +
+                             "' does not match the certificate '" + tls.cert_file +
+                             "': " + openssl_reason());
+  }
+  return ctx;
+}
+
+StreamService::StreamService(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch,
+                             const StreamLimits& limits)
+    : ctx_(ctx), core_(core), dispatch_(std::move(dispatch)), limits_(limits), sweep_(ctx) {}
+
+StreamService::~StreamService() { close_all(); }
+
+stun::Endpoint StreamService::listen(const stun::Endpoint& endpoint, bool join,
+                                     std::shared_ptr<asio::ssl::context> tls,
+                                     unsigned steer_group) {
+  const asio::ip::tcp::endpoint ep = to_asio(endpoint);
+  auto a = std::make_unique<Acceptor>(
+      Acceptor{asio::ip::tcp::acceptor(ctx_), std::move(tls), {}, asio::steady_timer(ctx_)});
+  asio::ip::tcp::acceptor& s = a->socket;
+  using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  s.open(ep.protocol());
+  if (ep.address().is_v6()) s.set_option(asio::ip::v6_only(true));
+  s.set_option(asio::socket_base::reuse_address(true));
+  // The first socket binds alone, so a port someone else holds fails clearly; then it opens
+  // the reuse group the other workers' sockets join.
+  if (join) s.set_option(ReusePort(true));
+  s.bind(ep);
+  if (!join) s.set_option(ReusePort(true));
+  s.listen(kBacklog);
+  a->bound = from_asio(s.local_endpoint());
+  if (steer_group > 1) {
+    // Any member's descriptor attaches the program to the whole group.
+    if (const int err = steer_by_source_ip(s.native_handle(), a->bound.is_v4(), steer_group)) {
+      log::warn(a->tls ? "tls " : "tcp ", a->bound.to_string(),
+                ": cannot steer by client address (", error_text(err),
+                "); RESERVATION-TOKEN from another connection of a client may get 508");
+    }
+  }
+  const stun::Endpoint bound = a->bound;
+  acceptors_.push_back(std::move(a));
+  return bound;
+}
+
+void StreamService::start() {
+  for (size_t ai = 0; ai < acceptors_.size(); ++ai) accept(ai);
+  arm_sweep();
+}
+
+void StreamService::accept(size_t ai) {
+  Acceptor& a = *acceptors_[ai];
+  a.socket.async_accept([this, ai](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (stopping_ || ec == asio::error::operation_aborted) return;
+    Acceptor& acc = *acceptors_[ai];
+    if (!ec) {
+      adopt(acc, std::move(socket));
+      return accept(ai);
+    }
+    // Out of descriptors or memory: try again shortly instead of spinning.
+    log::warn(acc.tls ? "tls" : "tcp", " ", acc.bound.to_string(), ": accept: ", ec.message());
+    acc.retry.expires_after(std::chrono::milliseconds(100));
+    acc.retry.async_wait([this, ai](const asio::error_code& e) {
+      if (!e && !stopping_) accept(ai);
+    });
+  });
+}
+
+void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
+  asio::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  const auto local = ec ? asio::ip::tcp::endpoint() : socket.local_endpoint(ec);
+  if (ec) return;  // reset before we looked at it
+  const core::Transport transport = a.tls ? core::Transport::kTls : core::Transport::kTcp;
+  if (limits_.max_connections != 0 && connections_.size() >= limits_.max_connections) {
+    log::debug(core::to_string(transport), " ", from_asio(remote).to_string(),
+               ": connection limit reached; closing");
+    return;  // the socket closes here
+  }
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket.set_option(asio::socket_base::keep_alive(true), ec);
+  const int fd = socket.native_handle();
+  set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, kKeepIdleS);
+  set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, kKeepIntervalS);
+  set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, kKeepCount);
+  set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(kUserTimeoutMs));
+
+  const core::FiveTuple tuple{transport, from_asio(remote), from_asio(local), next_id()};
+  const core::TimeMs now = now_ms();
+  auto c = a.tls ? make_tls_connection(*this, std::move(socket), *a.tls, tuple, limits_, now)
+                 : make_tcp_connection(*this, std::move(socket), tuple, limits_, now);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug(core::to_string(transport), " ", tuple.client.to_string(), ": connected to ",
+               tuple.server.to_string());
+  }
+  connections_.emplace(tuple.listener, c);
+  c->start();
+}
+
+uint32_t StreamService::next_id() {
+  for (;;) {
+    const uint32_t id = next_id_;
+    next_id_ = next_id_ == UINT32_MAX ? kFirstConnectionId : next_id_ + 1;
+    if (connections_.count(id) == 0) return id;
+  }
+}
+
+void StreamService::send(const core::FiveTuple& to, std::span<const uint8_t> data) {
+  const auto it = connections_.find(to.listener);
+  if (it == connections_.end() || !(it->second->tuple() == to)) return;
+  it->second->send(to, data, false);
+}
+
+void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
+  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms()));
+}
+
+void StreamService::on_closed(StreamConnection& c) {
+  if (!stopping_) core_.on_client_closed(c.tuple(), now_ms());  // the allocation ends now
+  connections_.erase(c.id());
+}
+
+void StreamService::arm_sweep() {
+  // Often enough that a timeout fires within a quarter of itself (and at least every second).
+  const core::TimeMs shortest =
+      std::min(limits_.idle_timeout_ms, limits_.allocated_idle_timeout_ms);
+  const core::TimeMs period = std::clamp<core::TimeMs>(shortest / 4, 5, 1000);
+  sweep_.expires_after(std::chrono::milliseconds(period));
+  sweep_.async_wait([this](const asio::error_code& ec) {
+    if (ec || stopping_) return;
+    const core::TimeMs now = now_ms();
+    // Closing erases from the map: collect first (rarely anything).
+    std::vector<std::pair<std::shared_ptr<StreamConnection>, const char*>> expired;
+    for (const auto& [id, c] : connections_) {
+      (void)id;
+      if (const char* why = c->timed_out(now)) expired.emplace_back(c, why);
+    }
+    for (const auto& [c, why] : expired) c->close_for(why);
+    arm_sweep();
+  });
+}
+
+void StreamService::close_all() {
+  if (stopping_) return;
+  stopping_ = true;
+  asio::error_code ignored;
+  for (auto& a : acceptors_) {
+    a->socket.close(ignored);
+    a->retry.cancel();
+  }
+  sweep_.cancel();
+  auto all = std::move(connections_);
+  connections_.clear();
+  for (auto& [id, c] : all) {
+    (void)id;
+    c->close();
+  }
+}
+
+}  // namespace callrelay::net

@@ -1,0 +1,108 @@
+// A worker's TURN-over-TCP and TURN-over-TLS side: its acceptors (each worker has its own
+// SO_REUSEPORT listen socket per stream endpoint, so the kernel spreads connections over the
+// workers), its open connections and their timeouts. A connection's allocation lives in the
+// core shard of the worker that accepted it; everything here runs on that worker's thread.
+#pragma once
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/turn_server.hpp"
+#include "relay/net/stream_connection.hpp"
+#include "relay/stun/endpoint.hpp"
+
+namespace callrelay::net {
+
+/// TLS listener settings (RFC 7350 TURN over TLS).
+struct TlsSettings {
+  std::string cert_file;            ///< PEM certificate chain (leaf first)
+  std::string key_file;             ///< PEM private key
+  std::string min_version = "1.2";  ///< "1.2" or "1.3"; older versions are never accepted
+};
+
+/// The stream part of the server's settings.
+struct StreamSettings {
+  std::vector<stun::Endpoint> listen_tcp;  ///< port 0: the kernel picks one, shared by all workers
+  std::vector<stun::Endpoint> listen_tls;  ///< needs tls.cert_file and tls.key_file
+  TlsSettings tls;
+  StreamLimits limits;  ///< limits.max_connections is per server here
+};
+
+/// TLS 1.2 ciphers offered (all forward-secret AEAD; TLS 1.3 uses OpenSSL's default suites).
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/// A server TLS context from `tls`: the chain and key loaded and checked, TLS 1.2+ only, the
+/// cipher list above, no compression or renegotiation. Throws std::runtime_error naming the
+/// file and OpenSSL's reason.
+std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& tls);
+
+/// Runs on its worker's io_context; not thread-safe.
+class StreamService final : private StreamHost {
+ public:
+  /// Hands the core's outputs to the worker (which routes them by transport).
+  using Dispatch = std::function<void(const core::Output&)>;
+
+  StreamService(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch,
+                const StreamLimits& limits);
+  ~StreamService() override;
+  StreamService(const StreamService&) = delete;
+  StreamService& operator=(const StreamService&) = delete;
+
+  /// Binds and listens on `endpoint` (SO_REUSEPORT). `join`: another worker already holds the
+  /// endpoint (same port) and this socket joins its group; otherwise a port held by anyone
+  /// fails. `tls` non-null makes it a TLS listener. `steer_group` > 1 (given by the last
+  /// member): the group's kernel choice becomes a hash of the client IP over that many
+  /// members, as for UDP, so one client's connections (an RTP/RTCP pair with its
+  /// RESERVATION-TOKEN) meet on one worker. Returns the bound endpoint. Throws
+  /// asio::system_error. Before start() only.
+  stun::Endpoint listen(const stun::Endpoint& endpoint, bool join,
+                        std::shared_ptr<asio::ssl::context> tls, unsigned steer_group = 0);
+
+  /// Starts accepting and the timeout sweep.
+  void start();
+  /// Routes a core output to its connection (dropped if it closed meanwhile).
+  void send(const core::FiveTuple& to, std::span<const uint8_t> data);
+  /// Stops accepting and closes every connection without ending allocations through the core
+  /// (the worker's core shutdown does that). Idempotent.
+  void close_all();
+
+  size_t connection_count() const { return connections_.size(); }
+  /// Connection ids start here, far above UDP listener indices (FiveTuple::listener).
+  static constexpr uint32_t kFirstConnectionId = 0x80000000u;
+
+ private:
+  struct Acceptor {
+    asio::ip::tcp::acceptor socket;
+    std::shared_ptr<asio::ssl::context> tls;
+    stun::Endpoint bound;
+    asio::steady_timer retry;
+  };
+
+  void on_frame(StreamConnection& c, std::span<const uint8_t> frame) override;
+  void on_closed(StreamConnection& c) override;
+  void accept(size_t ai);
+  void adopt(Acceptor& a, asio::ip::tcp::socket socket);
+  uint32_t next_id();
+  void arm_sweep();
+
+  asio::io_context& ctx_;
+  core::TurnServer& core_;
+  Dispatch dispatch_;
+  StreamLimits limits_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::unordered_map<uint32_t, std::shared_ptr<StreamConnection>> connections_;
+  asio::steady_timer sweep_;
+  uint32_t next_id_ = kFirstConnectionId;
+  bool stopping_ = false;
+};
+
+}  // namespace callrelay::net

@@ -1,0 +1,236 @@
+#include "tests/streams/stream_client.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "relay/net/socket_ops.hpp"
+#include "relay/stun/integrity.hpp"
+
+namespace callrelay::net::testing {
+namespace {
+
+int connect_to(const stun::Endpoint& server) {
+  const int fd = ::socket(server.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_storage ss{};
+  const socklen_t len = write_sockaddr(server, ss);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool wait_readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, std::max(timeout_ms, 0)) > 0;
+}
+
+int64_t mono_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+StreamClient::StreamClient(const stun::Endpoint& server) : fd_(connect_to(server)) {}
+
+StreamClient::StreamClient(const stun::Endpoint& server, const TlsOptions& tls)
+    : fd_(connect_to(server)), tls_(true) {
+  if (fd_ < 0) return;
+  ctx_ = SSL_CTX_new(TLS_client_method());
+  if (tls.min_version) SSL_CTX_set_min_proto_version(ctx_, tls.min_version);
+  if (tls.max_version) SSL_CTX_set_max_proto_version(ctx_, tls.max_version);
+  // Old versions need the lowest security level on Debian's OpenSSL; the server must refuse.
+  if (tls.max_version && tls.max_version < TLS1_2_VERSION) {
+    SSL_CTX_set_security_level(ctx_, 0);
+    SSL_CTX_set_cipher_list(ctx_, "DEFAULT@SECLEVEL=0");
+  }
+  SSL* ssl = SSL_new(ctx_);
+  SSL_set_fd(ssl, fd_);
+  SSL_set_tlsext_host_name(ssl, tls.sni.c_str());
+  timeval tv{kWaitMs / 1000, 0};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (SSL_connect(ssl) == 1) {
+    ssl_ = ssl;
+  } else {
+    SSL_free(ssl);
+  }
+}
+
+StreamClient::~StreamClient() { close(); }
+
+void StreamClient::close() {
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = nullptr;
+  if (ctx_) SSL_CTX_free(ctx_);
+  ctx_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::string StreamClient::tls_version() const { return ssl_ ? SSL_get_version(ssl_) : ""; }
+
+stun::Endpoint StreamClient::local() const {
+  const auto ep = local_endpoint(fd_);
+  return ep ? *ep : stun::Endpoint{};
+}
+
+bool StreamClient::send_all(std::span<const uint8_t> data) {
+  if (!ok()) return false;
+  size_t off = 0;
+  while (off < data.size()) {
+    const int n =
+        ssl_ ? SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off))
+             : static_cast<int>(::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL));
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool StreamClient::fill(int timeout_ms) {
+  if (!ok() || closed_) return false;
+  if (!(ssl_ && SSL_pending(ssl_) > 0) && !wait_readable(fd_, timeout_ms)) return false;
+  uint8_t tmp[16384];
+  const int n =
+      ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : static_cast<int>(::recv(fd_, tmp, sizeof tmp, 0));
+  if (n <= 0) {
+    closed_ = true;  // orderly close, reset or TLS alert: the server ended the connection
+    return false;
+  }
+  buf_.insert(buf_.end(), tmp, tmp + n);
+  return true;
+}
+
+std::optional<Bytes> StreamClient::read_frame(int timeout_ms) {
+  const int64_t deadline = mono_ms() + timeout_ms;
+  for (;;) {
+    if (buf_.size() >= 4) {
+      const size_t len = static_cast<size_t>(buf_[2]) << 8 | buf_[3];
+      size_t size = 0;
+      if ((buf_[0] & 0xC0) == 0)
+        size = 20 + len;
+      else if ((buf_[0] & 0xC0) == 0x40)
+        size = (4 + len + 3) & ~size_t{3};
+      else
+        return std::nullopt;  // the server sent garbage
+      if (buf_.size() >= size) {
+        Bytes frame(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(size));
+        buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(size));
+        return frame;
+      }
+    }
+    if (!fill(static_cast<int>(deadline - mono_ms()))) return std::nullopt;
+  }
+}
+
+bool StreamClient::closed_by_server(int timeout_ms) {
+  const int64_t deadline = mono_ms() + timeout_ms;
+  while (!closed_ && mono_ms() < deadline) {
+    if (fill(static_cast<int>(deadline - mono_ms()))) buf_.clear();
+  }
+  return closed_;
+}
+
+void StreamClient::set_credentials(std::string username, std::string password, std::string realm) {
+  username_ = std::move(username);
+  password_ = std::move(password);
+  realm_ = std::move(realm);
+}
+
+Bytes StreamClient::build(stun::Method m, stun::Class c, const Attrs& attrs, bool sign) {
+  ++counter_;
+  std::memcpy(tid_.data(), &counter_, sizeof(counter_));
+  tid_[11] = static_cast<uint8_t>(fd_);
+  Bytes out(2048);
+  stun::MessageBuilder b(out, m, c, tid_);
+  if (attrs) attrs(b);
+  if (sign && !nonce_.empty()) {
+    b.add_string(stun::attr::kUsername, username_);
+    b.add_string(stun::attr::kRealm, realm_);
+    b.add_string(stun::attr::kNonce, nonce_);
+    b.add_integrity(stun::long_term_key(username_, realm_, password_));
+  }
+  b.add_fingerprint();
+  out.resize(b.finish());
+  return out;
+}
+
+std::optional<Response> StreamClient::request(stun::Method m, const Attrs& attrs, bool sign) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const Bytes req = build(m, stun::Class::kRequest, attrs, sign);
+    const stun::TransactionId tid = tid_;
+    if (!send_all(req)) return std::nullopt;
+    std::optional<Response> r;
+    while (!r) {
+      auto raw = read_frame();
+      if (!raw) return std::nullopt;
+      Response got{std::move(*raw), std::nullopt};
+      got.msg = stun::MessageView::parse(got.raw);
+      if (got.msg && got.msg->transaction_id() == tid) r = std::move(got);
+    }
+    if (!r->msg) return r;
+    const uint16_t code = r->error_code();
+    if (!sign || (code != 401 && code != 438) || attempt == 1) return r;
+    const auto nonce = r->msg->string(stun::attr::kNonce);
+    if (!nonce) return r;
+    nonce_ = std::string(*nonce);
+  }
+  return std::nullopt;
+}
+
+std::optional<stun::Endpoint> StreamClient::allocate() {
+  const auto r = request(stun::Method::kAllocate,
+                         [](stun::MessageBuilder& b) { b.add_requested_transport(17); });
+  if (!r || !r->msg || r->error_code() != 0) return std::nullopt;
+  return r->msg->xor_address(stun::attr::kXorRelayedAddress);
+}
+
+TestCertificate::TestCertificate() {
+  char tmpl[] = "/tmp/callrelay-streams-XXXXXX";
+  dir = ::mkdtemp(tmpl);
+  cert_file = dir + "/cert.pem";
+  key_file = dir + "/key.pem";
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509_sign(x, key, EVP_sha256());
+  FILE* f = std::fopen(cert_file.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key_file.c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(key);
+}
+
+TestCertificate::~TestCertificate() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace callrelay::net::testing

@@ -1,0 +1,122 @@
+// TURN over TLS against a real server: TLS 1.2 and 1.3 serve, older versions and plain STUN
+// on the TLS port are refused, the certificate is checked at startup.
+#include <gtest/gtest.h>
+
+#include "relay/stun/channel_data.hpp"
+#include "tests/streams/stream_fixture.hpp"
+
+namespace callrelay::net {
+namespace {
+
+using testing::Bytes;
+using testing::StreamClient;
+using testing::StreamServerFixture;
+using testing::TestCertificate;
+using testing::UdpSocket;
+
+StreamClient::TlsOptions versions(int min, int max) {
+  StreamClient::TlsOptions o;
+  o.min_version = min;
+  o.max_version = max;
+  return o;
+}
+
+void relay_round_trip(StreamServerFixture& f, StreamClient& c) {
+  f.login(c);
+  const auto relayed = c.allocate();
+  ASSERT_TRUE(relayed.has_value());
+  UdpSocket peer;
+  const auto bound = c.request(stun::Method::kChannelBind, [&](stun::MessageBuilder& m) {
+    m.add_channel_number(0x4002);
+    m.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
+  });
+  ASSERT_TRUE(bound && bound->error_code() == 0);
+  Bytes frame = {0x40, 0x02, 0x00, 0x02, 0xAB, 0xCD, 0x00, 0x00};
+  ASSERT_TRUE(c.send_all(frame));
+  const auto at_peer = peer.receive();
+  ASSERT_TRUE(at_peer.has_value());
+  EXPECT_EQ(*at_peer, (Bytes{0xAB, 0xCD}));
+  peer.send_to(*relayed, Bytes{1, 2, 3});
+  const auto back = c.read_frame();
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, (Bytes{0x40, 0x02, 0x00, 0x03, 1, 2, 3, 0}));
+}
+
+TEST(StreamTls, Tls13AndTls12RelayLikeUdp) {
+  TestCertificate cert;
+  StreamServerFixture f(2, {}, &cert);
+  {
+    StreamClient c(f.tls(), versions(TLS1_3_VERSION, TLS1_3_VERSION));
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.tls_version(), "TLSv1.3");
+    relay_round_trip(f, c);
+  }
+  StreamClient c(f.tls(), versions(TLS1_2_VERSION, TLS1_2_VERSION));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.tls_version(), "TLSv1.2");
+  relay_round_trip(f, c);
+  c.close();
+  EXPECT_TRUE(f.observer().wait_for(core::EndReason::kTransportClosed));
+}
+
+TEST(StreamTls, RefusesTls10And11) {
+  TestCertificate cert;
+  StreamServerFixture f(1, {}, &cert);
+  StreamClient v11(f.tls(), versions(TLS1_1_VERSION, TLS1_1_VERSION));
+  EXPECT_FALSE(v11.ok());
+  StreamClient v10(f.tls(), versions(TLS1_VERSION, TLS1_VERSION));
+  EXPECT_FALSE(v10.ok());
+  StreamClient good(f.tls(), {});  // the server still serves afterwards
+  EXPECT_TRUE(good.ok());
+}
+
+TEST(StreamTls, MinimumVersion13RefusesTls12) {
+  TestCertificate cert;
+  StreamServerFixture f(1, {}, &cert, "1.3");
+  StreamClient v12(f.tls(), versions(TLS1_2_VERSION, TLS1_2_VERSION));
+  EXPECT_FALSE(v12.ok());
+  StreamClient v13(f.tls(), versions(TLS1_3_VERSION, TLS1_3_VERSION));
+  EXPECT_TRUE(v13.ok());
+}
+
+TEST(StreamTls, PlainStunOnTheTlsPortGetsNoAnswer) {
+  TestCertificate cert;
+  StreamServerFixture f(1, {}, &cert);
+  StreamClient plain(f.tls());
+  ASSERT_TRUE(plain.ok());
+  const Bytes req = plain.build(stun::Method::kBinding, stun::Class::kRequest, {}, false);
+  ASSERT_TRUE(plain.send_all(req));
+  const auto answer = plain.read_frame();
+  EXPECT_FALSE(answer.has_value() && stun::MessageView::parse(*answer).has_value())
+      << "a STUN answer came back on the TLS port";
+  EXPECT_TRUE(plain.closed_by_server());
+}
+
+TEST(StreamTls, HandshakeMustFinishWithinTheIdleTimeout) {
+  TestCertificate cert;
+  StreamLimits limits;
+  limits.idle_timeout_ms = 200;
+  StreamServerFixture f(1, limits, &cert);
+  StreamClient silent(f.tls());  // TCP connect, no ClientHello
+  ASSERT_TRUE(silent.ok());
+  EXPECT_TRUE(silent.closed_by_server());
+}
+
+TEST(StreamTls, UnreadableCertificateFailsAtStartup) {
+  TestCertificate cert;
+  core::Authenticator auth(core::AuthConfig{});
+  core::NonceCodec nonces({}, 600);
+  core::PeerPolicy policy;
+  ServerSettings s;
+  s.listen_udp = {testing::loopback(0)};
+  s.workers = 1;
+  s.streams.listen_tls = {testing::loopback(0)};
+  s.streams.tls.cert_file = cert.dir + "/missing.pem";
+  s.streams.tls.key_file = cert.key_file;
+  EXPECT_THROW(Server(s, SharedAuth{auth, nonces, policy}), BindError);
+  s.streams.tls.cert_file = cert.key_file;  // a key is no certificate
+  EXPECT_THROW(Server(s, SharedAuth{auth, nonces, policy}), BindError);
+}
+
+}  // namespace
+}  // namespace callrelay::net
