@@ -50,8 +50,12 @@ std::string allocation_json(const core::AllocationInfo& a, core::EndReason reaso
   json_string(out, a.realm);
   out << ",\"transport\":\"" << core::to_string(a.client.transport) << '"' << ",\"client\":\""
       << a.client.client.to_string() << '"' << ",\"server\":\"" << a.client.server.to_string()
-      << '"' << ",\"relayed\":\"" << a.relayed.to_string() << '"' << ",\"start\":\""
-      << iso_time(a.started) << '"' << ",\"end\":\"" << iso_time(now) << '"'
+      << '"' << ",\"relayed\":\"" << a.relayed.to_string() << '"';
+  // A dual allocation (RFC 8656 section 7.2) has a second, IPv6 relayed address.
+  if (a.relayed_additional) {
+    out << ",\"relayed_additional\":\"" << a.relayed_additional->to_string() << '"';
+  }
+  out << ",\"start\":\"" << iso_time(a.started) << '"' << ",\"end\":\"" << iso_time(now) << '"'
       << ",\"duration_ms\":" << (now - a.started)
       << ",\"bytes_to_peer\":" << a.traffic.bytes_to_peer.get()
       << ",\"packets_to_peer\":" << a.traffic.packets_to_peer.get()

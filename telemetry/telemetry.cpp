@@ -1,0 +1,122 @@
+// Telemetry: one WorkerMetrics per worker, the custom collector over them, and the process
+// gauges kept in a prometheus::Registry; scrape_text serializes both.
+#include "telemetry/telemetry.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "telemetry/collector.hpp"
+#include "telemetry/worker_metrics.hpp"
+
+namespace callrelay::telemetry {
+namespace {
+
+/// Open file descriptors of this process (entries of /proc/self/fd, less the one listing it).
+uint64_t open_fds() {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/self/fd", ec);
+  if (ec) return 0;
+  uint64_t n = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    ++n;
+  }
+  return n > 0 ? n - 1 : 0;
+}
+
+core::TimeMs system_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help,
+                         const prometheus::Labels& labels = {}) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add(labels);
+}
+
+}  // namespace
+
+struct Telemetry::Impl {
+  Impl(TelemetryConfig c, unsigned workers, ProcessProbes p)
+      : cfg(c),
+        probes(std::move(p)),
+        started_at(probes.started_at != 0 ? probes.started_at : system_now_ms()) {
+    for (unsigned i = 0; i < workers; ++i) {
+      worker_metrics.push_back(std::make_unique<WorkerMetrics>(i, cfg.bitrate_window_s));
+    }
+    collector = std::make_unique<RelayCollector>(cfg, worker_metrics);
+    gauge(registry, "callrelay_build_info", "Always 1; the version label names the build.",
+          {{"version", probes.version}})
+        .Set(1);
+    gauge(registry, "callrelay_worker_threads", "Relay worker threads (one core shard each).")
+        .Set(probes.worker_threads != 0 ? probes.worker_threads : workers);
+    gauge(registry, "callrelay_relay_ports_capacity",
+          "Relay ports in the configured range (relay.port_min..port_max).")
+        .Set(static_cast<double>(probes.relay_ports_total));
+    uptime = &gauge(registry, "callrelay_uptime_seconds", "Seconds since the process started.");
+    fds = &gauge(registry, "callrelay_open_fds", "Open file descriptors of the process.");
+    draining = &gauge(registry, "callrelay_draining",
+                      "1 while the relay drains (/readyz answers 503), else 0.");
+    if (probes.relay_ports_in_use) {
+      ports_in_use = &gauge(registry, "callrelay_relay_ports_in_use",
+                            "Relay ports currently open (allocations and reservations).");
+    }
+  }
+
+  TelemetryConfig cfg;
+  ProcessProbes probes;
+  core::TimeMs started_at;
+  std::vector<std::unique_ptr<WorkerMetrics>> worker_metrics;
+  std::unique_ptr<RelayCollector> collector;
+  prometheus::Registry registry;
+  prometheus::Gauge* uptime = nullptr;
+  prometheus::Gauge* fds = nullptr;
+  prometheus::Gauge* ports_in_use = nullptr;
+  prometheus::Gauge* draining = nullptr;
+  prometheus::TextSerializer serializer;
+};
+
+Telemetry::Telemetry(TelemetryConfig cfg, unsigned workers, ProcessProbes probes)
+    : impl_(std::make_unique<Impl>(cfg, workers, std::move(probes))) {}
+
+Telemetry::~Telemetry() = default;
+
+core::Observer* Telemetry::observer_for_worker(unsigned index, core::Observer* next) {
+  if (index >= impl_->worker_metrics.size()) {
+    throw std::out_of_range("telemetry: no worker " + std::to_string(index));
+  }
+  WorkerMetrics& w = *impl_->worker_metrics[index];
+  w.set_next(next);
+  return &w;
+}
+
+void Telemetry::tick(core::TimeMs now) {
+  if (!impl_->cfg.per_allocation_enabled) return;  // rates feed only per-allocation series
+  for (auto& w : impl_->worker_metrics) w->sample(now);
+}
+
+std::string Telemetry::scrape_text(core::TimeMs now) {
+  Impl& s = *impl_;
+  s.uptime->Set(static_cast<double>(std::max<core::TimeMs>(now - s.started_at, 0)) / 1000.0);
+  s.fds->Set(static_cast<double>(open_fds()));
+  if (s.ports_in_use != nullptr)
+    s.ports_in_use->Set(static_cast<double>(s.probes.relay_ports_in_use()));
+  s.draining->Set(s.probes.draining && s.probes.draining() ? 1.0 : 0.0);
+  std::vector<prometheus::MetricFamily> families = s.registry.Collect();
+  CollectResult relay = s.collector->collect(/*series_as_text=*/true);
+  families.insert(families.end(), std::make_move_iterator(relay.families.begin()),
+                  std::make_move_iterator(relay.families.end()));
+  std::ostringstream out;
+  s.serializer.Serialize(out, families);
+  std::string text = std::move(out).str();
+  if (relay.series_pending) render_series_text(relay.series, text);
+  return text;
+}
+
+}  // namespace callrelay::telemetry
