@@ -11,6 +11,7 @@
 
 #include "app/cli.hpp"
 #include "app/credentials.hpp"
+#include "app/http_service.hpp"
 #include "app/settings.hpp"
 #include "config/config.hpp"
 #include "relay/core/auth.hpp"
@@ -18,6 +19,7 @@
 #include "relay/net/server.hpp"
 #include "telemetry/log.hpp"
 #include "telemetry/log_observer.hpp"
+#include "telemetry/telemetry.hpp"
 
 #ifndef CALLRELAY_VERSION
 #define CALLRELAY_VERSION "unknown"
@@ -62,7 +64,7 @@ int mint(const app::CommandLine& cli, config::Config& cfg) {
 
 int serve(const app::CommandLine& cli, config::Config& cfg) {
   const auto state_secret = ensure_secret(cfg);
-  const core::Authenticator auth(cfg.auth);
+  core::Authenticator auth(cfg.auth);  // not const: the HTTP API revokes usernames
   const core::NonceCodec nonces(app::random_bytes32(), cfg.nonce_lifetime_s);
   const core::PeerPolicy policy(cfg.peers);
   const net::ServerSettings settings = app::server_settings(cfg);
@@ -71,6 +73,18 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   const unsigned workers = net::resolve_worker_count(settings.workers);
   for (unsigned i = 0; i < workers; ++i)
     observers.push_back(std::make_unique<telemetry::LogObserver>());
+  // Prometheus metrics: each worker's telemetry observer forwards to its LogObserver.
+  http::Readiness readiness;
+  const net::Server* relay_server = nullptr;  // set once bound; read by the scrape probes
+  telemetry::ProcessProbes probes;
+  probes.relay_ports_total = settings.relay.port_max - settings.relay.port_min + 1u;
+  probes.relay_ports_in_use = [&relay_server]() -> uint64_t {
+    return relay_server != nullptr ? relay_server->relay_ports_in_use() : 0;
+  };
+  probes.draining = [&readiness] { return readiness.draining(); };
+  probes.worker_threads = workers;
+  probes.version = CALLRELAY_VERSION;
+  telemetry::Telemetry metrics(cfg.telemetry, workers, std::move(probes));
 
   // Signals go to the main thread only (sigwait below): block them before any thread starts.
   sigset_t stop_signals;
@@ -80,13 +94,27 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   net::Server server(settings, net::SharedAuth{auth, nonces, policy},
-                     [&observers](unsigned i) { return observers[i].get(); });
+                     [&observers, &metrics](unsigned i) {
+                       return metrics.observer_for_worker(i, observers[i].get());
+                     });
+  relay_server = &server;
   // These lines are a contract: integration tests parse them (actual ports for port 0).
   for (const auto& ep : server.listening()) log::write_line("listening udp " + ep.to_string());
+  for (const auto& l : server.stream_listening()) {
+    log::write_line(std::string("listening ") + core::to_string(l.transport) + " " +
+                    l.endpoint.to_string());
+  }
+  const auto http = app::make_http_service(cfg, auth, metrics, readiness, server);
+  if (http) {
+    log::write_line(std::string("listening ") + (http->tls() ? "https " : "http ") +
+                    http->local_endpoint().to_string());
+  }
   if (state_secret) {
     log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
   }
   server.start();
+  if (http) http->start();
+  readiness.set_listeners_bound(true);
   log::info("relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
             server.worker_count(), " worker(s), realm ", auth.realm());
   log::write_line("ready");
@@ -94,8 +122,10 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log::info("signal ", sig, ": shutting down");
+  readiness.set_draining(true);  // /readyz answers 503 from here on
   server.stop();
   server.join();
+  if (http) http->stop();
   log::info("stopped");
   return 0;
 }

@@ -9,4 +9,7 @@ namespace callrelay::app {
 /// The network section: listeners, relay ports and addresses, workers, core limits.
 net::ServerSettings server_settings(const config::Config& cfg);
 
+/// TCP/TLS listeners, certificate and connection limits (part of server_settings()).
+net::StreamSettings stream_settings(const config::Config& cfg);
+
 }  // namespace callrelay::app

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/http_section.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace callrelay::config {
@@ -54,9 +55,17 @@ class Loader {
   void read_allocations(const Field& f);
   void read_peers(const Field& f);
   void read_log(const Field& f);
+  void read_telemetry(const Field& f);
   void read_log_level(const Field& f);
   void check_relations();
   void resolve_secret_file();
+  // TCP/TLS listeners, the certificate and stream limits (section at the end of this file).
+  void read_stream_listen(const Field& f, std::vector<stun::Endpoint>& out, bool& given);
+  void read_tls(const Field& f);
+  void read_tls_file(const Field& f, std::string& out);
+  void read_tls_min_version(const Field& f);
+  void read_streams(const Field& f);
+  void apply_stream_defaults();
 
   /// A handler calling one of the readers above.
   Handler on(void (Loader::*read)(const Field&));
@@ -73,6 +82,8 @@ class Loader {
   std::filesystem::path base_dir_;
   Config cfg_;
   bool listen_given_ = false;
+  bool tcp_given_ = false, tls_given_ = false;
+  Field listen_tls_, tls_cert_;
   Field ports_min_, ports_max_, default_lifetime_, max_lifetime_, secret_file_;
 };
 
@@ -115,8 +126,10 @@ Config Loader::load(const std::string& yaml_text) {
       cfg_.listen.udp = {*stun::Endpoint::parse("0.0.0.0:3478"),
                          *stun::Endpoint::parse("[::]:3478")};
     }
+    apply_stream_defaults();
     check_relations();
     resolve_secret_file();
+    detail::check_http_sections(reader_, cfg_);
   }
   if (!reader_.errors().empty()) {
     std::string all;
@@ -144,11 +157,26 @@ void Loader::read_root(const Field& root) {
       {"binding_requires_auth", flag(cfg_.core.require_auth_for_binding)},
       {"peers", on(&Loader::read_peers)},
       {"log", on(&Loader::read_log)},
+      {"telemetry", on(&Loader::read_telemetry)},
+      {"tls", on(&Loader::read_tls)},
+      {"streams", on(&Loader::read_streams)},
+      {"http", [this](const Field& f) { detail::read_http_section(reader_, f, cfg_.http, base_dir_); }},
+      {"api", [this](const Field& f) { detail::read_api_section(reader_, f, cfg_.api, base_dir_); }},
   };
   reader_.read_map(root, keys);
 }
 
-void Loader::read_listen(const Field& f) { reader_.read_map(f, {{"udp", on(&Loader::read_udp)}}); }
+void Loader::read_listen(const Field& f) {
+  reader_.read_map(f, {{"udp", on(&Loader::read_udp)},
+                       {"tcp",
+                        [this](const Field& x) {
+                          read_stream_listen(x, cfg_.listen.tcp, tcp_given_);
+                        }},
+                       {"tls", [this](const Field& x) {
+                          listen_tls_ = x;
+                          read_stream_listen(x, cfg_.listen.tls, tls_given_);
+                        }}});
+}
 
 void Loader::read_udp(const Field& f) {
   listen_given_ = true;
@@ -268,6 +296,20 @@ void Loader::read_allocations(const Field& f) {
 
 void Loader::read_peers(const Field& f) {
   reader_.read_map(f, {{"allow", cidrs(cfg_.peers.allow)}, {"deny", cidrs(cfg_.peers.deny)}});
+}
+
+void Loader::read_telemetry(const Field& f) {
+  telemetry::TelemetryConfig& t = cfg_.telemetry;
+  const auto per_allocation = [this, &t](const Field& p) {
+    reader_.read_map(p, {{"enabled", flag(t.per_allocation_enabled)},
+                         {"max_series", [this, &t](const Field& x) {
+                            if (auto v = reader_.integer(x, 0, 1000000)) {
+                              t.per_allocation_max_series = static_cast<size_t>(*v);
+                            }
+                          }}});
+  };
+  reader_.read_map(f, {{"per_allocation", per_allocation},
+                       {"bitrate_window", u32(t.bitrate_window_s, 1, 60)}});
 }
 
 void Loader::read_log(const Field& f) {
@@ -402,6 +444,88 @@ void Loader::resolve_secret_file() {
   }
   if (found == 0)
     reader_.error(secret_file_, "'" + path.string() + "' holds no secret (one per line)");
+}
+
+// --- TCP and TLS ---------------------------------------------------------------------------
+
+void Loader::read_stream_listen(const Field& f, std::vector<stun::Endpoint>& out, bool& given) {
+  given = true;  // [] (or null) is allowed: no listener of this kind
+  if (f.node.IsNull()) return;
+  reader_.for_each_item(f, [this, &out](const Field& item) {
+    const auto s = reader_.string(item);
+    if (!s) return;
+    const auto ep = stun::Endpoint::parse(*s);
+    if (!ep) {
+      reader_.error(
+          item, "must be an address and port like '0.0.0.0:3478' or '[::]:3478', not '" + *s + "'");
+      return;
+    }
+    for (const stun::Endpoint& other : out) {
+      if (other == *ep) reader_.error(item, "'" + *s + "' is listed twice");
+    }
+    out.push_back(*ep);
+  });
+}
+
+void Loader::read_tls(const Field& f) {
+  reader_.read_map(f, {{"cert",
+                        [this](const Field& x) {
+                          tls_cert_ = x;
+                          read_tls_file(x, cfg_.tls.cert);
+                        }},
+                       {"key", [this](const Field& x) { read_tls_file(x, cfg_.tls.key); }},
+                       {"min_version", on(&Loader::read_tls_min_version)}});
+}
+
+void Loader::read_tls_file(const Field& f, std::string& out) {
+  if (f.node.IsNull()) return;
+  text(out, kMaxPathChars)(f);
+  if (out.empty()) return;
+  std::filesystem::path path(out);
+  if (path.is_relative()) path = base_dir_ / path;
+  out = path.string();
+  std::ifstream in;
+  if (const auto why = open_regular(path, in)) {
+    reader_.error(f, "cannot read '" + out + "': " + *why);
+  }
+}
+
+void Loader::read_tls_min_version(const Field& f) {
+  const auto s = reader_.string(f);
+  if (!s) return;
+  if (*s != "1.2" && *s != "1.3") {
+    reader_.error(f, "must be \"1.2\" or \"1.3\" (older TLS is never accepted), not '" + *s + "'");
+    return;
+  }
+  cfg_.tls.min_version = *s;
+}
+
+void Loader::read_streams(const Field& f) {
+  StreamConfig& st = cfg_.streams;
+  const std::vector<KeyHandler> keys = {
+      {"idle_timeout", u32(st.idle_timeout_s, 1, kMaxLifetimeS)},
+      {"max_frame", u32(st.max_frame_bytes, 548, 65552)},
+      {"send_queue", u32(st.send_queue_bytes, 65560, 64 << 20)},
+      {"max_connections", u32(st.max_connections, 0, UINT32_MAX)},
+  };
+  reader_.read_map(f, keys);
+}
+
+/// listen.tcp left out: TCP on the UDP endpoints. listen.tls left out: 5349 when a
+/// certificate is configured. TLS needs both cert and key.
+void Loader::apply_stream_defaults() {
+  if (!tcp_given_) cfg_.listen.tcp = cfg_.listen.udp;
+  const bool has_cert = !cfg_.tls.cert.empty() && !cfg_.tls.key.empty();
+  if (!cfg_.tls.cert.empty() != !cfg_.tls.key.empty()) {
+    reader_.error(tls_cert_.path.empty() ? Field{"tls", {}, 0} : tls_cert_,
+                  "tls.cert and tls.key go together: give both or neither");
+  }
+  if (!tls_given_ && has_cert) {
+    cfg_.listen.tls = {*stun::Endpoint::parse("0.0.0.0:5349"), *stun::Endpoint::parse("[::]:5349")};
+  }
+  if (!cfg_.listen.tls.empty() && !has_cert) {
+    reader_.error(listen_tls_, "listening on TLS needs tls.cert and tls.key");
+  }
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "http/http_config.hpp"
+#include "telemetry/telemetry.hpp"
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/core/turn_server.hpp"
@@ -17,6 +19,23 @@ namespace callrelay::config {
 
 struct ListenConfig {
   std::vector<stun::Endpoint> udp;  ///< default 0.0.0.0:3478 and [::]:3478
+  std::vector<stun::Endpoint> tcp;  ///< default: the udp endpoints (TURN over TCP alongside)
+  std::vector<stun::Endpoint> tls;  ///< default with tls.cert: 0.0.0.0:5349 and [::]:5349
+};
+
+/// TURN over TLS (RFC 7350): the server certificate.
+struct TlsConfig {
+  std::string cert;                ///< PEM certificate chain file (leaf first); empty: no TLS
+  std::string key;                 ///< PEM private key file
+  std::string min_version = "1.2"; ///< "1.2" or "1.3"
+};
+
+/// Limits of TCP and TLS client connections.
+struct StreamConfig {
+  uint32_t idle_timeout_s = 30;       ///< no complete frame (and no allocation) for this long
+  uint32_t max_frame_bytes = 65552;   ///< a larger STUN message or ChannelData closes
+  uint32_t send_queue_bytes = 262144; ///< pending output per connection; beyond, frames drop
+  uint32_t max_connections = 0;       ///< whole server; 0: unlimited
 };
 
 struct RelayNetConfig {
@@ -43,6 +62,11 @@ struct Config {
   core::CoreConfig core;
   core::PeerPolicyConfig peers;
   LogConfig log;
+  TlsConfig tls;
+  StreamConfig streams;
+  http::HttpConfig http;  ///< the HTTP listener (metrics, health, API)
+  http::ApiConfig api;    ///< the credential API: keys, TURN URIs
+  telemetry::TelemetryConfig telemetry;  ///< Prometheus: per-allocation series and their cap
 };
 
 /// A configuration error: names the key and line, and says what to fix.

@@ -32,6 +32,12 @@ peers:
   deny: []
 log:
   level: info
+http:
+  listen: "127.0.0.1:9641"
+  max_request_bytes: 65536
+api:
+  keys: []
+  default_ttl: 3600
 )yaml";
 }
 

@@ -1,0 +1,37 @@
+#include "app/http_service.hpp"
+
+namespace callrelay::app {
+namespace {
+
+std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server& relay) {
+  if (!cfg.api.uris.empty()) return cfg.api.uris;
+  std::vector<stun::Endpoint> tcp, tls;
+  for (const auto& l : relay.stream_listening())
+    (l.transport == core::Transport::kTls ? tls : tcp).push_back(l.endpoint);
+  return http::derive_turn_uris(cfg.api.public_host, relay.listening(), tcp, tls);
+}
+
+}  // namespace
+
+HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
+                         telemetry::Telemetry& metrics, const http::Readiness& readiness,
+                         const net::Server& relay)
+    : api_(cfg.api, turn_uris(cfg, relay),
+           cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
+           cfg.auth.rest_separator, auth),
+      router_(cfg.http.max_request_bytes, api_, readiness,
+              [&metrics](core::TimeMs now) { return metrics.scrape_text(now); }),
+      server_(cfg.http, router_, [&metrics, &auth](core::TimeMs now) {
+        metrics.tick(now);
+        auth.prune_revocations(now);
+      }) {}
+
+std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
+                                               telemetry::Telemetry& metrics,
+                                               const http::Readiness& readiness,
+                                               const net::Server& relay) {
+  if (!cfg.http.enabled) return nullptr;
+  return std::make_unique<HttpService>(cfg, auth, metrics, readiness, relay);
+}
+
+}  // namespace callrelay::app

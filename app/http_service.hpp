@@ -1,0 +1,44 @@
+// The HTTP listener wired to the running relay: the credential API on the first REST secret,
+// the routes, and the RESTinio server with its 1 s housekeeping tick (telemetry bitrate windows,
+// revocation pruning).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "config/config.hpp"
+#include "http/api.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+#include "relay/core/auth.hpp"
+#include "relay/net/server.hpp"
+#include "telemetry/telemetry.hpp"
+
+namespace callrelay::app {
+
+class HttpService {
+ public:
+  /// Binds the HTTP listener now (throws std::runtime_error naming what to fix). TURN URIs
+  /// not given in api.uris are derived from the relay's bound listeners. `auth`, `metrics`
+  /// and `readiness` must outlive the service.
+  HttpService(const config::Config& cfg, core::Authenticator& auth, telemetry::Telemetry& metrics,
+              const http::Readiness& readiness, const net::Server& relay);
+
+  const stun::Endpoint& local_endpoint() const { return server_.local_endpoint(); }
+  bool tls() const { return server_.tls(); }
+  void start() { server_.start(); }
+  void stop() { server_.stop(); }
+
+ private:
+  http::CredentialApi api_;
+  http::Router router_;
+  http::HttpServer server_;
+};
+
+/// The service, or nullptr when http.enabled is false.
+std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
+                                               telemetry::Telemetry& metrics,
+                                               const http::Readiness& readiness,
+                                               const net::Server& relay);
+
+}  // namespace callrelay::app

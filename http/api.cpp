@@ -1,0 +1,295 @@
+#include "http/api.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "telemetry/log.hpp"
+
+namespace callrelay::http {
+namespace {
+
+constexpr size_t kMaxTtlDigits = 10;
+constexpr uint32_t kPreflightMaxAgeS = 600;
+
+std::array<uint8_t, 32> sha256(std::string_view text) {
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+bool iequals_prefix(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    const char a = text[i] >= 'A' && text[i] <= 'Z' ? static_cast<char>(text[i] + 32) : text[i];
+    if (a != prefix[i]) return false;
+  }
+  return true;
+}
+
+/// The key presented: "Authorization: Bearer <key>", else the key= or api= parameter.
+std::optional<std::string> presented_key(const Request& req, const Params& params) {
+  if (iequals_prefix(req.authorization, "bearer ")) {
+    std::string_view k = std::string_view(req.authorization).substr(7);
+    while (!k.empty() && k.front() == ' ') k.remove_prefix(1);
+    while (!k.empty() && k.back() == ' ') k.remove_suffix(1);
+    if (!k.empty()) return std::string(k);
+  }
+  if (auto k = find_param(params, "key"); k && !k->empty()) return k;
+  if (auto k = find_param(params, "api"); k && !k->empty()) return k;
+  return std::nullopt;
+}
+
+std::string media_type(std::string_view content_type) {
+  std::string out(content_type.substr(0, content_type.find(';')));
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
+  return out;
+}
+
+/// Request parameters: the query string, then (POST) the form or JSON body, body values last
+/// so they win. An error response when something does not parse.
+std::optional<Response> read_params(const Request& req, Params& out) {
+  auto query = parse_form(req.query);
+  if (!query) return json_error(400, "malformed query string (bad percent-encoding)");
+  out = std::move(*query);
+  if (req.body.empty()) return std::nullopt;
+  const std::string type = media_type(req.content_type);
+  std::optional<Params> body;
+  if (type == "application/json") {
+    body = parse_flat_json(req.body);
+    if (!body) return json_error(400, "malformed JSON body: expected one flat JSON object");
+  } else if (type.empty() || type == "application/x-www-form-urlencoded") {
+    body = parse_form(req.body);
+    if (!body) return json_error(400, "malformed form body (bad percent-encoding)");
+  } else {
+    return json_error(415, "unsupported Content-Type '" + type +
+                               "': send application/x-www-form-urlencoded or application/json");
+  }
+  out.insert(out.end(), body->begin(), body->end());
+  return std::nullopt;
+}
+
+std::optional<uint32_t> parse_ttl(std::string_view text) {
+  if (text.empty() || text.size() > kMaxTtlDigits) return std::nullopt;
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || v == 0 || v > UINT32_MAX)
+    return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+std::string json_string_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_quote(items[i]);
+  return out + "]";
+}
+
+/// Why a user id cannot go into a REST username, or nullopt when it can.
+std::optional<std::string> user_id_problem(const std::string& user, char separator) {
+  if (user.empty()) return "parameter 'username' must not be empty";
+  if (user.size() > kMaxUserIdBytes)
+    return "parameter 'username' is longer than " + std::to_string(kMaxUserIdBytes) + " bytes";
+  if (user.find(separator) != std::string::npos)
+    return std::string("parameter 'username' must not contain the separator '") + separator +
+           "' (it is the app's user id; the server adds the expiry)";
+  for (const char c : user) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
+      return "parameter 'username' must not contain control characters";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> derive_turn_uris(const std::string& public_host,
+                                          const std::vector<stun::Endpoint>& udp,
+                                          const std::vector<stun::Endpoint>& tcp,
+                                          const std::vector<stun::Endpoint>& tls) {
+  std::vector<std::string> out;
+  const auto add = [&](const std::vector<stun::Endpoint>& listeners, const char* scheme,
+                       const char* transport) {
+    for (const stun::Endpoint& ep : listeners) {
+      std::string host = public_host;
+      if (host.empty()) {
+        const std::string ip = ep.ip_string();
+        if (ip == "0.0.0.0" || ip == "::") continue;
+        host = ep.is_v4() ? ip : "[" + ip + "]";
+      }
+      std::string uri = std::string(scheme) + ":" + host + ":" + std::to_string(ep.port) +
+                        "?transport=" + transport;
+      if (std::find(out.begin(), out.end(), uri) == out.end()) out.push_back(std::move(uri));
+    }
+  };
+  add(udp, "turn", "udp");
+  add(tcp, "turn", "tcp");
+  add(tls, "turns", "tcp");
+  return out;
+}
+
+Response json_error(int status, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.body = "{\"error\": " + json_quote(message) + "}\n";
+  return r;
+}
+
+CredentialApi::CredentialApi(ApiConfig cfg, std::vector<std::string> uris, std::string rest_secret,
+                             char separator, core::Authenticator& auth,
+                             FailureLimiter::Options limits)
+    : cfg_(std::move(cfg)),
+      uris_(std::move(uris)),
+      secret_(std::move(rest_secret)),
+      separator_(separator),
+      auth_(auth),
+      limiter_(limits) {
+  for (const ApiKey& k : cfg_.keys) key_digests_.push_back(sha256(k.key));
+}
+
+const ApiKey* CredentialApi::match_key(std::string_view presented) const {
+  // Compare digests (fixed length) with CRYPTO_memcmp over every key: the time taken does
+  // not depend on how much of a key was guessed, nor on which key matched.
+  const auto digest = sha256(presented);
+  const ApiKey* found = nullptr;
+  for (size_t i = 0; i < key_digests_.size(); ++i) {
+    if (CRYPTO_memcmp(digest.data(), key_digests_[i].data(), digest.size()) == 0)
+      found = &cfg_.keys[i];
+  }
+  return found;
+}
+
+bool CredentialApi::origin_allowed_by_any(const std::string& origin) const {
+  return std::any_of(cfg_.keys.begin(), cfg_.keys.end(), [&origin](const ApiKey& k) {
+    return std::find(k.allowed_origins.begin(), k.allowed_origins.end(), origin) !=
+           k.allowed_origins.end();
+  });
+}
+
+void CredentialApi::add_cors(Response& r, const std::string& origin,
+                             const std::vector<std::string>& allowed) {
+  if (origin.empty() || std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) return;
+  r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+  r.headers.emplace_back("Vary", "Origin");
+}
+
+Response CredentialApi::with_cors(Response r, const Request& req, const ApiKey* key) const {
+  if (req.origin.empty()) return r;
+  if (key != nullptr) {
+    add_cors(r, req.origin, key->allowed_origins);
+  } else if (origin_allowed_by_any(req.origin)) {
+    // No key identified yet (an error): let an allowed browser app read the message.
+    add_cors(r, req.origin, {req.origin});
+  }
+  return r;
+}
+
+Response CredentialApi::preflight(const Request& req) const {
+  if (req.origin.empty() || !origin_allowed_by_any(req.origin))
+    return json_error(403, "origin not allowed: add it to api.keys[].allowed_origins");
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  add_cors(r, req.origin, {req.origin});
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+  r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
+  r.headers.emplace_back("Access-Control-Max-Age", std::to_string(kPreflightMaxAgeS));
+  return r;
+}
+
+std::optional<Response> CredentialApi::authorize(const Request& req, core::TimeMs now,
+                                                 Authorized& out) {
+  if (auto bad = read_params(req, out.params)) return with_cors(std::move(*bad), req, nullptr);
+  if (!limiter_.allowed(req.client_ip, now)) {
+    Response r = json_error(429, "too many failed API key attempts from this address; retry later");
+    r.headers.emplace_back("Retry-After",
+                           std::to_string(limiter_.retry_after_s(req.client_ip, now)));
+    return with_cors(std::move(r), req, nullptr);
+  }
+  const auto key = presented_key(req, out.params);
+  out.key = key ? match_key(*key) : nullptr;
+  if (out.key == nullptr) {
+    limiter_.record_failure(req.client_ip, now);
+    log::info("http: rejected API request from ", req.client_ip,
+              key ? ": invalid API key" : ": no API key");
+    Response r = json_error(401, key ? "invalid API key"
+                                     : "missing API key: send 'Authorization: Bearer <key>' "
+                                       "or the key= query parameter");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return with_cors(std::move(r), req, nullptr);
+  }
+  return std::nullopt;
+}
+
+Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
+  Authorized a;
+  if (auto denied = authorize(req, now, a)) return std::move(*denied);
+  const auto fail = [&](int status, const std::string& msg) {
+    return with_cors(json_error(status, msg), req, a.key);
+  };
+  const auto service = find_param(a.params, "service");
+  if (!service) return fail(400, "missing parameter 'service' (must be 'turn')");
+  if (*service != "turn")
+    return fail(400, "parameter 'service' must be 'turn', not '" + *service + "'");
+  const auto user = find_param(a.params, "username");
+  if (!user) return fail(400, "missing parameter 'username' (the app's user id)");
+  if (auto problem = user_id_problem(*user, separator_)) return fail(400, *problem);
+  uint32_t ttl = std::min(cfg_.default_ttl_s, a.key->max_ttl_s);
+  if (const auto ttl_text = find_param(a.params, "ttl")) {
+    const auto parsed = parse_ttl(*ttl_text);
+    if (!parsed) return fail(400, "parameter 'ttl' must be a positive integer of seconds");
+    if (*parsed > a.key->max_ttl_s)
+      return fail(400, "parameter 'ttl' (" + std::to_string(*parsed) +
+                           ") is above this API key's maximum of " +
+                           std::to_string(a.key->max_ttl_s) + " seconds");
+    ttl = *parsed;
+  }
+  if (secret_.empty()) return fail(503, "no REST secret is configured (auth.secrets)");
+
+  const int64_t expiry = now / 1000 + ttl;
+  const std::string username = std::to_string(expiry) + separator_ + *user;
+  const std::string password = core::Authenticator::rest_password(secret_, username);
+  const std::string uris = json_string_array(uris_);
+  Response r;
+  r.body = "{\"username\": " + json_quote(username) + ", \"password\": " + json_quote(password) +
+           ", \"ttl\": " + std::to_string(ttl) + ", \"uris\": " + uris +
+           ", \"iceServers\": [{\"urls\": " + uris + ", \"username\": " + json_quote(username) +
+           ", \"credential\": " + json_quote(password) + "}]}\n";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  log::debug("http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
+             ttl, " s");
+  return with_cors(std::move(r), req, a.key);
+}
+
+Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
+  Authorized a;
+  if (auto denied = authorize(req, now, a)) return std::move(*denied);
+  const auto fail = [&](int status, const std::string& msg) {
+    return with_cors(json_error(status, msg), req, a.key);
+  };
+  const auto username = find_param(a.params, "username");
+  if (!username || username->empty())
+    return fail(400, "missing parameter 'username' (the full REST username '<expiry>" +
+                         std::string(1, separator_) + "<user>' to revoke)");
+  // Revocations are kept until the credential expires, so the username must carry its expiry.
+  const std::string_view stamp = std::string_view(*username).substr(0, username->find(separator_));
+  int64_t expiry = 0;
+  const auto [end, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), expiry);
+  if (stamp.empty() || stamp.size() > 12 || ec != std::errc{} ||
+      end != stamp.data() + stamp.size() || expiry < 0)
+    return fail(400, "parameter 'username' must be a REST username '<expiry>" +
+                         std::string(1, separator_) + "<user>'");
+  const core::TimeMs until = expiry * 1000;
+  if (until > now) auth_.revoke(*username, until);
+  log::info("http: API key '", a.key->name, "' revoked '", *username, "'");
+  Response r;
+  r.body = "{\"username\": " + json_quote(*username) +
+           ", \"revoked\": " + (until > now ? "true" : "false") +
+           ", \"until\": " + std::to_string(expiry) + "}\n";
+  return with_cors(std::move(r), req, a.key);
+}
+
+}  // namespace callrelay::http

@@ -1,0 +1,72 @@
+// The TURN REST API credential endpoint (draft-uberti-behave-turn-rest-00, as Janus, Matrix and
+// Cloudflare clients call it) and revocation, behind API keys. Pure request -> response logic;
+// runs on the HTTP server's thread only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http/codec.hpp"
+#include "http/http_config.hpp"
+#include "http/message.hpp"
+#include "http/rate_limiter.hpp"
+#include "relay/core/auth.hpp"
+#include "relay/core/types.hpp"
+
+namespace callrelay::http {
+
+/// REST usernames the API mints: "<expiry><separator><user>". User ids longer than this are
+/// refused (RFC 8489 section 14.3 caps USERNAME at 512 bytes, the expiry takes some).
+inline constexpr size_t kMaxUserIdBytes = 256;
+
+/// TURN URIs for the relay's listeners ("turn:HOST:PORT?transport=udp", "...=tcp",
+/// "turns:HOST:PORT?transport=tcp"), without duplicates. HOST is `public_host` when set, else
+/// the listener's address; wildcard listeners (0.0.0.0, ::) give no URI without a public_host.
+std::vector<std::string> derive_turn_uris(const std::string& public_host,
+                                          const std::vector<stun::Endpoint>& udp,
+                                          const std::vector<stun::Endpoint>& tcp = {},
+                                          const std::vector<stun::Endpoint>& tls = {});
+
+class CredentialApi {
+ public:
+  /// `uris`: the TURN URIs to return (already derived from config). `rest_secret`: the
+  /// first REST secret ("" when there is none: minting answers 503). `auth` receives
+  /// revocations and must outlive this object.
+  CredentialApi(ApiConfig cfg, std::vector<std::string> uris, std::string rest_secret,
+                char separator, core::Authenticator& auth,
+                FailureLimiter::Options limits = FailureLimiter::Options{});
+
+  /// GET|POST /api/v1/turn/credentials.
+  Response credentials(const Request& req, core::TimeMs now);
+  /// POST /api/v1/turn/revoke.
+  Response revoke(const Request& req, core::TimeMs now);
+  /// OPTIONS on either: a CORS preflight, answered for origins some key allows.
+  Response preflight(const Request& req) const;
+
+ private:
+  struct Authorized {
+    const ApiKey* key = nullptr;
+    Params params;
+  };
+  /// Reads the parameters and checks the API key; an error response when either fails.
+  std::optional<Response> authorize(const Request& req, core::TimeMs now, Authorized& out);
+  const ApiKey* match_key(std::string_view presented) const;
+  bool origin_allowed_by_any(const std::string& origin) const;
+  /// Adds CORS headers when `origin` is in `allowed`.
+  static void add_cors(Response& r, const std::string& origin,
+                       const std::vector<std::string>& allowed);
+  Response with_cors(Response r, const Request& req, const ApiKey* key) const;
+
+  ApiConfig cfg_;
+  std::vector<std::string> uris_;
+  std::string secret_;
+  char separator_;
+  core::Authenticator& auth_;
+  FailureLimiter limiter_;
+  std::vector<std::array<uint8_t, 32>> key_digests_;  ///< SHA-256 of each key, same order
+};
+
+}  // namespace callrelay::http

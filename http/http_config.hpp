@@ -1,0 +1,45 @@
+// The `http:` and `api:` configuration sections as plain values (no dependencies), filled in by
+// config/ and handed to the HTTP server and the credential API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/stun/endpoint.hpp"
+
+namespace callrelay::http {
+
+/// PEM files for HTTPS (certificate chain first, then intermediates).
+struct TlsFiles {
+  std::string cert;  ///< http.tls.cert
+  std::string key;   ///< http.tls.key
+};
+
+/// The `http:` section: one listener for /metrics, /healthz, /readyz and /api/v1.
+struct HttpConfig {
+  bool enabled = true;                                               ///< http.enabled
+  stun::Endpoint listen = *stun::Endpoint::parse("127.0.0.1:9641");  ///< http.listen
+  std::optional<TlsFiles> tls;                                       ///< http.tls (HTTPS when set)
+  size_t max_request_bytes = 65536;  ///< http.max_request_bytes: larger requests get 413
+};
+
+/// One API key of the `api:` section.
+struct ApiKey {
+  std::string name;                          ///< shown in logs instead of the key
+  std::string key;                           ///< the secret (inline or read from key_file)
+  uint32_t max_ttl_s = 86400;                ///< credentials minted with it live at most this
+  std::vector<std::string> allowed_origins;  ///< CORS: browser origins allowed to call
+};
+
+/// The `api:` section: the credential endpoint.
+struct ApiConfig {
+  std::vector<ApiKey> keys;       ///< no keys: the /api/v1 endpoints answer 401 to everyone
+  std::vector<std::string> uris;  ///< TURN URIs returned; empty: derived from the listeners
+  std::string public_host;        ///< host name in derived URIs
+  uint32_t default_ttl_s = 3600;  ///< credential lifetime when the request gives no ttl
+};
+
+}  // namespace callrelay::http
