@@ -30,6 +30,10 @@ test_packages=(
   clang libclang-rt-14-dev libgtest-dev libgmock-dev googletest libnice-dev
   coturn chromium nodejs iproute2 procps
 )
+# Prometheus server and promtool (deploy/prometheus checks, live scrape test); curl for /metrics.
+test_packages+=(prometheus curl)
+# The TCP/TLS tests make a self-signed certificate and probe TLS versions with the openssl CLI.
+test_packages+=(openssl)
 
 packages=("${build_packages[@]}")
 if [[ $runtime_only == 0 ]]; then
@@ -79,5 +83,9 @@ trap remove_policy EXIT
 # On a machine booted with systemd, also keep the coturn unit from starting at boot.
 if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
   "${as_root[@]}" systemctl disable --now coturn.service >/dev/null 2>&1 || true
+fi
+# Same for prometheus: the tests start their own server on a loopback port.
+if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+  "${as_root[@]}" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 fi
 echo "install-deps: done"

@@ -204,5 +204,25 @@ async function runGatherOnly(iceServers, ms) {
   return result;
 }
 
-window.relayTest = { runDataChannel, runCall, runGatherOnly };
+// (d) As an app would: GET the TURN credentials from callrelay's credential endpoint (a
+// cross-origin fetch with the API key as a Bearer token, so a CORS preflight first), then the
+// data-channel exchange of (a) with the response's `iceServers` passed unchanged.
+async function runDataChannelFromEndpoint(url, apiKey, count) {
+  let response;
+  try {
+    const res = await withTimeout(fetch(url, { headers: { Authorization: `Bearer ${apiKey}` } }),
+      10000, 'credential endpoint');
+    response = { status: res.status, body: await res.json() };
+  } catch (err) {
+    return { error: `credential endpoint: ${err}` };
+  }
+  if (response.status !== 200) {
+    return { error: `credential endpoint answered ${response.status}`, response };
+  }
+  const result = await runDataChannel(response.body.iceServers, count);
+  result.response = response;
+  return result;
+}
+
+window.relayTest = { runDataChannel, runCall, runGatherOnly, runDataChannelFromEndpoint };
 document.getElementById('status').textContent = 'loaded';

@@ -33,8 +33,14 @@ function freeUdpPort() {
   });
 }
 
-/// Starts the server under test; resolves to { kind, port, alive(), log(), stop() }.
-async function startServer(workDir) {
+/// Starts the server under test; resolves to { kind, port, httpPort, alive(), log(), stop() }.
+/// With options.credentialApi = { key, origin } (callrelay only) the server also serves its
+/// HTTP listener on a loopback port (httpPort) with the credential endpoint: one API key
+/// allowed from the browser origin `origin`, and TURN URIs naming the UDP listener, whose port
+/// is then chosen here (the URIs must name it before the server starts).
+/// With options.streams = { cert, key } (callrelay only) it also listens on TCP and TLS
+/// (tcpPort, tlsPort); options.logLevel sets its log level (default info).
+async function startServer(workDir, options = {}) {
   const kind = process.env.CALLRELAY_TEST_SERVER || 'callrelay';
   let child;
   let readyPattern;
@@ -46,15 +52,20 @@ async function startServer(workDir) {
     const stateDir = path.join(workDir, 'state');
     fs.mkdirSync(stateDir);
     const config = path.join(workDir, 'callrelay.yaml');
+    const api = options.credentialApi;
+    if (api) port = await freeUdpPort();
     fs.writeFileSync(config, [
-      'listen: {udp: ["127.0.0.1:0"]}',
+      `listen: {udp: ["127.0.0.1:${port}"${options.ipv6 ? ', "[::1]:0"' : ''}]${options.streams ? streamListen() : ''}}`,
       'relay: {ports: {min: 61000, max: 65000}}',
       'workers: 2',
       `state_dir: ${stateDir}`,
       `realm: ${REALM}`,
       `auth: {secrets: ["${SECRET}"], separator: ":"}`,
       'peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only',
-      'log: {level: info}',
+      `log: {level: ${options.logLevel || 'info'}}`,
+      'http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run in parallel',
+      ...(api ? credentialApiConfig(api, port) : []),
+      ...(options.streams ? streamTlsConfig(options.streams) : []),
       '',
     ].join('\n'));
     child = childProcess.spawn(bin, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -89,14 +100,33 @@ async function startServer(workDir) {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  let httpPort = null;
+  const streamPorts = {};
+  if (kind === 'callrelay' && options.streams) {
+    for (const t of ['tcp', 'tls']) {
+      const s = output.match(new RegExp(`^listening ${t} 127\\.0\\.0\\.1:(\\d+)$`, 'm'));
+      if (!s || s[1] === '0') throw new Error(`callrelay logged no 'listening ${t} 127.0.0.1:PORT':\n${output}`);
+      streamPorts[t] = Number(s[1]);
+    }
+  }
   if (kind === 'callrelay') {
     const m = output.match(/^listening udp 127\.0\.0\.1:(\d+)$/m);
     if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
     port = Number(m[1]);
+    if (options.ipv6) streamPorts.udp6 = ipv6UdpPort(output);
+    if (options.credentialApi) {
+      const h = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
+      if (!h || h[1] === '0') throw new Error(`callrelay logged no 'listening http 127.0.0.1:PORT':\n${output}`);
+      httpPort = Number(h[1]);
+    }
   }
   return {
     kind,
     port,
+    httpPort,
+    tcpPort: streamPorts.tcp,
+    tlsPort: streamPorts.tls,
+    udp6Port: streamPorts.udp6,  // options.ipv6: the [::1] UDP listener
     alive: () => exited === null,
     exitStatus: () => exited,
     log: () => output,
@@ -108,6 +138,31 @@ async function startServer(workDir) {
       clearTimeout(timer);
     },
   };
+}
+
+/// startServer's options.ipv6 (callrelay only): the port of the extra `[::1]:0` UDP listener.
+function ipv6UdpPort(output) {
+  const m = output.match(/^listening udp \[::1\]:(\d+)$/m);
+  if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp [::1]:PORT':\n${output}`);
+  return Number(m[1]);
+}
+
+/// The api: config lines for startServer's credentialApi option.
+function credentialApiConfig(api, udpPort) {
+  return [
+    'api:',
+    `  keys: [{name: browser-test, key: "${api.key}", max_ttl: 3600, allowed_origins: ["${api.origin}"]}]`,
+    `  uris: ["turn:127.0.0.1:${udpPort}?transport=udp"]`,
+  ];
+}
+
+/// startServer's streams option ({ cert, key }: PEM files): TCP and TLS listeners on
+/// 127.0.0.1:0 (tcpPort, tlsPort) with that certificate.
+function streamListen() {
+  return ', tcp: ["127.0.0.1:0"], tls: ["127.0.0.1:0"]';
+}
+function streamTlsConfig(streams) {
+  return [`tls: {cert: "${streams.cert}", key: "${streams.key}"}`];
 }
 
 const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };

@@ -1,7 +1,9 @@
 // Headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) through the TURN
 // server over turn:127.0.0.1:PORT?transport=udp, relay-only: a data-channel exchange, a
 // 5-second fake audio+video call with relay/relay selected pairs and media received, and 401
-// for a wrong and an expired credential. Run with `node --test` (node 18 or later).
+// for a wrong and an expired credential; then (callrelay only) the data-channel exchange again
+// with iceServers the page fetched from callrelay's credential endpoint (CORS, API key) and
+// passed unchanged to RTCPeerConnection. Run with `node --test` (node 18 or later).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -10,6 +12,10 @@ const path = require('node:path');
 const { describe, it, before, after } = require('node:test');
 
 const harness = require('./harness.js');
+
+// The credential endpoint's API key for the page (test config only; 16 characters at least).
+const API_KEY = 'browser-test-api-key-0123456789';
+const API_TTL = 600;
 
 const CHROMIUM = process.env.CALLRELAY_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -46,8 +52,10 @@ describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (
     const { chromium } = harness.loadPlaywright();
     assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
     workDir = harness.makeWorkDir();
-    server = await harness.startServer(workDir);
     web = await harness.startWebServer();
+    server = await harness.startServer(workDir, {
+      credentialApi: { key: API_KEY, origin: new URL(web.url).origin },
+    });
     context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
       executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
     });
@@ -121,4 +129,30 @@ describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (
       assert.ok(r.errors.some((e) => e.errorCode === 401), `no icecandidateerror 401: ${show(r.errors)}`);
     }));
   }
+
+  it('data channel with iceServers from the credential endpoint', {
+    timeout: 60000,
+    skip: process.env.CALLRELAY_TEST_SERVER === 'coturn' ? 'coturn has no credential endpoint' : false,
+  }, () => guarded(async () => {
+    const user = 'browser-api';
+    const url = `http://127.0.0.1:${server.httpPort}/api/v1/turn/credentials?service=turn&username=${user}&ttl=${API_TTL}`;
+    const before = Math.floor(Date.now() / 1000);
+    const r = await page.evaluate(([u, key, n]) => window.relayTest.runDataChannelFromEndpoint(u, key, n),
+      [url, API_KEY, 20]);
+    console.log(`data channel, endpoint credentials: ${show({ ...r, response: r.response && r.response.status })}`);
+    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.response || r.info)}`);
+    const body = r.response.body;
+    const [expiry, name] = body.username.split(':');
+    assert.equal(name, user, `username ${body.username}`);
+    assert.ok(Number(expiry) >= before + API_TTL - 1 && Number(expiry) <= before + API_TTL + 60,
+      `expiry ${expiry} is not now + ttl ${API_TTL}`);
+    assert.equal(body.ttl, API_TTL);
+    const uris = [`turn:127.0.0.1:${server.port}?transport=udp`];
+    assert.deepEqual(body.uris, uris);
+    assert.deepEqual(body.iceServers, [{ urls: uris, username: body.username, credential: body.password }]);
+    assert.equal(r.receivedByB, 20, 'messages received by b');
+    assert.equal(r.echoedToA, 20, 'echoes received by a');
+    assertRelayPair(r.pairA, 'peer a');
+    assertRelayPair(r.pairB, 'peer b');
+  }));
 });

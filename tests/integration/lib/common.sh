@@ -69,6 +69,7 @@ start_callrelay() {
   mkdir -p "$WORK_DIR/state"
   cat >"$WORK_DIR/callrelay.yaml" <<EOF
 listen: {udp: ["127.0.0.1:0"]}
+http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run side by side
 relay: {ports: {min: 61000, max: 65000}}
 workers: 2
 state_dir: $WORK_DIR/state

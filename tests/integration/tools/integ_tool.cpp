@@ -1,8 +1,9 @@
 // Small command-line helper for the integration test scripts: finds free loopback UDP ports,
-// mints TURN REST passwords, waits for a UDP echo peer, and throws malformed datagrams at a
-// server. Written without the project's codec on purpose, so the tests stay an independent
-// check of the server. Every network operation targets the address given on the command line
-// (the scripts only ever pass loopback addresses) and is bounded in time.
+// mints TURN REST passwords, waits for a UDP echo peer, throws malformed datagrams at a
+// server, and streams ChannelData through allocations. Written without the project's codec on
+// purpose, so the tests stay an independent check of the server. Every network operation
+// targets the address given on the command line (the scripts only ever pass loopback
+// addresses) and is bounded in time.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "tests/integration/tools/allocate.hpp"
+#include "tests/integration/tools/dual_stack.hpp"
 #include "tests/integration/tools/malformed.hpp"
+#include "tests/integration/tools/stream.hpp"
 #include "tests/integration/tools/udp.hpp"
 
 namespace {
@@ -28,7 +31,10 @@ int usage() {
                "       integ_tool mint SECRET USERNAME\n"
                "       integ_tool wait-echo HOST PORT TIMEOUT_MS\n"
                "       integ_tool malformed HOST PORT\n"
-               "       integ_tool allocate HOST PORT USERNAME PASSWORD\n");
+               "       integ_tool allocate HOST PORT USERNAME PASSWORD\n"
+               "       integ_tool dual HOST PORT PEER4_PORT PEER6_PORT USERNAME PASSWORD\n"
+               "       integ_tool stream HOST PORT PEER_IP PEER_PORT MAX_SECONDS USERNAME PASSWORD"
+               " [USERNAME PASSWORD]...\n");
   return 2;
 }
 
@@ -101,9 +107,21 @@ int main(int argc, char** argv) {
   if (cmd == "malformed" && args.size() == 3) {
     return callrelay::integ::run_malformed(args[1], static_cast<uint16_t>(std::stoi(args[2])));
   }
+  if (cmd == "dual" && args.size() == 7) {  // IPv6 tests: a dual-stack allocation
+    return callrelay::integ::run_dual(args[1], static_cast<uint16_t>(std::stoi(args[2])),
+                                      static_cast<uint16_t>(std::stoi(args[3])),
+                                      static_cast<uint16_t>(std::stoi(args[4])), args[5], args[6]);
+  }
   if (cmd == "allocate" && args.size() == 5) {
     return callrelay::integ::run_allocate(args[1], static_cast<uint16_t>(std::stoi(args[2])),
                                           args[3], args[4]);
+  }
+  if (cmd == "stream" && args.size() >= 8 && args.size() % 2 == 0) {
+    std::vector<std::pair<std::string, std::string>> credentials;
+    for (size_t i = 6; i + 1 < args.size(); i += 2) credentials.emplace_back(args[i], args[i + 1]);
+    return callrelay::integ::run_stream(args[1], static_cast<uint16_t>(std::stoi(args[2])), args[3],
+                                        static_cast<uint16_t>(std::stoi(args[4])),
+                                        std::stoi(args[5]), credentials);
   }
   return usage();
 }

@@ -1,0 +1,67 @@
+// A minimal TURN-over-UDP client for the integration test helpers, independent of the project's
+// codec: Allocate with long-term credentials, ChannelBind, Refresh and ChannelData (IPv4 peers).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tests/integration/tools/udp.hpp"
+
+namespace callrelay::integ {
+
+/// One client 5-tuple talking to one TURN server. Blocking; every exchange is bounded in time
+/// (5 tries of 500 ms). Not thread-safe.
+class TurnClient {
+ public:
+  /// Binds a local UDP socket of the server address's family on an ephemeral port.
+  TurnClient(std::string host, uint16_t port, std::string username, std::string password);
+
+  /// True if the local socket was bound.
+  bool ok() const { return sock_.ok(); }
+
+  /// RFC 8656 section 7.2 Allocate (UDP relay): unauthenticated request, 401 challenge,
+  /// authenticated retry (and once more on 438 stale nonce). The final code: 200 on success,
+  /// else the ERROR-CODE number, 0 for an error without a code, nullopt if no answer came.
+  std::optional<int> allocate();
+
+  /// RFC 8656 section 11.1 ChannelBind of `channel` (0x4000-0x4FFF) to an IPv4 peer.
+  std::optional<int> channel_bind(uint16_t channel, const std::string& peer_ip, uint16_t peer_port);
+
+  /// RFC 8656 section 7.3 Refresh with LIFETIME `lifetime` seconds (0 deletes the allocation).
+  std::optional<int> refresh(uint32_t lifetime);
+
+  /// Sends `payload` as one ChannelData message on `channel`; false if the kernel refused it.
+  bool send_channel_data(uint16_t channel, std::span<const uint8_t> payload);
+
+  /// Waits up to timeout_ms for a ChannelData message; its payload size, or nothing.
+  std::optional<size_t> receive_channel_data(int timeout_ms);
+
+ private:
+  using Bytes = std::vector<uint8_t>;
+  struct Response {
+    uint16_t type = 0;
+    int code = 200;
+    std::string realm, nonce;
+  };
+
+  Bytes new_request(uint16_t method);
+  void sign(Bytes& request);
+  std::optional<Response> exchange(const Bytes& request);
+  std::optional<int> authenticated(uint16_t method,
+                                   const std::vector<std::pair<uint16_t, Bytes>>& attrs);
+
+  std::string host_;
+  uint16_t port_;
+  std::string username_, password_;
+  std::string realm_, nonce_;
+  Bytes key_;
+  UdpSocket sock_;
+  std::mt19937 rng_;
+  Bytes buf_;
+};
+
+}  // namespace callrelay::integ
