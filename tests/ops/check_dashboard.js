@@ -1,17 +1,17 @@
 // Checks deploy/grafana/callrelay-dashboard.json (ctest: ops.grafana_dashboard): it is valid
 // JSON of the shape Grafana imports, every panel queries the templated Prometheus data source,
 // panel ids are unique and panels fit the 24-column grid, and every callrelay_* metric the
-// dashboard or the alerting rules name is documented in telemetry/METRICS.md (so a renamed
+// dashboard or the alerting rules name is documented in the README ( (so a renamed
 // metric cannot leave a silent, empty panel or an alert that never fires).
 //
-// Usage: node check_dashboard.js DASHBOARD.json ALERTS.yml METRICS.md
+// Usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md
 'use strict';
 
 const fs = require('node:fs');
 
 const [dashboardPath, alertsPath, metricsDocPath] = process.argv.slice(2);
 if (!metricsDocPath) {
-  console.error('usage: node check_dashboard.js DASHBOARD.json ALERTS.yml METRICS.md');
+  console.error('usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md');
   process.exit(2);
 }
 

@@ -3,6 +3,7 @@
 // serve web/ over http://127.0.0.1, mint TURN REST credentials. Runs on node 18.
 'use strict';
 
+const assert = require('node:assert/strict');
 const childProcess = require('node:child_process');
 const crypto = require('node:crypto');
 const dgram = require('node:dgram');
@@ -207,4 +208,102 @@ function makeWorkDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'callrelay-browser-'));
 }
 
-module.exports = { mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, WEB_DIR };
+const CHROMIUM = process.env.CALLRELAY_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // In a network namespace with only `lo`, Chromium gathers nothing without this.
+  '--allow-loopback-in-peer-connection',
+];
+/// Extra Chromium arguments for the tests that make calls (fake camera and microphone).
+const FAKE_MEDIA_ARGS = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
+
+function show(value) {
+  return JSON.stringify(value, null, 1);
+}
+
+/// Launches headless Chromium (CHROMIUM_ARGS plus extraArgs, profile in workDir) and opens the
+/// test page at url; resolves to { context, page } once the page's window.relayTest exists.
+async function openTestPage(workDir, url, extraArgs = []) {
+  const { chromium } = loadPlaywright();
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
+  const context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
+    executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs],
+  });
+  const page = await context.newPage();
+  page.on('console', (msg) => console.log(`[page] ${msg.text()}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.relayTest !== undefined, null, { timeout: 10000 });
+  return { context, page };
+}
+
+/// Stops the server and asserts it was still running and logged no sanitizer report; prints
+/// the tail of its log if printLog or it had died. Returns its log.
+async function stopServerChecked(server, printLog = false) {
+  const wasAlive = server.alive();
+  await server.stop();
+  const log = server.log();
+  if (printLog || !wasAlive) console.log(`---- ${server.kind} log ----\n${log.slice(-8000)}`);
+  assert.ok(wasAlive, `${server.kind} died during the test: ${show(server.exitStatus())}`);
+  assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
+  return log;
+}
+
+/// after() of a browser suite: closes the browser and the web server, stops and checks the
+/// server (stopServerChecked, its log printed if failed) and removes workDir; each if set.
+async function teardown({ context, web, server, workDir }, failed) {
+  if (context) await context.close();
+  if (web) await web.close();
+  if (server) await stopServerChecked(server, failed);
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+}
+
+/// Runs fn; if it throws, calls onFailure() (to have the teardown print the server log) and rethrows.
+async function guarded(onFailure, fn) {
+  try {
+    await fn();
+  } catch (err) {
+    onFailure();
+    throw err;
+  }
+}
+
+/// A selected candidate pair must be relay/relay (and, given protocol, reach the relay over it).
+function assertRelayPair(pair, who, protocol) {
+  assert.ok(pair, `${who}: no selected candidate pair`);
+  assert.equal(pair.local, 'relay', `${who}: local candidate not relay: ${show(pair)}`);
+  assert.equal(pair.remote, 'relay', `${who}: remote candidate not relay: ${show(pair)}`);
+  if (protocol !== undefined) {
+    assert.equal(pair.relayProtocol, protocol, `${who}: relay reached over ${pair.relayProtocol}: ${show(pair)}`);
+  }
+}
+
+/// The result of relayTest.runDataChannel(servers, messages): no error, every message
+/// received and echoed, relay/relay pairs on both peers.
+function assertDataChannelExchange(r, messages, protocol) {
+  assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
+  assert.equal(r.receivedByB, messages, 'messages received by b');
+  assert.equal(r.echoedToA, messages, 'echoes received by a');
+  assertRelayPair(r.pairA, 'peer a', protocol);
+  assertRelayPair(r.pairB, 'peer b', protocol);
+}
+
+/// The result of relayTest.runCall(servers, seconds): no error, relay/relay pairs, and audio
+/// and video bytes received by both peers.
+function assertCallMedia(r, protocol) {
+  assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
+  assertRelayPair(r.pairA, 'peer a', protocol);
+  assertRelayPair(r.pairB, 'peer b', protocol);
+  for (const [who, inbound] of [['a', r.inboundA], ['b', r.inboundB]]) {
+    for (const kind of ['audio', 'video']) {
+      assert.ok(inbound[kind], `peer ${who}: no inbound-rtp ${kind} stats`);
+      assert.ok(inbound[kind].bytesReceived > 0, `peer ${who}: no ${kind} bytes received: ${show(inbound)}`);
+    }
+  }
+}
+
+module.exports = {
+  mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, WEB_DIR,
+  FAKE_MEDIA_ARGS, show, openTestPage, stopServerChecked, teardown, guarded, assertRelayPair,
+  assertDataChannelExchange, assertCallMedia,
+};

@@ -7,8 +7,6 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
 const { describe, it, before, after } = require('node:test');
 
 const harness = require('./harness.js');
@@ -17,27 +15,10 @@ const harness = require('./harness.js');
 const API_KEY = 'browser-test-api-key-0123456789';
 const API_TTL = 600;
 
-const CHROMIUM = process.env.CALLRELAY_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-  // In a network namespace with only `lo`, Chromium gathers nothing without this.
-  '--allow-loopback-in-peer-connection',
-];
+const { show } = harness;
 
 function iceServers(port, cred) {
   return [{ urls: [`turn:127.0.0.1:${port}?transport=udp`], username: cred.username, credential: cred.credential }];
-}
-
-function show(value) {
-  return JSON.stringify(value, null, 1);
-}
-
-function assertRelayPair(pair, who) {
-  assert.ok(pair, `${who}: no selected candidate pair`);
-  assert.equal(pair.local, 'relay', `${who}: local candidate not relay: ${show(pair)}`);
-  assert.equal(pair.remote, 'relay', `${who}: remote candidate not relay: ${show(pair)}`);
 }
 
 describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (TURN over UDP)`, () => {
@@ -49,55 +30,25 @@ describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (
   let failed = false;
 
   before(async () => {
-    const { chromium } = harness.loadPlaywright();
-    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
     workDir = harness.makeWorkDir();
     web = await harness.startWebServer();
     server = await harness.startServer(workDir, {
       credentialApi: { key: API_KEY, origin: new URL(web.url).origin },
     });
-    context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
-    });
-    page = await context.newPage();
-    page.on('console', (msg) => console.log(`[page] ${msg.text()}`));
-    await page.goto(web.url);
-    await page.waitForFunction(() => window.relayTest !== undefined, null, { timeout: 10000 });
+    ({ context, page } = await harness.openTestPage(workDir, web.url, harness.FAKE_MEDIA_ARGS));
   });
 
-  after(async () => {
-    if (context) await context.close();
-    if (web) await web.close();
-    if (server) {
-      const wasAlive = server.alive();
-      await server.stop();
-      if (failed || !wasAlive) console.log(`---- ${server.kind} log ----\n${server.log().slice(-8000)}`);
-      assert.ok(wasAlive, `${server.kind} died during the test: ${show(server.exitStatus())}`);
-      assert.doesNotMatch(server.log(), /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
-    }
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
-  });
+  after(() => harness.teardown({ context, web, server, workDir }, failed));
 
   // Marks the run failed (to print the server log) and rethrows.
-  async function guarded(fn) {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }
+  const guarded = (fn) => harness.guarded(() => { failed = true; }, fn);
 
   it('data channel exchange over relay/relay', { timeout: 60000 }, () => guarded(async () => {
     const cred = harness.mintCredential('browser-dc', 3600);
     const r = await page.evaluate(([servers, n]) => window.relayTest.runDataChannel(servers, n),
       [iceServers(server.port, cred), 20]);
     console.log(`data channel: ${show(r)}`);
-    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
-    assert.equal(r.receivedByB, 20, 'messages received by b');
-    assert.equal(r.echoedToA, 20, 'echoes received by a');
-    assertRelayPair(r.pairA, 'peer a');
-    assertRelayPair(r.pairB, 'peer b');
+    harness.assertDataChannelExchange(r, 20);
   }));
 
   it('5-second fake audio+video call over relay/relay', { timeout: 90000 }, () => guarded(async () => {
@@ -105,15 +56,7 @@ describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (
     const r = await page.evaluate(([servers, s]) => window.relayTest.runCall(servers, s),
       [iceServers(server.port, cred), 5]);
     console.log(`call: ${show(r)}`);
-    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
-    assertRelayPair(r.pairA, 'peer a');
-    assertRelayPair(r.pairB, 'peer b');
-    for (const [who, inbound] of [['a', r.inboundA], ['b', r.inboundB]]) {
-      for (const kind of ['audio', 'video']) {
-        assert.ok(inbound[kind], `peer ${who}: no inbound-rtp ${kind} stats`);
-        assert.ok(inbound[kind].bytesReceived > 0, `peer ${who}: no ${kind} bytes received: ${show(inbound)}`);
-      }
-    }
+    harness.assertCallMedia(r);
   }));
 
   for (const [name, cred] of [
@@ -150,9 +93,6 @@ describe(`Chromium through ${process.env.CALLRELAY_TEST_SERVER || 'callrelay'} (
     const uris = [`turn:127.0.0.1:${server.port}?transport=udp`];
     assert.deepEqual(body.uris, uris);
     assert.deepEqual(body.iceServers, [{ urls: uris, username: body.username, credential: body.password }]);
-    assert.equal(r.receivedByB, 20, 'messages received by b');
-    assert.equal(r.echoedToA, 20, 'echoes received by a');
-    assertRelayPair(r.pairA, 'peer a');
-    assertRelayPair(r.pairB, 'peer b');
+    harness.assertDataChannelExchange(r, 20);
   }));
 });

@@ -8,23 +8,12 @@
 
 const assert = require('node:assert/strict');
 const childProcess = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
 const { describe, it, before, after } = require('node:test');
 
 const harness = require('./harness.js');
 
-const CHROMIUM = process.env.CALLRELAY_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
-
-function show(value) {
-  return JSON.stringify(value, null, 1);
-}
+const { show } = harness;
 
 /// A self-signed P-256 certificate for localhost; returns { cert, key, spki }.
 function makeCertificate(dir) {
@@ -39,13 +28,6 @@ function makeCertificate(dir) {
   return { cert, key, spki };
 }
 
-function assertRelayPair(pair, who, protocol) {
-  assert.ok(pair, `${who}: no selected candidate pair`);
-  assert.equal(pair.local, 'relay', `${who}: local candidate not relay: ${show(pair)}`);
-  assert.equal(pair.remote, 'relay', `${who}: remote candidate not relay: ${show(pair)}`);
-  assert.equal(pair.relayProtocol, protocol, `${who}: relay reached over ${pair.relayProtocol}: ${show(pair)}`);
-}
-
 describe('Chromium through callrelay over TURN over TCP and TLS', {
   skip: process.env.CALLRELAY_TEST_SERVER === 'coturn' ? 'stream tests run against callrelay only' : false,
 }, () => {
@@ -57,45 +39,19 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
   let failed = false;
 
   before(async () => {
-    const { chromium } = harness.loadPlaywright();
-    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
     workDir = harness.makeWorkDir();
     const certificate = makeCertificate(workDir);
     web = await harness.startWebServer();
     server = await harness.startServer(workDir, {
       streams: { cert: certificate.cert, key: certificate.key }, logLevel: 'debug',
     });
-    context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
-      executablePath: CHROMIUM, headless: true,
-      args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${certificate.spki}`],
-    });
-    page = await context.newPage();
-    page.on('console', (msg) => console.log(`[page] ${msg.text()}`));
-    await page.goto(web.url);
-    await page.waitForFunction(() => window.relayTest !== undefined, null, { timeout: 10000 });
+    ({ context, page } = await harness.openTestPage(workDir, web.url,
+      [...harness.FAKE_MEDIA_ARGS, `--ignore-certificate-errors-spki-list=${certificate.spki}`]));
   });
 
-  after(async () => {
-    if (context) await context.close();
-    if (web) await web.close();
-    if (server) {
-      const wasAlive = server.alive();
-      await server.stop();
-      if (failed || !wasAlive) console.log(`---- callrelay log ----\n${server.log().slice(-8000)}`);
-      assert.ok(wasAlive, `callrelay died during the test: ${show(server.exitStatus())}`);
-      assert.doesNotMatch(server.log(), /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
-    }
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
-  });
+  after(() => harness.teardown({ context, web, server, workDir }, failed));
 
-  async function guarded(fn) {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }
+  const guarded = (fn) => harness.guarded(() => { failed = true; }, fn);
 
   const variants = [
     ['turn: over TCP', 'tcp', () => `turn:127.0.0.1:${server.tcpPort}?transport=tcp`],
@@ -107,11 +63,7 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
       const servers = [{ urls: [url()], username: cred.username, credential: cred.credential }];
       const r = await page.evaluate(([s, n]) => window.relayTest.runDataChannel(s, n), [servers, 20]);
       console.log(`data channel ${name}: ${show(r)}`);
-      assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
-      assert.equal(r.receivedByB, 20, 'messages received by b');
-      assert.equal(r.echoedToA, 20, 'echoes received by a');
-      assertRelayPair(r.pairA, 'peer a', protocol);
-      assertRelayPair(r.pairB, 'peer b', protocol);
+      harness.assertDataChannelExchange(r, 20, protocol);
       assert.match(server.log(), new RegExp(`${protocol} 127\\.0\\.0\\.1:\\d+: connected to`),
         `no ${protocol} connection in the server log`);
     }));
@@ -122,15 +74,7 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
     const servers = [{ urls: [`turns:localhost:${server.tlsPort}?transport=tcp`], username: cred.username, credential: cred.credential }];
     const r = await page.evaluate(([s, secs]) => window.relayTest.runCall(s, secs), [servers, 3]);
     console.log(`call over TLS: ${show(r)}`);
-    assert.equal(r.error, undefined, `page error: ${r.error}; ${show(r.info)}`);
-    assertRelayPair(r.pairA, 'peer a', 'tls');
-    assertRelayPair(r.pairB, 'peer b', 'tls');
-    for (const [who, inbound] of [['a', r.inboundA], ['b', r.inboundB]]) {
-      for (const kind of ['audio', 'video']) {
-        assert.ok(inbound[kind], `peer ${who}: no inbound-rtp ${kind} stats`);
-        assert.ok(inbound[kind].bytesReceived > 0, `peer ${who}: no ${kind} bytes received: ${show(inbound)}`);
-      }
-    }
+    harness.assertCallMedia(r, 'tls');
     assert.match(server.log(), /tls 127\.0\.0\.1:\d+: TLSv1\.[23] .*SNI localhost/, 'no TLS handshake with SNI localhost logged');
   }));
 });

@@ -25,23 +25,10 @@ port_var=TCP_PORT
 start_stream_server
 start_peer
 port="${!port_var}"
-out="$(timeout 60 turnutils_uclient "${flags[@]}" -p "$port" -e 127.0.0.1 -r "$PEER_PORT" \
-  -W "$TEST_SECRET" -u alice -n "$messages" -m "$clients" -l 120 127.0.0.1 2>&1)"
-rc=$?
-echo "$out" | tail -n 12
-[ "$rc" -ne 124 ] || fail "turnutils_uclient timed out after 60 s"
-[ "$rc" -eq 0 ] || fail "turnutils_uclient exited with $rc"
-
-summary="$(echo "$out" | grep -E 'start_mclient: tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+$' | tail -n1)"
-[ -n "$summary" ] || fail "no send/receive summary in turnutils_uclient output"
-sent="$(echo "$summary" | sed -E 's/.*tot_send_msgs=([0-9]+).*/\1/')"
-received="$(echo "$summary" | sed -E 's/.*tot_recv_msgs=([0-9]+).*/\1/')"
-lost="$(echo "$out" | sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' | tail -n1)"
-expected=$((clients * messages))
-log "mode=$mode sent=$sent received=$received lost=${lost:-?} expected=$expected"
-[ "$sent" -eq "$expected" ] || fail "uclient sent $sent messages, expected $expected"
-[ "$received" -eq "$sent" ] || fail "uclient received $received of $sent relayed messages"
-[ "${lost:-x}" = 0 ] || fail "uclient reports ${lost:-unknown} lost packets"
+run_uclient "${flags[@]}" -p "$port" -e 127.0.0.1 -r "$PEER_PORT" \
+  -W "$TEST_SECRET" -u alice -n "$messages" -m "$clients" -l 120 127.0.0.1
+echo "$UCLIENT_OUT" | tail -n 12
+check_uclient_result $((clients * messages))
 
 # The clients went over the stream transport (not UDP) and their allocations ended with the
 # connection (uclient closes it at the end).
@@ -54,4 +41,4 @@ if [[ "$mode" == tls* ]]; then
     fail "the server log shows no TLS 1.2/1.3 handshake"
 fi
 assert_server_alive
-echo "PASS: $mode: $received/$sent messages relayed both ways"
+echo "PASS: $mode: $UCLIENT_RECEIVED/$UCLIENT_SENT messages relayed both ways"

@@ -5,6 +5,10 @@
 #                "callrelay" (default; binary from CALLRELAY_BIN) or "coturn" (Debian turnserver,
 #                used to validate the harness itself).
 # start_peer     starts turnutils_peer (UDP echo) on a free port pair and sets PEER_PORT.
+# write_callrelay_config, launch_callrelay, logged_port
+#                building blocks for scripts that start callrelay with their own listeners.
+# run_uclient, check_uclient_result
+#                run turnutils_uclient and fail unless every message came back.
 # On exit (success or failure) everything started here is killed and the server log is
 # printed if the test failed. Every client must run under `timeout`.
 
@@ -62,26 +66,51 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-start_callrelay() {
-  local bin="${CALLRELAY_BIN:-}"
-  [ -n "$bin" ] || fail "CALLRELAY_BIN is not set: the callrelay target was not configured (or set CALLRELAY_TEST_SERVER=coturn)"
-  [ -x "$bin" ] || fail "callrelay binary not found at $bin (build the callrelay target)"
+# write_callrelay_config LISTEN [LINE...]: $WORK_DIR/callrelay.yaml with `listen: LISTEN`, the
+# settings every test server shares (relay ports, state dir, test realm and secret, loopback
+# peers, an HTTP listener on a free port: never the default 9641, tests run side by side) and
+# the extra LINEs.
+write_callrelay_config() {
+  local listen="$1"
+  shift
   mkdir -p "$WORK_DIR/state"
-  cat >"$WORK_DIR/callrelay.yaml" <<EOF
-listen: {udp: ["127.0.0.1:0"]}
-http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run side by side
+  {
+    echo "listen: $listen"
+    cat <<EOF
 relay: {ports: {min: 61000, max: 65000}}
 workers: 2
 state_dir: $WORK_DIR/state
 realm: $TEST_REALM
 auth: {secrets: ["$TEST_SECRET"], separator: ":"}
 peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only
-log: {level: ${CALLRELAY_TEST_LOG_LEVEL:-info}}
+http: {listen: "127.0.0.1:0"}
 EOF
-  "$bin" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
+    printf '%s\n' "$@"
+  } >"$WORK_DIR/callrelay.yaml"
+}
+
+# launch_callrelay BIN: runs BIN on $WORK_DIR/callrelay.yaml (output in SERVER_LOG), sets
+# SERVER_PID and waits until it logs 'ready'.
+launch_callrelay() {
+  "$1" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   wait_for_log '^ready$' 10 || fail "callrelay did not log 'ready' within 10 s"
-  SERVER_PORT="$(sed -nE 's/^listening udp 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
+}
+
+# logged_port PROTO ADDRESS_REGEX: the port of callrelay's first 'listening PROTO ADDRESS:PORT'
+# log line (empty if none).
+logged_port() {
+  sed -nE "s/^listening $1 $2:([0-9]+)\$/\1/p" "$SERVER_LOG" | head -n1
+}
+
+start_callrelay() {
+  local bin="${CALLRELAY_BIN:-}"
+  [ -n "$bin" ] || fail "CALLRELAY_BIN is not set: the callrelay target was not configured (or set CALLRELAY_TEST_SERVER=coturn)"
+  [ -x "$bin" ] || fail "callrelay binary not found at $bin (build the callrelay target)"
+  write_callrelay_config '{udp: ["127.0.0.1:0"]}' \
+    "log: {level: ${CALLRELAY_TEST_LOG_LEVEL:-info}}"
+  launch_callrelay "$bin"
+  SERVER_PORT="$(logged_port udp '127\.0\.0\.1')"
   [ -n "$SERVER_PORT" ] && [ "$SERVER_PORT" != 0 ] ||
     fail "callrelay logged no 'listening udp 127.0.0.1:PORT' line"
 }
@@ -134,6 +163,31 @@ start_peer() {
   turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$WORK_DIR/peer.log" 2>&1 &
   PEER_PID=$!
   "$INTEG_TOOL" wait-echo 127.0.0.1 "$PEER_PORT" 5000 || fail "turnutils_peer did not start"
+}
+
+# run_uclient ARG...: turnutils_uclient ARG... under a 60 s timeout; sets UCLIENT_OUT (its
+# output) and UCLIENT_RC (its exit status).
+run_uclient() {
+  UCLIENT_OUT="$(timeout 60 turnutils_uclient "$@" 2>&1)"
+  UCLIENT_RC=$?
+}
+
+# check_uclient_result EXPECTED: fails unless run_uclient's turnutils_uclient exited 0, sent
+# EXPECTED messages, got every one back and reports no lost packets (uclient exits 0 even on
+# 100% loss, so its summary is parsed); sets UCLIENT_SENT and UCLIENT_RECEIVED.
+check_uclient_result() {
+  local expected="$1" summary lost
+  [ "$UCLIENT_RC" -ne 124 ] || fail "turnutils_uclient timed out after 60 s"
+  [ "$UCLIENT_RC" -eq 0 ] || fail "turnutils_uclient exited with $UCLIENT_RC"
+  summary="$(echo "$UCLIENT_OUT" | grep -E 'start_mclient: tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+$' | tail -n1)"
+  [ -n "$summary" ] || fail "no send/receive summary in turnutils_uclient output"
+  UCLIENT_SENT="$(echo "$summary" | sed -E 's/.*tot_send_msgs=([0-9]+).*/\1/')"
+  UCLIENT_RECEIVED="$(echo "$summary" | sed -E 's/.*tot_recv_msgs=([0-9]+).*/\1/')"
+  lost="$(echo "$UCLIENT_OUT" | sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' | tail -n1)"
+  log "mode=${mode:-} sent=$UCLIENT_SENT received=$UCLIENT_RECEIVED lost=${lost:-?} expected=$expected"
+  [ "$UCLIENT_SENT" -eq "$expected" ] || fail "uclient sent $UCLIENT_SENT messages, expected $expected"
+  [ "$UCLIENT_RECEIVED" -eq "$UCLIENT_SENT" ] || fail "uclient received $UCLIENT_RECEIVED of $UCLIENT_SENT relayed messages"
+  [ "${lost:-x}" = 0 ] || fail "uclient reports ${lost:-unknown} lost packets"
 }
 
 # mint_password USERNAME: the TURN REST password for USERNAME with the test secret.

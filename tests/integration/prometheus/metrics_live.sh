@@ -43,24 +43,11 @@ trap metrics_cleanup EXIT
 # callrelay with the HTTP listener on a kernel-chosen port: sets SERVER_PORT and HTTP_PORT.
 start_callrelay_http() {
   [ -n "${CALLRELAY_BIN:-}" ] && [ -x "$CALLRELAY_BIN" ] || fail "CALLRELAY_BIN is not an executable callrelay"
-  mkdir -p "$WORK_DIR/state"
-  cat >"$WORK_DIR/callrelay.yaml" <<EOF
-listen: {udp: ["127.0.0.1:0"]}
-relay: {ports: {min: 61000, max: 65000}}
-workers: 2
-state_dir: $WORK_DIR/state
-realm: $TEST_REALM
-auth: {secrets: ["$TEST_SECRET"], separator: ":"}
-peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only
-log: {level: info}
-http: {listen: "127.0.0.1:0"}
-telemetry: {per_allocation: {max_series: $CAP}}
-EOF
-  "$CALLRELAY_BIN" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
-  SERVER_PID=$!
-  wait_for_log '^ready$' 10 || fail "callrelay did not log 'ready' within 10 s"
-  SERVER_PORT="$(sed -nE 's/^listening udp 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
-  HTTP_PORT="$(sed -nE 's/^listening http 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
+  write_callrelay_config '{udp: ["127.0.0.1:0"]}' 'log: {level: info}' \
+    "telemetry: {per_allocation: {max_series: $CAP}}"
+  launch_callrelay "$CALLRELAY_BIN"
+  SERVER_PORT="$(logged_port udp '127\.0\.0\.1')"
+  HTTP_PORT="$(logged_port http '127\.0\.0\.1')"
   [ -n "$SERVER_PORT" ] && [ "$SERVER_PORT" != 0 ] || fail "callrelay logged no 'listening udp 127.0.0.1:PORT'"
   [ -n "$HTTP_PORT" ] && [ "$HTTP_PORT" != 0 ] || fail "callrelay logged no 'listening http 127.0.0.1:PORT'"
   log "callrelay running (pid $SERVER_PID): udp $SERVER_PORT, http $HTTP_PORT"
