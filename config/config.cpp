@@ -290,6 +290,7 @@ void Loader::read_allocations(const Field& f) {
       {"max_total", u32(c.max_allocations, 0, UINT32_MAX)},
       {"max_permissions", u32(c.max_permissions_per_allocation, 1, 65535)},
       {"max_channels", u32(c.max_channels_per_allocation, 1, kMaxChannels)},
+      {"rfc5766_channels", flag(c.accept_rfc5766_channels)},
   };
   reader_.read_map(f, keys);
 }
