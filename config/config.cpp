@@ -291,6 +291,8 @@ void Loader::read_allocations(const Field& f) {
       {"max_permissions", u32(c.max_permissions_per_allocation, 1, 65535)},
       {"max_channels", u32(c.max_channels_per_allocation, 1, kMaxChannels)},
       {"rfc5766_channels", flag(c.accept_rfc5766_channels)},
+      {"tcp_relay", flag(c.tcp_relay)},
+      {"max_tcp_connections", u32(c.max_tcp_connections_per_allocation, 1, 65535)},
   };
   reader_.read_map(f, keys);
 }

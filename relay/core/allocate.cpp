@@ -17,6 +17,7 @@ uint64_t next_allocation_id() {
 }
 
 constexpr uint8_t kProtocolUdp = 17;  // RFC 8656 section 18.8: IANA protocol number
+constexpr uint8_t kProtocolTcp = 6;   // RFC 6062 section 6.1
 
 /// RFC 8656 sections 7.2 and 8.2: "If the request contains a LIFETIME attribute, the server
 /// computes the minimum of the client's requested lifetime and the server's maximum allowed
@@ -94,10 +95,24 @@ std::optional<Output> TurnServer::Impl::parse_allocate(Request& req, AllocatePar
   // REQUESTED-TRANSPORT attribute. If the REQUESTED-TRANSPORT attribute is not included or is
   // malformed, the server rejects the request with a 400 (Bad Request) error. Otherwise, if the
   // attribute indicates an unsupported transport protocol, the server rejects the request with
-  // a 442 (Unsupported Transport Protocol) error." (TCP relays arrive with RFC 6062 support.)
+  // a 442 (Unsupported Transport Protocol) error."
   const auto transport = msg.requested_transport();
   if (!transport) return respond_error(req, 400, "Missing REQUESTED-TRANSPORT");
-  if (*transport != kProtocolUdp) return respond_error(req, 442, "Unsupported Transport Protocol");
+  out.tcp = *transport == kProtocolTcp && cfg.tcp_relay;
+  if (*transport != kProtocolUdp && !out.tcp) return respond_error(req, 442, "Unsupported Transport Protocol");
+  if (out.tcp) {
+    // RFC 6062 section 5.1: "If the client connection transport is not TCP or TLS, the server
+    // MUST reject the request with a 400 (Bad Request) error." and "If the request contains
+    // the DONT-FRAGMENT, EVEN-PORT, or RESERVATION-TOKEN attribute, the server MUST reject the
+    // request with a 400 (Bad Request) error."
+    if (req.from.transport == Transport::kUdp) {
+      return respond_error(req, 400, "TCP allocations need a TCP or TLS connection");
+    }
+    if (msg.find(stun::attr::kDontFragment) || msg.find(stun::attr::kEvenPort) ||
+        msg.find(stun::attr::kReservationToken)) {
+      return respond_error(req, 400, "DONT-FRAGMENT, EVEN-PORT or RESERVATION-TOKEN in a TCP Allocate");
+    }
+  }
 
   // Step 4: DONT-FRAGMENT is understood (relay/net may set DF on the relay socket).
   out.dont_fragment = msg.find(stun::attr::kDontFragment).has_value();
@@ -203,6 +218,15 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
   // socket per wanted family (RelayPorts::open is called once for each).
   for (const Family f : kFamilies) {
     if (!p.wanted[family_index(f)]) continue;
+    if (p.tcp) {
+      // RFC 6062 section 5.1: a TCP relayed transport address, listening for peers.
+      if (auto relay = ports.open_tcp(f, req.from.server)) {
+        p.relays[family_index(f)] = *relay;
+      } else {
+        p.address_error = AddressError{f, 508};
+      }
+      continue;
+    }
     auto opened = ports.open(f, req.from.server, p.even, p.reserve_next);
     if (!opened || (p.reserve_next && !opened->reserved_next)) {
       if (opened) ports.close(opened->relay.id);
@@ -271,6 +295,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->allocate_tid = msg.transaction_id();
   a->reservation_token = p.new_reservation;
   a->dont_fragment = p.dont_fragment;
+  a->tcp = p.tcp;
   a->address_error = p.address_error;
   return allocate_success(req, add_allocation(std::move(a)));
 }

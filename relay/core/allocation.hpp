@@ -59,6 +59,7 @@ struct Allocation {
   stun::TransactionId allocate_tid{};         ///< to recognise a retransmitted Allocate
   std::optional<uint64_t> reservation_token;  ///< handed out in the Allocate response, if any
   bool dont_fragment = false;
+  bool tcp = false;  ///< RFC 6062 TCP allocation: relays are TCP listeners, peers connect
   std::vector<Permission> permissions;
   std::vector<ChannelBinding> channels;
 

@@ -17,6 +17,10 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
     return {};
   }
   Allocation& a = *it->second;
+  if (a.tcp) {  // RFC 6062: a TCP allocation relays over peer data connections only
+    drop(DropReason::kMalformed);
+    return {};
+  }
   // "The message is first checked for validity. The Send indication MUST contain both an
   // XOR-PEER-ADDRESS attribute and a DATA attribute. If one of these attributes is missing or
   // invalid, then the message is discarded." Unknown comprehension-required attributes make

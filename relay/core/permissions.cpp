@@ -66,6 +66,8 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   Output reply;
   Allocation* a = authenticate_for_allocation(req, &reply);
   if (a == nullptr) return reply;
+  // RFC 6062: a TCP allocation relays over peer data connections, never over channels.
+  if (a->tcp) return respond_error(req, 400, "ChannelBind on a TCP allocation");
 
   // RFC 8656 section 12.2: "The server checks the following: The request contains both a
   // CHANNEL-NUMBER and an XOR-PEER-ADDRESS attribute; The channel number is in the range

@@ -29,6 +29,29 @@ struct Request {
   std::optional<stun::Sha1Key> key;
 };
 
+/// RFC 6062: one peer data connection of a TCP allocation, from Connect (or the peer's own
+/// connection) until it closes. Kept in a per-shard table, not in the Allocation, so UDP
+/// allocations (nearly all of them) pay nothing for it.
+struct TcpPeer {
+  enum class State : uint8_t {
+    kConnecting,   ///< Connect in progress: relay/net reports with on_peer_connected
+    kPendingBind,  ///< connected, waiting (at most 30 s) for the client's ConnectionBind
+    kBound,        ///< spliced to a client data connection
+  };
+  FiveTuple control;  ///< the allocation's control connection (its key in by_tuple)
+  Endpoint peer;
+  State state = State::kConnecting;
+  TimeMs bind_deadline = 0;  ///< kPendingBind: closed when no ConnectionBind came by then
+  // The Connect request, to answer it once the connection is made (RFC 6062 section 5.2).
+  stun::TransactionId connect_tid{};
+  std::optional<stun::Sha1Key> connect_key;
+  bool connect_fingerprint = false;
+};
+
+/// RFC 6062 section 5.2 ("at least 30 seconds") and 5.3: how long a peer data connection
+/// waits for its ConnectionBind.
+inline constexpr TimeMs kConnectionBindTimeoutMs = 30'000;
+
 /// A relay port opened with EVEN-PORT R=1 and kept for a later Allocate (RFC 8656 section 7.2).
 struct Reservation {
   uint64_t token = 0;
@@ -56,6 +79,7 @@ struct TurnServer::Impl {
   std::vector<Allocation*> by_relay;  ///< indexed by RelayId
   std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
   std::vector<Reservation> reservations;
+  std::unordered_map<ConnectionId, TcpPeer> tcp_peers;  ///< RFC 6062 peer data connections
   std::array<uint8_t, kScratchSize> scratch{};
   uint64_t indication_counter = 0;
   /// No deadline is due before this (a cache so that on_timer does not scan when idle).
@@ -79,6 +103,12 @@ struct TurnServer::Impl {
   /// SOFTWARE, MESSAGE-INTEGRITY when authenticated, and FINGERPRINT when the request had it.
   template <typename F>
   Output respond(Request& req, uint16_t code, std::string_view reason, F&& extra);
+  /// What respond() builds, for a request answered later (RFC 6062 Connect): the response
+  /// to `method`/`tid` sent to `to`, signed with `key` when set.
+  template <typename F>
+  Output respond_to(const FiveTuple& to, stun::Method method, const stun::TransactionId& tid,
+                    const std::optional<stun::Sha1Key>& key, bool fingerprint, uint16_t code,
+                    std::string_view reason, F&& extra);
   Output respond_error(Request& req, uint16_t code, std::string_view reason);
   /// 401 or 438 with REALM and a fresh NONCE and no MESSAGE-INTEGRITY.
   Output challenge(Request& req, uint16_t code, std::string_view reason);
@@ -97,6 +127,8 @@ struct TurnServer::Impl {
   Output handle_refresh(Request& req);                  // allocate.cpp
   Output handle_create_permission(Request& req);        // permissions.cpp
   Output handle_channel_bind(Request& req);             // permissions.cpp
+  Output handle_connect(Request& req);                  // tcp_relay.cpp (RFC 6062)
+  Output handle_connection_bind(Request& req);          // tcp_relay.cpp
   Output handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now);  // data_path.cpp
   Output handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now);
   Output handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len, TimeMs now);
@@ -105,6 +137,7 @@ struct TurnServer::Impl {
   /// What an Allocate asks for, once its attributes passed RFC 8656 section 7.2 steps 3-9.
   struct AllocateParams {
     bool dont_fragment = false;
+    bool tcp = false;               ///< RFC 6062 REQUESTED-TRANSPORT TCP
     std::optional<uint64_t> token;  ///< RESERVATION-TOKEN to claim
     bool even = false;              ///< EVEN-PORT present
     bool reserve_next = false;      ///< EVEN-PORT R bit
@@ -132,6 +165,18 @@ struct TurnServer::Impl {
   TimeMs expire_relays(Allocation& a, TimeMs now);
   std::optional<Reservation> take_reservation(uint64_t token, TimeMs now);
   uint64_t new_token();
+
+  // --- RFC 6062 (tcp_relay.cpp) ---
+  Output on_peer_connected(ConnectionId cid, bool ok, TimeMs now);
+  Output on_peer_connection(RelayId relay, const Endpoint& peer, TimeMs now, std::optional<ConnectionId>* cid);
+  void on_peer_closed(ConnectionId cid);
+  /// Peer connections of the allocation on `control`, and whether one goes to exactly `peer`.
+  size_t tcp_peer_count(const FiveTuple& control, const Endpoint* peer, bool* same_peer) const;
+  /// Closes every peer connection of the allocation on `control` (it ends).
+  void close_tcp_peers(const FiveTuple& control);
+  /// Closes peer connections whose ConnectionBind did not come in time; next deadline.
+  TimeMs expire_tcp_peers(TimeMs now);
+  ConnectionId new_connection_id();
 };
 
 /// Decodes one XOR-PEER-ADDRESS-style attribute (the message accessor returns only the first;
@@ -140,23 +185,31 @@ std::optional<Endpoint> decode_xor_address(const stun::MessageView& msg, const s
 
 template <typename F>
 Output TurnServer::Impl::respond(Request& req, uint16_t code, std::string_view reason, F&& extra) {
+  return respond_to(req.from, req.msg.method(), req.msg.transaction_id(), req.key, req.fingerprint,
+                    code, reason, std::forward<F>(extra));
+}
+
+template <typename F>
+Output TurnServer::Impl::respond_to(const FiveTuple& to, stun::Method method, const stun::TransactionId& tid,
+                                    const std::optional<stun::Sha1Key>& key, bool fingerprint, uint16_t code,
+                                    std::string_view reason, F&& extra) {
   const auto cls = code == 0 ? stun::Class::kSuccess : stun::Class::kError;
-  stun::MessageBuilder b(scratch, req.msg.method(), cls, req.msg.transaction_id());
+  stun::MessageBuilder b(scratch, method, cls, tid);
   if (code != 0) b.add_error(code, reason);
   extra(b);
   // RFC 8489 section 14.14: SOFTWARE describes the server, in every response.
   if (!cfg.software.empty()) b.add_string(stun::attr::kSoftware, cfg.software);
   // RFC 8489 section 9.2.4: responses to authenticated requests carry MESSAGE-INTEGRITY
   // computed with the same key.
-  if (req.key) b.add_integrity(*req.key);
+  if (key) b.add_integrity(*key);
   // RFC 8489 section 14.7: FINGERPRINT when the request had one.
-  if (req.fingerprint) b.add_fingerprint();
-  if (observer != nullptr) observer->on_request(req.msg.method(), req.from.transport, code);
+  if (fingerprint) b.add_fingerprint();
+  if (observer != nullptr) observer->on_request(method, to.transport, code);
   Output out;
   const size_t n = b.finish();
   if (n == 0) return out;  // cannot happen with the bounded attributes above; drop rather than send junk
   out.kind = Output::Kind::kToClient;
-  out.client = req.from;
+  out.client = to;
   out.data = std::span<const uint8_t>(scratch.data(), n);
   return out;
 }

@@ -50,6 +50,17 @@ void TurnServer::on_client_closed(const FiveTuple& from, TimeMs now) {
   impl_->end_allocation(from, EndReason::kTransportClosed, now);
 }
 
+Output TurnServer::on_peer_connected(ConnectionId cid, bool ok, TimeMs now) {
+  return impl_->on_peer_connected(cid, ok, now);
+}
+
+Output TurnServer::on_peer_connection(RelayId relay, const Endpoint& peer, TimeMs now,
+                                      std::optional<ConnectionId>* cid) {
+  return impl_->on_peer_connection(relay, peer, now, cid);
+}
+
+void TurnServer::on_peer_closed(ConnectionId cid, TimeMs /*now*/) { impl_->on_peer_closed(cid); }
+
 TimeMs TurnServer::on_timer(TimeMs now) {
   Impl& s = *impl_;
   const TimeMs heartbeat = now + 1000;
@@ -75,6 +86,8 @@ TimeMs TurnServer::on_timer(TimeMs now) {
     return true;
   });
   for (const auto& r : s.reservations) next = std::min(next, r.expires);
+  // RFC 6062 sections 5.2 and 5.3: peer connections left without a ConnectionBind close.
+  if (!s.tcp_peers.empty()) next = std::min(next, s.expire_tcp_peers(now));
   s.next_due = next;
   return std::min(next, heartbeat);
 }
@@ -110,9 +123,10 @@ Output TurnServer::Impl::on_request(const FiveTuple& from, const stun::MessageVi
     case stun::Method::kRefresh: return handle_refresh(req);
     case stun::Method::kCreatePermission: return handle_create_permission(req);
     case stun::Method::kChannelBind: return handle_channel_bind(req);
+    case stun::Method::kConnect: return handle_connect(req);
+    case stun::Method::kConnectionBind: return handle_connection_bind(req);
     default:
-      // RFC 8489 section 6.3.1: a request for a method the server does not implement gets
-      // 400 (TCP Connect/ConnectionBind arrive with the TCP relay issue).
+      // RFC 8489 section 6.3.1: a request for a method the server does not implement gets 400.
       return respond_error(req, 400, "Unsupported method");
   }
 }
@@ -180,6 +194,9 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
     per_user.erase(u);
   }
+  // RFC 6062 section 5.5: "If the allocation associated with a data connection expires, the
+  // data connection MUST be closed."
+  if (a->tcp) close_tcp_peers(tuple);
   // RFC 8656 section 3.2: when an allocation ends its relayed transport address is released.
   release_relays(*a);
   if (observer != nullptr) observer->on_allocation_ended(a->info, why, now);

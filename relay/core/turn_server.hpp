@@ -37,6 +37,29 @@ class RelayPorts {
   /// Whether relay sockets of `family` can be opened at all (no address of that family
   /// configured or available: false). Allocate answers 440 then, rather than 508.
   virtual bool supports(Family /*family*/) const { return true; }
+
+  // --- RFC 6062 TCP allocations. The defaults refuse: a RelayPorts without TCP relays. ---
+
+  /// Opens a TCP relayed transport address of `family`: a socket listening for peers on a
+  /// relay port, from which outgoing peer connections are made too. close(id) closes it.
+  /// nullopt when no port is free (the client gets 508).
+  virtual std::optional<RelayAddress> open_tcp(Family /*family*/, const Endpoint& /*server*/) {
+    return std::nullopt;
+  }
+  /// Starts a TCP connection from TCP relay `relay` to `peer` for `cid`. relay/net reports
+  /// the outcome, within 30 s (RFC 6062 section 5.2), with TurnServer::on_peer_connected.
+  /// False when the attempt cannot even start (the client gets 447 at once).
+  virtual bool connect_peer(RelayId /*relay*/, ConnectionId /*cid*/, const Endpoint& /*peer*/) {
+    return false;
+  }
+  /// RFC 6062 section 5.4: the client connection `client` becomes the data connection of
+  /// peer connection `cid`. After the response to the ConnectionBind (the output of the call
+  /// that made this one) is sent, bytes flow as-is both ways, including those the peer sent
+  /// before; relay/net counts them in `traffic`, valid until close_peer(cid).
+  virtual void bind_peer(ConnectionId /*cid*/, const FiveTuple& /*client*/, TrafficCounters& /*traffic*/) {}
+  /// Closes peer connection `cid` (connecting, waiting for its ConnectionBind, or bound: then
+  /// its client data connection too). relay/net does not call on_peer_closed for it.
+  virtual void close_peer(ConnectionId /*cid*/) {}
 };
 
 struct CoreConfig {
@@ -54,6 +77,11 @@ struct CoreConfig {
   /// Accept channel numbers 0x4000-0x7FFF as RFC 5766 allowed (coturn's clients pick them at
   /// random from that range), not only RFC 8656's 0x4000-0x4FFF. Numbers outside get 400.
   bool accept_rfc5766_channels = true;
+  /// RFC 6062: REQUESTED-TRANSPORT TCP from clients on TCP or TLS (442 when false).
+  bool tcp_relay = true;
+  /// RFC 6062 peer data connections per TCP allocation (Connect gets 508 beyond; inbound
+  /// connections beyond are closed).
+  uint32_t max_tcp_connections_per_allocation = 64;
 };
 
 class TurnServer {
@@ -79,6 +107,19 @@ class TurnServer {
 
   /// A stream connection closed: its allocation ends at once.
   void on_client_closed(const FiveTuple& from, TimeMs now);
+
+  /// RFC 6062 section 5.2: the connection relay/net started for `cid` (RelayPorts::connect_peer)
+  /// is established (`ok`) or failed or timed out. Returns the Connect response for the client:
+  /// success with CONNECTION-ID, or 447. With `ok` and nothing to answer (the allocation ended
+  /// meanwhile) the core closes the connection through close_peer.
+  Output on_peer_connected(ConnectionId cid, bool ok, TimeMs now);
+  /// RFC 6062 section 5.3: a peer connected to TCP relay `relay` from `peer`. Returns the
+  /// ConnectionAttempt indication for the client and sets `*cid`; or kNone with `*cid` unset
+  /// when the connection must be closed (no permission for the peer's IP, limits).
+  Output on_peer_connection(RelayId relay, const Endpoint& peer, TimeMs now, std::optional<ConnectionId>* cid);
+  /// RFC 6062 section 5.5: peer connection `cid` closed on its own (the peer, an error, or its
+  /// client data connection closing); relay/net closed both ends already.
+  void on_peer_closed(ConnectionId cid, TimeMs now);
 
   /// Expires allocations, permissions, channels and reservations due at `now`; returns the next
   /// deadline (or now + 1 s at the latest, so housekeeping keeps running).

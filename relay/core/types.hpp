@@ -41,6 +41,10 @@ struct RelayAddress {
   Endpoint address;  ///< the relayed transport address to advertise (XOR-RELAYED-ADDRESS)
 };
 
+/// RFC 6062 section 6.2.1 CONNECTION-ID: names one peer data connection of a TCP allocation
+/// (between Connect or a ConnectionAttempt and the ConnectionBind that claims it).
+using ConnectionId = uint32_t;
+
 /// A counter written by one thread (the shard's worker) and read by others (telemetry).
 /// Relaxed load+store, not fetch_add: one writer, so no locked instruction on the hot path.
 class RelaxedCounter {

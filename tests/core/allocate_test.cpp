@@ -261,7 +261,10 @@ TEST(Allocate, MissingRequestedTransportGets400) {
 }
 
 TEST(Allocate, TcpTransportGets442) {
-  Harness h;
+  // With TCP relays disabled (RFC 6062 TCP allocations: tcp_relay_test.cpp).
+  CoreConfig cfg;
+  cfg.tcp_relay = false;
+  Harness h(cfg);
   Client c = h.rest_client();
   h.challenge(c, kT0);
   const auto r = h.request(c, Method::kAllocate, [](stun::MessageBuilder& b) { b.add_requested_transport(6); }, kT0);
