@@ -155,11 +155,49 @@ std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const stun:
   return opened;
 }
 
+std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family family,
+                                                              const stun::Endpoint& server) {
+  const auto ip = bind_address(family, server);
+  if (!ip) return std::nullopt;
+  // A short backlog: peers connect one at a time, and each needs a permission anyway.
+  constexpr int kBacklog = 16;
+  for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
+    const auto port = ports_.take(false, false);
+    if (!port) return std::nullopt;
+    stun::Endpoint bound = *ip;
+    bound.port = *port;
+    const OpenResult r = net::open_tcp(bound, kBacklog);
+    if (r.fd < 0) {
+      ports_.release(*port);
+      if (r.error == EADDRINUSE || r.error == EACCES) continue;
+      log::warn("tcp relay socket on ", bound.to_string(), ": ", r.step, ": ", error_text(r.error));
+      return std::nullopt;
+    }
+    core::RelayId id;
+    if (!free_ids_.empty()) {
+      id = free_ids_.back();
+      free_ids_.pop_back();
+    } else {
+      id = static_cast<core::RelayId>(slots_.size());
+      slots_.emplace_back(ctx_);
+    }
+    Slot& s = slots_[id];
+    s.fd = -1;  // fd() is for UDP sends: never hand out the listening socket
+    s.port = *port;
+    s.open = true;
+    s.tcp = true;
+    open_count_.store(open_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return OpenedTcp{core::RelayAddress{id, advertised(bound)}, bound, r.fd};
+  }
+  return std::nullopt;
+}
+
 void RelaySockets::close(core::RelayId id) {
   if (id >= slots_.size() || !slots_[id].open) return;
   Slot& s = slots_[id];
   asio::error_code ec;
-  s.socket.close(ec);
+  if (!s.tcp) s.socket.close(ec);
+  s.tcp = false;
   s.fd = -1;
   s.open = false;
   ++s.generation;

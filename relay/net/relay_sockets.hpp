@@ -47,6 +47,18 @@ class RelaySockets {
   /// back of the slice and the next one is tried, a bounded number of times.
   std::optional<core::RelayPorts::Opened> open(stun::Family family, const stun::Endpoint& server,
                                                bool even, bool reserve_next);
+  /// RFC 6062: a TCP relay of `family` listening on a port of the slice (see open_tcp in
+  /// socket_ops). The slot only holds the port and the id: the caller adopts `fd` (the
+  /// listening socket) and closes it before close(id). nullopt when no port is free.
+  struct OpenedTcp {
+    core::RelayAddress relay;
+    stun::Endpoint bound;  ///< the local address (connections to peers are made from it)
+    int fd = -1;
+  };
+  std::optional<OpenedTcp> open_tcp(stun::Family family, const stun::Endpoint& server);
+  /// Whether `id` is an open TCP relay (open_tcp) rather than a UDP one.
+  bool is_tcp(core::RelayId id) const { return id < slots_.size() && slots_[id].open && slots_[id].tcp; }
+
   /// Closes the socket and returns its port to the slice. Pending waits end with
   /// operation_aborted; their handlers see a new generation() and do nothing.
   void close(core::RelayId id);
@@ -72,6 +84,7 @@ class RelaySockets {
     uint16_t port = 0;
     uint32_t generation = 0;
     bool open = false;
+    bool tcp = false;  ///< RFC 6062 relay: the descriptor belongs to its acceptor elsewhere
   };
   std::optional<stun::Endpoint> bind_address(stun::Family family,
                                              const stun::Endpoint& server) const;

@@ -99,6 +99,30 @@ OpenResult open_udp(const stun::Endpoint& ep, const UdpOptions& opts) {
   return {fd, 0, ""};
 }
 
+OpenResult open_tcp(const stun::Endpoint& ep, int backlog) {
+  const SockAddr sa = to_sockaddr(ep);
+  if (backlog > 0) {
+    // SO_REUSEPORT would let another process of the same user (a second server on an
+    // overlapping port range) bind and listen on this port too, and the kernel would then
+    // share the peers' connections between the two. A probe bound without SO_REUSEPORT fails
+    // on any port someone listens on, whatever their options: take only ports it gets.
+    const int probe = ::socket(ep.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return fail(probe, "socket");
+    if (!ep.is_v4() && !set_int(probe, IPPROTO_IPV6, IPV6_V6ONLY, 1)) return fail(probe, "IPV6_V6ONLY");
+    if (!set_int(probe, SOL_SOCKET, SO_REUSEADDR, 1)) return fail(probe, "SO_REUSEADDR");
+    if (::bind(probe, sa.get(), sa.len) != 0) return fail(probe, "bind");
+    ::close(probe);
+  }
+  const int fd = ::socket(ep.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(fd, "socket");
+  if (!ep.is_v4() && !set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) return fail(fd, "IPV6_V6ONLY");
+  if (!set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) return fail(fd, "SO_REUSEADDR");
+  if (!set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) return fail(fd, "SO_REUSEPORT");
+  if (::bind(fd, sa.get(), sa.len) != 0) return fail(fd, "bind");
+  if (backlog > 0 && ::listen(fd, backlog) != 0) return fail(fd, "listen");
+  return {fd, 0, ""};
+}
+
 int steer_by_source_ip(int fd, bool ipv4, unsigned group_size) {
   // Classic BPF run by reuseport_select_sock(); packet data starts at the UDP payload, so the
   // IP header is read through SKF_NET_OFF. Source address: IPv4 offset 12, IPv6 offset 8.

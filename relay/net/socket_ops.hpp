@@ -51,6 +51,12 @@ struct OpenResult {
 /// Creates a UDP socket of `ep`'s family (IPv6 sockets are IPV6_V6ONLY) and binds it to `ep`.
 OpenResult open_udp(const stun::Endpoint& ep, const UdpOptions& opts);
 
+/// Creates a TCP socket of `ep`'s family bound to `ep` (IPv6 sockets are IPV6_V6ONLY) with
+/// SO_REUSEADDR and SO_REUSEPORT, so that an RFC 6062 TCP relay can listen on its relayed
+/// transport address and also connect out from it (section 5.2: "The local endpoint is the
+/// relayed transport address"). `backlog` > 0: it listens too. Non-blocking, close-on-exec.
+OpenResult open_tcp(const stun::Endpoint& ep, int backlog);
+
 /// Makes the kernel pick a reuse-group member by the client's source IP address (a hash of it,
 /// modulo `group_size`) instead of by the whole 5-tuple: every port of one client host then
 /// reaches the same worker. Needed because RFC 8656 section 7.2 lets a client use a

@@ -33,6 +33,44 @@ void StreamConnection::send(const core::FiveTuple& /*to*/, std::span<const uint8
   kick_write();
 }
 
+void StreamConnection::splice(std::shared_ptr<RawSink> sink) {
+  if (closed_) return;
+  sink_ = std::move(sink);
+  spliced_ = true;
+  has_allocation_ = true;  // the long timeout applies, as to the control connection
+}
+
+bool StreamConnection::send_raw(std::span<const uint8_t> bytes) {
+  if (closed_) return false;
+  if (!queue_.push(bytes)) return false;
+  kick_write();
+  return true;
+}
+
+void StreamConnection::resume_reading() {
+  if (closed_ || !paused_) return;
+  paused_ = false;
+  // Bytes read before the pause but not yet taken go first.
+  if (framer_.buffered() > 0 && !deliver_raw()) return;
+  read_more();
+}
+
+void StreamConnection::close_when_flushed() {
+  if (closed_) return;
+  close_flushed_ = true;
+  if (!queue_.in_flight() && !queue_.ready()) shut("closed by the peer");
+}
+
+bool StreamConnection::deliver_raw() {
+  last_frame_ = now_ms();  // raw bytes are this connection's activity
+  const std::span<const uint8_t> bytes = framer_.take_buffered();
+  if (bytes.empty()) return true;
+  const bool more = sink_->on_client_bytes(bytes);
+  if (closed_) return false;
+  if (!more) paused_ = true;
+  return more;
+}
+
 void StreamConnection::kick_write() {
   if (!queue_.ready()) return;
   last_write_ = now_ms();
@@ -47,10 +85,15 @@ void StreamConnection::write_done(const asio::error_code& ec) {
     return;
   }
   kick_write();
+  if (!spliced_) return;
+  last_frame_ = now_ms();
+  if (close_flushed_ && !queue_.in_flight()) return shut("closed by the peer");
+  if (sink_ && queue_.pending_bytes() < queue_.limit() / 2) sink_->on_client_drained();
 }
 
 bool StreamConnection::on_read(size_t n) {
   framer_.commit(n);
+  if (spliced_) return sink_ && deliver_raw();
   for (;;) {
     const StreamFramer::Next next = framer_.next();
     switch (next.status) {
@@ -58,6 +101,7 @@ bool StreamConnection::on_read(size_t n) {
         last_frame_ = now_ms();
         host_.on_frame(*this, next.frame);
         if (closed_) return false;
+        if (spliced_) return deliver_raw();  // the frame was a ConnectionBind: raw from here
         continue;
       case StreamFramer::Status::kNeedMore:
         return true;
@@ -99,6 +143,7 @@ void StreamConnection::shut(const char* why) {
   }
   close_socket();
   host_.on_closed(*this);
+  if (auto sink = std::move(sink_)) sink->on_client_closed();
 }
 
 namespace {
@@ -144,6 +189,8 @@ class BasicStreamConnection final : public StreamConnection {
           if (on_read(n)) read();
         });
   }
+
+  void read_more() override { read(); }
 
   void start_write(std::span<const uint8_t> bytes) override {
     const auto done = [this, self = shared_from_this()](const asio::error_code& ec, size_t) {

@@ -30,6 +30,20 @@ struct StreamLimits {
 
 class StreamConnection;
 
+/// The far end of a spliced connection (an RFC 6062 client data connection bound to its peer
+/// data connection): takes the client's raw bytes. Same thread.
+class RawSink {
+ public:
+  virtual ~RawSink() = default;
+  /// Raw bytes from the client, valid during the call. False: stop reading until
+  /// StreamConnection::resume_reading() (the other side is not keeping up).
+  virtual bool on_client_bytes(std::span<const uint8_t> bytes) = 0;
+  /// A write to the client finished and the send queue is below half its limit.
+  virtual void on_client_drained() = 0;
+  /// The connection closed (the client, an error, a timeout or close()); called once.
+  virtual void on_client_closed() = 0;
+};
+
 /// What a connection calls back into (the worker's StreamService). Same thread.
 class StreamHost {
  public:
@@ -66,6 +80,22 @@ class StreamConnection : public ClientTransport,
   /// Closes the connection, logging `why` at debug level. Idempotent.
   void close_for(const char* why) { shut(why); }
 
+  /// RFC 6062 section 5.4: from now on the connection carries raw bytes both ways: what the
+  /// client sends (including bytes already read after the current frame) goes to `sink`, and
+  /// send_raw() queues bytes to the client. Call from the host's on_frame or later.
+  void splice(std::shared_ptr<RawSink> sink);
+  bool spliced() const { return spliced_; }
+  /// Queues raw bytes to the client (a copy); false when they do not fit in the send queue.
+  bool send_raw(std::span<const uint8_t> bytes);
+  /// Bytes queued and not yet handed to the socket.
+  size_t queued_bytes() const { return queue_.pending_bytes(); }
+  size_t queue_limit() const { return queue_.limit(); }
+  /// Reads again after RawSink::on_client_bytes returned false.
+  void resume_reading();
+  /// Closes once everything queued has been written (the peer closed: its last bytes still
+  /// reach the client).
+  void close_when_flushed();
+
   const core::FiveTuple& tuple() const { return tuple_; }
   uint32_t id() const { return tuple_.listener; }
   bool is_open() const { return !closed_; }
@@ -76,6 +106,8 @@ class StreamConnection : public ClientTransport,
   /// Implementations: bytes `n` were read into the framer's write area (n may be 0).
   /// Delivers every complete frame; false if the connection closed.
   bool on_read(size_t n);
+  /// Issues the next read (after a pause).
+  virtual void read_more() = 0;
   /// Starts one write of `bytes` (valid until write_done()).
   virtual void start_write(std::span<const uint8_t> bytes) = 0;
   /// A write finished.
@@ -91,6 +123,8 @@ class StreamConnection : public ClientTransport,
 
  private:
   void kick_write();
+  /// Hands everything read to the sink; false when reading must stop (paused or closed).
+  bool deliver_raw();
 
   StreamHost& host_;
   core::FiveTuple tuple_;
@@ -100,6 +134,10 @@ class StreamConnection : public ClientTransport,
   uint64_t dropped_ = 0;
   bool closed_ = false;
   bool has_allocation_ = false;
+  std::shared_ptr<RawSink> sink_;  ///< spliced: where the client's bytes go
+  bool spliced_ = false;
+  bool paused_ = false;       ///< spliced: no read in flight until resume_reading()
+  bool close_flushed_ = false;  ///< close_when_flushed() was called
 };
 
 /// A plain TCP connection on an accepted socket.

@@ -45,6 +45,13 @@ StreamFramer::Next StreamFramer::next() {
   return {Status::kFrame, data.first(fs.size), 0};
 }
 
+std::span<const uint8_t> StreamFramer::take_buffered() {
+  const std::span<const uint8_t> all(buf_.data() + begin_, buffered());
+  begin_ = end_;
+  wanted_ = 0;
+  return all;
+}
+
 bool StreamSendQueue::push(std::span<const uint8_t> frame) {
   if (pending_.size() + frame.size() > limit_) return false;
   pending_.insert(pending_.end(), frame.begin(), frame.end());

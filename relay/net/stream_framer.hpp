@@ -42,6 +42,10 @@ class StreamFramer {
   /// The next complete frame, or why there is none. After kGarbage/kTooLarge it stays so.
   Next next();
 
+  /// Takes every byte received and not yet taken, framed or not (RFC 6062 data connections
+  /// carry raw bytes once bound). Valid until the next write_area().
+  std::span<const uint8_t> take_buffered();
+
   /// Bytes received but not yet taken as frames (a partial frame).
   size_t buffered() const { return end_ - begin_; }
   /// Bytes of buffer currently held (the memory bound's subject).

@@ -183,12 +183,21 @@ void StreamService::send(const core::FiveTuple& to, std::span<const uint8_t> dat
   it->second->send(to, data, false);
 }
 
+std::shared_ptr<StreamConnection> StreamService::find(const core::FiveTuple& tuple) const {
+  const auto it = connections_.find(tuple.listener);
+  if (it == connections_.end() || !(it->second->tuple() == tuple)) return nullptr;
+  return it->second;
+}
+
 void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
   dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms()));
+  if (after_frame_ && c.is_open()) after_frame_(c);
 }
 
 void StreamService::on_closed(StreamConnection& c) {
-  if (!stopping_) core_.on_client_closed(c.tuple(), now_ms());  // the allocation ends now
+  // A spliced (RFC 6062 data) connection has no allocation; its peer side learns of the close
+  // through its RawSink.
+  if (!stopping_ && !c.spliced()) core_.on_client_closed(c.tuple(), now_ms());  // the allocation ends now
   connections_.erase(c.id());
 }
 

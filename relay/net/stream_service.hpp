@@ -71,6 +71,12 @@ class StreamService final : private StreamHost {
   void start();
   /// Routes a core output to its connection (dropped if it closed meanwhile).
   void send(const core::FiveTuple& to, std::span<const uint8_t> data);
+  /// The open connection `tuple` names, or null.
+  std::shared_ptr<StreamConnection> find(const core::FiveTuple& tuple) const;
+  /// Called after each frame a connection delivered was handled by the core and its output
+  /// dispatched (RFC 6062: a ConnectionBind's connection is spliced then, after its response).
+  using AfterFrame = std::function<void(StreamConnection&)>;
+  void set_after_frame(AfterFrame f) { after_frame_ = std::move(f); }
   /// Stops accepting and closes every connection without ending allocations through the core
   /// (the worker's core shutdown does that). Idempotent.
   void close_all();
@@ -97,6 +103,7 @@ class StreamService final : private StreamHost {
   asio::io_context& ctx_;
   core::TurnServer& core_;
   Dispatch dispatch_;
+  AfterFrame after_frame_;
   StreamLimits limits_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<uint32_t, std::shared_ptr<StreamConnection>> connections_;

@@ -21,6 +21,7 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
       work_(asio::make_work_guard(ctx_)),
       relays_(ctx_, relay, index, count, listen),
       core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer),
+      tcp_(ctx_, core_, [this](const core::Output& out) { dispatch(out); }),
       timer_(ctx_) {}
 
 Worker::~Worker() {
@@ -30,6 +31,7 @@ Worker::~Worker() {
     core_.shutdown(now_ms());
     flush_all();
   }
+  tcp_.close_all();
   if (streams_) streams_->close_all();
   for (auto& l : listeners_) l->close();
   relays_.close_all();
@@ -47,6 +49,8 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
   if (!streams_) {
     streams_ = std::make_unique<StreamService>(
         ctx_, core_, [this](const core::Output& out) { dispatch(out); }, limits);
+    streams_->set_after_frame([this](StreamConnection& c) { tcp_.after_frame(c); });
+    tcp_.set_streams(streams_.get());
   }
   return streams_->listen(endpoint, join, std::move(tls), steer_group);
 }
@@ -68,6 +72,7 @@ void Worker::shutdown() {
   stopping_ = true;
   core_.shutdown(now_ms());  // ends allocations (observers see kShutdown), closes relay sockets
   flush_all();
+  tcp_.close_all();
   if (streams_) streams_->close_all();
   for (auto& l : listeners_) l->close();
   relays_.close_all();
@@ -138,9 +143,23 @@ std::optional<core::RelayPorts::Opened> Worker::open(core::Family family,
   return opened;
 }
 
+std::optional<core::RelayAddress> Worker::open_tcp(core::Family family, const core::Endpoint& server) {
+  auto opened = relays_.open_tcp(family, server);
+  if (!opened) return std::nullopt;
+  if (!tcp_.listen(opened->relay.id, opened->fd, opened->bound)) {
+    relays_.close(opened->relay.id);
+    return std::nullopt;
+  }
+  return opened->relay;
+}
+
 void Worker::close(core::RelayId id) {
-  // Queued datagrams name the socket by descriptor: send them before it can be reused.
-  flush_all();
+  if (relays_.is_tcp(id)) {
+    tcp_.close_listener(id);  // the acceptor owns the descriptor
+  } else {
+    // Queued datagrams name the socket by descriptor: send them before it can be reused.
+    flush_all();
+  }
   relays_.close(id);
 }
 

@@ -13,6 +13,7 @@
 #include "relay/core/turn_server.hpp"
 #include "relay/net/relay_sockets.hpp"
 #include "relay/net/stream_service.hpp"
+#include "relay/net/tcp_relay.hpp"
 #include "relay/net/udp_batch.hpp"
 #include "relay/net/udp_listener.hpp"
 
@@ -71,6 +72,14 @@ class Worker final : private core::RelayPorts {
                              bool reserve_next) override;
   void close(core::RelayId id) override;
   bool supports(core::Family family) const override { return relays_.supports(family); }
+  std::optional<core::RelayAddress> open_tcp(core::Family family, const core::Endpoint& server) override;
+  bool connect_peer(core::RelayId relay, core::ConnectionId cid, const core::Endpoint& peer) override {
+    return tcp_.connect(relay, cid, peer);
+  }
+  void bind_peer(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic) override {
+    tcp_.bind(cid, client, traffic);
+  }
+  void close_peer(core::ConnectionId cid) override { tcp_.close_peer(cid); }
 
   void arm_listener(size_t li);
   void on_listener_readable(size_t li);
@@ -102,6 +111,8 @@ class Worker final : private core::RelayPorts {
   SendBatch to_peers_;
   RelaySockets relays_;
   core::TurnServer core_;
+  /// RFC 6062 TCP relays and peer data connections (destroyed before the core).
+  TcpRelays tcp_;
   asio::steady_timer timer_;
   bool stopping_ = false;
   bool flush_scheduled_ = false;

@@ -1,0 +1,381 @@
+#include "relay/net/tcp_relay.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "relay/net/socket_ops.hpp"
+#include "telemetry/log.hpp"
+
+namespace callrelay::net {
+
+core::TimeMs now_ms();  // worker.cpp
+
+namespace {
+
+asio::ip::tcp::endpoint to_asio(const stun::Endpoint& ep) {
+  const auto sa = to_sockaddr(ep);
+  asio::ip::tcp::endpoint out;
+  std::memcpy(out.data(), sa.get(), sa.len);
+  return out;
+}
+
+}  // namespace
+
+/// One peer data connection: connecting (Connect), waiting for its ConnectionBind with the
+/// peer's bytes buffered, or spliced to its client data connection. Handlers hold a
+/// shared_ptr; `owner_` is null once TcpRelays let go of it.
+class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_this<Peer> {
+ public:
+  Peer(TcpRelays& owner, core::ConnectionId cid, asio::ip::tcp::socket socket)
+      : owner_(&owner), cid_(cid), socket_(std::move(socket)), timer_(owner.ctx_) {
+    in_.resize(kReadChunk);  // grows to kPendingBytes only while bytes wait for the bind
+  }
+
+  void start_connect(const stun::Endpoint& peer) {
+    timer_.expires_after(std::chrono::milliseconds(kConnectTimeoutMs));
+    timer_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
+      if (!ec && !closed_ && !connected_) {
+        timed_out_ = true;
+        asio::error_code ignored;
+        socket_.cancel(ignored);  // the connect handler reports the failure
+      }
+    });
+    socket_.async_connect(to_asio(peer), [this, self = shared_from_this(), peer](const asio::error_code& ec) {
+      if (closed_) return;
+      timer_.cancel();
+      if (ec) {
+        if (log::enabled(log::Level::kDebug)) {
+          log::debug("tcp relay: connect to ", peer.to_string(), ": ",
+                     timed_out_ ? std::string("timed out") : ec.message());
+        }
+        closed_ = true;
+        asio::error_code ignored;
+        socket_.close(ignored);
+        if (owner_ != nullptr) owner_->connected(cid_, false);
+        return;
+      }
+      connected_ = true;
+      if (log::enabled(log::Level::kDebug)) {
+        log::debug("tcp relay: connected to peer ", peer.to_string(), " (connection ", cid_, ")");
+      }
+      if (owner_ != nullptr) owner_->connected(cid_, true);
+      if (!closed_) read();  // buffer what the peer sends before the ConnectionBind
+    });
+  }
+
+  /// An accepted peer: buffer its bytes until the ConnectionBind.
+  void start_accepted() {
+    connected_ = true;
+    read();
+  }
+
+  void bind(std::shared_ptr<StreamConnection> client, core::TrafficCounters& traffic) {
+    if (closed_) return client->close();
+    client_ = std::move(client);
+    traffic_ = &traffic;
+    client_->splice(shared_from_this());
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("tcp relay: connection ", cid_, " bound to ", core::to_string(client_->tuple().transport), " ",
+                 client_->tuple().client.to_string(), " (", in_len_, " bytes buffered)");
+    }
+    // "This includes data that was received after the associated Connect or request was
+    // successfully processed and before this ConnectionBind request was received."
+    if (in_len_ > 0) {
+      const std::span<const uint8_t> early(in_.data(), in_len_);
+      in_len_ = 0;
+      if (!to_client(early)) return;
+    }
+    if (!reading_ && !read_paused_) read();
+  }
+
+  /// Closes the peer socket and, if spliced, the client data connection. `tell_core`: the
+  /// close is the sockets' doing, not the core's.
+  void close(bool tell_core) {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    asio::error_code ignored;
+    socket_.close(ignored);
+    if (auto c = std::move(client_)) c->close();
+    TcpRelays* owner = std::exchange(owner_, nullptr);
+    if (tell_core && owner != nullptr) owner->forget(cid_);
+  }
+
+  /// TcpRelays goes away (shutdown): nothing may call back into it.
+  void detach() {
+    owner_ = nullptr;
+    close(false);
+  }
+
+  // --- RawSink: the client data connection ---
+  bool on_client_bytes(std::span<const uint8_t> bytes) override {
+    if (closed_) return false;
+    traffic_->bytes_to_peer.add(bytes.size());
+    traffic_->packets_to_peer.add(1);
+    out_.insert(out_.end(), bytes.begin(), bytes.end());
+    if (!writing_) write();
+    // Stop reading the client while a few chunks wait for a slow peer.
+    client_paused_ = out_.size() >= 4 * kReadChunk;
+    return !client_paused_;
+  }
+
+  void on_client_drained() override {
+    if (read_paused_ && !closed_) {
+      read_paused_ = false;
+      read();
+    }
+  }
+
+  void on_client_closed() override {
+    // RFC 6062 section 5.5: "When a client data connection is closed or times out, the server
+    // MUST close the corresponding peer data connection." Bytes the client sent last still go.
+    client_.reset();
+    if (closed_) return;
+    if (writing_ || !out_.empty()) {
+      close_after_write_ = true;
+      TcpRelays* owner = std::exchange(owner_, nullptr);
+      if (owner != nullptr) owner->forget(cid_);
+      return;
+    }
+    close(true);
+  }
+
+ private:
+  void read() {
+    if (closed_ || reading_) return;
+    // Before the bind, bytes accumulate (up to kPendingBytes, then the peer waits); after,
+    // each read is passed on at once.
+    if (in_len_ == in_.size() && in_.size() < kPendingBytes) in_.resize(std::min(in_.size() * 2, kPendingBytes));
+    const size_t room = in_.size() - in_len_;
+    if (room == 0) return;
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(in_.data() + in_len_, client_ ? std::min(room, kReadChunk) : room),
+                            [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                              reading_ = false;
+                              if (closed_) return;
+                              if (ec) return peer_gone(ec);
+                              in_len_ += n;
+                              if (!client_) return read();  // still waiting for the ConnectionBind
+                              const std::span<const uint8_t> bytes(in_.data(), in_len_);
+                              in_len_ = 0;
+                              if (!to_client(bytes)) return;
+                              // Flow control: a client that does not keep up stops the reads.
+                              if (client_->queued_bytes() >= client_->queue_limit() / 2) {
+                                read_paused_ = true;
+                              } else {
+                                read();
+                              }
+                            });
+  }
+
+  /// Hands peer bytes to the client data connection; false when it closed everything.
+  bool to_client(std::span<const uint8_t> bytes) {
+    traffic_->bytes_to_client.add(bytes.size());
+    traffic_->packets_to_client.add(1);
+    if (client_->send_raw(bytes)) return true;
+    log::debug("tcp relay: client data connection's queue overflowed; closing");
+    close(true);
+    return false;
+  }
+
+  void peer_gone(const asio::error_code& ec) {
+    // "When a peer data connection is closed or times out, the server MUST close the
+    // corresponding client data connection." What the peer sent before reaches the client.
+    if (log::enabled(log::Level::kDebug) && ec != asio::error::eof) {
+      log::debug("tcp relay: peer connection: ", ec.message());
+    }
+    if (client_) client_->close_when_flushed();
+    client_.reset();
+    close(true);
+  }
+
+  void write() {
+    if (out_.empty() || (closed_ && !close_after_write_)) return;
+    writing_ = true;
+    writing_buf_.swap(out_);
+    out_.clear();
+    asio::async_write(socket_, asio::buffer(writing_buf_),
+                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
+                        writing_ = false;
+                        writing_buf_.clear();
+                        if (ec) return close(true);
+                        if (!out_.empty()) return write();
+                        if (close_after_write_) {
+                          asio::error_code ignored;
+                          socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+                          return close(false);
+                        }
+                        if (client_paused_ && client_) {
+                          client_paused_ = false;
+                          client_->resume_reading();
+                        }
+                      });
+  }
+
+  TcpRelays* owner_;
+  core::ConnectionId cid_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::vector<uint8_t> in_;  ///< peer -> client
+  size_t in_len_ = 0;
+  std::vector<uint8_t> out_, writing_buf_;  ///< client -> peer: queued, being written
+  std::shared_ptr<StreamConnection> client_;
+  core::TrafficCounters* traffic_ = nullptr;
+  bool connected_ = false, timed_out_ = false, closed_ = false;
+  bool reading_ = false, read_paused_ = false, writing_ = false;
+  bool client_paused_ = false, close_after_write_ = false;
+};
+
+TcpRelays::TcpRelays(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch)
+    : ctx_(ctx), core_(core), dispatch_(std::move(dispatch)) {}
+
+TcpRelays::~TcpRelays() { close_all(); }
+
+bool TcpRelays::listen(core::RelayId id, int fd, const stun::Endpoint& bound) {
+  auto l = std::make_unique<Listener>(Listener{asio::ip::tcp::acceptor(ctx_), bound, next_serial_++});
+  asio::error_code ec;
+  l->acceptor.assign(bound.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+  if (ec) {
+    log::warn("tcp relay on ", bound.to_string(), ": ", ec.message());
+    ::close(fd);
+    return false;
+  }
+  const uint64_t serial = l->serial;
+  listeners_[id] = std::move(l);
+  accept(id, serial);
+  return true;
+}
+
+void TcpRelays::close_listener(core::RelayId id) {
+  const auto it = listeners_.find(id);
+  if (it == listeners_.end()) return;
+  asio::error_code ignored;
+  it->second->acceptor.close(ignored);
+  listeners_.erase(it);
+}
+
+void TcpRelays::accept(core::RelayId id, uint64_t serial) {
+  Listener& l = *listeners_.at(id);
+  l.acceptor.async_accept([this, id, serial](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    const auto it = listeners_.find(id);
+    if (closing_ || it == listeners_.end() || it->second->serial != serial) return;  // closed
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // Out of descriptors: the peer's connection is lost; keep accepting the next ones.
+      log::debug("tcp relay on ", it->second->bound.to_string(), ": accept: ", ec.message());
+    } else {
+      adopt_peer(id, std::move(socket));
+    }
+    if (listeners_.count(id) != 0 && listeners_.at(id)->serial == serial) accept(id, serial);
+  });
+}
+
+void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
+  asio::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  if (ec) return;
+  const auto peer = from_sockaddr(remote.data(), static_cast<socklen_t>(remote.size()));
+  if (!peer) return;
+  // RFC 6062 section 5.3: the core checks the permission and names the connection; without
+  // a CONNECTION-ID the socket closes here.
+  std::optional<core::ConnectionId> cid;
+  const core::Output out = core_.on_peer_connection(id, *peer, now_ms(), &cid);
+  if (!cid) {
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("tcp relay: refused a connection from ", peer->to_string(), " (no permission)");
+    }
+    return;
+  }
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("tcp relay ", listeners_.at(id)->bound.to_string(), ": peer ", peer->to_string(),
+               " connected (connection ", *cid, ")");
+  }
+  auto p = std::make_shared<Peer>(*this, *cid, std::move(socket));
+  peers_[*cid] = p;
+  dispatch_(out);  // the ConnectionAttempt indication
+  p->start_accepted();
+}
+
+bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun::Endpoint& peer) {
+  const auto it = listeners_.find(relay);
+  if (it == listeners_.end() || peer.family != it->second->bound.family) return false;
+  // "The local endpoint is the relayed transport address associated with the allocation."
+  const OpenResult r = open_tcp(it->second->bound, /*backlog=*/0);
+  if (r.fd < 0) {
+    log::debug("tcp relay: cannot bind ", it->second->bound.to_string(), " to connect: ", r.step, ": ",
+               error_text(r.error));
+    return false;
+  }
+  asio::ip::tcp::socket socket(ctx_);
+  asio::error_code ec;
+  socket.assign(peer.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), r.fd, ec);
+  if (ec) {
+    ::close(r.fd);
+    return false;
+  }
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  auto p = std::make_shared<Peer>(*this, cid, std::move(socket));
+  peers_[cid] = p;
+  p->start_connect(peer);
+  return true;
+}
+
+void TcpRelays::connected(core::ConnectionId cid, bool ok) {
+  if (!ok) peers_.erase(cid);  // the core forgets it with its 447
+  dispatch_(core_.on_peer_connected(cid, ok, now_ms()));
+}
+
+void TcpRelays::bind(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic) {
+  pending_bind_ = PendingBind{cid, client, &traffic};
+}
+
+void TcpRelays::after_frame(StreamConnection& c) {
+  if (!pending_bind_ || !(pending_bind_->client == c.tuple())) return;
+  const PendingBind b = *pending_bind_;
+  pending_bind_.reset();
+  const auto it = peers_.find(b.cid);
+  auto conn = streams_ != nullptr ? streams_->find(b.client) : nullptr;
+  if (it == peers_.end() || !conn) {
+    c.close();
+    return;
+  }
+  it->second->bind(std::move(conn), *b.traffic);
+}
+
+void TcpRelays::close_peer(core::ConnectionId cid) {
+  const auto it = peers_.find(cid);
+  if (it == peers_.end()) return;
+  const std::shared_ptr<Peer> p = std::move(it->second);
+  peers_.erase(it);
+  p->close(false);
+}
+
+void TcpRelays::forget(core::ConnectionId cid) {
+  peers_.erase(cid);
+  if (!closing_) core_.on_peer_closed(cid, now_ms());
+}
+
+void TcpRelays::close_all() {
+  closing_ = true;
+  auto peers = std::move(peers_);
+  peers_.clear();
+  for (auto& [cid, p] : peers) {
+    (void)cid;
+    p->detach();
+  }
+  for (auto& [id, l] : listeners_) {
+    (void)id;
+    asio::error_code ignored;
+    l->acceptor.close(ignored);
+  }
+  listeners_.clear();
+  pending_bind_.reset();
+}
+
+}  // namespace callrelay::net
