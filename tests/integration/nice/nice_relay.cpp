@@ -1,10 +1,14 @@
 // libnice through the TURN server: two ICE agents in one process, forced to relay-only
 // (force-relay), gather a relayed candidate each from the server with TURN REST credentials,
 // exchange candidates in-process, reach READY and send datagrams each way. Exits 0 only if
-// every datagram arrived in both directions over a relay/relay pair; any failure or the
-// overall timeout exits 1.
+// every datagram arrived in both directions over a relay/relay pair whose local candidates were
+// allocated on SERVER_IP:SERVER_PORT; any failure or the overall timeout exits 1.
 //
-// usage: callrelay_integ_nice SERVER_IP SERVER_PORT USERNAME PASSWORD [MESSAGES]
+// TRANSPORT is how the agents reach the server: udp (the default) or tcp (TURN over TCP,
+// RFC 8656 section 3.1, the allocation still relaying over UDP). libnice's "TLS" relay type is
+// not offered: in RFC 5245 mode it sends plain TCP, so it would prove nothing about TLS.
+//
+// usage: callrelay_integ_nice SERVER_IP SERVER_PORT USERNAME PASSWORD [MESSAGES [TRANSPORT]]
 #include <agent.h>
 #include <gio/gio.h>
 #include <glib.h>
@@ -31,6 +35,8 @@ struct Peer {
 struct Test {
   GMainLoop* loop = nullptr;
   Peer a, b;
+  NiceAddress server;
+  NiceRelayType relay_type = NICE_RELAY_TYPE_TURN_UDP;
   int messages = 50;
   int exit_code = 1;
   bool exchanged = false;
@@ -83,11 +89,32 @@ bool exchange(Test& t, Peer& from, Peer& to) {
   return true;
 }
 
-bool selected_pair_is_relay(Peer& p) {
+/// Empty if `p` selected a relay/relay pair whose local candidate was allocated on t.server;
+/// otherwise why not. libnice's API names the TURN server of a relayed candidate but not the
+/// transport it reached it with: over tcp, SERVER_PORT is the TCP listener's (nothing answers
+/// UDP there), and nice.sh checks the server's side of the connection.
+std::string check_selected_pair(const Test& t, const Peer& p) {
   NiceCandidate* local = nullptr;
   NiceCandidate* remote = nullptr;
-  if (!nice_agent_get_selected_pair(p.agent, p.stream, kComponent, &local, &remote)) return false;
-  return local->type == NICE_CANDIDATE_TYPE_RELAYED && remote->type == NICE_CANDIDATE_TYPE_RELAYED;
+  if (!nice_agent_get_selected_pair(p.agent, p.stream, kComponent, &local, &remote)) {
+    return std::string(p.name) + ": no selected pair";
+  }
+  if (local->type != NICE_CANDIDATE_TYPE_RELAYED || remote->type != NICE_CANDIDATE_TYPE_RELAYED) {
+    return std::string(p.name) + ": selected candidate pair is " +
+           nice_candidate_type_to_string(local->type) + "/" +
+           nice_candidate_type_to_string(remote->type) + ", not relay/relay";
+  }
+  NiceAddress turn;
+  nice_candidate_relay_address(local, &turn);
+  gchar addr[NICE_ADDRESS_STRING_LEN];
+  nice_address_to_string(&turn, addr);
+  std::printf("%s: selected pair relay/relay, local allocation from TURN server %s:%u\n", p.name,
+              addr, nice_address_get_port(&turn));
+  if (!nice_address_equal(&turn, &t.server)) {
+    return std::string(p.name) + ": selected local candidate was allocated on " + addr + ":" +
+           std::to_string(nice_address_get_port(&turn)) + ", not on the server under test";
+  }
+  return "";
 }
 
 void send_all(Test& t, Peer& p) {
@@ -103,9 +130,12 @@ void send_all(Test& t, Peer& p) {
 void maybe_start_sending(Test& t) {
   if (t.sending || !t.a.ready || !t.b.ready) return;
   t.sending = true;
-  if (!selected_pair_is_relay(t.a) || !selected_pair_is_relay(t.b)) {
-    finish(t, 1, "selected candidate pair is not relay/relay");
-    return;
+  for (const Peer* p : {&t.a, &t.b}) {
+    const std::string wrong = check_selected_pair(t, *p);
+    if (!wrong.empty()) {
+      finish(t, 1, wrong);
+      return;
+    }
   }
   send_all(t, t.a);
   send_all(t, t.b);
@@ -173,7 +203,7 @@ bool setup(Test& t, Peer& p, const char* name, bool controlling, const char* ser
   p.stream = nice_agent_add_stream(p.agent, 1);
   if (p.stream == 0) return false;
   if (!nice_agent_set_relay_info(p.agent, p.stream, kComponent, server, port, user, pass,
-                                 NICE_RELAY_TYPE_TURN_UDP)) {
+                                 t.relay_type)) {
     return false;
   }
   g_signal_connect(p.agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), &t);
@@ -204,14 +234,24 @@ void close_agents(Test& t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) {
-    std::fprintf(stderr, "usage: %s SERVER_IP SERVER_PORT USERNAME PASSWORD [MESSAGES]\n", argv[0]);
+  const std::string transport = argc > 6 ? argv[6] : "udp";
+  if (argc < 5 || (transport != "udp" && transport != "tcp")) {
+    std::fprintf(stderr,
+                 "usage: %s SERVER_IP SERVER_PORT USERNAME PASSWORD [MESSAGES [udp|tcp]]\n",
+                 argv[0]);
     return 2;
   }
   Test t;
-  t.loop = g_main_loop_new(nullptr, FALSE);
   if (argc > 5) t.messages = std::atoi(argv[5]);
+  if (transport == "tcp") t.relay_type = NICE_RELAY_TYPE_TURN_TCP;
   const auto port = static_cast<guint>(std::atoi(argv[2]));
+  nice_address_init(&t.server);
+  if (!nice_address_set_from_string(&t.server, argv[1])) {
+    std::fprintf(stderr, "FAIL: bad server address %s\n", argv[1]);
+    return 2;
+  }
+  nice_address_set_port(&t.server, port);
+  t.loop = g_main_loop_new(nullptr, FALSE);
   if (!setup(t, t.a, "a", true, argv[1], port, argv[3], argv[4]) ||
       !setup(t, t.b, "b", false, argv[1], port, argv[3], argv[4])) {
     std::fprintf(stderr, "FAIL: agent setup\n");
