@@ -172,8 +172,9 @@ struct TurnServer::Impl {
   void on_peer_closed(ConnectionId cid);
   /// Peer connections of the allocation on `control`, and whether one goes to exactly `peer`.
   size_t tcp_peer_count(const FiveTuple& control, const Endpoint* peer, bool* same_peer) const;
-  /// Closes every peer connection of the allocation on `control` (it ends).
-  void close_tcp_peers(const FiveTuple& control);
+  /// Closes the peer connections of the allocation on `control` (all, when it ends; those of
+  /// `family` when only that relay goes). By value: callers pass keys of erased entries.
+  void close_tcp_peers(FiveTuple control, std::optional<Family> family = std::nullopt);
   /// Closes peer connections whose ConnectionBind did not come in time; next deadline.
   TimeMs expire_tcp_peers(TimeMs now);
   ConnectionId new_connection_id();

@@ -33,9 +33,10 @@ size_t TurnServer::Impl::tcp_peer_count(const FiveTuple& control, const Endpoint
   return n;
 }
 
-void TurnServer::Impl::close_tcp_peers(const FiveTuple& control) {
+void TurnServer::Impl::close_tcp_peers(FiveTuple control, std::optional<Family> family) {
   std::erase_if(tcp_peers, [&](const auto& entry) {
     if (!(entry.second.control == control)) return false;
+    if (family && entry.second.peer.family != *family) return false;
     ports.close_peer(entry.first);
     return true;
   });
@@ -119,9 +120,10 @@ Output TurnServer::Impl::on_peer_connected(ConnectionId cid, bool ok, TimeMs now
     if (ok) ports.close_peer(cid);  // its allocation ended meanwhile
     return {};
   }
-  TcpPeer& p = it->second;
   // An allocation past its lifetime ends here, closing its peer connections, this one too.
-  if (find_live(p.control, now) == nullptr) return {};
+  const FiveTuple control = it->second.control;
+  if (find_live(control, now) == nullptr) return {};
+  TcpPeer& p = it->second;
   if (!ok) {
     const TcpPeer failed = p;
     tcp_peers.erase(it);
@@ -208,6 +210,12 @@ Output TurnServer::Impl::handle_connection_bind(Request& req) {
   const auto cid = req.msg.u32(stun::attr::kConnectionId);
   const auto it = cid ? tcp_peers.find(*cid) : tcp_peers.end();
   if (it == tcp_peers.end() || it->second.state != TcpPeer::State::kPendingBind) {
+    return respond_error(req, 400, "Unknown CONNECTION-ID");
+  }
+  // Past the 30 s the connection is gone, even if the timer has not run yet to close it.
+  if (it->second.bind_deadline <= req.now) {
+    ports.close_peer(it->first);
+    tcp_peers.erase(it);
     return respond_error(req, 400, "Unknown CONNECTION-ID");
   }
   const FiveTuple control = it->second.control;

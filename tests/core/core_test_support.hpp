@@ -54,6 +54,36 @@ class FakeRelayPorts : public RelayPorts {
   }
   bool supports(Family family) const override { return family == Family::kIPv4 ? ipv4 : ipv6; }
 
+  // --- RFC 6062 TCP relays: recorded calls. TCP relays share ids, ports and `capacity` with
+  // the UDP ones (close() closes either kind). ---
+  std::optional<RelayAddress> open_tcp(Family family, const Endpoint& server) override {
+    open_tcp_calls.push_back({family, server});
+    if (!tcp_port_free || open_ids.size() + 1 > capacity) return std::nullopt;
+    const RelayAddress r = make(family);
+    tcp_opened.push_back(r);
+    return r;
+  }
+  bool connect_peer(RelayId relay, ConnectionId cid, const Endpoint& peer) override {
+    connects.push_back({relay, cid, peer});
+    return connect_result;
+  }
+  void bind_peer(ConnectionId cid, const FiveTuple& client, TrafficCounters& traffic) override {
+    binds.push_back({cid, client, &traffic});
+  }
+  void close_peer(ConnectionId cid) override { closed_peers.push_back(cid); }
+
+  struct OpenTcpCall { Family family; Endpoint server; };
+  struct ConnectCall { RelayId relay; ConnectionId cid; Endpoint peer; };
+  struct BindCall { ConnectionId cid; FiveTuple client; TrafficCounters* traffic; };
+
+  bool tcp_port_free = true;     ///< open_tcp() fails when false (508)
+  bool connect_result = true;    ///< what connect_peer() returns (false: 447 at once)
+  std::vector<OpenTcpCall> open_tcp_calls;
+  std::vector<RelayAddress> tcp_opened;  ///< what open_tcp() returned, in order
+  std::vector<ConnectCall> connects;
+  std::vector<BindCall> binds;
+  std::vector<ConnectionId> closed_peers;  ///< close_peer() calls, in order
+
   size_t capacity = 1000;
   bool ipv4 = true;
   bool ipv6 = true;

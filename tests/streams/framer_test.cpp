@@ -96,6 +96,32 @@ TEST(StreamFramer, ByteAtATime) {
   EXPECT_EQ(got.last, StreamFramer::Status::kNeedMore);
 }
 
+TEST(StreamFramer, TakeBufferedHandsOverWhatFollowsAFrame) {
+  // RFC 6062 section 5.4: once a ConnectionBind frame is answered the connection carries raw
+  // bytes; those read together with the frame must not be lost or framed.
+  const Bytes bind = stun_message(0, 7);
+  const Bytes raw = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02};  // not STUN, not ChannelData
+  Bytes stream = bind;
+  stream.insert(stream.end(), raw.begin(), raw.end());
+  StreamFramer f(65552);
+  const auto area = f.write_area();
+  std::memcpy(area.data(), stream.data(), stream.size());
+  f.commit(stream.size());
+  const auto first = f.next();
+  ASSERT_EQ(first.status, StreamFramer::Status::kFrame);
+  EXPECT_EQ(Bytes(first.frame.begin(), first.frame.end()), bind);
+  const auto rest = f.take_buffered();
+  EXPECT_EQ(Bytes(rest.begin(), rest.end()), raw);
+  EXPECT_EQ(f.buffered(), 0u);
+  EXPECT_TRUE(f.take_buffered().empty());
+  // Later reads come out whole too, whatever they contain.
+  const auto again = f.write_area();
+  std::memcpy(again.data(), raw.data(), 3);
+  f.commit(3);
+  const auto next = f.take_buffered();
+  EXPECT_EQ(Bytes(next.begin(), next.end()), Bytes(raw.begin(), raw.begin() + 3));
+}
+
 TEST(StreamFramer, ManyFramesInOneRead) {
   std::vector<Bytes> frames;
   for (int i = 0; i < 2000; ++i) {
