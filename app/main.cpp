@@ -81,6 +81,9 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   probes.relay_ports_in_use = [&relay_server]() -> uint64_t {
     return relay_server != nullptr ? relay_server->relay_ports_in_use() : 0;
   };
+  probes.tcp_peer_connections = [&relay_server]() -> uint64_t {
+    return relay_server != nullptr ? relay_server->tcp_peer_connections() : 0;
+  };
   probes.draining = [&readiness] { return readiness.draining(); };
   probes.worker_threads = workers;
   probes.version = CALLRELAY_VERSION;

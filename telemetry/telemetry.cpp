@@ -67,6 +67,11 @@ struct Telemetry::Impl {
       ports_in_use = &gauge(registry, "callrelay_relay_ports_in_use",
                             "Relay ports currently open (allocations and reservations).");
     }
+    if (probes.tcp_peer_connections) {
+      tcp_peers = &gauge(registry, "callrelay_tcp_peer_connections",
+                         "RFC 6062 peer data connections open now (connecting, waiting for their "
+                         "ConnectionBind, or relaying).");
+    }
   }
 
   TelemetryConfig cfg;
@@ -78,6 +83,7 @@ struct Telemetry::Impl {
   prometheus::Gauge* uptime = nullptr;
   prometheus::Gauge* fds = nullptr;
   prometheus::Gauge* ports_in_use = nullptr;
+  prometheus::Gauge* tcp_peers = nullptr;
   prometheus::Gauge* draining = nullptr;
   prometheus::TextSerializer serializer;
 };
@@ -107,6 +113,9 @@ std::string Telemetry::scrape_text(core::TimeMs now) {
   s.fds->Set(static_cast<double>(open_fds()));
   if (s.ports_in_use != nullptr)
     s.ports_in_use->Set(static_cast<double>(s.probes.relay_ports_in_use()));
+  if (s.tcp_peers != nullptr) {
+    s.tcp_peers->Set(static_cast<double>(s.probes.tcp_peer_connections()));
+  }
   s.draining->Set(s.probes.draining && s.probes.draining() ? 1.0 : 0.0);
   std::vector<prometheus::MetricFamily> families = s.registry.Collect();
   CollectResult relay = s.collector->collect(/*series_as_text=*/true);

@@ -22,6 +22,7 @@ struct TelemetryConfig {
 /// Process-level facts the telemetry cannot see by itself, read at scrape time.
 struct ProcessProbes {
   std::function<uint64_t()> relay_ports_in_use;  ///< may be empty
+  std::function<uint64_t()> tcp_peer_connections;  ///< may be empty (RFC 6062 peer connections)
   std::function<bool()> draining;                ///< may be empty (then always 0)
   uint64_t relay_ports_total = 0;
   unsigned worker_threads = 0;

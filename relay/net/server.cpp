@@ -114,6 +114,12 @@ void Server::join() {
   threads_.clear();
 }
 
+uint64_t Server::tcp_peer_connections() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->tcp_peer_count();
+  return n;
+}
+
 uint64_t Server::relay_ports_in_use() const {
   uint64_t n = 0;
   for (const auto& w : workers_) n += w->relay_count();

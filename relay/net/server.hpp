@@ -58,6 +58,8 @@ class Server {
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
   /// Relay sockets open across all workers (telemetry reads it at scrape time; any thread).
   uint64_t relay_ports_in_use() const;
+  /// RFC 6062 peer data connections open across all workers (any thread).
+  uint64_t tcp_peer_connections() const;
 
   /// Starts one thread per worker.
   void start();

@@ -298,6 +298,7 @@ void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
   }
   auto p = std::make_shared<Peer>(*this, *cid, std::move(socket));
   peers_[*cid] = p;
+  count_peers();
   dispatch_(out);  // the ConnectionAttempt indication
   p->start_accepted();
 }
@@ -322,12 +323,16 @@ bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun:
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   auto p = std::make_shared<Peer>(*this, cid, std::move(socket));
   peers_[cid] = p;
+  count_peers();
   p->start_connect(peer);
   return true;
 }
 
 void TcpRelays::connected(core::ConnectionId cid, bool ok) {
-  if (!ok) peers_.erase(cid);  // the core forgets it with its 447
+  if (!ok) {
+    peers_.erase(cid);  // the core forgets it with its 447
+    count_peers();
+  }
   dispatch_(core_.on_peer_connected(cid, ok, now_ms()));
 }
 
@@ -353,11 +358,13 @@ void TcpRelays::close_peer(core::ConnectionId cid) {
   if (it == peers_.end()) return;
   const std::shared_ptr<Peer> p = std::move(it->second);
   peers_.erase(it);
+  count_peers();
   p->close(false);
 }
 
 void TcpRelays::forget(core::ConnectionId cid) {
   peers_.erase(cid);
+  count_peers();
   if (!closing_) core_.on_peer_closed(cid, now_ms());
 }
 
@@ -365,6 +372,7 @@ void TcpRelays::close_all() {
   closing_ = true;
   auto peers = std::move(peers_);
   peers_.clear();
+  count_peers();
   for (auto& [cid, p] : peers) {
     (void)cid;
     p->detach();

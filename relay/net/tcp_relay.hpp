@@ -6,6 +6,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -47,7 +48,8 @@ class TcpRelays {
   /// Closes every listener and peer connection without telling the core (shutdown).
   void close_all();
 
-  size_t peer_count() const { return peers_.size(); }
+  /// Peer data connections open now. Any thread may read it (telemetry at scrape time).
+  size_t peer_count() const { return peer_count_.load(std::memory_order_relaxed); }
 
   /// RFC 6062 section 5.2: "The timeout value MUST be at least 30 seconds."
   static constexpr int kConnectTimeoutMs = 30000;
@@ -71,6 +73,8 @@ class TcpRelays {
   /// A peer connection closed on its own: the core forgets it.
   void forget(core::ConnectionId cid);
   void connected(core::ConnectionId cid, bool ok);
+  /// Publishes peers_.size() to peer_count() after every change.
+  void count_peers() { peer_count_.store(peers_.size(), std::memory_order_relaxed); }
 
   asio::io_context& ctx_;
   core::TurnServer& core_;
@@ -84,6 +88,7 @@ class TcpRelays {
     core::TrafficCounters* traffic;
   };
   std::optional<PendingBind> pending_bind_;
+  std::atomic<size_t> peer_count_{0};
   uint64_t next_serial_ = 1;
   bool closing_ = false;
 };

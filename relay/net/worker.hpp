@@ -65,6 +65,8 @@ class Worker final : private core::RelayPorts {
   unsigned index() const { return index_; }
   /// Open relay sockets (on the worker's thread, or after run() returned).
   size_t relay_count() const { return relays_.open_count(); }
+  /// RFC 6062 peer data connections open now (any thread).
+  size_t tcp_peer_count() const { return tcp_.peer_count(); }
 
  private:
   // core::RelayPorts, called by the core on this thread.

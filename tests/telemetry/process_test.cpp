@@ -22,6 +22,8 @@ TEST(Process, BuildInfoUptimeWorkersPorts) {
   p.worker_threads = 4;
   p.relay_ports_total = 16384;
   p.relay_ports_in_use = [&in_use] { return in_use; };
+  uint64_t tcp_peers = 3;
+  p.tcp_peer_connections = [&tcp_peers] { return tcp_peers; };
   p.started_at = kT0;
   Telemetry t({}, 4, p);
   std::string text = t.scrape_text(kT0 + 90'500);
@@ -30,9 +32,12 @@ TEST(Process, BuildInfoUptimeWorkersPorts) {
   EXPECT_TRUE(has_line(text, "callrelay_worker_threads 4"));
   EXPECT_TRUE(has_line(text, "callrelay_relay_ports_capacity 16384"));
   EXPECT_TRUE(has_line(text, "callrelay_relay_ports_in_use 12"));
+  EXPECT_TRUE(has_line(text, "callrelay_tcp_peer_connections 3"));
   in_use = 13;
+  tcp_peers = 0;
   text = t.scrape_text(kT0 + 91'000);
   EXPECT_TRUE(has_line(text, "callrelay_relay_ports_in_use 13"));
+  EXPECT_TRUE(has_line(text, "callrelay_tcp_peer_connections 0"));
   EXPECT_TRUE(has_line(text, "callrelay_uptime_seconds 91"));
 }
 
@@ -51,6 +56,7 @@ TEST(Process, NoPortsProbeNoPortsInUseSample) {
   Telemetry t({}, 2, ProcessProbes{});
   const std::string text = t.scrape_text(kT0);
   EXPECT_EQ(text.find("callrelay_relay_ports_in_use"), std::string::npos);
+  EXPECT_EQ(text.find("callrelay_tcp_peer_connections"), std::string::npos);
   EXPECT_TRUE(has_line(text, "callrelay_worker_threads 2"));  // from the worker count
 }
 
