@@ -154,16 +154,20 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     const size_t room = in_.size() - in_len_;
     if (room == 0) return;
     reading_ = true;
-    socket_.async_read_some(asio::buffer(in_.data() + in_len_, client_ ? std::min(room, kReadChunk) : room),
-                            [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
+    // The read lands at `at`; bind() may hand the bytes before it to the client (and reset
+    // in_len_) while it is pending, so the handler must not assume the buffer's start.
+    const size_t at = in_len_;
+    socket_.async_read_some(asio::buffer(in_.data() + at, client_ ? std::min(room, kReadChunk) : room),
+                            [this, self = shared_from_this(), at](const asio::error_code& ec, size_t n) {
                               reading_ = false;
                               if (closed_) return;
                               if (ec) return peer_gone(ec);
-                              in_len_ += n;
-                              if (!client_) return read();  // still waiting for the ConnectionBind
-                              const std::span<const uint8_t> bytes(in_.data(), in_len_);
+                              if (!client_) {  // still waiting for the ConnectionBind
+                                in_len_ = at + n;
+                                return read();
+                              }
                               in_len_ = 0;
-                              if (!to_client(bytes)) return;
+                              if (!to_client(std::span<const uint8_t>(in_.data() + at, n))) return;
                               // Flow control: a client that does not keep up stops the reads.
                               if (client_->queued_bytes() >= client_->queue_limit() / 2) {
                                 read_paused_ = true;

@@ -1,9 +1,9 @@
 // Small command-line helper for the integration test scripts: finds free loopback UDP ports,
 // mints TURN REST passwords, waits for a UDP echo peer, throws malformed datagrams at a
-// server, and streams ChannelData through allocations. Written without the project's codec on
-// purpose, so the tests stay an independent check of the server. Every network operation
-// targets the address given on the command line (the scripts only ever pass loopback
-// addresses) and is bounded in time.
+// server, streams ChannelData through allocations, and runs the RFC 6062 TCP relay cases.
+// Written without the project's codec on purpose, so the tests stay an independent check of
+// the server. Every network operation targets the address given on the command line (the
+// scripts only ever pass loopback addresses) and is bounded in time.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -19,6 +19,7 @@
 #include "tests/integration/tools/dual_stack.hpp"
 #include "tests/integration/tools/malformed.hpp"
 #include "tests/integration/tools/stream.hpp"
+#include "tests/integration/tools/tcp_relay.hpp"
 #include "tests/integration/tools/udp.hpp"
 
 namespace {
@@ -34,7 +35,11 @@ int usage() {
                "       integ_tool allocate HOST PORT USERNAME PASSWORD\n"
                "       integ_tool dual HOST PORT PEER4_PORT PEER6_PORT USERNAME PASSWORD\n"
                "       integ_tool stream HOST PORT PEER_IP PEER_PORT MAX_SECONDS USERNAME PASSWORD"
-               " [USERNAME PASSWORD]...\n");
+               " [USERNAME PASSWORD]...\n"
+               "       integ_tool tcp-relay CASE tcp|tls|udp HOST PORT USERNAME PASSWORD"
+               " [OTHER_USERNAME OTHER_PASSWORD]\n"
+               "         CASE: outbound close connect-errors inbound bind-errors control-close"
+               " (tcp, tls) udp-allocate (udp)\n");
   return 2;
 }
 
@@ -115,6 +120,16 @@ int main(int argc, char** argv) {
   if (cmd == "allocate" && args.size() == 5) {
     return callrelay::integ::run_allocate(args[1], static_cast<uint16_t>(std::stoi(args[2])),
                                           args[3], args[4]);
+  }
+  if (cmd == "tcp-relay" && (args.size() == 7 || args.size() == 9)) {  // RFC 6062 cases
+    callrelay::integ::TcpRelayTarget target{
+        args[2], args[3], static_cast<uint16_t>(std::stoi(args[4])), args[5], args[6], {}, {}};
+    if (args.size() == 9) {
+      target.other_username = args[7];
+      target.other_password = args[8];
+    }
+    const int rc = callrelay::integ::run_tcp_relay(args[1], target);
+    return rc == 2 ? usage() : rc;
   }
   if (cmd == "stream" && args.size() >= 8 && args.size() % 2 == 0) {
     std::vector<std::pair<std::string, std::string>> credentials;

@@ -154,9 +154,9 @@ std::optional<int> TurnClient::authenticated(uint16_t method,
   return resp->code;
 }
 
-std::optional<int> TurnClient::allocate() {
+std::optional<int> TurnClient::allocate(uint8_t transport) {
   const std::vector<std::pair<uint16_t, Bytes>> attrs{
-      {kAttrRequestedTransport, Bytes{17, 0, 0, 0}}};
+      {kAttrRequestedTransport, Bytes{transport, 0, 0, 0}}};
   Bytes first = new_request(kAllocate);
   add_attr(first, kAttrRequestedTransport, attrs[0].second);
   const auto resp = exchange(first);

@@ -23,10 +23,12 @@ class TurnClient {
   /// True if the local socket was bound.
   bool ok() const { return sock_.ok(); }
 
-  /// RFC 8656 section 7.2 Allocate (UDP relay): unauthenticated request, 401 challenge,
-  /// authenticated retry (and once more on 438 stale nonce). The final code: 200 on success,
-  /// else the ERROR-CODE number, 0 for an error without a code, nullopt if no answer came.
-  std::optional<int> allocate();
+  /// RFC 8656 section 7.2 Allocate: unauthenticated request, 401 challenge, authenticated
+  /// retry (and once more on 438 stale nonce). The final code: 200 on success, else the
+  /// ERROR-CODE number, 0 for an error without a code, nullopt if no answer came.
+  /// `transport` is the REQUESTED-TRANSPORT protocol: 17 (UDP relay), or 6 (TCP, RFC 6062),
+  /// which a UDP client must be refused.
+  std::optional<int> allocate(uint8_t transport = 17);
 
   /// RFC 8656 section 11.1 ChannelBind of `channel` (0x4000-0x4FFF) to an IPv4 peer.
   std::optional<int> channel_bind(uint16_t channel, const std::string& peer_ip, uint16_t peer_port);
