@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks callrelay against Debian's coturn and a bare UDP forwarder (the floor), in one run
-# on this machine, under the same load generator (bench_loadgen + bench_echo).
+# on this machine, under the same load generator (bench_loadgen + bench_echo). The CPU per
+# relayed packet is also measured with TCP and TLS clients relaying to the same UDP echo peer
+# (callrelay and coturn only: the forwarder has no TCP mode).
 #
 #   bench/run.sh [--no-save]
 #
@@ -9,11 +11,12 @@
 # headline is server CPU per relayed packet: CPU 0's busy time from /proc/stat (user, nice,
 # system, irq, softirq: it includes kernel network time no process is charged for) divided by
 # the packets relayed in both directions. Prints a markdown table and writes it to
-# bench/RESULTS.md (unless --no-save). Takes about three minutes; never part of CI.
+# bench/RESULTS.md (unless --no-save). Takes about six minutes; never part of CI.
 #
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (s per measurement, 5),
 # BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
 # CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
+# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows),
 # BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0).
 set -uo pipefail
 
@@ -28,12 +31,15 @@ CLIENTS=50
 SERVER_CPU=0
 GEN_CPU=1
 LISTEN=127.0.0.1:13478       # outside the ephemeral range, unlike 3478's neighbours in tests
+                             # (UDP, and TCP on the same port as both servers default to)
+TLS_LISTEN=127.0.0.1:15349
 ECHO=127.0.0.1:19000
 PORT_MIN=20000               # relay ports stay below the ephemeral range (32768-60999)
 PORT_MAX=32000
 STORM_PORT_MAX=$((PORT_MIN + 15))   # 16 relay ports: an Allocate storm runs out at once
 HOLD_COUNTS=1000,10000
 SAVE=1
+GIVEN_BIN=${CALLRELAY_BIN:-}
 [[ ${1:-} == --no-save ]] && SAVE=0
 
 log() { echo "[bench] $*" >&2; }
@@ -83,11 +89,17 @@ wait_ready() {
   log "server did not become ready"; return 1
 }
 
+# start_callrelay PORT_MAX [streams]: with "streams", TCP and TLS listeners too (TCP on the
+# UDP port, as callrelay defaults to anyway, and TLS with the bench's self-signed certificate).
 start_callrelay() {
-  local port_max=$1 dir=$WORK/callrelay-$RANDOM
+  local port_max=$1 dir=$WORK/callrelay-$RANDOM listen="listen: {udp: [\"$LISTEN\"]}"
+  if [[ ${2:-} == streams ]]; then
+    listen="listen: {udp: [\"$LISTEN\"], tcp: [\"$LISTEN\"], tls: [\"$TLS_LISTEN\"]}
+tls: {cert: $WORK/cert.pem, key: $WORK/key.pem}"
+  fi
   mkdir -p "$dir/state"
   cat >"$dir/config.yaml" <<EOF
-listen: {udp: ["$LISTEN"]}
+$listen
 relay: {ports: {min: $PORT_MIN, max: $port_max}}
 workers: 1
 state_dir: $dir/state
@@ -99,19 +111,45 @@ log: {level: warn}
 EOF
   nice -n -10 taskset -c $SERVER_CPU "$CALLRELAY_BIN" --config "$dir/config.yaml" 2>"$dir/stderr" &
   SERVER_PID=$!
-  wait_ready "$dir/stderr" 0 && wait_ready "$dir/stderr" 1
+  wait_ready "$dir/stderr" 0 && wait_ready "$dir/stderr" 1 && wait_streams "${2:-}"
 }
 
+# start_coturn PORT_MAX [streams]: with "streams", coturn's TCP listener (on the UDP port, its
+# default) and TLS listener with the bench's certificate; DTLS stays off either way.
 start_coturn() {
-  local port_max=$1 dir=$WORK/coturn-$RANDOM
+  local port_max=$1 dir=$WORK/coturn-$RANDOM streams=(--no-tls --no-tcp)
+  if [[ ${2:-} == streams ]]; then
+    streams=(--tls-listening-port "${TLS_LISTEN##*:}" --cert "$WORK/cert.pem" --pkey "$WORK/key.pem")
+  fi
   mkdir -p "$dir"
   nice -n -10 taskset -c $SERVER_CPU turnserver -n --listening-ip 127.0.0.1 --listening-port "${LISTEN##*:}" \
     --relay-ip 127.0.0.1 --min-port $PORT_MIN --max-port "$port_max" --relay-threads 1 \
     --use-auth-secret --static-auth-secret benchsecret --realm callrelay --allow-loopback-peers \
-    --no-tls --no-dtls --no-tcp --no-cli --no-stdout-log --log-file /dev/null --simple-log \
+    "${streams[@]}" --no-dtls --no-cli --no-stdout-log --log-file /dev/null --simple-log \
     --pidfile "$dir/turnserver.pid" --db "$dir/turndb" >"$dir/stderr" 2>&1 &
   SERVER_PID=$!
-  wait_ready "$dir/stderr" 1
+  wait_ready "$dir/stderr" 1 && wait_streams "${2:-}"
+}
+
+# The UDP probe says a server is up; its TCP and TLS listeners may come a moment later. Waits
+# (at most 5 s) until both accept a connection.
+wait_streams() {
+  [[ $1 == streams ]] || return 0
+  local addr
+  for addr in "$LISTEN" "$TLS_LISTEN"; do
+    for _ in $(seq 50); do
+      (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null && continue 2
+      sleep 0.1
+    done
+    log "nothing accepts TCP connections on $addr"; return 1
+  done
+}
+
+# Self-signed certificate for both servers' TLS listeners (the generator does not verify it).
+make_cert() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=callrelay-bench \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>"$WORK/openssl.err" ||
+    { log "openssl could not make a certificate (see $WORK/openssl.err)"; return 1; }
 }
 
 start_floor() {
@@ -133,7 +171,7 @@ stop_server() {
   sleep 1  # let the kernel settle before the next server
 }
 
-loadgen() {
+loadgen() {  # a --server in the arguments overrides $LISTEN (the last one given wins)
   nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_loadgen" --server $LISTEN --peer $ECHO \
     --server-cpu $SERVER_CPU --gen-cpu $GEN_CPU --echo-stats "$WORK/echo.stats" "$@"
 }
@@ -191,12 +229,14 @@ foreign_share() {
 
 # Saturation runs: REPS clean runs of MAX_DURATION s each (a run is clean when less than 10% of
 # the server CPU's busy time went to other processes; up to 2*REPS tries), and the run with the
-# median CPU per packet is kept.
-max_runs() {  # max_runs NAME PAYLOAD args...
-  local name=$1 payload=$2; shift 2
-  local clean=() dirty=() i
+# median CPU per packet is kept. TRANSPORT is udp, tcp or tls; the stream ones store their
+# results as R[NAME.tcp_cpu160] and so on.
+max_runs() {  # max_runs NAME TRANSPORT PAYLOAD args...
+  local name=$1 transport=$2 payload=$3; shift 3
+  local clean=() dirty=() i key=
+  [[ $transport != udp ]] && key=${transport}_
   for ((i = 1; i <= 2 * REPS && ${#clean[@]} < REPS; i++)); do
-    measure "$name" "max$payload-$i" --mode max --payload "$payload" --window $WINDOW \
+    measure "$name" "${key}max$payload-$i" --mode max --transport "$transport" --payload "$payload" --window $WINDOW \
       --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" --timeout 60 "$@"
     [[ -z $LAST ]] && continue
     if awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
@@ -208,19 +248,20 @@ max_runs() {  # max_runs NAME PAYLOAD args...
     sleep 1.5  # coturn deletes released allocations about a second late
   done
   if [[ ${#clean[@]} -eq 0 ]]; then
-    NOTES+=("$name $payload B: no saturation run free of other work on CPU $SERVER_CPU; CPU-per-packet is inflated")
+    NOTES+=("$name $transport $payload B: no saturation run free of other work on CPU $SERVER_CPU; CPU-per-packet is inflated")
     clean=("${dirty[@]}")
   fi
   LAST=$(printf '%s\n' "${clean[@]}" | sort -n | awk '{a[NR]=$0} END {if (NR) print a[int((NR+1)/2)]}' | cut -d' ' -f2-)
-  R[$name.cpu$payload]=$(field "$LAST" ns_per_pkt); R[$name.pps$payload]=$(field "$LAST" pps)
-  R[$name.util$payload]=$(field "$LAST" cpu_util); R[$name.gen$payload]=$(field "$LAST" gen_cpu_util)
-  R[$name.proc$payload]=$(field "$LAST" proc_ns_per_pkt)
+  R[$name.${key}cpu$payload]=$(field "$LAST" ns_per_pkt); R[$name.${key}pps$payload]=$(field "$LAST" pps)
+  R[$name.${key}util$payload]=$(field "$LAST" cpu_util); R[$name.${key}gen$payload]=$(field "$LAST" gen_cpu_util)
+  R[$name.${key}proc$payload]=$(field "$LAST" proc_ns_per_pkt)
+  [[ $transport == tls ]] && R[$name.tls_cipher]=$(field "$LAST" tls)
 }
 
 data_runs() {  # data_runs NAME [--raw]
   local name=$1; shift
-  max_runs "$name" 160 "$@"
-  max_runs "$name" 1200 "$@"
+  max_runs "$name" udp 160 "$@"
+  max_runs "$name" udp 1200 "$@"
   sleep 1
   measure "$name" rate --mode rate --pps 50 --payload 160 --clients $CLIENTS --warmup $WARMUP \
     --duration "$DURATION" --timeout 60 "$@"
@@ -249,6 +290,20 @@ bench_turn_server() {  # bench_turn_server NAME START_FUNCTION
   measure "$name" storm --mode storm --count 20000 --clients 500 --timeout 90
   R[$name.storm_before]=$(field "$LAST" rss_before_kib); R[$name.storm_after]=$(field "$LAST" rss_after_kib)
   R[$name.storm_errors]=$(field "$LAST" errors)
+  stop_server
+}
+
+# TCP and TLS clients (one connection each) relaying to the UDP echo peer: the saturation runs
+# only, on a server started with its stream listeners (the UDP runs keep coturn's --no-tcp).
+bench_streams() {  # bench_streams NAME START_FUNCTION
+  local name=$1 start=$2
+  log "== $name, TCP and TLS clients"
+  background_check "$name (TCP/TLS runs)"
+  $start $PORT_MAX streams || { NOTES+=("$name: did not start with TCP and TLS listeners"); stop_server; return; }
+  max_runs "$name" tcp 160
+  max_runs "$name" tcp 1200
+  max_runs "$name" tls 160 --server $TLS_LISTEN
+  max_runs "$name" tls 1200 --server $TLS_LISTEN
   stop_server
 }
 
@@ -281,8 +336,13 @@ row() {  # row LABEL TARGET METRIC DECIMALS [DIVISOR [noratio]]
   c=$(fmt "$(val callrelay.$3)" "$4" "${5:-1}")
   k=$(fmt "$(val coturn.$3)" "$4" "${5:-1}")
   f=$(fmt "$(val floor.$3)" "$4" "${5:-1}")
+  [[ $3 == tcp_* || $3 == tls_* ]] && f=-   # the bare forwarder has no TCP mode
   r=$(ratio "$c" "$k"); [[ ${6:-} == noratio ]] && r=
   echo "| $1 | $c | $k | $f | $r | $2 |"
+}
+
+busy_pair() {  # busy_pair SERVER TRANSPORT -> "0.99 / 1.00"
+  echo "$(fmt "$(val "$1.${2}_util160")" 2) / $(fmt "$(val "$1.${2}_gen160")" 2)"
 }
 
 table() {
@@ -290,12 +350,24 @@ table() {
   echo "|---|---:|---:|---:|---:|---|"
   row "**server CPU per relayed packet, 160 B (ns)**" "≤ 0.70x, ≤ floor" cpu160 0
   row "server CPU per relayed packet, 1200 B (ns)" "" cpu1200 0
+  row "server CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_cpu160 0
+  row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
+  row "server CPU per relayed packet, TLS client, 160 B (ns)" "" tls_cpu160 0
+  row "server CPU per relayed packet, TLS client, 1200 B (ns)" "" tls_cpu1200 0
   row "server process CPU per relayed packet, 160 B (ns; its threads, incl. softirq run in them)" "" proc160 0
   row "server process CPU per relayed packet, 1200 B (ns)" "" proc1200 0
+  row "server process CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_proc160 0
+  row "server process CPU per relayed packet, TLS client, 160 B (ns)" "" tls_proc160 0
   row "relayed packets/s, 160 B, $CLIENTS clients" "" pps160 0
   row "relayed packets/s, 1200 B, $CLIENTS clients" "" pps1200 0
+  row "relayed packets/s, TCP clients, 160 B, $CLIENTS clients" "" tcp_pps160 0
+  row "relayed packets/s, TLS clients, 160 B, $CLIENTS clients" "" tls_pps160 0
   row "server CPU busy during 160 B run (1 = saturated)" "" util160 2 1 noratio
   row "generator CPU busy during 160 B run (1 = saturated)" "" gen160 2 1 noratio
+  local t
+  for t in tcp tls; do
+    echo "| server / generator CPU busy during ${t^^} client 160 B run | $(busy_pair callrelay $t) | $(busy_pair coturn $t) | - | | |"
+  done
   row "RTT p50 (µs), $CLIENTS clients x 50 pps" "" p50 0
   row "RTT p99 (µs), $CLIENTS clients x 50 pps" "≤ 1.00x" p99 0
   row "allocations/s (401 round + permission + channel + Refresh 0)" "≥ 5x" allocs 0
@@ -315,7 +387,15 @@ machine() {
   local model; model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "Machine: $(nproc) CPUs, ${model:-unknown CPU}, Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC')."
   echo "coturn $(turnserver --version 2>/dev/null | head -1) with --relay-threads 1; callrelay workers: 1;"
-  echo "callrelay revision $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (plus uncommitted work);"
+  local rev dirty=
+  rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [[ -n $(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null) ]] && dirty=" (plus uncommitted work)"
+  if [[ -n $GIVEN_BIN ]]; then  # say which server ran: it need not match this checkout
+    local bin_rev; bin_rev=$(git -C "$(dirname "$GIVEN_BIN")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    echo "callrelay: CALLRELAY_BIN=$GIVEN_BIN (its tree at revision $bin_rev); bench tools: revision $rev$dirty;"
+  else
+    echo "callrelay revision $rev$dirty;"
+  fi
   echo "servers pinned to CPU $SERVER_CPU, load generator and echo peer to CPU $GEN_CPU;"
   echo "saturation runs: median CPU/packet of $REPS runs of ${MAX_DURATION} s, $WINDOW packets in flight per client;"
   echo "other runs ${DURATION} s; ${WARMUP} s warm-up each; payload in ChannelData, REST credentials."
@@ -332,11 +412,22 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_echo" --listen $ECHO --stats "$WORK/echo.stats" 2>"$WORK/echo.err" &
 ECHO_PID=$!
 for _ in $(seq 50); do [[ -s $WORK/echo.stats ]] && break; sleep 0.1; done
+# An echo peer that could not bind (a leftover one on the port) would leave the counter at 0
+# and silently halve every relayed-packet count.
+sleep 0.2; kill -0 "$ECHO_PID" 2>/dev/null || die "bench_echo did not start: $(cat "$WORK/echo.err")"
 
 START=$(date +%s)
-if [[ -n ${CALLRELAY_BIN:-} ]]; then bench_turn_server callrelay start_callrelay; fi
+STREAMS=1
+if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
+  STREAMS=0; NOTES+=("TCP and TLS client rows not run")
+fi
+if [[ -n ${CALLRELAY_BIN:-} ]]; then
+  bench_turn_server callrelay start_callrelay
+  [[ $STREAMS == 1 ]] && bench_streams callrelay start_callrelay
+fi
 if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
   bench_turn_server coturn start_coturn
+  [[ $STREAMS == 1 ]] && bench_streams coturn start_coturn
 else
   NOTES+=("coturn: turnserver not run")
 fi
@@ -359,6 +450,16 @@ bench_floor
   echo "IRQ_TIME_ACCOUNTING, softirq work done in a thread's context is charged to it): they stay"
   echo "right when other work shares CPU $SERVER_CPU, which inflates the busy-time rows."
   echo "Ratios below 1 are better except for packets/s and allocations/s."
+  if [[ $STREAMS == 1 ]]; then
+    echo
+    echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"
+    echo "its UDP port, TLS on ${TLS_LISTEN##*:} with a self-signed RSA 2048 certificate, TLS 1.2 or"
+    echo "1.3, no verification) and relays ChannelData (padded to 4 bytes; 160 and 1200 need none)"
+    echo "to the same UDP echo peer, $WINDOW frames in flight per client, each refill in one write. The"
+    echo "server's leg to the peer is UDP as in the other rows; the generator does the client side's"
+    echo "TLS work on CPU $GEN_CPU."
+    echo "Negotiated: callrelay $(val callrelay.tls_cipher), coturn $(val coturn.tls_cipher)."
+  fi
   if [[ ${#NOTES[@]} -gt 0 ]]; then
     echo
     echo "Problems seen in this run:"

@@ -91,21 +91,6 @@ size_t receive(DataClient& c, MsgBatch& rx, const Options& o, uint64_t* bad, F&&
   return static_cast<size_t>(n);
 }
 
-void print_relayed(const Meter& meter, const Snapshot& a, const Snapshot& b, uint64_t client_rx) {
-  const uint64_t echo_rx = b.echo_rx - a.echo_rx;
-  // Each echoed packet crossed the relay twice; the echo counter adds those lost on the way back.
-  const uint64_t relayed = meter.has_echo() ? echo_rx + client_rx : 2 * client_rx;
-  const double window = static_cast<double>(b.t_ns - a.t_ns) / 1e9;
-  const double busy = meter.busy_s(a, b);
-  const double per = relayed ? 1e9 / static_cast<double>(relayed) : 0.0;
-  std::printf(
-      " client_rx=%llu echo_rx=%llu relayed=%llu pps=%.0f ns_per_pkt=%.1f "
-      "proc_ns_per_pkt=%.1f %s\n",
-      static_cast<unsigned long long>(client_rx), static_cast<unsigned long long>(echo_rx),
-      static_cast<unsigned long long>(relayed), static_cast<double>(relayed) / window, busy * per,
-      (b.process_cpu_s - a.process_cpu_s) * per, meter.describe(a, b).c_str());
-}
-
 }  // namespace
 
 int run_max_mode(const Options& o, const std::vector<int>& fds) {

@@ -1,5 +1,6 @@
 // bench_loadgen: the load generator for bench/run.sh. One thread, one UDP socket per client,
-// epoll, recvmmsg/sendmmsg; STUN/TURN built and parsed with relay_stun. Prints one
+// epoll, recvmmsg/sendmmsg (or, with --transport tcp|tls, one TCP or TLS connection per
+// client in the max mode); STUN/TURN built and parsed with relay_stun. Prints one
 // "result mode=... key=value ..." line on stdout. Every mode is bounded in time (--timeout).
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "bench/common/common.hpp"
 #include "bench/loadgen/control_modes.hpp"
 #include "bench/loadgen/data_modes.hpp"
+#include "bench/loadgen/stream_modes.hpp"
 
 namespace {
 
@@ -56,6 +58,8 @@ int run(const Options& o) {
     case Mode::kProbe:
       return run_probe_mode(o);
     case Mode::kMax:
+      if (o.transport != Transport::kUdp) return run_stream_max_mode(o);
+      break;
     case Mode::kRate:
       break;
   }

@@ -36,4 +36,9 @@ class Meter {
   std::optional<SharedCounter> echo_;
 };
 
+/// Prints the max mode's packet counts and CPU per relayed packet between two snapshots
+/// (" client_rx=.. echo_rx=.. relayed=.. pps=.. ns_per_pkt=.. ..." and a newline); `client_rx`
+/// is how many well-formed echoes the clients received in the window.
+void print_relayed(const Meter& meter, const Snapshot& a, const Snapshot& b, uint64_t client_rx);
+
 }  // namespace callrelay::bench

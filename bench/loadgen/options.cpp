@@ -16,11 +16,30 @@ Mode parse_mode(const std::string& name) {
                               name + "'");
 }
 
+Transport parse_transport(const std::string& name) {
+  if (name == "udp") return Transport::kUdp;
+  if (name == "tcp") return Transport::kTcp;
+  if (name == "tls") return Transport::kTls;
+  throw std::invalid_argument("--transport must be udp, tcp or tls, not '" + name + "'");
+}
+
 size_t positive(double v, const char* key) {
   if (v < 1) throw std::invalid_argument(std::string("--") + key + " must be at least 1");
   return static_cast<size_t>(v);
 }
 }  // namespace
+
+const char* transport_name(Transport t) {
+  switch (t) {
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kTls:
+      return "tls";
+    case Transport::kUdp:
+      break;
+  }
+  return "udp";
+}
 
 Options parse_options(Args& args) {
   Options o;
@@ -28,6 +47,7 @@ Options parse_options(Args& args) {
   o.server = parse_addr(args.str("server", "127.0.0.1:13478"));
   o.peer = parse_addr(args.str("peer", "127.0.0.1:19000"));
   o.raw = args.flag("raw");
+  o.transport = parse_transport(args.str("transport", "udp"));
   o.clients = positive(args.num("clients", 50), "clients");
   o.payload = positive(args.num("payload", 160), "payload");
   if (o.payload < 12 || o.payload > 1400) {
@@ -50,6 +70,11 @@ Options parse_options(Args& args) {
   if (o.raw && o.mode != Mode::kMax && o.mode != Mode::kRate) {
     throw std::invalid_argument("--raw only drives the max and rate modes");
   }
+  if (o.transport != Transport::kUdp && (o.mode != Mode::kMax || o.raw)) {
+    // The CPU-per-packet rows are what stream clients change; the control-plane modes measure
+    // the same TURN logic whatever carries it.
+    throw std::invalid_argument("--transport tcp/tls only drives the max mode of a TURN server");
+  }
   if ((o.mode == Mode::kHold || o.mode == Mode::kStorm) && o.counts.empty()) {
     throw std::invalid_argument("--mode hold/storm needs --count (hold: e.g. 1000,10000)");
   }
@@ -61,6 +86,7 @@ const char* usage() {
          "  --server IP:PORT   relay (or bare forwarder with --raw)   [127.0.0.1:13478]\n"
          "  --peer IP:PORT     echo peer                               [127.0.0.1:19000]\n"
          "  --raw              ChannelData straight to bench_forwarder, no TURN control\n"
+         "  --transport T      max: client sockets are udp, tcp or tls [udp]\n"
          "  --clients N        client sockets / allocations            [50]\n"
          "  --payload BYTES    payload per packet                      [160]\n"
          "  --window W         max: packets in flight per client       [8]\n"

@@ -15,6 +15,9 @@ namespace callrelay::bench {
 /// What the load generator measures (see bench/README section in RESULTS.md).
 enum class Mode { kMax, kRate, kAllocs, kHold, kStorm, kProbe };
 
+/// How clients reach the relay. The relay always talks UDP to the echo peer.
+enum class Transport { kUdp, kTcp, kTls };
+
 struct Options {
   Mode mode = Mode::kMax;
   sockaddr_in server{};          ///< the relay (or the bare forwarder with --raw)
@@ -35,7 +38,13 @@ struct Options {
   int server_cpu = 0;      ///< the CPU the server is pinned to
   int gen_cpu = -1;        ///< the CPU the generator runs on (-1: not reported)
   std::string echo_stats;  ///< bench_echo's counter file
+  /// Max mode: UDP sockets, or one TCP or TLS connection per client (the relay's leg to the
+  /// echo peer is UDP either way).
+  Transport transport = Transport::kUdp;
 };
+
+/// "udp", "tcp" or "tls".
+const char* transport_name(Transport t);
 
 /// Reads every option; throws std::invalid_argument naming a bad or unknown one.
 Options parse_options(Args& args);
