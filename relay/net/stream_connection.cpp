@@ -94,6 +94,14 @@ void StreamConnection::write_done(const asio::error_code& ec) {
 bool StreamConnection::on_read(size_t n) {
   framer_.commit(n);
   if (spliced_) return sink_ && deliver_raw();
+  // The frames stay in the framer's buffer until the next read: their outputs are sent in one
+  // batch once all of them are handled, before anything can overwrite them.
+  const bool more = take_frames();
+  host_.on_read_done();
+  return more;
+}
+
+bool StreamConnection::take_frames() {
   for (;;) {
     const StreamFramer::Next next = framer_.next();
     switch (next.status) {

@@ -52,6 +52,9 @@ class StreamHost {
   virtual void on_frame(StreamConnection& c, std::span<const uint8_t> frame) = 0;
   /// The connection closed (by the client, an error, a timeout or close()); called once.
   virtual void on_closed(StreamConnection& c) = 0;
+  /// The frames of one read were all delivered; outputs pointing into them (kept until now
+  /// so they could be sent in one batch) must be sent before this returns.
+  virtual void on_read_done() {}
 };
 
 /// A stream connection. Handlers hold a shared_ptr to it, so it lives until the last one ran;
@@ -125,6 +128,8 @@ class StreamConnection : public ClientTransport,
   void kick_write();
   /// Hands everything read to the sink; false when reading must stop (paused or closed).
   bool deliver_raw();
+  /// on_read() without the on_read_done() call.
+  bool take_frames();
 
   StreamHost& host_;
   core::FiveTuple tuple_;

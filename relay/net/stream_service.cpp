@@ -79,8 +79,13 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& tls) {
 }
 
 StreamService::StreamService(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch,
-                             const StreamLimits& limits)
-    : ctx_(ctx), core_(core), dispatch_(std::move(dispatch)), limits_(limits), sweep_(ctx) {}
+                             Flush flush, const StreamLimits& limits)
+    : ctx_(ctx),
+      core_(core),
+      dispatch_(std::move(dispatch)),
+      flush_(std::move(flush)),
+      limits_(limits),
+      sweep_(ctx) {}
 
 StreamService::~StreamService() { close_all(); }
 
@@ -190,7 +195,7 @@ std::shared_ptr<StreamConnection> StreamService::find(const core::FiveTuple& tup
 }
 
 void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
-  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms()));
+  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms()), /*batched=*/true);
   if (after_frame_ && c.is_open()) after_frame_(c);
 }
 

@@ -48,10 +48,13 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& tls);
 /// Runs on its worker's io_context; not thread-safe.
 class StreamService final : private StreamHost {
  public:
-  /// Hands the core's outputs to the worker (which routes them by transport).
-  using Dispatch = std::function<void(const core::Output&)>;
+  /// Hands the core's outputs to the worker (which routes them by transport). `batched`: the
+  /// output's data stays valid until `flush` runs (the frame it points into is not
+  /// overwritten before), so it may be queued for one sendmmsg with the others of a read.
+  using Dispatch = std::function<void(const core::Output&, bool batched)>;
+  using Flush = std::function<void()>;
 
-  StreamService(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch,
+  StreamService(asio::io_context& ctx, core::TurnServer& core, Dispatch dispatch, Flush flush,
                 const StreamLimits& limits);
   ~StreamService() override;
   StreamService(const StreamService&) = delete;
@@ -95,6 +98,7 @@ class StreamService final : private StreamHost {
 
   void on_frame(StreamConnection& c, std::span<const uint8_t> frame) override;
   void on_closed(StreamConnection& c) override;
+  void on_read_done() override { flush_(); }
   void accept(size_t ai);
   void adopt(Acceptor& a, asio::ip::tcp::socket socket);
   uint32_t next_id();
@@ -103,6 +107,7 @@ class StreamService final : private StreamHost {
   asio::io_context& ctx_;
   core::TurnServer& core_;
   Dispatch dispatch_;
+  Flush flush_;
   AfterFrame after_frame_;
   StreamLimits limits_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;

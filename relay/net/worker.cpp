@@ -48,7 +48,8 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
                                            unsigned steer_group) {
   if (!streams_) {
     streams_ = std::make_unique<StreamService>(
-        ctx_, core_, [this](const core::Output& out) { dispatch(out); }, limits);
+        ctx_, core_, [this](const core::Output& out, bool batched) { dispatch(out, batched); },
+        [this] { to_peers_.flush(); }, limits);
     streams_->set_after_frame([this](StreamConnection& c) { tcp_.after_frame(c); });
     tcp_.set_streams(streams_.get());
   }
@@ -205,7 +206,7 @@ void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
 
 // --- outputs and housekeeping ------------------------------------------------------------
 
-void Worker::dispatch(const core::Output& out) {
+void Worker::dispatch(const core::Output& out, bool batched) {
   const bool stable = batch_.contains(out.data.data());
   switch (out.kind) {
     case core::Output::Kind::kNone:
@@ -224,7 +225,7 @@ void Worker::dispatch(const core::Output& out) {
     case core::Output::Kind::kToPeer: {
       const int fd = relays_.fd(out.relay);
       if (fd < 0) return;
-      if (stable) {
+      if (stable || batched) {
         if (to_peers_.full()) to_peers_.flush();
         to_peers_.add(fd, out.peer, nullptr, out.data);
       } else if (const int err = send_now(fd, out.peer, nullptr, out.data); err != 0) {

@@ -89,7 +89,9 @@ class Worker final : private core::RelayPorts {
   void arm_relay(core::RelayId id);
   void on_relay_readable(core::RelayId id, uint32_t generation);
   void arm_timer(core::TimeMs deadline, core::TimeMs now);
-  void dispatch(const core::Output& out);
+  /// Routes a core output. `batched`: its data stays valid until the next flush_all(), so a
+  /// packet to a peer may wait in the sendmmsg batch (as datagrams in the receive batch do).
+  void dispatch(const core::Output& out, bool batched = false);
   /// Sends everything queued (the receive slots stay in use).
   void flush_all();
   /// flush_all() and frees every receive slot. Only where no slot is being read.
