@@ -9,34 +9,49 @@
 #   tcp        control and data connections over TCP, 2 clients (one pair)
 #   tls        over TLS, 4 clients (two pairs)
 #   tcp-many   over TCP, 10 clients (five pairs) at once
+#   tcp-ipv6   clients on [::1] over TCP asking for IPv6 relays (-x): the relays connect to
+#              each other over IPv6
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/streams.sh"
 
-mode="${1:?mode: tcp | tls | tcp-many}"
+mode="${1:?mode: tcp | tls | tcp-many | tcp-ipv6}"
 messages=20
 case "$mode" in
   tcp) flags=(-T); clients=2 ;;
   tls) flags=(-T -S); clients=4 ;;
   tcp-many) flags=(-T); clients=10 ;;
+  tcp-ipv6) flags=(-T -x); clients=2 ;;
   *) fail "unknown mode $mode" ;;
 esac
 port_var=TCP_PORT
 transport=tcp
 [[ "$mode" == tls* ]] && port_var=TLS_PORT && transport=tls
 
-start_stream_server
+host=127.0.0.1
+ip_re='127\.0\.0\.1'
+if [ "$mode" = tcp-ipv6 ]; then
+  write_callrelay_config '{udp: ["[::1]:0"], tcp: ["[::1]:0"]}' \
+    "log: {level: ${CALLRELAY_TEST_LOG_LEVEL:-debug}}"
+  launch_callrelay "${CALLRELAY_BIN:?}"
+  TCP_PORT="$(logged_port tcp '\[::1\]')"
+  [ -n "$TCP_PORT" ] || fail "callrelay logged no 'listening tcp [::1]:PORT' line"
+  host=::1
+  ip_re='\[::1\]'
+else
+  start_stream_server
+fi
 port="${!port_var}"
 run_uclient "${flags[@]}" -p "$port" -W "$TEST_SECRET" -u alice -n "$messages" -m "$clients" \
-  -l 120 127.0.0.1
+  -l 120 "$host"
 echo "$UCLIENT_OUT" | tail -n 8
 check_uclient_result $((clients * messages))
 
 count() { grep -cE "$1" "$SERVER_LOG"; }
 # Peer connections made by Connect, and accepted by a partner's relay (ConnectionAttempt);
 # uclient decides how many per pair, so the counts are checked against each other.
-made="$(count '^debug: tcp relay: connected to peer 127\.0\.0\.1:[0-9]+ \(connection [0-9]+\)$')"
-accepted="$(count '^debug: tcp relay 127\.0\.0\.1:[0-9]+: peer 127\.0\.0\.1:[0-9]+ connected \(connection [0-9]+\)$')"
-bound="$(count "^debug: tcp relay: connection [0-9]+ bound to $transport 127\\.0\\.0\\.1:[0-9]+ ")"
+made="$(count "^debug: tcp relay: connected to peer $ip_re:[0-9]+ \\(connection [0-9]+\\)\$")"
+accepted="$(count "^debug: tcp relay $ip_re:[0-9]+: peer $ip_re:[0-9]+ connected \\(connection [0-9]+\\)\$")"
+bound="$(count "^debug: tcp relay: connection [0-9]+ bound to $transport $ip_re:[0-9]+ ")"
 log "peer connections: $made made by Connect, $accepted accepted; $bound client data connections bound"
 [ "$made" -ge $((clients / 2)) ] || fail "expected at least $((clients / 2)) Connect-made peer connections"
 [ "$accepted" -eq "$made" ] || fail "$made connections made but $accepted accepted by a TCP relay"
