@@ -1,5 +1,8 @@
 #include "relay/net/tcp_relay.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +19,19 @@ namespace callrelay::net {
 core::TimeMs now_ms();  // worker.cpp
 
 namespace {
+
+/// A peer that stops acknowledging (gone, or never reading) errors the connection out after
+/// 30 s instead of holding its socket and buffers for as long as TCP retransmits; keepalive
+/// does the same for a silent one. Best effort.
+void set_peer_timeouts(asio::ip::tcp::socket& s) {
+  const int fd = s.native_handle();
+  const int on = 1, idle = 30, interval = 10, count = 3, user_timeout_ms = 30000;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
 
 asio::ip::tcp::endpoint to_asio(const stun::Endpoint& ep) {
   const auto sa = to_sockaddr(ep);
@@ -296,6 +312,7 @@ void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
     return;
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  set_peer_timeouts(socket);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("tcp relay ", listeners_.at(id)->bound.to_string(), ": peer ", peer->to_string(),
                " connected (connection ", *cid, ")");
@@ -325,6 +342,7 @@ bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun:
     return false;
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  set_peer_timeouts(socket);
   auto p = std::make_shared<Peer>(*this, cid, std::move(socket));
   peers_[cid] = p;
   count_peers();
