@@ -20,6 +20,8 @@ std::optional<Endpoint> decode_xor_address(const stun::MessageView& msg, const s
 namespace callrelay::net {
 namespace {
 
+using testing::ipv6_available;
+using testing::kNoIpv6;
 using testing::loopback;
 using testing::Response;
 using testing::TurnClient;
@@ -28,13 +30,6 @@ using testing::UdpSocket;
 constexpr char kSecret[] = "dual-test-secret";
 constexpr char kRealm[] = "dual.test";
 const stun::Endpoint kLoop6Any = *stun::Endpoint::parse("[::1]:0");
-
-bool ipv6_available() {
-  const auto r = open_udp(kLoop6Any, UdpOptions{});
-  if (r.fd < 0) return false;
-  ::close(r.fd);
-  return true;
-}
 
 /// A running server on `listen` whose peer policy allows loopback peers of both families.
 class DualServer {
@@ -148,7 +143,7 @@ void expect_relayed_to_client(TurnClient& c, UdpSocket& peer_socket, const stun:
 }
 
 TEST(DualStackServer, IPv4ClientGetsADualAllocationOnLoopback) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   DualServer server({loopback(0)});
   auto c = server.client(0, loopback(0));
   const auto r = allocate(c, family(stun::attr::kAdditionalAddressFamily, 0x02));
@@ -190,7 +185,7 @@ TEST(DualStackServer, IPv4ClientGetsADualAllocationOnLoopback) {
 }
 
 TEST(DualStackServer, IPv4ClientRequestsAnIPv6Relay) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   DualServer server({loopback(0)});
   auto c = server.client(0, loopback(0));
   const auto r = allocate(c, family(stun::attr::kRequestedAddressFamily, 0x02));
@@ -216,7 +211,7 @@ TEST(DualStackServer, IPv4ClientRequestsAnIPv6Relay) {
 }
 
 TEST(DualStackServer, IPv6ClientOnIPv6Listener) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   DualServer server({kLoop6Any});
   auto c = server.client(0, kLoop6Any);
   const auto r = allocate(c, family(stun::attr::kRequestedAddressFamily, 0x02));

@@ -14,6 +14,13 @@ namespace callrelay::net::testing {
 
 stun::Endpoint loopback(uint16_t port) { return stun::Endpoint::v4({127, 0, 0, 1}, port); }
 
+bool ipv6_available() {
+  const OpenResult r = open_udp(stun::Endpoint::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0), UdpOptions{});
+  if (r.fd < 0) return false;
+  ::close(r.fd);
+  return true;
+}
+
 UdpSocket::UdpSocket(uint16_t port) : UdpSocket(loopback(port)) {}
 
 UdpSocket::UdpSocket(const stun::Endpoint& bind) {

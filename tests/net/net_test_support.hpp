@@ -20,6 +20,10 @@ namespace callrelay::net::testing {
 inline constexpr int kWaitMs = 2000;  ///< longest a test waits for one datagram
 
 stun::Endpoint loopback(uint16_t port);
+/// Whether a UDP socket can bind [::1]. The IPv6 tests require it (as CI's hosts and the IPv6
+/// integration tests do): without it they fail with kNoIpv6, they do not pass by skipping.
+bool ipv6_available();
+inline constexpr const char* kNoIpv6 = "this test needs IPv6 loopback ([::1]) and the host has none";
 
 /// A UDP socket bound to 127.0.0.1 (port 0 unless given).
 class UdpSocket {

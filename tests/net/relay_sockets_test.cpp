@@ -13,6 +13,8 @@
 namespace callrelay::net {
 namespace {
 
+using testing::ipv6_available;
+using testing::kNoIpv6;
 using testing::loopback;
 using testing::UdpSocket;
 
@@ -122,15 +124,8 @@ TEST(RelaySockets, OtherFamilyNeedsAnAddress) {
 const stun::Endpoint kLoop6 = *stun::Endpoint::parse("[::1]:3478");
 
 /// Skips the calling test when this host cannot bind [::1] at all.
-bool ipv6_available() {
-  const auto r = open_udp(*stun::Endpoint::parse("[::1]:0"), UdpOptions{});
-  if (r.fd < 0) return false;
-  ::close(r.fd);
-  return true;
-}
-
 TEST(RelaySockets, IPv6RelayOnTheIPv6AddressTheClientReached) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   asio::io_context ctx;
   RelaySockets relays(ctx, settings(), 0, 1, {kLoop6});
   EXPECT_TRUE(relays.supports(stun::Family::kIPv6));
@@ -147,7 +142,7 @@ TEST(RelaySockets, IPv6RelayOnTheIPv6AddressTheClientReached) {
 }
 
 TEST(RelaySockets, IPv4LoopbackListenerRelaysIPv6OnLoopback) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   asio::io_context ctx;
   RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
   EXPECT_TRUE(relays.supports(stun::Family::kIPv6));
@@ -166,7 +161,7 @@ TEST(RelaySockets, IPv4LoopbackListenerRelaysIPv6OnLoopback) {
 }
 
 TEST(RelaySockets, ConfiguredIPv6BindAndExternalAddressPerFamily) {
-  if (!ipv6_available()) GTEST_SKIP() << "no IPv6 on this host";
+  ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   asio::io_context ctx;
   auto s = settings();
   s.bind_ipv6 = *stun::Endpoint::parse("[::1]:0");
