@@ -17,7 +17,7 @@
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/net/server.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 #include "telemetry/log_observer.hpp"
 #include "telemetry/telemetry.hpp"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::http {
 namespace {

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::http {
 namespace {

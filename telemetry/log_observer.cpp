@@ -4,7 +4,7 @@
 #include <ctime>
 #include <sstream>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::telemetry {
 namespace {

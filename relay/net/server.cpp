@@ -6,7 +6,7 @@
 #include <cerrno>
 
 #include "relay/net/socket_ops.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 namespace {

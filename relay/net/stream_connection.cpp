@@ -3,7 +3,7 @@
 #include <string>
 #include <type_traits>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

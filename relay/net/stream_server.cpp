@@ -4,7 +4,7 @@
 
 #include "relay/net/server.hpp"
 #include "relay/net/socket_ops.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

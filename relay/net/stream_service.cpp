@@ -10,7 +10,7 @@
 #include <chrono>
 
 #include "relay/net/socket_ops.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

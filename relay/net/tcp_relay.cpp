@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "relay/net/socket_ops.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

@@ -1,7 +1,7 @@
 #include "relay/net/udp_listener.hpp"
 
 #include "relay/net/socket_ops.hpp"
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 namespace callrelay::net {
 

@@ -2,7 +2,7 @@
 // which writes one JSON line with every field the issue asks for.
 #include <gtest/gtest.h>
 
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 #include "telemetry/log_observer.hpp"
 #include "telemetry/telemetry.hpp"
 #include "tests/telemetry/telemetry_test_support.hpp"

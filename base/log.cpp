@@ -1,4 +1,4 @@
-#include "telemetry/log.hpp"
+#include "base/log.hpp"
 
 #include <unistd.h>
 
