@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh machine to every test passing: installs the dependencies (Debian
-# packages, then the web tests' npm packages), then
+# packages, then the browser tests' npm packages), then
 #   normal  builds build/ (warnings are errors) and runs every test, all labels;
 #   asan    builds build-asan/ (ASan + UBSan) and runs every test but the browser ones
 #           (those run once, in the normal build, to stay within the CI time budget);
@@ -87,8 +87,9 @@ if [[ $skip_deps == 0 ]]; then
     exit 1
   fi
 fi
-if [[ -f web/package-lock.json ]]; then
-  step "npm ci (web/)" npm ci --prefix web --no-audit --no-fund || true
+if [[ -f tests/integration/browser/package-lock.json ]]; then
+  step "npm ci (tests/integration/browser/)" npm ci --prefix tests/integration/browser \
+    --no-audit --no-fund || true
 fi
 
 if wants normal; then

@@ -1,6 +1,6 @@
 // Node side helpers for the Chromium test: start the server under test on a loopback port
 // (callrelay by default, coturn with CALLRELAY_TEST_SERVER=coturn, as in ../lib/common.sh),
-// serve web/ over http://127.0.0.1, mint TURN REST credentials. Runs on node 18.
+// serve the test pages (pages/) over http://127.0.0.1, mint TURN REST credentials. Runs on node 18.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -14,7 +14,9 @@ const path = require('node:path');
 
 const SECRET = 'testsecret';
 const REALM = 'callrelay';
-const WEB_DIR = process.env.CALLRELAY_WEB_DIR || path.resolve(__dirname, '..', '..', '..', 'web');
+/// This directory: package.json (the playwright-core pin), node_modules/ after `npm ci`, pages/.
+const BROWSER_DIR = process.env.CALLRELAY_BROWSER_DIR || __dirname;
+const PAGES_DIR = path.join(BROWSER_DIR, 'pages');
 
 /// TURN REST credential: username "<expiry>:<user>", password base64(HMAC-SHA1(secret, username)).
 function mintCredential(user, expiresInSeconds, secret = SECRET) {
@@ -168,7 +170,7 @@ function streamTlsConfig(streams) {
 
 const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
 
-/// Serves relay_test.html and relay_test.js from web/ on http://127.0.0.1:<port>.
+/// Serves relay_test.html and relay_test.js from pages/ on http://127.0.0.1:<port>.
 function startWebServer() {
   const files = new Set(['/relay_test.html', '/relay_test.js']);
   const server = http.createServer((req, res) => {
@@ -183,7 +185,7 @@ function startWebServer() {
       res.end();
       return;
     }
-    const body = fs.readFileSync(path.join(WEB_DIR, urlPath));
+    const body = fs.readFileSync(path.join(PAGES_DIR, urlPath));
     res.writeHead(200, { 'content-type': CONTENT_TYPES[path.extname(urlPath)] });
     res.end(body);
   });
@@ -195,11 +197,12 @@ function startWebServer() {
   });
 }
 
-/// playwright-core from web/node_modules (installed by `npm ci` in web/), with a clear error.
+/// playwright-core from node_modules/ here (installed by `npm ci` in this directory), with a
+/// clear error.
 function loadPlaywright() {
-  const modulePath = path.join(WEB_DIR, 'node_modules', 'playwright-core');
+  const modulePath = path.join(BROWSER_DIR, 'node_modules', 'playwright-core');
   if (!fs.existsSync(modulePath)) {
-    throw new Error(`playwright-core is missing at ${modulePath}: run \`npm ci\` in ${WEB_DIR} first`);
+    throw new Error(`playwright-core is missing at ${modulePath}: run \`npm ci\` in ${BROWSER_DIR} first`);
   }
   return require(modulePath);
 }
@@ -303,7 +306,7 @@ function assertCallMedia(r, protocol) {
 }
 
 module.exports = {
-  mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, WEB_DIR,
+  mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, BROWSER_DIR, PAGES_DIR,
   FAKE_MEDIA_ARGS, show, openTestPage, stopServerChecked, teardown, guarded, assertRelayPair,
   assertDataChannelExchange, assertCallMedia,
 };
