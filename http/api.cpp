@@ -43,37 +43,6 @@ std::optional<std::string> presented_key(const Request& req, const Params& param
   return std::nullopt;
 }
 
-std::string media_type(std::string_view content_type) {
-  std::string out(content_type.substr(0, content_type.find(';')));
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
-  return out;
-}
-
-/// Request parameters: the query string, then (POST) the form or JSON body, body values last
-/// so they win. An error response when something does not parse.
-std::optional<Response> read_params(const Request& req, Params& out) {
-  auto query = parse_form(req.query);
-  if (!query) return json_error(400, "malformed query string (bad percent-encoding)");
-  out = std::move(*query);
-  if (req.body.empty()) return std::nullopt;
-  const std::string type = media_type(req.content_type);
-  std::optional<Params> body;
-  if (type == "application/json") {
-    body = parse_flat_json(req.body);
-    if (!body) return json_error(400, "malformed JSON body: expected one flat JSON object");
-  } else if (type.empty() || type == "application/x-www-form-urlencoded") {
-    body = parse_form(req.body);
-    if (!body) return json_error(400, "malformed form body (bad percent-encoding)");
-  } else {
-    return json_error(415, "unsupported Content-Type '" + type +
-                               "': send application/x-www-form-urlencoded or application/json");
-  }
-  out.insert(out.end(), body->begin(), body->end());
-  return std::nullopt;
-}
-
 std::optional<uint32_t> parse_ttl(std::string_view text) {
   if (text.empty() || text.size() > kMaxTtlDigits) return std::nullopt;
   uint64_t v = 0;
@@ -81,12 +50,6 @@ std::optional<uint32_t> parse_ttl(std::string_view text) {
   if (ec != std::errc{} || end != text.data() + text.size() || v == 0 || v > UINT32_MAX)
     return std::nullopt;
   return static_cast<uint32_t>(v);
-}
-
-std::string json_string_array(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_quote(items[i]);
-  return out + "]";
 }
 
 /// Why a user id cannot go into a REST username, or nullopt when it can.
@@ -129,13 +92,6 @@ std::vector<std::string> derive_turn_uris(const std::string& public_host,
   add(tcp, "turn", "tcp");
   add(tls, "turns", "tcp");
   return out;
-}
-
-Response json_error(int status, std::string_view message) {
-  Response r;
-  r.status = status;
-  r.body = "{\"error\": " + json_quote(message) + "}\n";
-  return r;
 }
 
 CredentialApi::CredentialApi(ApiConfig cfg, std::vector<std::string> uris, std::string rest_secret,
@@ -252,12 +208,16 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
   const int64_t expiry = now / 1000 + ttl;
   const std::string username = std::to_string(expiry) + separator_ + *user;
   const std::string password = core::Authenticator::rest_password(secret_, username);
-  const std::string uris = json_string_array(uris_);
-  Response r;
-  r.body = "{\"username\": " + json_quote(username) + ", \"password\": " + json_quote(password) +
-           ", \"ttl\": " + std::to_string(ttl) + ", \"uris\": " + uris +
-           ", \"iceServers\": [{\"urls\": " + uris + ", \"username\": " + json_quote(username) +
-           ", \"credential\": " + json_quote(password) + "}]}\n";
+  const nlohmann::ordered_json uris = uris_;
+  Response r = json_response(200, {{"username", username},
+                                   {"password", password},
+                                   {"ttl", ttl},
+                                   {"uris", uris},
+                                   {"iceServers", nlohmann::ordered_json::array({{
+                                                      {"urls", uris},
+                                                      {"username", username},
+                                                      {"credential", password},
+                                                  }})}});
   r.headers.emplace_back("Cache-Control", "no-store");
   log::debug("http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
              ttl, " s");
@@ -285,10 +245,8 @@ Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
   const core::TimeMs until = expiry * 1000;
   if (until > now) auth_.revoke(*username, until);
   log::info("http: API key '", a.key->name, "' revoked '", *username, "'");
-  Response r;
-  r.body = "{\"username\": " + json_quote(*username) +
-           ", \"revoked\": " + (until > now ? "true" : "false") +
-           ", \"until\": " + std::to_string(expiry) + "}\n";
+  Response r = json_response(
+      200, {{"username", *username}, {"revoked", until > now}, {"until", expiry}});
   return with_cors(std::move(r), req, a.key);
 }
 

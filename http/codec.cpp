@@ -1,5 +1,6 @@
 #include "http/codec.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace callrelay::http {
@@ -11,164 +12,6 @@ int hex_digit(char c) {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-/// A cursor over JSON text (RFC 8259), for the flat objects parse_flat_json accepts.
-class JsonReader {
- public:
-  explicit JsonReader(std::string_view text) : text_(text) {}
-
-  std::optional<Params> object() {
-    Params out;
-    skip_ws();
-    if (!eat('{')) return std::nullopt;
-    skip_ws();
-    if (eat('}')) return finish(std::move(out));
-    while (true) {
-      skip_ws();
-      auto name = string();
-      skip_ws();
-      if (!name || !eat(':')) return std::nullopt;
-      skip_ws();
-      auto value = scalar();
-      if (!value) return std::nullopt;
-      out.emplace_back(std::move(*name), std::move(*value));
-      skip_ws();
-      if (eat('}')) return finish(std::move(out));
-      if (!eat(',')) return std::nullopt;
-    }
-  }
-
- private:
-  std::optional<Params> finish(Params p) {
-    skip_ws();
-    if (pos_ != text_.size()) return std::nullopt;
-    return p;
-  }
-  bool eat(char c) {
-    if (pos_ < text_.size() && text_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  void skip_ws() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
-      ++pos_;
-  }
-  bool literal(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
-    return true;
-  }
-  std::optional<std::string> scalar() {
-    if (pos_ >= text_.size()) return std::nullopt;
-    const char c = text_[pos_];
-    if (c == '"') return string();
-    if (literal("true")) return "true";
-    if (literal("false")) return "false";
-    if (literal("null")) return "";
-    if (c == '-' || (c >= '0' && c <= '9')) return number();
-    return std::nullopt;
-  }
-  std::optional<std::string> number() {
-    const size_t start = pos_;
-    eat('-');
-    size_t digits = 0;
-    while (pos_ < text_.size() &&
-           ((text_[pos_] >= '0' && text_[pos_] <= '9') || text_[pos_] == '.' ||
-            text_[pos_] == 'e' || text_[pos_] == 'E' || text_[pos_] == '+' || text_[pos_] == '-')) {
-      ++pos_;
-      ++digits;
-    }
-    if (digits == 0) return std::nullopt;
-    return std::string(text_.substr(start, pos_ - start));
-  }
-  std::optional<uint32_t> hex4() {
-    if (text_.size() - pos_ < 4) return std::nullopt;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int d = hex_digit(text_[pos_++]);
-      if (d < 0) return std::nullopt;
-      v = (v << 4) | static_cast<uint32_t>(d);
-    }
-    return v;
-  }
-  std::optional<std::string> string() {
-    if (!eat('"')) return std::nullopt;
-    std::string out;
-    while (pos_ < text_.size()) {
-      const char c = text_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) return std::nullopt;
-      if (c != '\\') {
-        out.push_back(c);
-        continue;
-      }
-      if (pos_ >= text_.size()) return std::nullopt;
-      const char e = text_[pos_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out.push_back(e);
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          auto cp = hex4();
-          if (!cp || (*cp >= 0xDC00 && *cp <= 0xDFFF)) return std::nullopt;
-          if (*cp >= 0xD800 && *cp <= 0xDBFF) {  // a high surrogate needs its low half
-            if (!literal("\\u")) return std::nullopt;
-            const auto low = hex4();
-            if (!low || *low < 0xDC00 || *low > 0xDFFF) return std::nullopt;
-            cp = 0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00);
-          }
-          if (*cp == 0) return std::nullopt;
-          append_utf8(out, *cp);
-          break;
-        }
-        default:
-          return std::nullopt;
-      }
-    }
-    return std::nullopt;
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-};
 
 }  // namespace
 
@@ -210,30 +53,80 @@ std::optional<Params> parse_form(std::string_view text) {
   return out;
 }
 
-std::optional<Params> parse_flat_json(std::string_view text) { return JsonReader(text).object(); }
+namespace {
 
-std::string json_quote(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('"');
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (u < 0x20 || u == 0x7F) {
-      out += "\\u00";
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 0xF]);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
+/// Whether a parsed name or value holds a NUL byte ("\u0000"): it would cut a user id short
+/// in C strings downstream, so it is refused like a %00 in a form.
+bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
+std::string media_type(std::string_view content_type) {
+  std::string out(content_type.substr(0, content_type.find(';')));
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
   return out;
+}
+
+}  // namespace
+
+std::optional<Params> parse_flat_json(std::string_view text) {
+  const auto doc = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
+  Params out;
+  for (const auto& item : doc.items()) {
+    const auto& value = item.value();
+    std::string text_value;
+    if (value.is_string()) {
+      text_value = value.get_ref<const std::string&>();
+    } else if (value.is_number() || value.is_boolean()) {
+      text_value = value.dump();
+    } else if (!value.is_null()) {
+      return std::nullopt;  // nested objects and arrays
+    }
+    if (has_nul(item.key()) || has_nul(text_value)) return std::nullopt;
+    out.emplace_back(item.key(), std::move(text_value));
+  }
+  return out;
+}
+
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string json_text(const nlohmann::ordered_json& value) {
+  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+Response json_response(int status, const nlohmann::ordered_json& body) {
+  Response r;
+  r.status = status;
+  r.body = json_text(body);
+  return r;
+}
+
+Response json_error(int status, std::string_view message) {
+  return json_response(status, {{"error", message}});
+}
+
+std::optional<Response> read_params(const Request& req, Params& out) {
+  auto query = parse_form(req.query);
+  if (!query) return json_error(400, "malformed query string (bad percent-encoding)");
+  out = std::move(*query);
+  if (req.body.empty()) return std::nullopt;
+  const std::string type = media_type(req.content_type);
+  std::optional<Params> body;
+  if (type == "application/json") {
+    body = parse_flat_json(req.body);
+    if (!body) return json_error(400, "malformed JSON body: expected one flat JSON object");
+  } else if (type.empty() || type == "application/x-www-form-urlencoded") {
+    body = parse_form(req.body);
+    if (!body) return json_error(400, "malformed form body (bad percent-encoding)");
+  } else {
+    return json_error(415, "unsupported Content-Type '" + type +
+                               "': send application/x-www-form-urlencoded or application/json");
+  }
+  out.insert(out.end(), body->begin(), body->end());
+  return std::nullopt;
 }
 
 std::optional<std::string> find_param(const Params& params, std::string_view name) {

@@ -1,6 +1,7 @@
 // Text codecs for the HTTP API, pure functions: percent-decoding and form/query parsing
-// (application/x-www-form-urlencoded), JSON string quoting, and a strict reader for the flat
-// JSON objects API clients POST.
+// (application/x-www-form-urlencoded), request parameters from the query and a form or flat
+// JSON body, and JSON response bodies. JSON is read and written by nlohmann-json, without
+// exceptions: bad input is a value (nullopt), never a throw.
 #pragma once
 
 #include <optional>
@@ -8,6 +9,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "http/message.hpp"
 
 namespace callrelay::http {
 
@@ -21,15 +26,25 @@ std::optional<std::string> percent_decode(std::string_view text);
 /// Empty parts ("a=1&&b=2") are skipped; a name without '=' has an empty value.
 std::optional<Params> parse_form(std::string_view text);
 
-/// Parses a JSON object whose values are strings, numbers, booleans or null (numbers and
-/// booleans are kept as their text, null as ""). nullopt for anything else (nested values,
-/// trailing garbage, bad escapes, invalid UTF-16 surrogates).
+/// Parses a JSON object (RFC 8259) whose values are strings, numbers, booleans or null
+/// (numbers and booleans are kept as their JSON text, null as ""). nullopt for anything else:
+/// nested values, trailing garbage, bad escapes or UTF-8, lone UTF-16 surrogates, NUL bytes.
 std::optional<Params> parse_flat_json(std::string_view text);
 
-/// `text` as a JSON string literal, quotes included (control characters escaped).
-std::string json_quote(std::string_view text);
+/// Request parameters: the query string, then the form or JSON body (chosen by Content-Type;
+/// none means a form), body values last so that they win with find_param. A 400 or 415
+/// response naming the problem when something does not parse.
+std::optional<Response> read_params(const Request& req, Params& out);
 
 /// The last value of `name`, if present.
 std::optional<std::string> find_param(const Params& params, std::string_view name);
+
+/// `value` as compact JSON text plus a newline (friendly to curl). Bytes that are not UTF-8
+/// become U+FFFD instead of throwing: error messages may echo what a client sent.
+std::string json_text(const nlohmann::json& value);
+std::string json_text(const nlohmann::ordered_json& value);
+
+/// A JSON response (application/json) with `status` and `body`, keys in the order given.
+Response json_response(int status, const nlohmann::ordered_json& body);
 
 }  // namespace callrelay::http

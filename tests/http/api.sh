@@ -80,18 +80,18 @@ PASS1="$(json_get password)"
 [[ "$(json_get uris)" == *":$SERVER_PORT?transport=udp"* ]] || fail "URI does not name the relay port"
 
 req "$BASE/api/v1/turn/credentials?service=turn&username=bob&key=$API_KEY"
-expect "credentials (key= parameter, default ttl)" 200 '"ttl": 3600'
+expect "credentials (key= parameter, default ttl)" 200 '"ttl":3600'
 req -X POST -d "service=turn&username=carol&ttl=60&api=$API_KEY" "$BASE/api/v1/turn/credentials"
 expect "credentials (POST form, api= parameter)" 200 ':carol"'
 req -X POST -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
   -d '{"service": "turn", "username": "dave", "ttl": 120}' "$BASE/api/v1/turn/credentials"
-expect "credentials (POST JSON)" 200 '"ttl": 120'
+expect "credentials (POST JSON)" 200 '"ttl":120'
 
 # --- errors
 req "$BASE/api/v1/turn/credentials?service=turn&username=alice"
-expect "no key" 401 '"error": "missing API key'
+expect "no key" 401 '"error":"missing API key'
 req -H "Authorization: Bearer wrong-$API_KEY" "$BASE/api/v1/turn/credentials?service=turn&username=alice"
-expect "wrong key" 401 '"error": "invalid API key"'
+expect "wrong key" 401 '"error":"invalid API key"'
 grep -q "$API_KEY" "$SERVER_LOG" && fail "an API key appears in the server log"
 req -H "Authorization: Bearer $API_KEY" "$BASE/api/v1/turn/credentials?username=alice"
 expect "missing service" 400 "missing parameter 'service'"
@@ -124,7 +124,7 @@ code="$(timeout 20 "$INTEG_TOOL" allocate 127.0.0.1 "$SERVER_PORT" "$USER1" "$PA
   fail "raw Allocate with the minted credential got no final answer"
 [ "$code" = 200 ] || fail "raw Allocate with the minted credential: $code, expected success"
 req -X POST -H "Authorization: Bearer $API_KEY" --data-urlencode "username=$USER1" "$BASE/api/v1/turn/revoke"
-expect "revoke" 200 '"revoked": true'
+expect "revoke" 200 '"revoked":true'
 code="$(timeout 20 "$INTEG_TOOL" allocate 127.0.0.1 "$SERVER_PORT" "$USER1" "$PASS1")" ||
   fail "raw Allocate with a revoked credential got no final answer"
 [ "$code" = 401 ] || fail "raw Allocate with a revoked credential: $code, expected 401"

@@ -55,12 +55,16 @@ TEST_F(ApiTest, MintsACredentialTheRelayAccepts) {
   ASSERT_EQ(r.status, 200) << r.body;
   const std::string user = "1700000600:alice";
   const std::string pass = core::Authenticator::rest_password(kSecret, user);
-  EXPECT_EQ(r.body,
-            "{\"username\": \"" + user + "\", \"password\": \"" + pass +
-                "\", \"ttl\": 600, \"uris\": [\"turn:relay.example.com:3478?transport=udp\"], "
-                "\"iceServers\": [{\"urls\": [\"turn:relay.example.com:3478?transport=udp\"], "
-                "\"username\": \"" +
-                user + "\", \"credential\": \"" + pass + "\"}]}\n");
+  const auto body = nlohmann::ordered_json::parse(r.body, nullptr, false);
+  const nlohmann::ordered_json uris = {"turn:relay.example.com:3478?transport=udp"};
+  const nlohmann::ordered_json expected = {
+      {"username", user},
+      {"password", pass},
+      {"ttl", 600},
+      {"uris", uris},
+      {"iceServers", {{{"urls", uris}, {"username", user}, {"credential", pass}}}}};
+  EXPECT_EQ(body, expected) << r.body;
+  EXPECT_EQ(r.body.back(), '\n');
   // The relay validates it with the first secret.
   const auto found = auth_.lookup(user, kNow);
   ASSERT_FALSE(found.failure);
@@ -72,13 +76,13 @@ TEST_F(ApiTest, KeyFromQueryParametersAndDefaultTtl) {
     const Response r =
         api_.credentials(get(std::string("service=turn&username=bob&") + param + "=" + kKey), kNow);
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_NE(r.body.find("\"username\": \"1700003600:bob\""), std::string::npos) << r.body;
-    EXPECT_NE(r.body.find("\"ttl\": 3600"), std::string::npos);
+    EXPECT_NE(r.body.find("\"username\":\"1700003600:bob\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"ttl\":3600"), std::string::npos);
   }
   // The default is cut to the key's own maximum.
   const Response r =
       api_.credentials(get(std::string("service=turn&username=bob&key=") + kWebKey), kNow);
-  EXPECT_NE(r.body.find("\"ttl\": 600"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"ttl\":600"), std::string::npos) << r.body;
 }
 
 TEST_F(ApiTest, PostFormAndJsonBodies) {
@@ -110,7 +114,7 @@ TEST_F(ApiTest, WrongOrMissingKeyIs401) {
   EXPECT_NE(r.body.find("missing API key"), std::string::npos);
   r = api_.credentials(get("service=turn&username=alice", "Bearer wrong-key-0123456789"), kNow);
   EXPECT_EQ(r.status, 401);
-  EXPECT_EQ(r.body, "{\"error\": \"invalid API key\"}\n");
+  EXPECT_EQ(r.body, "{\"error\":\"invalid API key\"}\n");
   // A key never comes back in any answer.
   r = api_.credentials(get(std::string("service=turn&username=alice&key=") + kKey + "x"), kNow);
   EXPECT_EQ(r.status, 401);

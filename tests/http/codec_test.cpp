@@ -1,4 +1,4 @@
-// Percent-decoding, form parsing, the flat JSON reader and JSON quoting.
+// Percent-decoding, form parsing, request parameters, the flat JSON reader and JSON bodies.
 #include <gtest/gtest.h>
 
 #include "http/codec.hpp"
@@ -45,13 +45,59 @@ TEST(Codec, FlatJsonRejects) {
   }
 }
 
-TEST(Codec, JsonQuote) {
-  EXPECT_EQ(json_quote("plain"), "\"plain\"");
-  EXPECT_EQ(json_quote("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-  // Round trip through the reader.
-  const auto p = parse_flat_json("{\"k\": " + json_quote("x\"y\x1f") + "}");
+TEST(Codec, FlatJsonKeepsNumbersAsTextAndTheLastDuplicate) {
+  const auto p = parse_flat_json(R"({"ttl": 1.5, "big": 99999999999, "neg": -5, "a": "1", "a": "2"})");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(find_param(*p, "ttl"), "1.5");
+  EXPECT_EQ(find_param(*p, "big"), "99999999999");
+  EXPECT_EQ(find_param(*p, "neg"), "-5");
+  EXPECT_EQ(find_param(*p, "a"), "2");
+  EXPECT_FALSE(parse_flat_json("{\"a\": \"\xff\"}"));  // not UTF-8
+  EXPECT_FALSE(parse_flat_json("{\"a\\u0000\": 1}"));  // NUL in a name
+}
+
+TEST(Codec, JsonText) {
+  // Control characters, quotes and backslashes are escaped; the text parses back.
+  const std::string tricky = "a\"b\\c\nd\x01";
+  EXPECT_EQ(json_text(nlohmann::ordered_json{{"k", tricky}}),
+            "{\"k\":\"a\\\"b\\\\c\\nd\\u0001\"}\n");
+  const auto p = parse_flat_json(json_text(nlohmann::ordered_json{{"k", "x\"y\x1f"}}));
   ASSERT_TRUE(p);
   EXPECT_EQ(find_param(*p, "k"), "x\"y\x1f");
+  // Bytes that are not UTF-8 (echoed from a client) never throw: they become U+FFFD.
+  EXPECT_EQ(json_text(nlohmann::json{{"e", "bad \xff byte"}}), "{\"e\":\"bad \xef\xbf\xbd byte\"}\n");
+  // Keys keep the order they were given in.
+  EXPECT_EQ(json_text(nlohmann::ordered_json{{"z", 1}, {"a", true}}), "{\"z\":1,\"a\":true}\n");
+}
+
+TEST(Codec, JsonError) {
+  const Response r = json_error(404, "no such path '\x80'");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, "{\"error\":\"no such path '\xef\xbf\xbd'\"}\n");
+}
+
+TEST(Codec, ReadParams) {
+  Request req;
+  req.query = "a=1&b=q";
+  req.content_type = "Application/JSON; charset=utf-8";
+  req.body = R"({"b": "body", "c": true})";
+  Params p;
+  ASSERT_FALSE(read_params(req, p));
+  EXPECT_EQ(find_param(p, "a"), "1");
+  EXPECT_EQ(find_param(p, "b"), "body");  // the body wins
+  EXPECT_EQ(find_param(p, "c"), "true");
+  req.content_type = "";
+  req.body = "b=form";
+  ASSERT_FALSE(read_params(req, p));
+  EXPECT_EQ(find_param(p, "b"), "form");
+  req.body = "{\"b\": ";
+  req.content_type = "application/json";
+  EXPECT_EQ(read_params(req, p)->status, 400);
+  req.content_type = "text/xml";
+  EXPECT_EQ(read_params(req, p)->status, 415);
+  req.query = "%zz";
+  EXPECT_EQ(read_params(req, p)->status, 400);
 }
 
 }  // namespace

@@ -106,7 +106,7 @@ TEST_F(ServerTest, ServesRoutes) {
                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\n"
                 "Connection: close\r\n\r\nservice=turn&username=a&");
   EXPECT_EQ(r.rfind("HTTP/1.1 401", 0), 0u) << r;
-  EXPECT_NE(r.find("{\"error\": \"missing API key"), std::string::npos) << r;
+  EXPECT_NE(r.find("{\"error\":\"missing API key"), std::string::npos) << r;
   r = roundtrip(port_, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 404", 0), 0u) << r;
 }
