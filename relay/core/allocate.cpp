@@ -275,6 +275,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->info.id = next_allocation_id();
   a->info.username = username;
   a->info.user_id = cred.user_id;
+  a->info.call_id = std::move(cred.call_id);
   a->info.realm = auth.realm();
   a->info.client = req.from;
   a->info.started = req.now;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <mutex>
+#include <utility>
 
 namespace callrelay::core {
 
@@ -56,7 +57,46 @@ bool decode_hex(std::string_view text, std::span<uint8_t> out) {
   return true;
 }
 
+bool is_base64url(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+/// Splits the REST user part "<user><sep>call=<call id>" into user and call id. nullopt (the
+/// whole part is a plain user id) unless the suffix is exactly that, with a call id of the right
+/// shape and a non-empty user before it. Measured from the end, so a separator that can occur
+/// in a call id ('-' or '_') still splits in the right place.
+std::optional<std::pair<std::string_view, std::string_view>> split_call_suffix(
+    std::string_view user_part, char separator) {
+  constexpr size_t kSuffix = 1 + kCallTag.size() + kCallIdSize;
+  if (user_part.size() <= kSuffix) return std::nullopt;
+  const size_t at = user_part.size() - kSuffix;
+  if (user_part[at] != separator || user_part.substr(at + 1, kCallTag.size()) != kCallTag) {
+    return std::nullopt;
+  }
+  const std::string_view call_id = user_part.substr(at + 1 + kCallTag.size());
+  if (!looks_like_call_id(call_id)) return std::nullopt;
+  return std::make_pair(user_part.substr(0, at), call_id);
+}
+
 }  // namespace
+
+bool looks_like_call_id(std::string_view id) {
+  return id.size() == kCallIdSize && id.starts_with("c_") &&
+         std::all_of(id.begin() + 2, id.end(), is_base64url);
+}
+
+std::string Authenticator::call_username(int64_t expiry_s, std::string_view user,
+                                         std::string_view call_id, char separator) {
+  std::string out = std::to_string(expiry_s);
+  out.reserve(out.size() + user.size() + call_id.size() + 2 + kCallTag.size());
+  out.push_back(separator);
+  out.append(user);
+  out.push_back(separator);
+  out.append(kCallTag);
+  out.append(call_id);
+  return out;
+}
 
 Authenticator::Authenticator(AuthConfig cfg) : cfg_(std::move(cfg)) {}
 
@@ -99,12 +139,19 @@ Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs no
     out.failure = AuthFailure::kExpired;
     return out;
   }
-  const std::string user_id(sep == std::string_view::npos ? std::string_view{} : username.substr(sep + 1));
+  // A call-scoped username ("<expiry><sep><user><sep>call=<call id>") counts as its user (the
+  // allocation quota is per user, across calls) and names the call its allocations belong to.
+  const std::string_view user_part =
+      sep == std::string_view::npos ? std::string_view{} : username.substr(sep + 1);
+  const auto scoped = split_call_suffix(user_part, cfg_.rest_separator);
+  const std::string user_id(scoped ? scoped->first : user_part);
+  const std::string call_id(scoped ? scoped->second : std::string_view{});
   out.candidates.reserve(cfg_.rest_secrets.size());
   for (size_t i = 0; i < cfg_.rest_secrets.size(); ++i) {
     Credential c;
     c.key = stun::long_term_key(username, cfg_.realm, rest_password(cfg_.rest_secrets[i], username));
     c.user_id = user_id;
+    c.call_id = call_id;
     c.secret_index = static_cast<int>(i);
     c.expires = expires;
     out.candidates.push_back(std::move(c));

@@ -1,6 +1,6 @@
 // Long-term credentials: TURN REST API usernames ("expiry:user", password
 // base64(HMAC-SHA1(secret, username))) with several secrets for rotation, plus static users;
-// and the stateless nonce.
+// call-scoped REST usernames ("expiry:user:call=CALLID"); and the stateless nonce.
 #pragma once
 
 #include <array>
@@ -25,10 +25,18 @@ struct AuthConfig {
   std::unordered_map<std::string, std::string> static_users;  ///< username -> password
 };
 
+/// Whether `id` has the shape of a call id: "c_" followed by 22 base64url characters.
+bool looks_like_call_id(std::string_view id);
+
+/// The suffix a call-scoped REST username ends with: separator, "call=", call id.
+inline constexpr std::string_view kCallTag = "call=";
+inline constexpr size_t kCallIdSize = 24;
+
 /// A successful key lookup.
 struct Credential {
   stun::Sha1Key key{};
-  std::string user_id;    ///< REST user part, or the static username
+  std::string user_id;    ///< REST user part (without a call suffix), or the static username
+  std::string call_id;    ///< the call of a call-scoped REST username; empty otherwise
   int secret_index = -1;  ///< REST secret that matched (-1 static user)
   TimeMs expires = 0;     ///< REST expiry in ms (0: never, static users)
 };
@@ -47,6 +55,12 @@ class Authenticator {
     std::optional<AuthFailure> failure;
   };
   Lookup lookup(std::string_view username, TimeMs now) const;
+
+  /// The REST username of `user`'s credentials for call `call_id`, valid until `expiry_s`:
+  /// "<expiry_s><sep><user><sep>call=<call_id>". lookup() gives such a username the user_id
+  /// `user` (one allocation quota per user, across calls) and the call_id `call_id`.
+  static std::string call_username(int64_t expiry_s, std::string_view user,
+                                   std::string_view call_id, char separator);
 
   /// Password a REST client would use: base64(HMAC-SHA1(secret, username)).
   static std::string rest_password(std::string_view secret, std::string_view username);

@@ -9,6 +9,7 @@ const char* to_string(EndReason r) {
     case EndReason::kExpired: return "expired";
     case EndReason::kTransportClosed: return "transport_closed";
     case EndReason::kShutdown: return "shutdown";
+    case EndReason::kCallEnded: return "call_ended";
   }
   return "unknown";
 }

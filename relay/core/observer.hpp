@@ -11,7 +11,9 @@
 
 namespace callrelay::core {
 
-enum class EndReason : uint8_t { kRefreshZero, kExpired, kTransportClosed, kShutdown };
+/// Why an allocation ended. kCallEnded: the call its credentials were scoped to ended
+/// (TurnServer::end_call).
+enum class EndReason : uint8_t { kRefreshZero, kExpired, kTransportClosed, kShutdown, kCallEnded };
 enum class AuthFailure : uint8_t {
   kExpired,       ///< REST username's timestamp is in the past
   kBadIntegrity,  ///< MESSAGE-INTEGRITY did not verify (wrong password / HMAC)
@@ -36,7 +38,9 @@ const char* to_string(DropReason r);
 struct AllocationInfo {
   uint64_t id = 0;          ///< unique per process
   std::string username;     ///< as sent (for REST: "expiry:user")
-  std::string user_id;      ///< REST user part (after the separator); username for static users
+  std::string user_id;      ///< REST user part (after the separator, without a call suffix);
+                            ///< username for static users
+  std::string call_id;      ///< call of a call-scoped username ("expiry:user:call=ID"), or ""
   std::string realm;
   FiveTuple client;
   Endpoint relayed;

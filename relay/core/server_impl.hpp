@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,12 @@ struct Reservation {
   TimeMs expires = 0;
 };
 
+/// Hashes call ids as std::string or std::string_view alike (lookups by view copy nothing).
+struct CallIdHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
 struct TurnServer::Impl {
   Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p, RelayPorts& r,
        Observer* o);
@@ -78,6 +85,8 @@ struct TurnServer::Impl {
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple;
   std::vector<Allocation*> by_relay;  ///< indexed by RelayId
   std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
+  /// Client 5-tuples of the live allocations of each call (call-scoped credentials only).
+  std::unordered_map<std::string, std::vector<FiveTuple>, CallIdHash, std::equal_to<>> by_call;
   std::vector<Reservation> reservations;
   std::unordered_map<ConnectionId, TcpPeer> tcp_peers;  ///< RFC 6062 peer data connections
   std::array<uint8_t, kScratchSize> scratch{};
@@ -94,6 +103,8 @@ struct TurnServer::Impl {
   Allocation* find_live(const FiveTuple& tuple, TimeMs now);
   Allocation& add_allocation(std::unique_ptr<Allocation> a);
   void end_allocation(const FiveTuple& tuple, EndReason why, TimeMs now);
+  /// Drops `a` from the by_call index (a no-op for allocations without a call).
+  void unindex_call(const Allocation& a);
   static const std::string& quota_key(const AllocationInfo& info);
   void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
   void drop(DropReason why) const;

@@ -102,6 +102,17 @@ void TurnServer::shutdown(TimeMs now) {
   s.reservations.clear();
 }
 
+void TurnServer::end_call(std::string_view call_id, TimeMs now) {
+  Impl& s = *impl_;
+  const auto it = s.by_call.find(call_id);
+  if (it == s.by_call.end()) return;
+  // end_allocation shrinks (and finally erases) this entry: work on a copy of the tuples.
+  const std::vector<FiveTuple> tuples = it->second;
+  for (const FiveTuple& t : tuples) s.end_allocation(t, EndReason::kCallEnded, now);
+}
+
+size_t TurnServer::call_count() const { return impl_->by_call.size(); }
+
 size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
 
 void TurnServer::visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const {
@@ -179,6 +190,7 @@ Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
   Allocation& ref = *a;
   index_relays(*a);
   ++per_user[quota_key(a->info)];
+  if (!a->info.call_id.empty()) by_call[a->info.call_id].push_back(a->info.client);
   note_deadline(a->expires);
   const FiveTuple tuple = a->info.client;
   by_tuple[tuple] = std::move(a);
@@ -194,12 +206,21 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
     per_user.erase(u);
   }
+  unindex_call(*a);
   // RFC 6062 section 5.5: "If the allocation associated with a data connection expires, the
   // data connection MUST be closed."
   if (a->tcp) close_tcp_peers(tuple);
   // RFC 8656 section 3.2: when an allocation ends its relayed transport address is released.
   release_relays(*a);
   if (observer != nullptr) observer->on_allocation_ended(a->info, why, now);
+}
+
+void TurnServer::Impl::unindex_call(const Allocation& a) {
+  if (a.info.call_id.empty()) return;
+  const auto it = by_call.find(a.info.call_id);
+  if (it == by_call.end()) return;
+  std::erase(it->second, a.info.client);
+  if (it->second.empty()) by_call.erase(it);
 }
 
 }  // namespace callrelay::core

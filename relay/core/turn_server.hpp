@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "relay/core/auth.hpp"
@@ -127,6 +128,13 @@ class TurnServer {
 
   /// Ends every allocation (reason kShutdown) and closes their relay sockets.
   void shutdown(TimeMs now);
+
+  /// Ends every allocation of this shard made with call `call_id`'s credentials (reason
+  /// kCallEnded) and closes their relay sockets. Allocations of other calls, and plain ones,
+  /// live on. Costs the call's own allocations only (an index kept for call-scoped ones).
+  void end_call(std::string_view call_id, TimeMs now);
+  /// Calls with live allocations on this shard (the size of that index).
+  size_t call_count() const;
 
   size_t allocation_count() const;
   /// Visits live allocations (telemetry reads counters at scrape time on the owning thread).
