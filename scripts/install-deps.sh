@@ -22,6 +22,7 @@ done
 build_packages=(
   build-essential cmake pkg-config g++ git ca-certificates
   libasio-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev librestinio-dev zlib1g-dev
+  nlohmann-json3-dev libjwt-dev libsqlite3-dev libcurl4-openssl-dev
 )
 # Test suite: GoogleTest, clang + libFuzzer/sanitizer runtimes for the fuzz build, real clients
 # (coturn's turnutils_*, libnice, headless Chromium driven by playwright-core on node), and the
