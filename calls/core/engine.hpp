@@ -1,0 +1,110 @@
+// The call state machine for every call of the process, pure in the style of relay/core: device
+// events, parsed client messages and `now` in; messages to devices, finished records and the
+// next deadline out. No I/O, no clock, no threads: the signaling service owns one instance and
+// calls it from one thread.
+//
+// States per call: ringing -> connecting -> active -> ended (README, section Calls). Every state
+// but ended has a deadline; the rules (exactly one accept, busy, no glare, only the call's two
+// devices, candidates held until usable, grace for dropped devices) are enforced here.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "calls/core/config.hpp"
+#include "calls/core/messages.hpp"
+#include "calls/core/record.hpp"
+#include "calls/core/types.hpp"
+
+namespace callrelay::calls {
+
+/// Call-scoped TURN credentials as an RTCIceServer list (the relay's REST mechanism).
+class IceServerSource {
+ public:
+  virtual ~IceServerSource() = default;
+  virtual nlohmann::json ice_servers(std::string_view user, std::string_view call_id,
+                                     TimeMs now) = 0;
+};
+
+/// What the engine tells metrics. Called synchronously; must be cheap.
+class CallObserver {
+ public:
+  virtual ~CallObserver() = default;
+  /// A client message was handled: `result` is "ok", "duplicate" or an error code.
+  virtual void on_message(ClientType /*type*/, std::string_view /*result*/) {}
+  virtual void on_call_started(const CallRecord& /*r*/) {}
+  /// The callee accepted: ring time is answered - created.
+  virtual void on_call_answered(const CallRecord& /*r*/) {}
+  /// The call became active: setup time is connected - created.
+  virtual void on_call_connected(const CallRecord& /*r*/) {}
+  virtual void on_call_ended(const CallRecord& /*r*/) {}
+  virtual void on_ice_restart() {}
+  /// A device resumed within the grace period (`in_call`: it had a live call).
+  virtual void on_reconnect(bool /*in_call*/) {}
+};
+
+/// One message for one device. The service adds `sseq` and sends it.
+struct Outgoing {
+  DeviceId to;
+  nlohmann::json message;
+};
+
+/// Everything one engine call asks the service to do, in order.
+struct Actions {
+  std::vector<Outgoing> send;
+  /// Calls that ended: store the record (after adding the relay's traffic) and end the call's
+  /// allocations.
+  std::vector<CallRecord> ended;
+  /// Devices to disconnect for good (their grace period ran out, or they were refused).
+  std::vector<DeviceId> drop;
+};
+
+/// Makes call ids ("c_" + 22 base64url characters); random in production, a counter in tests.
+using CallIdSource = std::function<std::string()>;
+
+class CallEngine {
+ public:
+  /// `ice` and `observer` (may be null) outlive the engine.
+  CallEngine(EngineConfig cfg, IceServerSource& ice, CallIdSource ids, CallObserver* observer);
+  ~CallEngine();
+  CallEngine(const CallEngine&) = delete;
+  CallEngine& operator=(const CallEngine&) = delete;
+
+  /// A new device of `user` (in `tenant`) connected. False (and nothing changes) when the
+  /// user has max_devices_per_user devices already. Rings it for the user's ringing calls.
+  bool device_connected(const DeviceId& device, const std::string& user,
+                        const std::string& tenant, TimeMs now, Actions& out);
+  /// The device's socket dropped: its grace period starts. The other side of its calls gets
+  /// `peer-reconnecting`.
+  void device_lost(const DeviceId& device, TimeMs now, Actions& out);
+  /// The device reconnected within the grace period. False when it is unknown or its grace
+  /// ran out. The other side of its calls gets `peer-resumed`.
+  bool device_resumed(const DeviceId& device, TimeMs now, Actions& out);
+  /// The live calls of a device, for the `welcome` of a resumed session.
+  nlohmann::json device_calls(const DeviceId& device) const;
+
+  /// One parsed client message from `device`: answered with `ack` or `error`, and acted on.
+  void on_message(const DeviceId& device, const ClientMessage& msg, TimeMs now, Actions& out);
+
+  /// Ends what is due at `now` (ring, connect, grace, duration deadlines). Returns the next
+  /// deadline, or INT64_MAX when nothing is pending.
+  TimeMs on_timer(TimeMs now, Actions& out);
+  TimeMs next_deadline() const;
+
+  /// Ends every live call (reason "shutdown", by the server).
+  void shutdown(TimeMs now, Actions& out);
+
+  size_t calls_in(CallState s) const;
+  size_t device_count() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace callrelay::calls
