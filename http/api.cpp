@@ -1,8 +1,5 @@
 #include "http/api.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <charconv>
 
@@ -12,36 +9,6 @@ namespace callrelay::http {
 namespace {
 
 constexpr size_t kMaxTtlDigits = 10;
-constexpr uint32_t kPreflightMaxAgeS = 600;
-
-std::array<uint8_t, 32> sha256(std::string_view text) {
-  std::array<uint8_t, 32> out{};
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), out.data(), &len, EVP_sha256(), nullptr);
-  return out;
-}
-
-bool iequals_prefix(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    const char a = text[i] >= 'A' && text[i] <= 'Z' ? static_cast<char>(text[i] + 32) : text[i];
-    if (a != prefix[i]) return false;
-  }
-  return true;
-}
-
-/// The key presented: "Authorization: Bearer <key>", else the key= or api= parameter.
-std::optional<std::string> presented_key(const Request& req, const Params& params) {
-  if (iequals_prefix(req.authorization, "bearer ")) {
-    std::string_view k = std::string_view(req.authorization).substr(7);
-    while (!k.empty() && k.front() == ' ') k.remove_prefix(1);
-    while (!k.empty() && k.back() == ' ') k.remove_suffix(1);
-    if (!k.empty()) return std::string(k);
-  }
-  if (auto k = find_param(params, "key"); k && !k->empty()) return k;
-  if (auto k = find_param(params, "api"); k && !k->empty()) return k;
-  return std::nullopt;
-}
 
 std::optional<uint32_t> parse_ttl(std::string_view text) {
   if (text.empty() || text.size() > kMaxTtlDigits) return std::nullopt;
@@ -94,89 +61,26 @@ std::vector<std::string> derive_turn_uris(const std::string& public_host,
   return out;
 }
 
-CredentialApi::CredentialApi(ApiConfig cfg, std::vector<std::string> uris, std::string rest_secret,
-                             char separator, core::Authenticator& auth,
-                             FailureLimiter::Options limits)
-    : cfg_(std::move(cfg)),
+CredentialApi::CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris,
+                             std::string rest_secret, char separator, core::Authenticator& auth,
+                             ApiKeys& keys)
+    : default_ttl_s_(cfg.default_ttl_s),
       uris_(std::move(uris)),
       secret_(std::move(rest_secret)),
       separator_(separator),
       auth_(auth),
-      limiter_(limits) {
-  for (const ApiKey& k : cfg_.keys) key_digests_.push_back(sha256(k.key));
-}
-
-const ApiKey* CredentialApi::match_key(std::string_view presented) const {
-  // Compare digests (fixed length) with CRYPTO_memcmp over every key: the time taken does
-  // not depend on how much of a key was guessed, nor on which key matched.
-  const auto digest = sha256(presented);
-  const ApiKey* found = nullptr;
-  for (size_t i = 0; i < key_digests_.size(); ++i) {
-    if (CRYPTO_memcmp(digest.data(), key_digests_[i].data(), digest.size()) == 0)
-      found = &cfg_.keys[i];
-  }
-  return found;
-}
-
-bool CredentialApi::origin_allowed_by_any(const std::string& origin) const {
-  return std::any_of(cfg_.keys.begin(), cfg_.keys.end(), [&origin](const ApiKey& k) {
-    return std::find(k.allowed_origins.begin(), k.allowed_origins.end(), origin) !=
-           k.allowed_origins.end();
-  });
-}
-
-void CredentialApi::add_cors(Response& r, const std::string& origin,
-                             const std::vector<std::string>& allowed) {
-  if (origin.empty() || std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) return;
-  r.headers.emplace_back("Access-Control-Allow-Origin", origin);
-  r.headers.emplace_back("Vary", "Origin");
-}
-
-Response CredentialApi::with_cors(Response r, const Request& req, const ApiKey* key) const {
-  if (req.origin.empty()) return r;
-  if (key != nullptr) {
-    add_cors(r, req.origin, key->allowed_origins);
-  } else if (origin_allowed_by_any(req.origin)) {
-    // No key identified yet (an error): let an allowed browser app read the message.
-    add_cors(r, req.origin, {req.origin});
-  }
-  return r;
-}
+      keys_(keys) {}
 
 Response CredentialApi::preflight(const Request& req) const {
-  if (req.origin.empty() || !origin_allowed_by_any(req.origin))
-    return json_error(403, "origin not allowed: add it to api.keys[].allowed_origins");
-  Response r;
-  r.status = 204;
-  r.content_type.clear();
-  add_cors(r, req.origin, {req.origin});
-  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-  r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
-  r.headers.emplace_back("Access-Control-Max-Age", std::to_string(kPreflightMaxAgeS));
-  return r;
+  return keys_.preflight(req, "GET, POST, OPTIONS");
 }
 
 std::optional<Response> CredentialApi::authorize(const Request& req, core::TimeMs now,
                                                  Authorized& out) {
   if (auto bad = read_params(req, out.params)) return with_cors(std::move(*bad), req, nullptr);
-  if (!limiter_.allowed(req.client_ip, now)) {
-    Response r = json_error(429, "too many failed API key attempts from this address; retry later");
-    r.headers.emplace_back("Retry-After",
-                           std::to_string(limiter_.retry_after_s(req.client_ip, now)));
-    return with_cors(std::move(r), req, nullptr);
-  }
-  const auto key = presented_key(req, out.params);
-  out.key = key ? match_key(*key) : nullptr;
-  if (out.key == nullptr) {
-    limiter_.record_failure(req.client_ip, now);
-    log::info("http: rejected API request from ", req.client_ip,
-              key ? ": invalid API key" : ": no API key");
-    Response r = json_error(401, key ? "invalid API key"
-                                     : "missing API key: send 'Authorization: Bearer <key>' "
-                                       "or the key= query parameter");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return with_cors(std::move(r), req, nullptr);
-  }
+  auto checked = keys_.authorize(req, out.params, now);
+  if (auto* denied = std::get_if<Response>(&checked)) return std::move(*denied);
+  out.key = std::get<const ApiKey*>(checked);
   return std::nullopt;
 }
 
@@ -193,7 +97,7 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
   const auto user = find_param(a.params, "username");
   if (!user) return fail(400, "missing parameter 'username' (the app's user id)");
   if (auto problem = user_id_problem(*user, separator_)) return fail(400, *problem);
-  uint32_t ttl = std::min(cfg_.default_ttl_s, a.key->max_ttl_s);
+  uint32_t ttl = std::min(default_ttl_s_, a.key->max_ttl_s);
   if (const auto ttl_text = find_param(a.params, "ttl")) {
     const auto parsed = parse_ttl(*ttl_text);
     if (!parsed) return fail(400, "parameter 'ttl' must be a positive integer of seconds");

@@ -1,18 +1,18 @@
 // The TURN REST API credential endpoint (draft-uberti-behave-turn-rest-00, as Janus, Matrix and
 // Cloudflare clients call it) and revocation, behind API keys. Pure request -> response logic;
-// runs on the HTTP server's thread only.
+// thread-safe (the HTTP listener's threads call it at once): its state is immutable, the key
+// checks are ApiKeys' and revocations the Authenticator's, both thread-safe.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "http/api_keys.hpp"
 #include "http/codec.hpp"
 #include "http/http_config.hpp"
 #include "http/message.hpp"
-#include "http/rate_limiter.hpp"
 #include "relay/core/auth.hpp"
 #include "relay/core/types.hpp"
 
@@ -32,12 +32,12 @@ std::vector<std::string> derive_turn_uris(const std::string& public_host,
 
 class CredentialApi {
  public:
-  /// `uris`: the TURN URIs to return (already derived from config). `rest_secret`: the
-  /// first REST secret ("" when there is none: minting answers 503). `auth` receives
-  /// revocations and must outlive this object.
-  CredentialApi(ApiConfig cfg, std::vector<std::string> uris, std::string rest_secret,
-                char separator, core::Authenticator& auth,
-                FailureLimiter::Options limits = FailureLimiter::Options{});
+  /// `cfg`: the `api:` section (its default_ttl_s; the keys are `keys`'). `uris`: the TURN
+  /// URIs to return (already derived from config). `rest_secret`: the first REST secret (""
+  /// when there is none: minting answers 503). `auth` receives revocations; `keys` checks
+  /// API keys (shared with the other /api/v1 endpoints). Both must outlive this object.
+  CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris, std::string rest_secret,
+                char separator, core::Authenticator& auth, ApiKeys& keys);
 
   /// GET|POST /api/v1/turn/credentials.
   Response credentials(const Request& req, core::TimeMs now);
@@ -53,20 +53,16 @@ class CredentialApi {
   };
   /// Reads the parameters and checks the API key; an error response when either fails.
   std::optional<Response> authorize(const Request& req, core::TimeMs now, Authorized& out);
-  const ApiKey* match_key(std::string_view presented) const;
-  bool origin_allowed_by_any(const std::string& origin) const;
-  /// Adds CORS headers when `origin` is in `allowed`.
-  static void add_cors(Response& r, const std::string& origin,
-                       const std::vector<std::string>& allowed);
-  Response with_cors(Response r, const Request& req, const ApiKey* key) const;
+  Response with_cors(Response r, const Request& req, const ApiKey* key) const {
+    return keys_.with_cors(std::move(r), req, key);
+  }
 
-  ApiConfig cfg_;
+  uint32_t default_ttl_s_;
   std::vector<std::string> uris_;
   std::string secret_;
   char separator_;
   core::Authenticator& auth_;
-  FailureLimiter limiter_;
-  std::vector<std::array<uint8_t, 32>> key_digests_;  ///< SHA-256 of each key, same order
+  ApiKeys& keys_;
 };
 
 }  // namespace callrelay::http

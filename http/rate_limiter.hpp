@@ -1,5 +1,5 @@
-// Token buckets per client IP for failed API-key attempts, in a bounded table. Single-threaded
-// (the HTTP server's thread); the clock is passed in.
+// Token buckets per client IP for failed API-key attempts, in a bounded table. Not thread-safe
+// by itself: ApiKeys holds it behind a mutex. The clock is passed in.
 #pragma once
 
 #include <cstddef>

@@ -43,8 +43,9 @@ Request get(std::string query, std::string authorization = "") {
 class ApiTest : public ::testing::Test {
  protected:
   core::Authenticator auth_{auth_config()};
+  ApiKeys keys_{api_config().keys};
   CredentialApi api_{
-      api_config(), {"turn:relay.example.com:3478?transport=udp"}, kSecret, ':', auth_};
+      api_config(), {"turn:relay.example.com:3478?transport=udp"}, kSecret, ':', auth_, keys_};
   Readiness ready_;
   Router router_{4096, api_, ready_, [](core::TimeMs) { return std::string("m 1\n"); }};
 };
@@ -222,7 +223,7 @@ TEST_F(ApiTest, RevokeRefusesTheUsernameUntilItExpires) {
 }
 
 TEST_F(ApiTest, NoSecretIs503) {
-  CredentialApi api(api_config(), {}, "", ':', auth_);
+  CredentialApi api(api_config(), {}, "", ':', auth_, keys_);
   EXPECT_EQ(api.credentials(get(std::string("service=turn&username=a&key=") + kKey), kNow).status,
             503);
 }

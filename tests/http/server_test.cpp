@@ -78,11 +78,9 @@ class ServerTest : public ::testing::Test {
   }
 
   core::Authenticator auth_{core::AuthConfig{"callrelay", {"s"}, ':', {}}};
-  CredentialApi api_{ApiConfig{{ApiKey{"k", kKey, 3600, {}}}, {}, "", 3600},
-                     {"turn:127.0.0.1:3478?transport=udp"},
-                     "s",
-                     ':',
-                     auth_};
+  ApiKeys keys_{{ApiKey{"k", kKey, 3600, {}}}};
+  CredentialApi api_{ApiConfig{{}, {}, "", 3600}, {"turn:127.0.0.1:3478?transport=udp"}, "s", ':',
+                     auth_, keys_};
   Readiness ready_;
   Router router_{2048, api_, ready_, [](core::TimeMs) { return std::string("x_total 1\n"); }};
   std::unique_ptr<HttpServer> server_;
@@ -134,7 +132,8 @@ TEST_F(ServerTest, OversizedAndMalformedRequestsOnlyCloseTheirConnection) {
 
 TEST(HttpServer, BindFailureNamesTheAddress) {
   core::Authenticator auth(core::AuthConfig{});
-  CredentialApi api(ApiConfig{}, {}, "", ':', auth);
+  ApiKeys keys({});
+  CredentialApi api(ApiConfig{}, {}, "", ':', auth, keys);
   Readiness ready;
   Router router(1024, api, ready, {});
   HttpConfig cfg;
@@ -151,7 +150,8 @@ TEST(HttpServer, BindFailureNamesTheAddress) {
 
 TEST(HttpServer, MissingTlsFilesAreReported) {
   core::Authenticator auth(core::AuthConfig{});
-  CredentialApi api(ApiConfig{}, {}, "", ':', auth);
+  ApiKeys keys({});
+  CredentialApi api(ApiConfig{}, {}, "", ':', auth, keys);
   Readiness ready;
   Router router(1024, api, ready, {});
   HttpConfig cfg;
