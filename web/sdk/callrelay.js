@@ -122,15 +122,21 @@ export class Call extends Emitter {
 
   /**
    * Answers an incoming call: asks for camera and microphone, then accepts. Resolves once the
-   * server took the accept; rejects (SignalError code wrong-state) when another device of the
-   * user answered first. @param {MediaOptions} [options] @returns {Promise<void>}
+   * server took the accept; rejects when another device of the user answered first (code
+   * wrong-state from the server, or answered-elsewhere when that was known before sending) or
+   * getUserMedia failed (the call then keeps ringing). @param {MediaOptions} [options]
+   * @returns {Promise<void>}
    */
   async accept(options = {}) {
     if (this.direction !== 'incoming') throw new Error('only an incoming call can be accepted');
     if (this._state !== 'ringing') throw new Error(`cannot accept a call in state ${this._state}`);
     this._options = { ...options };
     await this._openMedia(options);
-    if (this._state !== 'ringing') return;  // ended meanwhile (e.g. answered elsewhere)
+    if (this._state !== 'ringing') {  // ended meanwhile, e.g. answered on another device
+      const err = new Error(`the call ended before it was accepted (${this.endInfo?.outcome})`);
+      err.code = this.endInfo?.outcome;
+      throw err;
+    }
     this._createPeerConnection(this._iceServers);
     this._armTimer(this._connectTimeoutMs(), () => this._connectTimedOut());
     await this._client._request('accept', this.id, { media: mediaFlags(options) });

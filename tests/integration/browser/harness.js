@@ -43,6 +43,8 @@ function freeUdpPort() {
 /// is then chosen here (the URIs must name it before the server starts).
 /// With options.streams = { cert, key } (callrelay only) it also listens on TCP and TLS
 /// (tcpPort, tlsPort); options.logLevel sets its log level (default info).
+/// With options.calls (callrelay only; an object of `calls:` keys, e.g. { ring_timeout_s: 4,
+/// token_secret: '...', records: { path } }) the configuration gets that `calls:` section.
 async function startServer(workDir, options = {}) {
   const kind = process.env.CALLRELAY_TEST_SERVER || 'callrelay';
   let child;
@@ -69,6 +71,7 @@ async function startServer(workDir, options = {}) {
       'http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run in parallel',
       ...(api ? credentialApiConfig(api, port) : []),
       ...(options.streams ? streamTlsConfig(options.streams) : []),
+      ...(options.calls ? [`calls: ${JSON.stringify(options.calls)}   # JSON is YAML flow style`] : []),
       '',
     ].join('\n'));
     child = childProcess.spawn(bin, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -170,9 +173,9 @@ function streamTlsConfig(streams) {
 
 const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
 
-/// Serves relay_test.html and relay_test.js from pages/ on http://127.0.0.1:<port>.
+/// Serves the test pages of pages/ (relay_test.html, calls_test.html and their scripts) on
+/// http://127.0.0.1:<port>; url is relay_test.html's, origin the server's.
 function startWebServer() {
-  const files = new Set(['/relay_test.html', '/relay_test.js']);
   const server = http.createServer((req, res) => {
     const urlPath = new URL(req.url, 'http://127.0.0.1').pathname;
     if (urlPath === '/favicon.ico') {
@@ -180,7 +183,7 @@ function startWebServer() {
       res.end();
       return;
     }
-    if (!files.has(urlPath)) {
+    if (!/^\/[a-z0-9_]+\.(html|js)$/.test(urlPath) || !fs.existsSync(path.join(PAGES_DIR, urlPath))) {
       res.writeHead(404);
       res.end();
       return;
@@ -192,6 +195,7 @@ function startWebServer() {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => resolve({
       url: `http://127.0.0.1:${server.address().port}/relay_test.html`,
+      origin: `http://127.0.0.1:${server.address().port}`,
       close: () => new Promise((r) => server.close(r)),
     }));
   });
@@ -307,6 +311,6 @@ function assertCallMedia(r, protocol) {
 
 module.exports = {
   mintCredential, startServer, startWebServer, loadPlaywright, makeWorkDir, BROWSER_DIR, PAGES_DIR,
-  FAKE_MEDIA_ARGS, show, openTestPage, stopServerChecked, teardown, guarded, assertRelayPair,
+  CHROMIUM, CHROMIUM_ARGS, FAKE_MEDIA_ARGS, show, openTestPage, stopServerChecked, teardown, guarded, assertRelayPair,
   assertDataChannelExchange, assertCallMedia,
 };
