@@ -65,8 +65,9 @@ bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
   if (!failure.empty()) {
     lock.lock();
     retries_.fetch_add(1, std::memory_order_relaxed);
-    if (!failing_) log::warn("call records: cannot store ", record.id, " (", failure,
-                             "); retrying with backoff");
+    if (!failing_)
+      log::warn("call records: cannot store ", record.id, " (", failure,
+                "); retrying with backoff");
     failing_ = true;
     return false;
   }

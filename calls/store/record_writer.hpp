@@ -31,9 +31,9 @@ class RecordWriter {
   using StoredCallback = std::function<void(const CallRecord&)>;
 
   struct Options {
-    size_t max_pending = 100'000;                   ///< queued records, the one in put() too
-    std::chrono::milliseconds retry_initial{100};   ///< first wait after a failed put()
-    std::chrono::milliseconds retry_max{5'000};     ///< the doubling wait stops here
+    size_t max_pending = 100'000;                  ///< queued records, the one in put() too
+    std::chrono::milliseconds retry_initial{100};  ///< first wait after a failed put()
+    std::chrono::milliseconds retry_max{5'000};    ///< the doubling wait stops here
   };
 
   /// `store` must outlive the writer.

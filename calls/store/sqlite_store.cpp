@@ -166,8 +166,7 @@ void migrate(Conn& c) {
       c.exec(kMigrations[v]);
     }
     // A pragma's value cannot be bound; this one is the build's constant.
-    const std::string set_version = "PRAGMA user_version = " +
-                                    std::to_string(kRecordSchemaVersion);
+    const std::string set_version = "PRAGMA user_version = " + std::to_string(kRecordSchemaVersion);
     c.exec(set_version.c_str());
     c.exec("COMMIT");
   } catch (...) {
@@ -352,8 +351,7 @@ RecordPage SqliteStore::query(const RecordQuery& q) {
 }
 
 std::optional<CallRecord> SqliteStore::get(std::string_view id) {
-  static const std::string kSelect =
-      std::string("SELECT ") + kColumns + " FROM calls WHERE id = ?";
+  static const std::string kSelect = std::string("SELECT ") + kColumns + " FROM calls WHERE id = ?";
   std::lock_guard lock(read_mutex_);
   Connection& c = *reader_;
   sqlite3_stmt* stmt = c.prepare(kSelect);

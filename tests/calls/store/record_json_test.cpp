@@ -44,8 +44,8 @@ TEST(RecordJson, WhatNeverHappenedIsNull) {
   r.created = kCreated;
   r.ended = kCreated + 45000;
   const nlohmann::json j = to_json(r);
-  for (const char* key : {"tenant", "answered_device", "answered", "connected", "setup_ms",
-                          "duration_ms"}) {
+  for (const char* key :
+       {"tenant", "answered_device", "answered", "connected", "setup_ms", "duration_ms"}) {
     EXPECT_TRUE(j[key].is_null()) << key;
   }
   EXPECT_EQ(j["relay"]["relayed"], false);
@@ -72,11 +72,17 @@ TEST(RecordJson, FromJsonRefusesWrongShapes) {
   ASSERT_TRUE(from_json(good).has_value());
   EXPECT_FALSE(from_json(nlohmann::json::array()).has_value());
   EXPECT_FALSE(from_json(nullptr).has_value());
-  const std::pair<const char*, nlohmann::json> bad[] = {
-      {"id", 5},           {"caller", nullptr},       {"created", "yesterday"},
-      {"outcome", "won"},  {"ended_by", "nobody"},     {"ice_restarts", -1},
-      {"reconnects", 1.5}, {"ice_restarts", 1ull << 40}, {"setup_ms", -7},
-      {"media", "audio"},  {"relay", nlohmann::json::array()}};
+  const std::pair<const char*, nlohmann::json> bad[] = {{"id", 5},
+                                                        {"caller", nullptr},
+                                                        {"created", "yesterday"},
+                                                        {"outcome", "won"},
+                                                        {"ended_by", "nobody"},
+                                                        {"ice_restarts", -1},
+                                                        {"reconnects", 1.5},
+                                                        {"ice_restarts", 1ull << 40},
+                                                        {"setup_ms", -7},
+                                                        {"media", "audio"},
+                                                        {"relay", nlohmann::json::array()}};
   for (const auto& [key, value] : bad) {
     nlohmann::json j = good;
     j[key] = value;

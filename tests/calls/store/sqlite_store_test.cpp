@@ -192,9 +192,8 @@ TEST_F(SqliteStoreTest, FiltersAloneAndCombined) {
           return user_is("alice")(r) && r.tenant == "globex" && r.created >= kT0 + 2000 &&
                  r.created < kT0 + 7000;
         });
-  check(Q().user("bob").outcome(Outcome::kMissed), [&](const CallRecord& r) {
-    return user_is("bob")(r) && r.outcome == Outcome::kMissed;
-  });
+  check(Q().user("bob").outcome(Outcome::kMissed),
+        [&](const CallRecord& r) { return user_is("bob")(r) && r.outcome == Outcome::kMissed; });
   // Values are bound, never spliced into SQL.
   check(Q().user("alice' OR '1'='1"), user_is("alice' OR '1'='1"));
 }
@@ -263,8 +262,13 @@ TEST_F(SqliteStoreTest, MalformedCursorsAreInvalidArguments) {
   for (int c = 0x20; c < 0x7f; ++c) printable.push_back(static_cast<char>(c));
   for (int c = 0; c < 256; ++c) bytes.push_back(static_cast<char>(c));
 
-  std::vector<std::string> bad = {"=", "MTox", good + "=", good + "!", good.substr(1),
-                                  good.substr(0, good.size() - 1) + "~", std::string(5000, 'A')};
+  std::vector<std::string> bad = {"=",
+                                  "MTox",
+                                  good + "=",
+                                  good + "!",
+                                  good.substr(1),
+                                  good.substr(0, good.size() - 1) + "~",
+                                  std::string(5000, 'A')};
   for (int i = 0; i < 200; ++i) bad.push_back(random_string(printable, 60));
   for (int i = 0; i < 200; ++i) bad.push_back(random_string(kBase64Url, 60));
   // Canonical base64url of bytes that are not a cursor.
