@@ -1,0 +1,72 @@
+// The signaling service behind /api/v1/signal: one thread that owns the CallEngine and every
+// device session, fed by the HTTP listener's WebSocket callbacks (http::WsEndpoint, called on
+// HTTP threads, posted here). It authenticates upgrades (JWT or resume token), parses and
+// rate-limits messages, numbers what it sends (sseq) and keeps the last messages of each device
+// so that a device that reconnects within the grace period gets what it missed. When a call
+// ends it adds the relay's traffic to the record, hands the record to storage and ends the
+// call's allocations.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "calls/core/config.hpp"
+#include "calls/core/engine.hpp"
+#include "calls/signaling/call_metrics.hpp"
+#include "calls/signaling/relay_seam.hpp"
+#include "calls/signaling/token.hpp"
+#include "http/websocket.hpp"
+
+namespace callrelay::calls {
+
+/// Unix milliseconds, derived from a monotonic clock (deadlines never jump with the wall clock).
+using Clock = std::function<TimeMs()>;
+Clock monotonic_unix_clock();
+
+class SignalingService : public http::WsEndpoint {
+ public:
+  struct Deps {
+    const TokenSigner& tokens;
+    IceServerSource& ice;
+    CallRelay& relay;
+    /// Takes a finished record (with the relay's traffic); must not block (RecordWriter).
+    std::function<void(CallRecord)> store;
+    CallMetrics* metrics = nullptr;  ///< may be null
+    Clock clock;                     ///< empty: monotonic_unix_clock()
+  };
+  /// Everything in `deps` outlives the service.
+  SignalingService(CallsConfig cfg, Deps deps);
+  ~SignalingService() override;  ///< stops if still running
+  SignalingService(const SignalingService&) = delete;
+  SignalingService& operator=(const SignalingService&) = delete;
+
+  /// Starts the signaling thread.
+  void start();
+  /// Ends every live call (records kept), closes every session and joins the thread.
+  void stop();
+
+  // http::WsEndpoint (HTTP threads)
+  std::variant<Accepted, http::Response> on_upgrade(const http::Request& req) override;
+  void on_open(uint64_t session, std::shared_ptr<http::WsConnection> conn) override;
+  void on_message(uint64_t session, std::string text) override;
+  void on_close(uint64_t session) override;
+  size_t max_message_bytes() const override { return cfg_.limits.max_message_bytes; }
+
+  /// Runs `fn` on the signaling thread and waits for it (tests, status).
+  void run_sync(std::function<void()> fn);
+  size_t open_sessions() const { return open_.load(); }
+
+ private:
+  struct Impl;
+  CallsConfig cfg_;
+  std::atomic<size_t> open_{0};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace callrelay::calls
