@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/calls_section.hpp"
 #include "config/http_section.hpp"
 #include "config/yaml_reader.hpp"
 
@@ -162,6 +163,8 @@ void Loader::read_root(const Field& root) {
       {"streams", on(&Loader::read_streams)},
       {"http", [this](const Field& f) { detail::read_http_section(reader_, f, cfg_.http, base_dir_); }},
       {"api", [this](const Field& f) { detail::read_api_section(reader_, f, cfg_.api, base_dir_); }},
+      {"calls",
+       [this](const Field& f) { detail::read_calls_section(reader_, f, cfg_.calls, base_dir_); }},
   };
   reader_.read_map(root, keys);
 }

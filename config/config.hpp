@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "calls/core/config.hpp"
 #include "http/http_config.hpp"
 #include "telemetry/telemetry.hpp"
 #include "relay/core/auth.hpp"
@@ -67,6 +68,7 @@ struct Config {
   http::HttpConfig http;  ///< the HTTP listener (metrics, health, API)
   http::ApiConfig api;    ///< the credential API: keys, TURN URIs
   telemetry::TelemetryConfig telemetry;  ///< Prometheus: per-allocation series and their cap
+  calls::CallsConfig calls;  ///< signaling, the call state machine, records, the webhook
 };
 
 /// A configuration error: names the key and line, and says what to fix.
