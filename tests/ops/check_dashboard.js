@@ -1,17 +1,19 @@
 // Checks deploy/grafana/callrelay-dashboard.json (ctest: ops.grafana_dashboard): it is valid
 // JSON of the shape Grafana imports, every panel queries the templated Prometheus data source,
-// panel ids are unique and panels fit the 24-column grid, and every callrelay_* metric the
-// dashboard or the alerting rules name is documented in the README ( (so a renamed
-// metric cannot leave a silent, empty panel or an alert that never fires).
+// panel ids are unique, panels fit the 24-column grid without overlapping, and every
+// callrelay_* metric the dashboard or the alerting rules name is documented in the metric
+// documentation: the README, plus any further Markdown files given (a section written apart
+// before it is merged into the README), so a renamed metric cannot leave a silent, empty panel
+// or an alert that never fires.
 //
-// Usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md
+// Usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md [MORE.md...]
 'use strict';
 
 const fs = require('node:fs');
 
-const [dashboardPath, alertsPath, metricsDocPath] = process.argv.slice(2);
-if (!metricsDocPath) {
-  console.error('usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md');
+const [dashboardPath, alertsPath, ...metricsDocPaths] = process.argv.slice(2);
+if (metricsDocPaths.length === 0) {
+  console.error('usage: node check_dashboard.js DASHBOARD.json ALERTS.yml README.md [MORE.md...]');
   process.exit(2);
 }
 
@@ -30,6 +32,7 @@ for (const name of ['datasource', 'instance']) {
 // Panels (rows included) and their queries.
 const ids = new Set();
 const exprs = [];
+const placed = [];
 for (const panel of dashboard.panels || []) {
   const where = `panel ${panel.id} "${panel.title}"`;
   if (typeof panel.id !== 'number' || ids.has(panel.id)) problem(`${where}: id missing or duplicated`);
@@ -38,6 +41,13 @@ for (const panel of dashboard.panels || []) {
   if (!(g.w > 0 && g.h > 0 && g.x >= 0 && g.x + g.w <= 24 && g.y >= 0)) {
     problem(`${where}: gridPos ${JSON.stringify(g)} does not fit the 24-column grid`);
   }
+  for (const other of placed) {
+    const o = other.gridPos;
+    if (g.x < o.x + o.w && o.x < g.x + g.w && g.y < o.y + o.h && o.y < g.y + g.h) {
+      problem(`${where}: overlaps panel ${other.id} "${other.title}"`);
+    }
+  }
+  placed.push(panel);
   if (panel.type === 'row') continue;
   if (!panel.title) problem(`${where}: no title`);
   if (!panel.targets || panel.targets.length === 0) problem(`${where}: no query`);
@@ -53,10 +63,12 @@ for (const panel of dashboard.panels || []) {
 if (exprs.length < 10) problem(`only ${exprs.length} queries: the dashboard lost its panels`);
 
 // Every metric named by the dashboard and the rules is documented.
-const metricsDoc = fs.existsSync(metricsDocPath) ? fs.readFileSync(metricsDocPath, 'utf8') : null;
-if (metricsDoc === null) {
-  problem(`${metricsDocPath} does not exist: cannot check the metric names`);
+const missingDocs = metricsDocPaths.filter((p) => !fs.existsSync(p));
+const docNames = metricsDocPaths.join(' or ');
+if (missingDocs.length > 0) {
+  problem(`${missingDocs.join(', ')} does not exist: cannot check the metric names`);
 } else {
+  const metricsDoc = metricsDocPaths.map((p) => fs.readFileSync(p, 'utf8')).join('\n');
   const documented = new Set(metricsDoc.match(/callrelay_[a-z0-9_]+/g) || []);
   const baseName = (name) => name.replace(/_(bucket|sum|count)$/, '');
   const used = new Map();
@@ -69,10 +81,10 @@ if (metricsDoc === null) {
   }
   for (const [name, where] of used) {
     if (!documented.has(name) && !documented.has(baseName(name))) {
-      problem(`${where}: metric ${name} is not in ${metricsDocPath}`);
+      problem(`${where}: metric ${name} is not in ${docNames}`);
     }
   }
-  console.log(`${used.size} metric names checked against ${metricsDocPath}`);
+  console.log(`${used.size} metric names checked against ${docNames}`);
 }
 
 if (problems.length > 0) {
