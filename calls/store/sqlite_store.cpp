@@ -1,6 +1,8 @@
 #include "calls/store/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -251,6 +253,11 @@ SqliteStore::SqliteStore(std::string path, Options options) : path_(std::move(pa
   if (!dir.empty() && !fs::is_directory(dir, ec)) {
     throw std::runtime_error("call records '" + path_ + "': directory '" + dir.string() +
                              "' does not exist");
+  }
+  // Records say who called whom: a new file is readable by this user only, and SQLite gives
+  // its -wal and -shm files the database file's mode.
+  if (const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+    ::close(fd);
   }
   writer_ = std::make_unique<Connection>(path_, options.busy_timeout_ms);
   // WAL: readers never block the writer; FULL: a commit is fsynced before put() returns, so a

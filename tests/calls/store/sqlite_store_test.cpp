@@ -304,6 +304,17 @@ TEST_F(SqliteStoreTest, ReopeningKeepsTheRecordsAndTheSchemaVersionIsSet) {
   EXPECT_EQ(store.query({}).records.size(), 5u);
 }
 
+TEST_F(SqliteStoreTest, ANewFileIsReadableByItsOwnerOnly) {
+  SqliteStore store(path_);
+  store.put(make_record(1, kT0));
+  for (const char* suffix : {"", "-wal"}) {
+    const auto perms = std::filesystem::status(path_ + suffix).permissions();
+    EXPECT_EQ(perms & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << suffix;
+  }
+}
+
 TEST_F(SqliteStoreTest, RefusesAFileFromANewerSchema) {
   { SqliteStore store(path_); }
   {
