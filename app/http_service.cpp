@@ -1,7 +1,6 @@
 #include "app/http_service.hpp"
 
 namespace callrelay::app {
-namespace {
 
 std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server& relay) {
   if (!cfg.api.uris.empty()) return cfg.api.uris;
@@ -11,14 +10,13 @@ std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server&
   return http::derive_turn_uris(cfg.api.public_host, relay.listening(), tcp, tls);
 }
 
-}  // namespace
-
 HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
                          telemetry::Telemetry& metrics, const http::Readiness& readiness,
                          const net::Server& relay)
-    : api_(cfg.api, turn_uris(cfg, relay),
+    : keys_(cfg.api.keys),
+      api_(cfg.api, turn_uris(cfg, relay),
            cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
-           cfg.auth.rest_separator, auth),
+           cfg.auth.rest_separator, auth, keys_),
       router_(cfg.http.max_request_bytes, api_, readiness,
               [&metrics](core::TimeMs now) { return metrics.scrape_text(now); }),
       server_(cfg.http, router_, [&metrics, &auth](core::TimeMs now) {

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "http/api.hpp"
+#include "http/api_keys.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "relay/core/auth.hpp"
@@ -15,6 +17,10 @@
 #include "telemetry/telemetry.hpp"
 
 namespace callrelay::app {
+
+/// The TURN URIs handed out with credentials (by the credential API and with call-scoped
+/// credentials): api.uris when configured, else derived from the relay's bound listeners.
+std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server& relay);
 
 class HttpService {
  public:
@@ -26,10 +32,14 @@ class HttpService {
 
   const stun::Endpoint& local_endpoint() const { return server_.local_endpoint(); }
   bool tls() const { return server_.tls(); }
+  /// The API keys of the `api:` section, for other /api/v1 endpoints to share (one failure
+  /// budget per address across endpoints).
+  http::ApiKeys& api_keys() { return keys_; }
   void start() { server_.start(); }
   void stop() { server_.stop(); }
 
  private:
+  http::ApiKeys keys_;
   http::CredentialApi api_;
   http::Router router_;
   http::HttpServer server_;

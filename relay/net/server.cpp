@@ -107,6 +107,13 @@ void Server::stop() {
   for (auto& w : workers_) w->stop();
 }
 
+void Server::end_call(std::string call_id) {
+  if (workers_.empty()) return;
+  // Each worker gets its own copy; the last one takes the caller's.
+  for (size_t i = 0; i + 1 < workers_.size(); ++i) workers_[i]->end_call(call_id);
+  workers_.back()->end_call(std::move(call_id));
+}
+
 void Server::join() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -65,6 +66,10 @@ class Server {
   void start();
   /// Thread-safe, idempotent: every worker ends its allocations and closes its sockets.
   void stop();
+  /// Any thread; returns at once. Every worker ends, on its own thread shortly after, the
+  /// allocations made with call `call_id`'s credentials (core::TurnServer::end_call) and closes
+  /// their relay sockets. Before start() it waits for the workers to run; after stop(), nothing.
+  void end_call(std::string call_id);
   /// Waits for the worker threads to finish (after stop()).
   void join();
 

@@ -68,6 +68,15 @@ void Worker::stop() {
   asio::post(ctx_, [this] { shutdown(); });
 }
 
+void Worker::end_call(std::string call_id) {
+  asio::post(ctx_, [this, id = std::move(call_id)] {
+    if (stopping_) return;
+    // The core closes the relay sockets through close() (which sends what is queued first)
+    // and the peer connections of TCP allocations through close_peer().
+    core_.end_call(id, now_ms());
+  });
+}
+
 void Worker::shutdown() {
   if (stopping_) return;
   stopping_ = true;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "relay/core/turn_server.hpp"
@@ -61,6 +62,9 @@ class Worker final : private core::RelayPorts {
   void run();
   /// Thread-safe: stops accepting, ends every allocation (core shutdown), closes sockets.
   void stop();
+  /// Thread-safe: posts core::TurnServer::end_call for `call_id` to the worker's thread, which
+  /// ends the call's allocations there and closes their relay sockets (unless stopping).
+  void end_call(std::string call_id);
 
   unsigned index() const { return index_; }
   /// Open relay sockets (on the worker's thread, or after run() returned).

@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "relay/core/observer.hpp"
 #include "relay/stun/builder.hpp"
 #include "relay/stun/endpoint.hpp"
 #include "relay/stun/integrity.hpp"
@@ -84,6 +88,40 @@ class TurnClient {
   std::string username_, password_, realm_, nonce_;
   stun::TransactionId tid_{};
   uint32_t counter_ = 0;
+};
+
+/// Records ended allocations (on worker threads) and lets the test wait for them, with a
+/// deadline: a wait that runs out returns what was seen, and the test's checks fail.
+class EndWatcher : public core::Observer {
+ public:
+  struct Ended {
+    std::string call_id;
+    std::string user_id;
+    core::EndReason reason;
+  };
+  void on_allocation_ended(const core::AllocationInfo& a, core::EndReason reason,
+                           core::TimeMs) override {
+    {
+      const std::lock_guard lock(mu_);
+      ended_.push_back({a.call_id, a.user_id, reason});
+    }
+    cv_.notify_all();
+  }
+  /// Waits up to kWaitMs for `n` ended allocations; returns those seen.
+  std::vector<Ended> wait_for(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(kWaitMs), [&] { return ended_.size() >= n; });
+    return ended_;
+  }
+  std::vector<Ended> seen() {
+    const std::lock_guard lock(mu_);
+    return ended_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Ended> ended_;
 };
 
 }  // namespace callrelay::net::testing
