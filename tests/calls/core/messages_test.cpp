@@ -473,5 +473,26 @@ TEST(Messages, ErrorsEchoSeqAndCall) {
   EXPECT_EQ(refused_at(j, "payload.to").call, "");
 }
 
+TEST(Types, NamesAsTheProtocolSpellsThem) {
+  EXPECT_STREQ(to_string(CallState::kRinging), "ringing");
+  EXPECT_STREQ(to_string(CallState::kConnecting), "connecting");
+  EXPECT_STREQ(to_string(CallState::kActive), "active");
+  EXPECT_STREQ(to_string(CallState::kEnded), "ended");
+  EXPECT_STREQ(to_string(Party::kCaller), "caller");
+  EXPECT_STREQ(to_string(Party::kCallee), "callee");
+  EXPECT_STREQ(to_string(Party::kServer), "server");
+  EXPECT_STREQ(to_string(Outcome::kPeerDisconnected), "peer-disconnected");
+  const char* names[] = {"completed", "declined", "cancelled",        "missed",
+                         "busy",      "failed",   "peer-disconnected"};
+  size_t i = 0;
+  for (const Outcome o : kAllOutcomes) {
+    EXPECT_STREQ(to_string(o), names[i++]);
+    EXPECT_EQ(parse_outcome(to_string(o)), o);
+  }
+  EXPECT_EQ(parse_outcome(""), std::nullopt);
+  EXPECT_EQ(parse_outcome("Completed"), std::nullopt);
+  EXPECT_EQ(parse_outcome("peer_disconnected"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace callrelay::calls
