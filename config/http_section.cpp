@@ -144,6 +144,11 @@ void read_http_section(Reader& reader, const Field& f, http::HttpConfig& out,
                        if (auto n = r.integer(m, kMinRequestBytes, kMaxRequestBytes))
                          out.max_request_bytes = static_cast<size_t>(*n);
                      }},
+                    {"threads",
+                     [&](const Field& t) {
+                       if (auto n = r.integer(t, http::kMinHttpThreads, http::kMaxHttpThreads))
+                         out.threads = static_cast<unsigned>(*n);
+                     }},
                 });
 }
 

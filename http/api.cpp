@@ -149,8 +149,8 @@ Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
   const core::TimeMs until = expiry * 1000;
   if (until > now) auth_.revoke(*username, until);
   log::info("http: API key '", a.key->name, "' revoked '", *username, "'");
-  Response r = json_response(
-      200, {{"username", *username}, {"revoked", until > now}, {"until", expiry}});
+  Response r =
+      json_response(200, {{"username", *username}, {"revoked", until > now}, {"until", expiry}});
   return with_cors(std::move(r), req, a.key);
 }
 

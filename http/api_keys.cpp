@@ -101,16 +101,14 @@ Response ApiKeys::too_many_failures(const Request& req, uint32_t retry_after_s) 
   return with_cors(std::move(r), req, nullptr);
 }
 
-std::optional<uint32_t> ApiKeys::over_budget(const Request& req, core::TimeMs now,
-                                              bool spend_one) {
+std::optional<uint32_t> ApiKeys::over_budget(const Request& req, core::TimeMs now, bool spend_one) {
   const std::lock_guard lock(limiter_mutex_);
   if (!limiter_.allowed(req.client_ip, now)) return limiter_.retry_after_s(req.client_ip, now);
   if (spend_one) limiter_.record_failure(req.client_ip, now);
   return std::nullopt;
 }
 
-std::variant<const ApiKey*, Response> ApiKeys::authorize(const Request& req,
-                                                         const Params& params,
+std::variant<const ApiKey*, Response> ApiKeys::authorize(const Request& req, const Params& params,
                                                          core::TimeMs now) {
   if (const auto retry_s = over_budget(req, now, false)) return too_many_failures(req, *retry_s);
   const auto presented = presented_key(req, params);

@@ -2,6 +2,7 @@
 // config/ and handed to the HTTP server and the credential API.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -18,13 +19,29 @@ struct TlsFiles {
   std::string key;   ///< http.tls.key
 };
 
-/// The `http:` section: one listener for /metrics, /healthz, /readyz and /api/v1.
+/// The `http:` section: one listener for /metrics, /healthz, /readyz, /api/v1 and the
+/// signaling WebSocket.
 struct HttpConfig {
   bool enabled = true;                                               ///< http.enabled
   stun::Endpoint listen = *stun::Endpoint::parse("127.0.0.1:9641");  ///< http.listen
   std::optional<TlsFiles> tls;                                       ///< http.tls (HTTPS when set)
   size_t max_request_bytes = 65536;  ///< http.max_request_bytes: larger requests get 413
+  /// http.threads: the listener's thread pool, so that a slow scrape or client never stalls
+  /// signaling (each connection runs on a strand; handlers must be thread-safe).
+  unsigned threads = 2;
+
+  // Not configurable (fixed for production; tests change them).
+  /// HTTP connections open at once, keep-alive ones included; further clients wait in the
+  /// accept backlog. WebSockets are not counted: their endpoint limits them.
+  size_t max_connections = 1024;
+  /// WebSocket keepalive: a ping this often, and a socket silent (no pong, no message) for
+  /// ws_idle_timeout is closed.
+  std::chrono::milliseconds ws_ping_interval{15000};
+  std::chrono::milliseconds ws_idle_timeout{45000};
 };
+
+inline constexpr unsigned kMinHttpThreads = 1;
+inline constexpr unsigned kMaxHttpThreads = 64;
 
 /// One API key of the `api:` section.
 struct ApiKey {

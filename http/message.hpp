@@ -13,17 +13,23 @@ namespace callrelay::http {
 
 /// What the handlers need from one request (filled in by the server from RESTinio's request).
 struct Request {
-  std::string method;         ///< "GET", "POST", "OPTIONS", ...
-  std::string path;           ///< the target before '?'
-  std::string query;          ///< raw query string after '?', still percent-encoded
-  std::string authorization;  ///< Authorization header ("" when absent)
-  std::string origin;         ///< Origin header ("" when absent)
-  std::string content_type;   ///< Content-Type header ("" when absent)
+  std::string method;                 ///< "GET", "POST", "OPTIONS", ...
+  std::string path;                   ///< the target before '?'
+  std::string query;                  ///< raw query string after '?', still percent-encoded
+  std::string authorization;          ///< Authorization header ("" when absent)
+  std::string origin;                 ///< Origin header ("" when absent)
+  std::string content_type;           ///< Content-Type header ("" when absent)
+  std::string upgrade;                ///< Upgrade header, lower-cased ("websocket" for a WebSocket)
+  bool connection_upgrade = false;    ///< the Connection header has the "upgrade" token
+  std::string sec_websocket_key;      ///< Sec-WebSocket-Key (RFC 6455 section 4.1)
+  std::string sec_websocket_version;  ///< Sec-WebSocket-Version ("13")
   std::string body;
   std::string client_ip;  ///< remote address (rate limiting)
   size_t size = 0;        ///< request line + headers + body, bytes
 };
 
+/// Any content type (application/javascript, text/html, ... for static files; "" for none)
+/// and any extra header (Cache-Control, ETag, Location, ...).
 struct Response {
   int status = 200;
   std::string content_type = "application/json";

@@ -1,5 +1,7 @@
 #include "http/router.hpp"
 
+#include "http/ws_frame.hpp"
+
 namespace callrelay::http {
 namespace {
 
@@ -22,6 +24,10 @@ Response method_not_allowed(const std::string& method, const char* allow) {
 
 bool is_get(const Request& req) { return req.method == "GET"; }
 
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
+
 }  // namespace
 
 Router::Router(size_t max_request_bytes, CredentialApi& api, const Readiness& readiness,
@@ -31,12 +37,43 @@ Router::Router(size_t max_request_bytes, CredentialApi& api, const Readiness& re
       readiness_(readiness),
       metrics_(std::move(metrics)) {}
 
-Response Router::handle(const Request& req, core::TimeMs now) {
-  if (req.size > max_request_bytes_) {
-    return json_error(413, "request of " + std::to_string(req.size) +
-                               " bytes is larger than http.max_request_bytes (" +
-                               std::to_string(max_request_bytes_) + ")");
+void Router::add_route(std::string path_prefix, Handler handler) {
+  routes_.emplace_back(std::move(path_prefix), std::move(handler));
+}
+
+void Router::set_websocket(std::string path, WsEndpoint* endpoint) {
+  ws_path_ = std::move(path);
+  ws_endpoint_ = endpoint;
+}
+
+std::optional<Response> Router::too_large(const Request& req) const {
+  if (req.size <= max_request_bytes_) return std::nullopt;
+  return json_error(413, "request of " + std::to_string(req.size) +
+                             " bytes is larger than http.max_request_bytes (" +
+                             std::to_string(max_request_bytes_) + ")");
+}
+
+std::optional<std::variant<WsAccept, Response>> Router::route_upgrade(const Request& req,
+                                                                      core::TimeMs /*now*/) {
+  if (ws_endpoint_ == nullptr || req.path != ws_path_ || !is_get(req) ||
+      req.upgrade != "websocket" || !req.connection_upgrade)
+    return std::nullopt;
+  if (auto big = too_large(req)) return *big;
+  if (req.sec_websocket_version != "13") {
+    Response r = json_error(426, "unsupported WebSocket version: this server speaks 13");
+    r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return r;
   }
+  if (!valid_ws_key(req.sec_websocket_key))
+    return json_error(400, "missing or malformed Sec-WebSocket-Key");
+  auto decision = ws_endpoint_->on_upgrade(req);
+  if (auto* refused = std::get_if<Response>(&decision)) return std::move(*refused);
+  return WsAccept{ws_endpoint_, std::get<WsEndpoint::Accepted>(decision).session,
+                  ws_accept_key(req.sec_websocket_key)};
+}
+
+Response Router::handle(const Request& req, core::TimeMs now) {
+  if (auto big = too_large(req)) return *big;
   const std::string& path = req.path;
   if (path == "/metrics" && metrics_) {
     if (!is_get(req)) return method_not_allowed(req.method, "GET");
@@ -63,6 +100,16 @@ Response Router::handle(const Request& req, core::TimeMs now) {
     if (req.method == "POST") return api_.revoke(req, now);
     if (req.method == "OPTIONS") return api_.preflight(req);
     return method_not_allowed(req.method, "POST, OPTIONS");
+  }
+  if (ws_endpoint_ != nullptr && path == ws_path_) {
+    // RFC 7231 section 6.5.15: the path exists, but only as a WebSocket.
+    Response r = json_error(426, "this path is a WebSocket endpoint: connect with ws:// or wss://");
+    r.headers.emplace_back("Upgrade", "websocket");
+    return r;
+  }
+  for (const auto& [prefix, handler] : routes_) {
+    if (!starts_with(path, prefix)) continue;
+    if (auto r = handler(req, now)) return std::move(*r);
   }
   return json_error(404, "no such path '" + path.substr(0, kMaxPathEcho) +
                              "' (try /metrics, /healthz, /readyz, /api/v1/turn/credentials)");

@@ -1,6 +1,7 @@
-// The HTTP(S) listener: RESTinio on its own thread and io_context, so nothing it does (slow or
-// malformed clients, scrapes, TLS handshakes) runs on a relay worker. Hands each request to the
-// Router and runs a 1 s housekeeping timer on the same thread.
+// The HTTP(S) listener: RESTinio on its own io_context run by a small thread pool
+// (http.threads), so nothing it does (slow or malformed clients, scrapes, TLS handshakes) runs
+// on a relay worker, and one slow request never stalls signaling. Hands each request to the
+// Router, upgrades WebSockets for the Router's endpoint, and runs a 1 s housekeeping timer.
 #pragma once
 
 #include <functional>
@@ -15,7 +16,8 @@ namespace callrelay::http {
 
 class HttpServer {
  public:
-  /// Called about once a second on the server's thread with the Unix time in ms.
+  /// Called about once a second with the Unix time in ms, on one of the server's threads
+  /// (never twice at once).
   using Tick = std::function<void(core::TimeMs)>;
 
   /// Loads the TLS files (if any) and binds the listener now. Throws std::runtime_error
@@ -28,10 +30,13 @@ class HttpServer {
   /// The bound address (the actual port when configured with port 0).
   const stun::Endpoint& local_endpoint() const;
   bool tls() const;
+  /// WebSockets open now.
+  size_t websockets() const;
 
-  /// Starts the server thread (accepting, the timer).
+  /// Starts the server threads (accepting, the timer).
   void start();
-  /// Closes the listener and every connection, stops the thread and joins it. Idempotent.
+  /// Closes the listener, then every WebSocket (each endpoint hears on_close), then every
+  /// HTTP connection; stops the threads and joins them. Idempotent.
   void stop();
 
   struct Impl;

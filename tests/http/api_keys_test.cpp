@@ -70,8 +70,8 @@ TEST(ApiKeys, CorsForAllowedOriginsOnly) {
   auto got = k.authorize(req, {}, kNow);
   EXPECT_TRUE(has_header(std::get<Response>(got), "Access-Control-Allow-Origin", kOrigin));
   // The backend key lists no origin.
-  EXPECT_FALSE(
-      has_header(k.with_cors(Response{}, req, k.match(kKey)), "Access-Control-Allow-Origin", kOrigin));
+  EXPECT_FALSE(has_header(k.with_cors(Response{}, req, k.match(kKey)),
+                          "Access-Control-Allow-Origin", kOrigin));
   EXPECT_TRUE(has_header(k.with_cors(Response{}, req, k.match(kWebKey)),
                          "Access-Control-Allow-Origin", kOrigin));
   const Response pre = k.preflight(req, "GET, OPTIONS");

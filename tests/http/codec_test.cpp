@@ -46,7 +46,8 @@ TEST(Codec, FlatJsonRejects) {
 }
 
 TEST(Codec, FlatJsonKeepsNumbersAsTextAndTheLastDuplicate) {
-  const auto p = parse_flat_json(R"({"ttl": 1.5, "big": 99999999999, "neg": -5, "a": "1", "a": "2"})");
+  const auto p =
+      parse_flat_json(R"({"ttl": 1.5, "big": 99999999999, "neg": -5, "a": "1", "a": "2"})");
   ASSERT_TRUE(p);
   EXPECT_EQ(find_param(*p, "ttl"), "1.5");
   EXPECT_EQ(find_param(*p, "big"), "99999999999");
@@ -65,7 +66,8 @@ TEST(Codec, JsonText) {
   ASSERT_TRUE(p);
   EXPECT_EQ(find_param(*p, "k"), "x\"y\x1f");
   // Bytes that are not UTF-8 (echoed from a client) never throw: they become U+FFFD.
-  EXPECT_EQ(json_text(nlohmann::json{{"e", "bad \xff byte"}}), "{\"e\":\"bad \xef\xbf\xbd byte\"}\n");
+  EXPECT_EQ(json_text(nlohmann::json{{"e", "bad \xff byte"}}),
+            "{\"e\":\"bad \xef\xbf\xbd byte\"}\n");
   // Keys keep the order they were given in.
   EXPECT_EQ(json_text(nlohmann::ordered_json{{"z", 1}, {"a", true}}), "{\"z\":1,\"a\":true}\n");
 }

@@ -26,6 +26,7 @@ TEST(HttpConfig, Defaults) {
   EXPECT_EQ(c.http.listen.to_string(), "127.0.0.1:9641");
   EXPECT_FALSE(c.http.tls);
   EXPECT_EQ(c.http.max_request_bytes, 65536u);
+  EXPECT_EQ(c.http.threads, 2u);
   EXPECT_TRUE(c.api.keys.empty());
   EXPECT_EQ(c.api.default_ttl_s, 3600u);
   const Config d = parse(default_yaml());
@@ -44,6 +45,7 @@ http:
   listen: "[::1]:8080"
   tls: {cert: cert.pem, key: key.pem}
   max_request_bytes: 4096
+  threads: 4
 api:
   keys:
     - {name: a, key: "inline-key-0123456789", max_ttl: 600, allowed_origins: ["https://x.example"]}
@@ -57,6 +59,7 @@ api:
   ASSERT_TRUE(c.http.tls);
   EXPECT_EQ(c.http.tls->cert, (dir / "cert.pem").string());
   EXPECT_EQ(c.http.max_request_bytes, 4096u);
+  EXPECT_EQ(c.http.threads, 4u);
   ASSERT_EQ(c.api.keys.size(), 2u);
   EXPECT_EQ(c.api.keys[0].max_ttl_s, 600u);
   EXPECT_EQ(c.api.keys[0].allowed_origins, std::vector<std::string>{"https://x.example"});
@@ -75,6 +78,9 @@ TEST(HttpConfig, Errors) {
   EXPECT_NE(errors_of("http: {tls: {cert: /nonexistent.pem}}").find("needs both cert and key"),
             std::string::npos);
   EXPECT_NE(errors_of("http: {bogus: 1}").find("http.bogus"), std::string::npos);
+  EXPECT_NE(errors_of("http: {threads: 0}").find("http.threads"), std::string::npos);
+  EXPECT_NE(errors_of("http: {threads: 65}").find("http.threads"), std::string::npos);
+  EXPECT_EQ(errors_of("http: {threads: 64}"), "");
   EXPECT_NE(errors_of("api: {keys: [{name: a, key: short}]}").find("at least 16"),
             std::string::npos);
   EXPECT_NE(errors_of("api: {keys: [{key: long-enough-0123456789}]}").find("needs a name"),
