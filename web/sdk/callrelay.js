@@ -24,6 +24,9 @@
  */
 
 const kMaxIceRestarts = 3;
+// Close codes after which the session cannot be resumed: its grace period is over (4408) or
+// it was resumed on another connection (4409).
+const kFinalCloseCodes = new Set([4408, 4409]);
 const kLiveStates = new Set(['ringing', 'connecting', 'active']);
 
 /** Minimal event emitter; a listener that throws is reported without breaking the SDK. */
@@ -113,7 +116,8 @@ export class Call extends Emitter {
     this._sentConnected = false;
     this._restarts = 0;
     this._restarting = false;
-    this._timer = null;
+    this._timers = { connect: null, restart: null };
+    this._gaveUp = false;
     this._queue = Promise.resolve();  // server messages about this call, handled in order
   }
 
@@ -138,7 +142,7 @@ export class Call extends Emitter {
       throw err;
     }
     this._createPeerConnection(this._iceServers);
-    this._armTimer(this._connectTimeoutMs(), () => this._connectTimedOut());
+    this._arm('connect', this._connectTimeoutMs(), () => this._connectTimedOut());
     await this._client._request('accept', this.id, { media: mediaFlags(options) });
   }
 
@@ -225,7 +229,7 @@ export class Call extends Emitter {
       const sending = this.localStream?.getTracks().some((t) => t.kind === kind);
       if (payload.media?.[kind] && !sending) this.pc.addTransceiver(kind, { direction: 'recvonly' });
     }
-    this._armTimer(this._connectTimeoutMs(), () => this._connectTimedOut());
+    this._arm('connect', this._connectTimeoutMs(), () => this._connectTimedOut());
     await this._sendOffer(false);
   }
 
@@ -261,7 +265,8 @@ export class Call extends Emitter {
   _onConnectionState(s) {
     if (this._state === 'ended') return;
     if (s === 'connected') {
-      this._clearTimer();
+      this._disarm('connect');
+      this._disarm('restart');
       this._restarts = 0;
       this._restarting = false;
       if (!this._sentConnected) {
@@ -274,16 +279,16 @@ export class Call extends Emitter {
   }
 
   // ICE restart (RFC 8445 section 9): only the caller offers; the callee asks with ice-restart.
-  // Each attempt has connectTimeoutMs to succeed; after kMaxIceRestarts the call is hung up.
+  // Each attempt has connectTimeoutMs to succeed; after kMaxIceRestarts failed attempts in a row
+  // the call is hung up. A call that never connected keeps its connect deadline meanwhile.
   _restartIce() {
     if (this._restarts >= kMaxIceRestarts) {
-      this._clearTimer();
-      this.hangup('ice-failed');
+      this._giveUpIce();
       return;
     }
     this._restarts += 1;
     this._restarting = true;
-    this._armTimer(this._connectTimeoutMs(), () => this._restartIce());
+    this._arm('restart', this._connectTimeoutMs(), () => this._restartIce());
     if (this.direction === 'outgoing') {
       this._sendOffer(true).catch((err) => this._client._emit('error', err));
     } else {
@@ -298,19 +303,26 @@ export class Call extends Emitter {
   }
 
   _connectTimedOut() {
-    if (this._state !== 'ended' && this.pc?.connectionState !== 'connected') {
-      this.hangup('ice-failed');
-    }
+    if (this.pc?.connectionState !== 'connected') this._giveUpIce();
   }
 
-  _armTimer(ms, fn) {
-    this._clearTimer();
-    this._timer = setTimeout(fn, ms);
+  // Hangs up with ice-failed, once.
+  _giveUpIce() {
+    this._disarm('connect');
+    this._disarm('restart');
+    if (this._gaveUp || this._state === 'ended') return;
+    this._gaveUp = true;
+    this.hangup('ice-failed');
   }
 
-  _clearTimer() {
-    if (this._timer !== null) clearTimeout(this._timer);
-    this._timer = null;
+  _arm(name, ms, fn) {
+    this._disarm(name);
+    this._timers[name] = setTimeout(fn, ms);
+  }
+
+  _disarm(name) {
+    if (this._timers[name] !== null) clearTimeout(this._timers[name]);
+    this._timers[name] = null;
   }
 
   _stopMedia() {
@@ -319,7 +331,8 @@ export class Call extends Emitter {
 
   _end(info) {
     if (this._state === 'ended') return;
-    this._clearTimer();
+    this._disarm('connect');
+    this._disarm('restart');
     this._stopMedia();
     if (this.pc) this.pc.close();
     this.endInfo = info;
@@ -459,8 +472,13 @@ export class CallClient extends Emitter {
       };
       ws.onclose = (e) => {
         clearTimeout(timer);
-        if (!welcomed) reject(new Error(`connection closed before welcome (code ${e.code})`));
-        else if (this._ws === ws) this._onSocketLost();
+        if (!welcomed) {
+          const err = new Error(`connection closed before welcome (code ${e.code} ${e.reason})`);
+          err.closeCode = e.code;
+          reject(err);
+        } else if (this._ws === ws) {
+          this._onSocketLost(e.code);
+        }
       };
     });
   }
@@ -474,12 +492,12 @@ export class CallClient extends Emitter {
   }
 
   // The socket dropped: resume within the grace period, with backoff, or give the session up.
-  _onSocketLost() {
+  _onSocketLost(code) {
     this._ws = null;
     if (this._closed) return;
     for (const call of this._calls.values()) call._onDisconnected();
-    if (!this._resume || this._graceMs <= 0) {
-      this._giveUp('connection lost');
+    if (!this._resume || this._graceMs <= 0 || kFinalCloseCodes.has(code)) {
+      this._giveUp(`connection lost (code ${code})`);
       return;
     }
     const deadline = Date.now() + this._graceMs;
@@ -500,7 +518,11 @@ export class CallClient extends Emitter {
         }
         for (const call of this._calls.values()) call._onResumed();
         for (const p of this._unacked.values()) this._ws.send(p.text);  // in seq order
-      } catch {
+      } catch (err) {
+        if (kFinalCloseCodes.has(err.closeCode)) {
+          this._giveUp('resume refused');
+          return;
+        }
         const wait = Math.min(delay, deadline - Date.now() - 100);
         if (wait <= 0) {
           this._giveUp('could not resume within the grace period');
