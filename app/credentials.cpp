@@ -17,7 +17,6 @@
 namespace callrelay::app {
 namespace {
 
-constexpr const char* kSecretFile = "rest-secret";
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -81,9 +80,9 @@ std::string to_hex(const uint8_t* bytes, size_t len) {
   return out;
 }
 
-StateSecret load_or_create_secret(const std::string& state_dir) {
+StateSecret load_or_create_secret(const std::string& state_dir, const std::string& file_name) {
   const std::filesystem::path dir(state_dir);
-  const std::filesystem::path path = dir / kSecretFile;
+  const std::filesystem::path path = dir / file_name;
   StateSecret result;
   result.path = path.string();
   std::ifstream in(path);

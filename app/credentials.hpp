@@ -22,10 +22,12 @@ struct StateSecret {
   bool created = false;  ///< generated now (first start) rather than read back
 };
 
-/// Reads `<state_dir>/rest-secret`, or generates one (64 hex chars from 32 random bytes) and
-/// stores it with mode 0600, creating the directory with mode 0700. Later starts reuse it.
-/// Throws std::runtime_error naming the path and what to fix.
-StateSecret load_or_create_secret(const std::string& state_dir);
+/// Reads `<state_dir>/<file_name>` (the REST secret by default; the signaling token secret is
+/// "signal-secret"), or generates one (64 hex chars from 32 random bytes) and stores it with
+/// mode 0600, creating the directory with mode 0700. Later starts reuse it. Throws
+/// std::runtime_error naming the path and what to fix.
+StateSecret load_or_create_secret(const std::string& state_dir,
+                                  const std::string& file_name = "rest-secret");
 
 /// A TURN REST API credential (username "expiry<sep>user", password
 /// base64(HMAC-SHA1(secret, username))), as coturn and eturnal accept.

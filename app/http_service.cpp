@@ -18,10 +18,15 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
            cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
            cfg.auth.rest_separator, auth, keys_),
       router_(cfg.http.max_request_bytes, api_, readiness,
-              [&metrics](core::TimeMs now) { return metrics.scrape_text(now); }),
-      server_(cfg.http, router_, [&metrics, &auth](core::TimeMs now) {
+              [this, &metrics](core::TimeMs now) {
+                std::string text = metrics.scrape_text(now);
+                for (const auto& scrape : scrapes_) text += scrape();
+                return text;
+              }),
+      server_(cfg.http, router_, [this, &metrics, &auth](core::TimeMs now) {
         metrics.tick(now);
         auth.prune_revocations(now);
+        for (const auto& tick : ticks_) tick(now);
       }) {}
 
 std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,

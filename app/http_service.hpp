@@ -3,7 +3,9 @@
 // revocation pruning).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <string>
 #include <vector>
 
@@ -35,10 +37,18 @@ class HttpService {
   /// The API keys of the `api:` section, for other /api/v1 endpoints to share (one failure
   /// budget per address across endpoints).
   http::ApiKeys& api_keys() { return keys_; }
+  /// Other modules' routes (the calls API, the browser SDK) are added here before start().
+  http::Router& router() { return router_; }
+  /// More exposition text appended to every /metrics answer, and more work for the 1 s tick
+  /// (both run on HTTP threads). Before start() only.
+  void add_scrape(std::function<std::string()> scrape) { scrapes_.push_back(std::move(scrape)); }
+  void add_tick(std::function<void(core::TimeMs)> tick) { ticks_.push_back(std::move(tick)); }
   void start() { server_.start(); }
   void stop() { server_.stop(); }
 
  private:
+  std::vector<std::function<std::string()>> scrapes_;
+  std::vector<std::function<void(core::TimeMs)>> ticks_;
   http::ApiKeys keys_;
   http::CredentialApi api_;
   http::Router router_;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "app/call_relay.hpp"
+#include "app/calls_service.hpp"
 #include "app/cli.hpp"
 #include "app/credentials.hpp"
 #include "app/http_service.hpp"
@@ -19,7 +21,9 @@
 #include "relay/net/server.hpp"
 #include "base/log.hpp"
 #include "telemetry/log_observer.hpp"
+#include "telemetry/call_traffic.hpp"
 #include "telemetry/telemetry.hpp"
+#include "web/assets.hpp"
 
 #ifndef CALLRELAY_VERSION
 #define CALLRELAY_VERSION "unknown"
@@ -96,9 +100,13 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Each worker's observers: the traffic of call-scoped allocations, then the Prometheus
+  // metrics, then the log.
+  telemetry::CallTraffic call_traffic;
   net::Server server(settings, net::SharedAuth{auth, nonces, policy},
-                     [&observers, &metrics](unsigned i) {
-                       return metrics.observer_for_worker(i, observers[i].get());
+                     [&observers, &metrics, &call_traffic](unsigned i) {
+                       return call_traffic.observer_for_worker(
+                           i, metrics.observer_for_worker(i, observers[i].get()));
                      });
   relay_server = &server;
   // These lines are a contract: integration tests parse them (actual ports for port 0).
@@ -108,14 +116,38 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                     l.endpoint.to_string());
   }
   const auto http = app::make_http_service(cfg, auth, metrics, readiness, server);
+  std::unique_ptr<app::RelayForCalls> relay_for_calls;
+  std::unique_ptr<app::CallsService> calls;
   if (http) {
     log::write_line(std::string("listening ") + (http->tls() ? "https " : "http ") +
                     http->local_endpoint().to_string());
+    http->router().add_route("/sdk/", [](const http::Request& req, core::TimeMs) {
+      return web::serve_asset(req);
+    });
+    if (cfg.calls.enabled) {
+      relay_for_calls = std::make_unique<app::RelayForCalls>(
+          auth, server, call_traffic,
+          app::CallCredentialSettings{
+              app::turn_uris(cfg, server),
+              cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
+              cfg.auth.rest_separator, cfg.calls.credential_ttl_s});
+      calls = std::make_unique<app::CallsService>(cfg.calls, cfg.state_dir, *relay_for_calls,
+                                                  *relay_for_calls, http->api_keys());
+      calls->add_routes(http->router());
+      http->add_scrape([&calls] { return calls->scrape_text(); });
+      http->add_tick([&calls](core::TimeMs) { calls->tick(); });
+      if (!calls->generated_secret_path().empty())
+        log::info("signaling tokens are signed with the secret in ",
+                  calls->generated_secret_path(), " (or set calls.token_secret)");
+    }
+  } else if (cfg.calls.enabled) {
+    log::warn("calls: http.enabled is false, so there is no signaling endpoint");
   }
   if (state_secret) {
     log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
   }
   server.start();
+  if (calls) calls->start();
   if (http) http->start();
   readiness.set_listeners_bound(true);
   log::info("relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
@@ -126,9 +158,10 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   sigwait(&stop_signals, &sig);
   log::info("signal ", sig, ": shutting down");
   readiness.set_draining(true);  // /readyz answers 503 from here on
+  if (calls) calls->stop();      // live calls end (records written) while the relay still runs
+  if (http) http->stop();
   server.stop();
   server.join();
-  if (http) http->stop();
   log::info("stopped");
   return 0;
 }
