@@ -8,25 +8,7 @@ const crypto = require('node:crypto');
 const http = require('node:http');
 const net = require('node:net');
 
-function base64url(data) {
-  return Buffer.from(data).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
-}
-
-/// A signaling JWT for `user`: HS256 over `secret` unless options.alg is 'none' (unsigned).
-/// options: ttl (seconds, default 600; negative for an expired token), tenant, alg, sub
-/// (overrides user, null leaves it out).
-function mintToken(secret, user, options = {}) {
-  const alg = options.alg || 'HS256';
-  const now = Math.floor(Date.now() / 1000);
-  const claims = { iat: now, exp: now + (options.ttl ?? 600) };
-  const sub = options.sub === undefined ? user : options.sub;
-  if (sub !== null) claims.sub = sub;
-  if (options.tenant) claims.tenant = options.tenant;
-  const signingInput = `${base64url(JSON.stringify({ alg, typ: 'JWT' }))}.${base64url(JSON.stringify(claims))}`;
-  if (alg === 'none') return `${signingInput}.`;
-  const signature = crypto.createHmac('sha256', secret).update(signingInput).digest();
-  return `${signingInput}.${base64url(signature)}`;
-}
+const { mintToken } = require('../lib/signal_client.js');
 
 /// Sends a WebSocket upgrade request (RFC 6455 section 4.1) for `path` to 127.0.0.1:port and
 /// resolves to { status, body }: 101 when the server upgraded (the socket is then closed).
