@@ -127,6 +127,10 @@ class WsSession final : public WsSessionBase,
   void start(std::string handshake_response) {
     asio::dispatch(strand_, [self = this->shared_from_this(), h = std::move(handshake_response)] {
       self->last_rx_ = Clock::now();
+      // Frames are small and often back to back: without TCP_NODELAY the second waits for the
+      // client's delayed ACK (Nagle), tens of ms per message.
+      asio::error_code ignored;
+      self->socket_.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
       self->hub_->add(self->key_, self->weak_from_this());
       self->enqueue(h);
       self->endpoint_.on_open(self->session_,
@@ -266,10 +270,16 @@ class WsSession final : public WsSessionBase,
     if (!writing_) write_next();
   }
 
+  /// Writes everything queued in one gathered write (deque elements stay put while more are
+  /// queued behind them).
   void write_next() {
     writing_ = true;
     write_started_ = Clock::now();
-    asio::async_write(socket_, asio::buffer(out_.front()),
+    in_flight_ = out_.size();
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(in_flight_);
+    for (const std::string& frame : out_) buffers.push_back(asio::buffer(frame));
+    asio::async_write(socket_, buffers,
                       asio::bind_executor(strand_, [self = this->shared_from_this()](
                                                        const asio::error_code& ec, size_t) {
                         self->on_written(ec);
@@ -283,8 +293,10 @@ class WsSession final : public WsSessionBase,
       finish();
       return;
     }
-    queued_ -= out_.front().size();
-    out_.pop_front();
+    for (; in_flight_ > 0; --in_flight_) {
+      queued_ -= out_.front().size();
+      out_.pop_front();
+    }
     if (!out_.empty()) {
       write_next();
     } else if (finish_after_flush_) {
@@ -333,6 +345,7 @@ class WsSession final : public WsSessionBase,
   std::vector<WsEvent> events_;
   std::deque<std::string> out_;
   size_t queued_ = 0;
+  size_t in_flight_ = 0;  ///< frames at the front of out_ being written
   bool writing_ = false;
   bool finish_after_flush_ = false;
   bool reported_ = false;

@@ -179,6 +179,15 @@ TEST_F(WsServerTest, SendAndCloseFromAnotherThread) {
   auto m = c.read_message();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->payload, "from another thread");
+  // Many sends at once (gathered into fewer writes) arrive whole and in order.
+  std::thread([conn] {
+    for (int i = 0; i < 1000; ++i) conn->send_text(std::to_string(i) + std::string(i % 300, 'x'));
+  }).join();
+  for (int i = 0; i < 1000; ++i) {
+    m = c.read_message();
+    ASSERT_TRUE(m) << i;
+    ASSERT_EQ(m->payload, std::to_string(i) + std::string(i % 300, 'x'));
+  }
   std::thread([conn] { conn->close(4001, "done"); }).join();
   m = c.read_message();
   ASSERT_TRUE(m);

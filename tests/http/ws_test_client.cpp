@@ -18,6 +18,7 @@ WsTestClient::WsTestClient(uint16_t port, std::chrono::milliseconds timeout) : t
   asio::error_code ec;
   socket_.connect(asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), port), ec);
   connected_ = !ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);  // frames go out as they are sent
 }
 
 bool WsTestClient::fill(size_t n) {
