@@ -176,11 +176,15 @@ class WsSession final : public WsSessionBase,
       finish();
       return;
     }
+    if (draining_) {  // after a protocol failure: discard until the peer closes
+      read();
+      return;
+    }
     last_rx_ = Clock::now();
     events_.clear();
     reader_.feed(std::string_view(buf_.data(), n), events_);
     for (WsEvent& e : events_) handle(e);
-    if (phase_ != Phase::kClosed && !reader_.done()) read();
+    if (phase_ != Phase::kClosed && !reader_.done() && !draining_) read();
   }
 
   void handle(WsEvent& e) {
@@ -209,8 +213,13 @@ class WsSession final : public WsSessionBase,
           return;
         }
         log::debug("http: WebSocket session ", session_, " closed: ", e.payload);
+        // RFC 6455 section 7.1.1: the close frame, then our FIN, while the rest of what the
+        // client sent (an oversized message's tail) is read and discarded. Closing the socket
+        // with unread bytes would send a reset, and the client would lose the close frame.
+        draining_ = true;
         enqueue(ws_close_frame(e.code, e.payload));
-        closing(false);
+        closing(/*wait_for_peer=*/true);
+        read();
         return;
     }
   }
@@ -301,6 +310,9 @@ class WsSession final : public WsSessionBase,
       write_next();
     } else if (finish_after_flush_) {
       finish();
+    } else if (draining_) {
+      asio::error_code ignored;
+      socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     }
   }
 
@@ -331,6 +343,7 @@ class WsSession final : public WsSessionBase,
     arm_ping();
   }
 
+  bool draining_ = false;  ///< closing after a failure: reading only to discard
   asio::strand<asio::io_context::executor_type> strand_;
   Socket socket_;
   asio::steady_timer ping_timer_;
