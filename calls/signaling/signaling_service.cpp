@@ -24,6 +24,9 @@ using nlohmann::json;
 /// Messages kept per device for replay after a reconnect. A device in its grace period receives
 /// little (candidates, a state change, an ended): this covers a renegotiation's worth.
 constexpr size_t kReplayKept = 256;
+/// ... and at most this many bytes of them, so that a device reconnecting through offers of
+/// large SDPs does not pin megabytes.
+constexpr size_t kReplayMaxBytes = 256 * 1024;
 /// A session that exceeds its message rate this many times in a row is closed (1008).
 constexpr uint32_t kFloodCloseAfter = 200;
 /// RFC 6455 section 7.4.2 leaves 4000-4999 to applications.
@@ -85,6 +88,7 @@ struct SignalingService::Impl {
     uint64_t session = 0;  ///< 0 while disconnected
     uint64_t sseq = 0;
     std::deque<std::pair<uint64_t, std::string>> replay;
+    size_t replay_bytes = 0;
   };
 
   Impl(SignalingService& o, const CallsConfig& cfg, Deps d)
@@ -384,8 +388,13 @@ void SignalingService::Impl::send_to(const DeviceId& dev, json msg) {
   msg["sseq"] = ++link.sseq;
   std::string text = msg.dump();
   if (link.session != 0) sessions.at(link.session).conn->send_text(text);
+  link.replay_bytes += text.size();
   link.replay.emplace_back(link.sseq, std::move(text));
-  if (link.replay.size() > kReplayKept) link.replay.pop_front();
+  while (link.replay.size() > kReplayKept ||
+         (link.replay.size() > 1 && link.replay_bytes > kReplayMaxBytes)) {
+    link.replay_bytes -= link.replay.front().second.size();
+    link.replay.pop_front();
+  }
 }
 
 void SignalingService::Impl::apply(Actions& out) {
