@@ -125,10 +125,14 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
       return web::serve_asset(req);
     });
     if (cfg.calls.enabled) {
+      std::vector<std::string> call_uris = app::turn_uris(cfg, server);
+      if (call_uris.empty())
+        log::warn("calls: no TURN URI to hand out with call credentials (the listeners are "
+                  "wildcard addresses): set api.public_host or api.uris");
       relay_for_calls = std::make_unique<app::RelayForCalls>(
           auth, server, call_traffic,
           app::CallCredentialSettings{
-              app::turn_uris(cfg, server),
+              std::move(call_uris),
               cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
               cfg.auth.rest_separator, cfg.calls.credential_ttl_s});
       calls = std::make_unique<app::CallsService>(cfg.calls, cfg.state_dir, *relay_for_calls,
