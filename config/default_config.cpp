@@ -35,6 +35,7 @@ log:
 http:
   listen: "127.0.0.1:9641"
   max_request_bytes: 65536
+  threads: 2
 api:
   keys: []
   default_ttl: 3600

@@ -107,8 +107,8 @@ TEST(HttpConfig, ExampleFileDocumentsEveryKey) {
   text << in.rdbuf();
   const std::string example = text.str();
   for (const char* key :
-       {"http", "enabled", "listen", "tls", "cert", "key", "max_request_bytes", "api", "keys",
-        "name", "key_file", "max_ttl", "allowed_origins", "uris", "public_host", "default_ttl"}) {
+       {"http", "enabled", "listen", "tls", "cert", "key", "max_request_bytes", "threads", "api",
+        "keys", "name", "key_file", "max_ttl", "allowed_origins", "uris", "public_host", "default_ttl"}) {
     const std::string k = key;
     const bool found = example.find("\n" + k + ":") != std::string::npos ||
                        example.find(" " + k + ":") != std::string::npos ||
