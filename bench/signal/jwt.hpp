@@ -1,4 +1,4 @@
-// Signaling tokens minted by the bench itself, as an app backend would (docs/calls.md,
+// Signaling tokens minted by the bench itself, as an app backend would (the README, section Calls,
 // "Authentication"): a JWT (RFC 7519) signed with HS256 (RFC 7518 section 3.2) over the
 // base64url header and claims (RFC 7515 section 7.1, compact serialization).
 #pragma once

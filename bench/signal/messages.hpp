@@ -1,5 +1,5 @@
-// The client messages the signaling bench sends (docs/calls.md, "Message types"), as JSON
-// text. SDPs and candidates are fake but well-formed: an SDP passes RFC 8866's shape (v=, o=,
+// The client messages the signaling bench sends (the README, section Calls, "Message
+// types"), as JSON text. SDPs and candidates are fake but well-formed: an SDP passes RFC 8866's shape (v=, o=,
 // s=, an m= line, CRLF endings) and a candidate is an RFC 8839 candidate line with sdpMid,
 // sdpMLineIndex and usernameFragment, on documentation addresses (RFC 5737).
 #pragma once

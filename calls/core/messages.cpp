@@ -1,4 +1,4 @@
-// Client messages of the signaling protocol (docs/calls.md): one JSON object per
+// Client messages of the signaling protocol (the README, section Calls): one JSON object per
 // WebSocket text message. Checks run in a fixed order (size, JSON, object, type, seq, call,
 // payload) and the first failure is reported with the dotted path of its field. Unknown fields,
 // top-level or in a payload, are ignored so that newer clients still talk to this server.

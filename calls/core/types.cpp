@@ -1,5 +1,5 @@
-// Names of the call values as the protocol, records and metrics spell them (docs/calls.md: call
-// states and outcomes).
+// Names of the call values as the protocol, records and metrics spell them (the README,
+// section Calls: call states and outcomes).
 #include "calls/core/types.hpp"
 
 namespace callrelay::calls {

@@ -1,6 +1,6 @@
 // POST /api/v1/signal/token: an app backend that holds an API key asks callrelay for a
 // signaling token (a JWT for GET /api/v1/signal?token=...) instead of signing one itself
-// (docs/calls.md, "Authentication: signaling tokens"). Thread-safe: the HTTP listener's
+// (the README, section Calls, "Authentication: signaling tokens"). Thread-safe: the HTTP listener's
 // threads call it at once (TokenSigner is immutable, ApiKeys thread-safe).
 #pragma once
 

@@ -1,4 +1,4 @@
-// A signaling client for callrelay's WebSocket endpoint (docs/calls.md), for tests that drive
+// A signaling client for callrelay's WebSocket endpoint (the README, section Calls), for tests that drive
 // calls without a browser, plus the HS256 signaling token minter every node test shares.
 //
 //   const alice = await SignalClient.connect(`ws://127.0.0.1:${port}`, mintToken(secret, 'alice'));
