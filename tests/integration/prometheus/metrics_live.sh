@@ -14,27 +14,18 @@
 #     series, the 3 with the highest throughput are the ones kept, and the cap is reported.
 # Every wait is bounded; no assertion depends on how long something took.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/prom_helpers.sh"
 
 DEPLOY_DIR="$(cd "$(dirname "$0")/../../../deploy" && pwd)"
 CAP=3
 STREAM_PID=""
-PROM_PID=""
-PROM_LOG="$WORK_DIR/prometheus.log"
 
-command -v promtool >/dev/null || fail "promtool not found (Debian package prometheus)"
-command -v prometheus >/dev/null || fail "prometheus not found (Debian package prometheus)"
-command -v curl >/dev/null || fail "curl not found"
-command -v node >/dev/null || fail "node not found (Debian package nodejs)"
 [ "$SERVER_KIND" = callrelay ] || fail "this test needs callrelay's /metrics (CALLRELAY_TEST_SERVER=$SERVER_KIND)"
 
 metrics_cleanup() {
   local rc=$?
   stop_pid "$STREAM_PID" "integ_tool stream"
-  stop_pid "$PROM_PID" prometheus
-  if [ "$rc" -ne 0 ] && [ -f "$PROM_LOG" ]; then
-    echo "---- prometheus log (last 20 lines) ----" >&2
-    tail -n 20 "$PROM_LOG" >&2
-  fi
+  prom_cleanup "$rc"
   (exit "$rc")
   cleanup
 }
@@ -51,38 +42,6 @@ start_callrelay_http() {
   [ -n "$SERVER_PORT" ] && [ "$SERVER_PORT" != 0 ] || fail "callrelay logged no 'listening udp 127.0.0.1:PORT'"
   [ -n "$HTTP_PORT" ] && [ "$HTTP_PORT" != 0 ] || fail "callrelay logged no 'listening http 127.0.0.1:PORT'"
   log "callrelay running (pid $SERVER_PID): udp $SERVER_PORT, http $HTTP_PORT"
-}
-
-# A Prometheus server on 127.0.0.1:<kernel-chosen port> scraping callrelay every second and
-# evaluating the deploy rules every second: sets PROM_URL.
-start_prometheus() {
-  mkdir -p "$WORK_DIR/prometheus"
-  cp "$DEPLOY_DIR/prometheus/alerts.yml" "$WORK_DIR/prometheus/alerts.yml"
-  cat >"$WORK_DIR/prometheus/prometheus.yml" <<EOF
-global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
-rule_files: [alerts.yml]
-scrape_configs:
-  - job_name: callrelay
-    static_configs: [{targets: ["127.0.0.1:$HTTP_PORT"]}]
-EOF
-  promtool check config "$WORK_DIR/prometheus/prometheus.yml" >/dev/null ||
-    fail "promtool rejects the test's Prometheus config"
-  prometheus --config.file="$WORK_DIR/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$WORK_DIR/prometheus/data" --web.listen-address=127.0.0.1:0 \
-    >"$PROM_LOG" 2>&1 &
-  PROM_PID=$!
-  local port="" i
-  for i in $(seq 1 100); do
-    kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited during startup"
-    if grep -q 'Server is ready to receive web requests' "$PROM_LOG"; then
-      port="$(ss -Hltnp 2>/dev/null | grep "pid=$PROM_PID," | sed -nE 's/.* 127\.0\.0\.1:([0-9]+) .*/\1/p' | head -n1)"
-      [ -n "$port" ] && break
-    fi
-    sleep 0.1
-  done
-  [ -n "$port" ] || fail "prometheus not ready (or its port not found with ss) within 10 s"
-  PROM_URL="http://127.0.0.1:$port"
-  log "prometheus running (pid $PROM_PID) on $PROM_URL"
 }
 
 scrape() { curl -fsS --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics"; }
@@ -136,11 +95,8 @@ stop_stream() {
   log "stream: $(tail -n1 "$WORK_DIR/stream.out")"
 }
 
-# prom_query PROMQL: the JSON answer of Prometheus' instant query API.
-prom_query() { curl -fsS --max-time 5 -G "$PROM_URL/api/v1/query" --data-urlencode "query=$1"; }
-
-# prom_value PROMQL: the value of the query's first sample (empty if there is none).
-prom_value() {
+# prom_first_value PROMQL: the value of the query's first sample (empty if there is none).
+prom_first_value() {
   prom_query "$1" | node -e '
     const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
     if (r.status !== "success") { console.error(JSON.stringify(r)); process.exit(1); }
@@ -152,7 +108,7 @@ prom_value() {
 wait_prom_positive() {
   local i v=""
   for i in $(seq 1 $(($2 * 2))); do
-    v="$(prom_value "$1")" || fail "Prometheus rejected the query $1"
+    v="$(prom_first_value "$1")" || fail "Prometheus rejected the query $1"
     [ -n "$v" ] && greater "$v" 0 && { log "prometheus: $1 = $v"; return 0; }
     sleep 0.5
   done
@@ -161,7 +117,7 @@ wait_prom_positive() {
 
 start_callrelay_http
 start_peer
-start_prometheus
+start_prometheus "$HTTP_PORT" "$DEPLOY_DIR/prometheus/alerts.yml"
 
 # --- 1-2: one allocation; its series grows while it lives -------------------------------------
 LIVE_USER="live-$$"
