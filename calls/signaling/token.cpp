@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calls/core/base64url.hpp"
 #include "calls/core/messages.hpp"
 
 namespace callrelay::calls {
@@ -42,36 +43,6 @@ struct MallocDeleter {
 };
 
 TokenError error(std::string reason) { return TokenError{std::move(reason)}; }
-
-/// The 6-bit value of a base64url character (RFC 4648 section 5), or -1.
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-/// base64url without padding, as JWS uses it (RFC 7515 section 2); nullopt when `in` is not.
-std::optional<std::string> base64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;  // no group encodes a single character
-  std::string out;
-  out.reserve(in.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : in) {
-    const int v = base64url_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
-    }
-  }
-  return out;
-}
 
 /// A header value made safe to quote in a reason: printable ASCII, at most kMaxEchoBytes.
 std::string echo(std::string_view s) {
