@@ -132,6 +132,17 @@ asio::ssl::context load_tls(const TlsFiles& files) {
 
 }  // namespace
 
+/// An io_context whose pending handlers can be destroyed before the objects they refer to.
+/// Handlers still queued when the pool stopped (reads on idle keep-alive connections) hold
+/// RESTinio connections, whose destructors use the server's connection limiter: they must go
+/// while the server still exists, not when the io_context is destroyed after it.
+struct IoContext : asio::io_context {
+  explicit IoContext(int concurrency_hint) : asio::io_context(concurrency_hint) {}
+  /// Destroys every pending handler (asio's execution_context::shutdown, which the destructor
+  /// would run anyway; a second run finds nothing left). Only once the threads have stopped.
+  void destroy_pending_handlers() { shutdown(); }
+};
+
 /// Everything but the RESTinio server type, which depends on plain or TLS traits.
 struct HttpServer::Impl {
   virtual ~Impl() = default;
@@ -187,7 +198,7 @@ struct HttpServer::Impl {
   Router& router;
   Tick on_tick;
   unsigned threads_wanted;
-  asio::io_context io;
+  IoContext io;
   asio::steady_timer timer{io};  ///< only its own handler touches it while the pool runs
   std::shared_ptr<detail::WsHub> hub = std::make_shared<detail::WsHub>();
   detail::WsOptions ws_options;
@@ -202,6 +213,8 @@ namespace {
 template <typename Traits>
 struct ServerOf final : HttpServer::Impl {
   using Socket = typename Traits::stream_socket_t;
+
+  ~ServerOf() override { io.destroy_pending_handlers(); }  // before `server` goes
 
   template <typename Extra>
   ServerOf(const HttpConfig& cfg, Router& r, HttpServer::Tick t, Extra&& extra)
