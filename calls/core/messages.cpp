@@ -1,7 +1,8 @@
 // Client messages of the signaling protocol (the README, section Calls): one JSON object per
 // WebSocket text message. Checks run in a fixed order (size, JSON, object, type, seq, call,
 // payload) and the first failure is reported with the dotted path of its field. Unknown fields,
-// top-level or in a payload, are ignored so that newer clients still talk to this server.
+// top-level or in a payload, are ignored so that newer clients still talk to this server; the
+// quality payloads (stats, media: messages_quality.cpp) are the exception and refuse them.
 #include "calls/core/messages.hpp"
 
 #include <array>
@@ -10,6 +11,8 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "calls/core/messages_quality.hpp"
 
 namespace callrelay::calls {
 
@@ -30,7 +33,7 @@ constexpr size_t kCallIdRandomChars = 22;
 
 constexpr std::array<const char*, kClientTypeCount> kTypeNames = {
     "invite", "ringing", "accept",    "decline",     "cancel",   "hangup",
-    "offer",  "answer",  "candidate", "ice-restart", "connected"};
+    "offer",  "answer",  "candidate", "ice-restart", "connected", "stats", "media"};
 
 constexpr std::array<const char*, 3> kHangupReasons = {"user-hangup", "ice-failed", "media-error"};
 
@@ -301,7 +304,7 @@ bool read_candidate(const json& p, const MessageLimits& lim, ClientMessage& m, M
 /// Whether the type cannot be understood without a payload.
 bool needs_payload(ClientType t) {
   return t == ClientType::kInvite || t == ClientType::kOffer || t == ClientType::kAnswer ||
-         t == ClientType::kCandidate;
+         t == ClientType::kCandidate || t == ClientType::kStats || t == ClientType::kMedia;
 }
 
 bool read_payload(const json& j, const MessageLimits& lim, ClientMessage& m, MessageError& e) {
@@ -326,6 +329,10 @@ bool read_payload(const json& j, const MessageLimits& lim, ClientMessage& m, Mes
       return read_sdp(payload, lim, m, e);
     case ClientType::kCandidate:
       return read_candidate(payload, lim, m, e);
+    case ClientType::kStats:
+      return detail::read_stats(payload, m.stats, e);
+    case ClientType::kMedia:
+      return detail::read_media_state(payload, m.media_state, e);
     case ClientType::kRinging:
     case ClientType::kCancel:
     case ClientType::kIceRestart:
@@ -371,7 +378,7 @@ bool read_envelope(const json& j, ClientMessage& m, MessageError& e) {
   if (!type) {
     return fail(e, "type",
                 "must be one of invite, ringing, accept, decline, cancel, hangup, offer, "
-                "answer, candidate, ice-restart, connected");
+                "answer, candidate, ice-restart, connected, stats, media");
   }
   m.type = *type;
   if (!seq) return fail(e, "seq", "must be an integer 1..2^53");
