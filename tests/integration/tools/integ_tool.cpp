@@ -18,6 +18,7 @@
 #include "tests/integration/tools/allocate.hpp"
 #include "tests/integration/tools/dual_stack.hpp"
 #include "tests/integration/tools/malformed.hpp"
+#include "tests/integration/tools/rtp_stream.hpp"
 #include "tests/integration/tools/stream.hpp"
 #include "tests/integration/tools/tcp_relay.hpp"
 #include "tests/integration/tools/udp.hpp"
@@ -39,7 +40,9 @@ int usage() {
                "       integ_tool tcp-relay CASE tcp|tls|udp HOST PORT USERNAME PASSWORD"
                " [OTHER_USERNAME OTHER_PASSWORD]\n"
                "         CASE: outbound close connect-errors inbound bind-errors control-close"
-               " (tcp, tls) udp-allocate (udp)\n");
+               " (tcp, tls) udp-allocate (udp)\n"
+               "       integ_tool rtp-stream HOST PORT USERNAME PASSWORD SECONDS SKIP_EVERY"
+               " JITTER_MS PEER_DELAY_MS CLIENT_DELAY_MS HOLD_SECONDS\n");
   return 2;
 }
 
@@ -137,6 +140,13 @@ int main(int argc, char** argv) {
     return callrelay::integ::run_stream(args[1], static_cast<uint16_t>(std::stoi(args[2])), args[3],
                                         static_cast<uint16_t>(std::stoi(args[4])),
                                         std::stoi(args[5]), credentials);
+  }
+  if (cmd == "rtp-stream" && args.size() == 11) {  // call quality: known loss, jitter, RTT
+    const int rc = callrelay::integ::run_rtp_stream(
+        {args[1], static_cast<uint16_t>(std::stoi(args[2])), args[3], args[4], std::stoi(args[5]),
+         std::stoi(args[6]), std::stoi(args[7]), std::stoi(args[8]), std::stoi(args[9]),
+         std::stoi(args[10])});
+    return rc == 2 ? usage() : rc;
   }
   return usage();
 }
