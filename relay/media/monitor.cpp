@@ -10,11 +10,11 @@ namespace {
 
 using Role = PayloadType::Role;
 
-constexpr int64_t kLiveUs = 5'000'000;        // an SSRC's jitter counts this long after media
-constexpr double kMaxJitterUs = 60'000'000;   // published jitter is capped at one minute
-constexpr float kMaxDeviationUs = 1e9f;       // |D| beyond this is garbage timestamps
-constexpr uint32_t kAudioClock = 48'000;      // Opus and friends
-constexpr uint32_t kVideoClock = 90'000;      // every video payload format
+constexpr int64_t kLiveUs = 5'000'000;       // an SSRC's jitter counts this long after media
+constexpr double kMaxJitterUs = 60'000'000;  // published jitter is capped at one minute
+constexpr float kMaxDeviationUs = 1e9f;      // |D| beyond this is garbage timestamps
+constexpr uint32_t kAudioClock = 48'000;     // Opus and friends
+constexpr uint32_t kVideoClock = 90'000;     // every video payload format
 
 /// Microseconds from `then` to `now`; 0 when time went backwards. No signed overflow.
 uint64_t elapsed_us(int64_t now, int64_t then) {
@@ -66,8 +66,7 @@ void MediaMonitor::on_peer_datagram(std::span<const uint8_t> payload, int64_t no
   if (demultiplex(payload) == Demux::kStun) on_binding(payload, now_us, false, out);
 }
 
-void MediaMonitor::on_rtp(std::span<const uint8_t> payload, int64_t now_us,
-                          MediaCounters& out) {
+void MediaMonitor::on_rtp(std::span<const uint8_t> payload, int64_t now_us, MediaCounters& out) {
   const auto rtp = parse_rtp(payload);
   if (!rtp) {
     out.non_media_packets.add(1);

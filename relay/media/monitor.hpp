@@ -87,15 +87,15 @@ class MediaMonitor {
  private:
   /// One RTP source of the client (64 bytes).
   struct SsrcSlot {
-    int64_t last_media_us = 0;   ///< arrival of the last counted media packet (jitter, liveness)
-    SequenceState seq;           ///< RFC 3550 A.1 and A.3
+    int64_t last_media_us = 0;  ///< arrival of the last counted media packet (jitter, liveness)
+    SequenceState seq;          ///< RFC 3550 A.1 and A.3
     uint32_t ssrc = 0;
-    uint32_t last_ts = 0;        ///< RTP timestamp that goes with last_media_us
-    uint32_t last_used = 0;      ///< tick_ of the last packet (least recently seen is recycled)
-    float jitter_us = 0;         ///< RFC 3550 A.8 J, in microseconds
+    uint32_t last_ts = 0;            ///< RTP timestamp that goes with last_media_us
+    uint32_t last_used = 0;          ///< tick_ of the last packet (least recently seen is recycled)
+    float jitter_us = 0;             ///< RFC 3550 A.8 J, in microseconds
     uint16_t undecided_packets = 0;  ///< packets seen before the kind was known
-    uint8_t kind = kUndecided;   ///< Kind, or kUndecided
-    uint8_t flags = 0;           ///< kInUse, kHasPrevious, kHasGuessPrevious
+    uint8_t kind = kUndecided;       ///< Kind, or kUndecided
+    uint8_t flags = 0;               ///< kInUse, kHasPrevious, kHasGuessPrevious
   };
   static constexpr uint8_t kUndecided = 0xff;
   static constexpr uint8_t kInUse = 1;

@@ -9,12 +9,29 @@ uint32_t read_u32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-constexpr size_t kRtpFixedHeader = 12;      // RFC 3550 section 5.1
-constexpr size_t kStunHeader = 20;          // RFC 8489 section 5
+constexpr size_t kRtpFixedHeader = 12;  // RFC 3550 section 5.1
+constexpr size_t kStunHeader = 20;      // RFC 8489 section 5
 constexpr uint32_t kMagicCookie = 0x2112A442;
 constexpr uint16_t kBindingRequest = 0x0001;
 constexpr uint16_t kBindingSuccess = 0x0101;
 constexpr uint16_t kBindingError = 0x0111;
+
+/// RFC 3551 tables 4 and 5 by payload type; reserved and unassigned numbers stay unknown.
+constexpr std::array<PayloadType, 35> kStaticTypes = [] {
+  using Role = PayloadType::Role;
+  std::array<PayloadType, 35> t{};
+  // PCMU, GSM, G723, DVI4, LPC, PCMA, G722 (8000 Hz, section 4.5.2), QCELP, CN, G728, G729
+  for (const size_t pt : {0, 3, 4, 5, 7, 8, 9, 12, 13, 15, 18}) t[pt] = {Role::kAudio, 8000};
+  t[6] = {Role::kAudio, 16000};                           // DVI4
+  t[10] = t[11] = {Role::kAudio, 44100};                  // L16
+  t[14] = {Role::kAudio, 90000};                          // MPA
+  t[16] = {Role::kAudio, 11025};                          // DVI4
+  t[17] = {Role::kAudio, 22050};                          // DVI4
+  for (const size_t pt : {25, 26, 28, 31, 32, 33, 34}) {  // CelB, JPEG, nv, H261, MPV,
+    t[pt] = {Role::kVideo, 90000};                        // MP2T, H263
+  }
+  return t;
+}();
 
 }  // namespace
 
@@ -90,19 +107,7 @@ std::optional<BindingMessage> parse_binding(std::span<const uint8_t> datagram) {
 }
 
 PayloadType static_payload_type(uint8_t payload_type) {
-  using Role = PayloadType::Role;
-  switch (payload_type) {
-    case 0: case 3: case 4: case 5: case 7: case 8: case 9: case 12: case 13: case 15: case 18:
-      return {Role::kAudio, 8000};  // PCMU, GSM, G723, DVI4, LPC, PCMA, G722, QCELP, CN, ...
-    case 6: return {Role::kAudio, 16000};   // DVI4
-    case 10: case 11: return {Role::kAudio, 44100};  // L16
-    case 14: return {Role::kAudio, 90000};  // MPA
-    case 16: return {Role::kAudio, 11025};  // DVI4
-    case 17: return {Role::kAudio, 22050};  // DVI4
-    case 25: case 26: case 28: case 31: case 32: case 33: case 34:
-      return {Role::kVideo, 90000};  // CelB, JPEG, nv, H261, MPV, MP2T, H263
-    default: return {};
-  }
+  return payload_type < kStaticTypes.size() ? kStaticTypes[payload_type] : PayloadType{};
 }
 
 }  // namespace callrelay::media

@@ -22,10 +22,10 @@ enum class SeqOutcome : uint8_t {
 /// 36 bytes, no allocation.
 class SequenceState {
  public:
-  static constexpr uint16_t kMinSequential = 2;   ///< RFC 3550 A.1 MIN_SEQUENTIAL
-  static constexpr uint16_t kMaxDropout = 3000;   ///< RFC 3550 A.1 MAX_DROPOUT
-  static constexpr uint16_t kMaxMisorder = 100;   ///< RFC 3550 A.1 MAX_MISORDER
-  static constexpr uint32_t kWindow = 128;        ///< sequence numbers remembered (> kMaxMisorder)
+  static constexpr uint16_t kMinSequential = 2;  ///< RFC 3550 A.1 MIN_SEQUENTIAL
+  static constexpr uint16_t kMaxDropout = 3000;  ///< RFC 3550 A.1 MAX_DROPOUT
+  static constexpr uint16_t kMaxMisorder = 100;  ///< RFC 3550 A.1 MAX_MISORDER
+  static constexpr uint32_t kWindow = 128;       ///< sequence numbers remembered (> kMaxMisorder)
 
   /// A new source whose first packet has `seq` (A.1: init_seq, then probation).
   void start(uint16_t seq);
@@ -53,7 +53,7 @@ class SequenceState {
   std::array<uint32_t, 4> window_{};  ///< bit i: max_seq - i was counted (word i / 32)
   uint32_t cycles_ = 0;               ///< wraps << 16
   uint32_t received_ = 0;
-  uint32_t bad_seq_ = 0;              ///< A.1: > 0xffff means none
+  uint32_t bad_seq_ = 0;  ///< A.1: > 0xffff means none
   uint16_t max_seq_ = 0;
   uint16_t base_seq_ = 0;
   uint16_t probation_ = 0;
