@@ -10,7 +10,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const sdk = await import(path.join(here, '..', '..', 'web', 'sdk', 'callrelay.js'));
 const {
   classifyLoss, eModel, scoreInterval, FallbackRule, snapshotStats, statsInterval,
-  preflightBase, classifyTurnUri, iceServersByTransport, median,
+  preflightBase, classifyTurnUri, iceServersByTransport, CallClient,
 } = sdk;
 
 const near = (actual, expected, digits, what) =>
@@ -257,7 +257,8 @@ describe('preflight helpers', () => {
     assert.equal(preflightBase('ws://127.0.0.1:9641/api/v1/signal'), 'http://127.0.0.1:9641');
     assert.equal(preflightBase('wss://relay.example.com/api/v1/signal?x=1'),
       'https://relay.example.com');
-    assert.equal(preflightBase('https://relay.example.com:8443/'), 'https://relay.example.com:8443');
+    assert.equal(preflightBase('https://relay.example.com:8443/'),
+      'https://relay.example.com:8443');
     assert.equal(preflightBase('ws://[::1]:9641/api/v1/signal'), 'http://[::1]:9641');
     assert.throws(() => preflightBase('ftp://x'), TypeError);
     assert.throws(() => preflightBase('not a url'), TypeError);
@@ -295,10 +296,279 @@ describe('preflight helpers', () => {
     });
     assert.deepEqual(iceServersByTransport(undefined), { udp: [], tcp: [], tls: [] });
   });
+});
 
-  it('takes the median round trip', () => {
-    assert.equal(median([5, 1, 3]), 3);
-    assert.equal(median([4, 1, 3, 2]), 2.5);
-    assert.ok(Number.isNaN(median([])));
+// --- a Call driven through the real CallClient with fake WebRTC objects ----------------------
+// No socket: the client keeps every message it sends until acknowledged (client._unacked), which
+// is what these tests read; server messages go in through client._onMessage.
+
+class FakeTrack {
+  constructor(kind) {
+    this.kind = kind;
+    this.enabled = true;
+    this.stopped = false;
+  }
+  stop() { this.stopped = true; }
+}
+
+class FakeStream {
+  constructor(tracks) { this.tracks = tracks; }
+  getTracks() { return [...this.tracks]; }
+  getAudioTracks() { return this.tracks.filter((t) => t.kind === 'audio'); }
+  getVideoTracks() { return this.tracks.filter((t) => t.kind === 'video'); }
+}
+
+class FakeSender {
+  constructor(track) {
+    this.track = track;
+    this.replaced = [];
+  }
+  async replaceTrack(track) {
+    this.replaced.push(track);
+    this.track = track;
+  }
+}
+
+class FakePeerConnection {
+  constructor(config) {
+    this.config = config;
+    this.senders = [];
+    this.reports = [];
+    this.closed = false;
+    this.connectionState = 'new';
+    FakePeerConnection.last = this;
+  }
+  addTrack(track) {
+    const sender = new FakeSender(track);
+    this.senders.push(sender);
+    return sender;
+  }
+  addTransceiver() {}
+  async createOffer() { return { type: 'offer', sdp: 'v=0\r\n' }; }
+  async setLocalDescription(d) { this.localDescription = d; }
+  async setRemoteDescription(d) { this.remoteDescription = d; }
+  async getStats() { return this.reports.length > 1 ? this.reports.shift() : this.reports[0]; }
+  close() { this.closed = true; }
+}
+
+globalThis.RTCPeerConnection = FakePeerConnection;
+Object.defineProperty(globalThis, 'navigator', {
+  configurable: true,
+  value: {
+    mediaDevices: {
+      getUserMedia: async (c) => new FakeStream([
+        ...(c.audio ? [new FakeTrack('audio')] : []), ...(c.video ? [new FakeTrack('video')] : []),
+      ]),
+    },
+  },
+});
+
+// Waits for queued work (promise chains, zero-delay timers) to reach `cond`.
+async function until(cond, what) {
+  for (let i = 0; i < 500; i += 1) {
+    if (cond()) return;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+// Cumulative stats of an outgoing audio and video call: `sent` and `lost` per kind as the
+// receiver's reports tell, plus received audio.
+function callReport({ audioSent, videoSent, audioLost = 0, videoLost = 0, received = 0 }) {
+  const stats = [
+    { id: 'OA', type: 'outbound-rtp', kind: 'audio', packetsSent: audioSent, bytesSent: 0 },
+    { id: 'OV', type: 'outbound-rtp', kind: 'video', packetsSent: videoSent, bytesSent: 0 },
+    { id: 'RA', type: 'remote-inbound-rtp', kind: 'audio', packetsLost: audioLost, jitter: 0.002,
+      roundTripTime: 0.02 },
+    { id: 'RV', type: 'remote-inbound-rtp', kind: 'video', packetsLost: videoLost, jitter: 0.002,
+      roundTripTime: 0.02 },
+    { id: 'IA', type: 'inbound-rtp', kind: 'audio', packetsReceived: received, packetsLost: 0,
+      jitter: 0.001 },
+  ];
+  return new Map(stats.map((s) => [s.id, s]));
+}
+
+// An outgoing audio and video call up to active, its stats baseline taken.
+async function activeCall(options = {}) {
+  const client = new CallClient({ url: 'ws://127.0.0.1:1/api/v1/signal', token: 't' });
+  client.user = 'alice';
+  const sent = () => [...client._unacked.values()].map((e) => JSON.parse(e.text));
+  const events = [];
+  const calling = client.call('bob', { audio: true, video: true, ...options });
+  await until(() => client._unacked.size === 1, 'the invite');
+  client._onMessage({ type: 'ack', seq: 1, call: 'c_1' });
+  const call = await calling;
+  for (const name of ['quality', 'peer-media', 'video-fallback', 'video-recoverable',
+    'video-restored']) {
+    call.on(name, (arg) => events.push([name, arg]));
+  }
+  if (options.beforeConnecting) options.beforeConnecting(call);
+  client._onMessage({ type: 'accepted', call: 'c_1', sseq: 1,
+    payload: { media: { audio: true, video: false }, ice_servers: [] } });
+  client._onMessage({ type: 'state', call: 'c_1', sseq: 2, payload: { state: 'connecting' } });
+  await until(() => FakePeerConnection.last?.localDescription, 'the offer');
+  const pc = FakePeerConnection.last;
+  pc.reports.push(callReport({ audioSent: 0, videoSent: 0 }));
+  client._onMessage({ type: 'state', call: 'c_1', sseq: 3, payload: { state: 'active' } });
+  await until(() => call._stats.baseline, 'the stats baseline');
+  const counters = { audioSent: 0, videoSent: 0, audioLost: 0, videoLost: 0, received: 0 };
+  // One interval: packets sent (and lost, as the receiver reported) since the last one.
+  const interval = async ({ audio = 250, video = 900, audioLost = 0, videoLost = 0 } = {}) => {
+    counters.audioSent += audio;
+    counters.videoSent += video;
+    counters.audioLost += audioLost;
+    counters.videoLost += videoLost;
+    counters.received += 250;
+    pc.reports.splice(0, pc.reports.length, callReport(counters));
+    await call._sampleStats();
+  };
+  const messages = (type) => sent().filter((m) => m.type === type).map((m) => m.payload);
+  const named = (n) => events.filter((e) => e[0] === n);
+  return { client, call, pc, events, interval, messages, named };
+}
+
+describe('a call\'s stats, quality events and media state (fake WebRTC)', () => {
+  it('sends `stats` per interval and scores each kind and direction', async () => {
+    const t = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      await t.interval({ videoLost: 18 });
+      const [stats] = t.messages('stats');
+      assert.equal(stats.outbound.length, 2);
+      assert.deepEqual(stats.outbound[1], { kind: 'video', packets_sent: 900, bitrate_bps: 0,
+        rtt_ms: 20, remote_packets_lost: 18, remote_jitter_ms: 2 });
+      assert.deepEqual(stats.inbound, [{ kind: 'audio', packets_received: 250, packets_lost: 0,
+        jitter_ms: 1 }]);
+      const quality = t.named('quality').map(([, q]) => `${q.direction} ${q.kind} ${q.class}`);
+      assert.deepEqual(quality, ['inbound audio excellent', 'outbound audio excellent',
+        'outbound video good']);
+      const video = t.call.quality.outbound.video;
+      assert.equal(video.lossRatio, 0.02);
+      assert.equal(video.rttMs, 20);
+      assert.equal(video.mos, scoreInterval({ lossRatio: 0.02, jitterMs: 2, rttMs: 20 }).mos);
+      assert.equal(t.call.quality.inbound.video, null, 'no inbound video: nothing scored');
+    } finally {
+      t.client.close();
+    }
+    assert.equal(t.call._stats.timer, null, 'the timer stops with the call');
+  });
+
+  it('falls back to audio after 3 poor video intervals, offers video after 6 good', async () => {
+    const t = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      const videoSender = t.pc.senders.find((s) => s.track.kind === 'video');
+      const camera = videoSender.track;
+      await t.interval({ videoLost: 90 });
+      await t.interval({ videoLost: 90 });
+      assert.equal(t.named('video-fallback').length, 0, 'two poor intervals are not enough');
+      await t.interval({ videoLost: 90 });
+      assert.deepEqual(t.named('video-fallback'), [['video-fallback', { reason: 'poor-quality' }]]);
+      assert.deepEqual(t.messages('media'), [{ video: false, reason: 'poor-quality' }]);
+      assert.deepEqual(videoSender.replaced, [null], 'replaceTrack(null): no video packets');
+      assert.equal(camera.enabled, true, 'the camera track is kept to restore');
+      assert.equal(t.call.videoFallback, true);
+      assert.deepEqual(t.call.localMedia, { audio: true, video: false });
+      for (let i = 0; i < 5; i += 1) await t.interval({ video: 0 });
+      await t.interval({ video: 0, audioLost: 10 });  // fair audio: the run starts over
+      for (let i = 0; i < 5; i += 1) await t.interval({ video: 0 });
+      assert.equal(t.named('video-recoverable').length, 0);
+      await t.interval({ video: 0 });
+      assert.deepEqual(t.named('video-recoverable'), [['video-recoverable', {}]]);
+      for (let i = 0; i < 8; i += 1) await t.interval({ video: 0 });
+      assert.equal(t.named('video-recoverable').length, 1, 'once per fallback');
+      assert.equal(await t.call.resumeVideo(), true);
+      assert.deepEqual(videoSender.replaced, [null, camera]);
+      assert.deepEqual(t.messages('media')[1], { video: true, reason: 'quality-restored' });
+      assert.deepEqual(t.named('video-restored'), [['video-restored', {}]]);
+      assert.equal(t.call.videoFallback, false);
+      assert.equal(await t.call.resumeVideo(), false, 'nothing to resume');
+      await t.interval({ videoLost: 90 });
+      await t.interval({ videoLost: 90 });
+      assert.equal(t.named('video-fallback').length, 1, 'the rule started over');
+    } finally {
+      t.client.close();
+    }
+  });
+
+  it('disables the camera track where replaceTrack fails, and enables it again', async () => {
+    const t = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      const sender = t.pc.senders.find((s) => s.track.kind === 'video');
+      const camera = sender.track;
+      sender.replaceTrack = async () => { throw new Error('InvalidModificationError'); };
+      for (let i = 0; i < 3; i += 1) await t.interval({ videoLost: 90 });
+      assert.equal(t.named('video-fallback').length, 1);
+      assert.equal(camera.enabled, false, 'black frames rather than the camera');
+      t.call.setCameraEnabled(true);  // remembered, but video stays stopped
+      assert.equal(camera.enabled, false);
+      assert.deepEqual(t.call.localMedia, { audio: true, video: false });
+      assert.equal(await t.call.resumeVideo(), true);
+      assert.equal(camera.enabled, true);
+      assert.deepEqual(t.messages('media').at(-1), { video: true, reason: 'quality-restored' });
+    } finally {
+      t.client.close();
+    }
+  });
+
+  it('keeps video with fallback: false, and leaves a camera the user turned off', async () => {
+    const off = await activeCall({ statsIntervalMs: 60000, fallback: false });
+    try {
+      for (let i = 0; i < 5; i += 1) await off.interval({ videoLost: 300 });
+      assert.equal(off.named('video-fallback').length, 0);
+      assert.equal(off.named('quality').length, 5 * 3, 'still scored');
+    } finally {
+      off.client.close();
+    }
+    const user = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      user.call.setCameraEnabled(false);
+      for (let i = 0; i < 5; i += 1) await user.interval({ videoLost: 300 });
+      assert.equal(user.named('video-fallback').length, 0);
+    } finally {
+      user.client.close();
+    }
+  });
+
+  it('mutes, turns the camera off and follows the other side\'s media', async () => {
+    const t = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      const [audio, video] = [t.call.localStream.getAudioTracks()[0],
+        t.call.localStream.getVideoTracks()[0]];
+      assert.deepEqual(t.call.peerMedia, { audio: true, video: false }, 'from the accept');
+      t.call.setMuted(true);
+      t.call.setCameraEnabled(false);
+      assert.equal(audio.enabled, false);
+      assert.equal(video.enabled, false);
+      assert.equal(t.call.muted, true);
+      assert.equal(t.call.cameraEnabled, false);
+      t.call.setMuted(false);
+      assert.deepEqual(t.messages('media'), [{ audio: false, reason: 'user' },
+        { video: false, reason: 'user' }, { audio: true, reason: 'user' }]);
+      t.client._onMessage({ type: 'peer-media', call: 'c_1', sseq: 4,
+        payload: { video: true, reason: 'quality-restored' } });
+      t.client._onMessage({ type: 'peer-media', call: 'c_1', sseq: 5,
+        payload: { audio: false, reason: 'user' } });
+      await until(() => t.named('peer-media').length === 2, 'two peer-media events');
+      assert.deepEqual(t.named('peer-media').map(([, e]) => e), [
+        { audio: true, video: true, reason: 'quality-restored' },
+        { audio: false, video: true, reason: 'user' }]);
+      assert.deepEqual(t.call.peerMedia, { audio: false, video: true });
+    } finally {
+      t.client.close();
+    }
+  });
+
+  it('tells the other side on connecting what changed while the call rang', async () => {
+    const t = await activeCall({
+      statsIntervalMs: 60000,
+      beforeConnecting: (call) => {
+        call.setMuted(true);  // ringing: the server would refuse `media` now
+        assert.equal(call.localStream.getAudioTracks()[0].enabled, false);
+      },
+    });
+    try {
+      assert.deepEqual(t.messages('media'), [{ audio: false, reason: 'user' }]);
+    } finally {
+      t.client.close();
+    }
   });
 });

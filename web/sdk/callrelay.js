@@ -4,7 +4,8 @@
 // RTCPeerConnection that uses the call-scoped TURN credentials the server hands out.
 //
 //   import { CallClient } from 'https://callrelay.example.com/sdk/callrelay.js';
-//   const client = await CallClient.connect({ url: 'wss://callrelay.example.com/api/v1/signal', token });
+//   const url = 'wss://callrelay.example.com/api/v1/signal';
+//   const client = await CallClient.connect({ url, token });
 //   const call = await client.call('bob', { audio: true, video: true });
 
 /** @typedef {'ringing'|'connecting'|'active'|'reconnecting'|'ended'} CallState */
@@ -699,7 +700,9 @@ export class Call extends Emitter {
     this._createPeerConnection(payload.ice_servers || []);
     for (const kind of ['audio', 'video']) {  // receive what the callee sends and we do not
       const sending = this.localStream?.getTracks().some((t) => t.kind === kind);
-      if (payload.media?.[kind] && !sending) this.pc.addTransceiver(kind, { direction: 'recvonly' });
+      if (payload.media?.[kind] && !sending) {
+        this.pc.addTransceiver(kind, { direction: 'recvonly' });
+      }
     }
     this._arm('connect', this._connectTimeoutMs(), () => this._connectTimedOut());
     await this._sendOffer(false);
@@ -981,7 +984,8 @@ export class CallClient extends Emitter {
   /**
    * Calls a user: asks for camera and microphone, then invites. Resolves once the server took
    * the invite (the call id is known); how it goes comes as the call's events.
-   * @param {string} to the callee's user id @param {MediaOptions} [options] @returns {Promise<Call>}
+   * @param {string} to the callee's user id @param {MediaOptions} [options]
+   * @returns {Promise<Call>}
    */
   async call(to, options = {}) {
     if (this._closed) throw new Error('client closed');
@@ -1300,8 +1304,8 @@ export function iceServersByTransport(iceServers) {
   return out;
 }
 
-/** The middle value (the mean of the two middle ones for an even count). @param {number[]} v */
-export function median(values) {
+// The middle value (the mean of the two middle ones for an even count).
+function median(values) {
   const v = [...values].sort((a, b) => a - b);
   if (!v.length) return NaN;
   const mid = Math.floor(v.length / 2);
@@ -1346,7 +1350,7 @@ export async function preflight({ token, url, timeoutMs = 8000,
     const r = await probeTransport(byTransport[transport], timeoutMs);
     results[transport] = r;
     const entry = { transport, ok: r.ok, gather_ms: Math.round(clamp(r.gatherMs, 0, kMaxMs)) };
-    if (r.ok) entry.rtt_ms = Math.round(clamp(r.rttMs, 0, kMaxMs) * 100) / 100;
+    if (r.ok) entry.rtt_ms = clamp(r.rttMs, 0, kMaxMs);
     else entry.error = truncateUtf8(r.error, kMaxErrorBytes);
     posted.push(entry);
   }
@@ -1426,7 +1430,8 @@ async function probeTransport(iceServers, timeoutMs) {
         ping: 'no pong' }[probe.stage];
       return failed(probe, `${what} within ${timeoutMs} ms`);
     }
-    return { ok: true, gatherMs: probe.gatherMs, rttMs: outcome.rttMs, error: null };
+    return { ok: true, gatherMs: Math.round(probe.gatherMs), rttMs: round2(outcome.rttMs),
+      error: null };
   } catch (err) {
     return failed(probe, err?.message || String(err));
   } finally {
@@ -1437,22 +1442,24 @@ async function probeTransport(iceServers, timeoutMs) {
 }
 
 function failed(probe, error) {
-  return { ok: false, gatherMs: probe.gatherMs ?? monotonicMs() - probe.start, rttMs: null, error };
+  const gatherMs = Math.round(probe.gatherMs ?? monotonicMs() - probe.start);
+  return { ok: false, gatherMs, rttMs: null, error };
+}
+
+function round2(ms) {
+  return Math.round(ms * 100) / 100;
 }
 
 async function probeRun(a, b, probe) {
   // Set just before setLocalDescription, which starts gathering (RFC 8829 section 3.5.1).
   let t0 = 0;
+  // Resolves true at the first relay candidate, false when gathering ended without one.
   const gathered = new Promise((resolve) => {
-    const done = () => resolve(probe.gatherMs !== null);
     a.addEventListener('icecandidate', (e) => {
-      if (e.candidate && isRelayCandidate(e.candidate) && probe.gatherMs === null) {
-        probe.gatherMs = monotonicMs() - t0;
-        resolve(true);
-      } else if (!e.candidate) {
-        if (probe.gatherMs === null) probe.gatherMs = monotonicMs() - t0;
-        done();
-      }
+      if (probe.gatherMs !== null) return;
+      if (e.candidate && !isRelayCandidate(e.candidate)) return;
+      probe.gatherMs = monotonicMs() - t0;
+      resolve(Boolean(e.candidate));
     });
   });
   const flushToB = trickle(a, b);
@@ -1469,7 +1476,7 @@ async function probeRun(a, b, probe) {
   await b.setLocalDescription(await b.createAnswer());
   await a.setRemoteDescription(b.localDescription);
   flushToA();
-  if (!(await gathered)) throw new Error('no relay candidate');
+  if (!(await gathered)) throw new Error('gathering ended without a relay candidate');
   probe.stage = 'connect';
   if (channel.readyState !== 'open') {
     await new Promise((resolve, reject) => {
