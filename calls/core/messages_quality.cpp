@@ -27,8 +27,7 @@ constexpr double kMaxBitrate = 1e10;
 
 constexpr std::array<const char*, 4> kCandidateTypes = {"host", "srflx", "prflx", "relay"};
 constexpr std::array<const char*, 3> kProtocols = {"udp", "tcp", "tls"};
-constexpr std::array<const char*, 3> kMediaReasons = {"user", "poor-quality",
-                                                      "quality-restored"};
+constexpr std::array<const char*, 3> kMediaReasons = {"user", "poor-quality", "quality-restored"};
 
 bool fail(MessageError& e, std::string field, std::string reason) {
   e.field = std::move(field);
@@ -170,13 +169,13 @@ bool read_pair(const Obj& payload, std::optional<PairStats>& out, MessageError& 
   const Obj o{*p, payload.field("pair")};
   if (!p->is_object()) return fail(e, o.path, "must be an object");
   PairStats s;
-  const bool ok = o.only({"local_type", "remote_type", "protocol", "relay_protocol", "rtt_ms"},
-                         e) &&
-                  read_enum(o, "local_type", kCandidateTypes, s.local_type, e) &&
-                  read_enum(o, "remote_type", kCandidateTypes, s.remote_type, e) &&
-                  read_enum(o, "protocol", kProtocols, s.protocol, e) &&
-                  read_enum(o, "relay_protocol", kProtocols, s.relay_protocol, e) &&
-                  o.number("rtt_ms", kMaxMs, s.rtt_ms, e);
+  const bool ok =
+      o.only({"local_type", "remote_type", "protocol", "relay_protocol", "rtt_ms"}, e) &&
+      read_enum(o, "local_type", kCandidateTypes, s.local_type, e) &&
+      read_enum(o, "remote_type", kCandidateTypes, s.remote_type, e) &&
+      read_enum(o, "protocol", kProtocols, s.protocol, e) &&
+      read_enum(o, "relay_protocol", kProtocols, s.relay_protocol, e) &&
+      o.number("rtt_ms", kMaxMs, s.rtt_ms, e);
   if (ok) out = s;
   return ok;
 }

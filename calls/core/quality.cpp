@@ -27,34 +27,44 @@ bool valid(Direction d, MediaKind k, QualitySource s) {
 
 const char* to_string(QualityClass c) {
   switch (c) {
-    case QualityClass::kExcellent: return "excellent";
-    case QualityClass::kGood: return "good";
-    case QualityClass::kFair: return "fair";
-    case QualityClass::kPoor: return "poor";
+    case QualityClass::kExcellent:
+      return "excellent";
+    case QualityClass::kGood:
+      return "good";
+    case QualityClass::kFair:
+      return "fair";
+    case QualityClass::kPoor:
+      return "poor";
   }
   return "unknown";
 }
 
 const char* to_string(QualitySource s) {
   switch (s) {
-    case QualitySource::kRelay: return "relay";
-    case QualitySource::kClient: return "client";
+    case QualitySource::kRelay:
+      return "relay";
+    case QualitySource::kClient:
+      return "client";
   }
   return "unknown";
 }
 
 const char* to_string(MediaKind k) {
   switch (k) {
-    case MediaKind::kAudio: return "audio";
-    case MediaKind::kVideo: return "video";
+    case MediaKind::kAudio:
+      return "audio";
+    case MediaKind::kVideo:
+      return "video";
   }
   return "unknown";
 }
 
 const char* to_string(Direction d) {
   switch (d) {
-    case Direction::kCallerToCallee: return "caller_to_callee";
-    case Direction::kCalleeToCaller: return "callee_to_caller";
+    case Direction::kCallerToCallee:
+      return "caller_to_callee";
+    case Direction::kCalleeToCaller:
+      return "callee_to_caller";
   }
   return "unknown";
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "calls/core/quality.hpp"
 #include "calls/core/types.hpp"
 
 namespace callrelay::calls {
@@ -30,6 +31,9 @@ struct CallRecord {
   uint64_t bytes_caller_to_callee = 0;
   uint64_t bytes_callee_to_caller = 0;
   uint32_t relay_allocations = 0;  ///< allocations made with the call's credentials
+  /// Relay-observed and client-reported quality per direction and kind, disagreements and
+  /// video fallbacks (README, section Call quality); empty when the call never had media.
+  CallQuality quality;
   bool relayed() const { return bytes_caller_to_callee + bytes_callee_to_caller > 0; }
   friend bool operator==(const CallRecord&, const CallRecord&) = default;
 };

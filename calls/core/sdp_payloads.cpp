@@ -114,7 +114,9 @@ class Collector {
 SectionState read_media_line(std::string_view value) {
   SectionState s;
   const std::string_view media = next_token(value);
-  s.kind = media == "audio" ? Section::kAudio : media == "video" ? Section::kVideo : Section::kOther;
+  s.kind = media == "audio"   ? Section::kAudio
+           : media == "video" ? Section::kVideo
+                              : Section::kOther;
   next_token(value);  // port
   const std::string_view proto = next_token(value);
   if (proto.find("RTP/") == std::string_view::npos) return s;  // formats are not RTP types

@@ -1,6 +1,7 @@
 // The RTP payload types a call negotiated, read from its SDP offer and answer (RFC 8866
-// section 6.6 a=rtpmap, RFC 4588 rtx, RFC 2198 red, RFC 5109 ulpfec, RFC 8627 flexfec), so that the relay can
-// tell each relayed packet's kind and clock rate without decrypting anything.
+// section 6.6 a=rtpmap, RFC 4588 rtx, RFC 2198 red, RFC 5109 ulpfec, RFC 8627 flexfec), so that
+// the relay can tell each relayed packet's kind and clock rate without decrypting anything.
+// Payload types 0..34 listed on an m= line without a=rtpmap take RFC 3551's static values.
 #pragma once
 
 #include <cstdint>

@@ -149,6 +149,7 @@ nlohmann::json to_json(const CallRecord& r) {
                 {"bytes_caller_to_callee", r.bytes_caller_to_callee},
                 {"bytes_callee_to_caller", r.bytes_callee_to_caller},
                 {"relayed", r.relayed()}};
+  j["quality"] = quality_to_json(r.quality);
   return j;
 }
 
@@ -187,6 +188,11 @@ std::optional<CallRecord> from_json(const nlohmann::json& j) {
   if (!o || !p) return std::nullopt;
   r.outcome = *o;
   r.ended_by = *p;
+  if (auto q = j.find("quality"); q != j.end() && !q->is_null()) {
+    auto quality = quality_from_json(*q);
+    if (!quality) return std::nullopt;
+    r.quality = std::move(*quality);
+  }
   return r;
 }
 

@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "calls/store/record_json.hpp"
+
 namespace callrelay::calls {
 
 namespace {
@@ -47,6 +49,9 @@ CREATE INDEX calls_callee ON calls (callee, created DESC, id DESC);
 CREATE INDEX calls_tenant ON calls (tenant, created DESC, id DESC);
 CREATE INDEX calls_outcome ON calls (outcome, created DESC, id DESC);
 )sql",
+    // The record's quality object as JSON text (record_json.hpp); NULL when empty, as in the
+    // rows of calls stored before it existed.
+    "ALTER TABLE calls ADD COLUMN quality TEXT;",
 };
 static_assert(std::size(kMigrations) == kRecordSchemaVersion);
 
@@ -54,8 +59,8 @@ static_assert(std::size(kMigrations) == kRecordSchemaVersion);
 constexpr const char* kColumns =
     "id, caller, callee, tenant, caller_device, answered_device, audio, video, created, "
     "answered, connected, ended, outcome, end_reason, ended_by, setup_ms, ice_restarts, "
-    "reconnects, bytes_caller_to_callee, bytes_callee_to_caller, relay_allocations";
-constexpr int kColumnCount = 21;
+    "reconnects, bytes_caller_to_callee, bytes_callee_to_caller, relay_allocations, quality";
+constexpr int kColumnCount = 22;
 constexpr size_t kMaxLimit = 1000;
 
 std::optional<Party> parse_party(std::string_view text) {
@@ -65,7 +70,8 @@ std::optional<Party> parse_party(std::string_view text) {
   return std::nullopt;
 }
 
-using Value = std::variant<int64_t, std::string>;
+/// A bound value; monostate binds NULL.
+using Value = std::variant<int64_t, std::string, std::monostate>;
 
 /// Resets a cached statement when a scope ends, also by exception, so that no read
 /// transaction stays open on the connection (it would hold back WAL checkpoints).
@@ -137,11 +143,15 @@ struct SqliteStore::Connection {
   }
 
   void bind(sqlite3_stmt* stmt, int index, const Value& v) {
-    int rc = std::holds_alternative<int64_t>(v)
-                 ? sqlite3_bind_int64(stmt, index, std::get<int64_t>(v))
-                 : sqlite3_bind_text(stmt, index, std::get<std::string>(v).data(),
-                                     static_cast<int>(std::get<std::string>(v).size()),
-                                     SQLITE_TRANSIENT);
+    int rc = SQLITE_OK;
+    if (const auto* i = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(stmt, index, *i);
+    } else if (const auto* text = std::get_if<std::string>(&v)) {
+      rc = sqlite3_bind_text(stmt, index, text->data(), static_cast<int>(text->size()),
+                             SQLITE_TRANSIENT);
+    } else {
+      rc = sqlite3_bind_null(stmt, index);
+    }
     if (rc != SQLITE_OK) fail("bind");
   }
 
@@ -198,7 +208,8 @@ std::vector<Value> record_values(const CallRecord& r) {
           int64_t{r.reconnects},
           static_cast<int64_t>(r.bytes_caller_to_callee),  // same bits back in read_row
           static_cast<int64_t>(r.bytes_callee_to_caller),
-          int64_t{r.relay_allocations}};
+          int64_t{r.relay_allocations},
+          r.quality.empty() ? Value(std::monostate{}) : Value(quality_to_json(r.quality).dump())};
 }
 
 std::string text_column(sqlite3_stmt* stmt, int i) {
@@ -239,6 +250,15 @@ CallRecord read_row(sqlite3_stmt* stmt, const std::string& path) {
   r.bytes_caller_to_callee = static_cast<uint64_t>(sqlite3_column_int64(stmt, 18));
   r.bytes_callee_to_caller = static_cast<uint64_t>(sqlite3_column_int64(stmt, 19));
   r.relay_allocations = u32_column(stmt, 20);
+  if (sqlite3_column_type(stmt, 21) != SQLITE_NULL) {
+    const auto json = nlohmann::json::parse(text_column(stmt, 21), nullptr, false);
+    auto quality = json.is_discarded() ? std::nullopt : quality_from_json(json);
+    if (!quality) {
+      throw std::runtime_error("call records '" + path + "': record " + r.id +
+                               " has an unreadable quality column");
+    }
+    r.quality = std::move(*quality);
+  }
   return r;
 }
 
@@ -285,7 +305,7 @@ void SqliteStore::set_max_pages(uint32_t max_pages) {
 
 void SqliteStore::put(const CallRecord& record) {
   static const std::string kInsert = std::string("INSERT OR REPLACE INTO calls (") + kColumns +
-                                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
   const std::vector<Value> values = record_values(record);
   std::lock_guard lock(write_mutex_);
   Connection& c = *writer_;

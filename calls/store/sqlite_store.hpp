@@ -18,8 +18,8 @@ struct sqlite3;
 namespace callrelay::calls {
 
 /// The schema version this build writes (PRAGMA user_version); older files are migrated on
-/// open, newer ones are refused.
-inline constexpr int kRecordSchemaVersion = 1;
+/// open, newer ones are refused. 2: the quality column.
+inline constexpr int kRecordSchemaVersion = 2;
 
 /// RecordStore on libsqlite3.
 ///

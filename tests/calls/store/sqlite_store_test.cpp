@@ -21,6 +21,7 @@ namespace callrelay::calls {
 namespace {
 
 using test::make_record;
+using test::RawDb;
 
 constexpr TimeMs kT0 = 1796237106123;
 constexpr std::string_view kBase64Url =
@@ -39,33 +40,6 @@ std::string base64url(std::string_view in) {
   }
   return out;
 }
-
-/// A second, raw handle on the file, as an operator's sqlite3 shell would have.
-class RawDb {
- public:
-  explicit RawDb(const std::string& path) {
-    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open");
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  void exec(const char* sql) {
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sqlite3_errmsg(db_));
-    }
-  }
-  std::string text(const char* sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string out = "<error>";
-    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 /// RecordQuery with only the named filters set (designated initializers would have to name
 /// every member under -Wextra).
@@ -234,7 +208,7 @@ TEST_F(SqliteStoreTest, LimitIsClampedToOneThroughAThousand) {
       "INSERT INTO calls SELECT id || '_' || n, caller, callee, tenant, caller_device, "
       "answered_device, audio, video, created + n, answered, connected, ended, outcome, "
       "end_reason, ended_by, setup_ms, ice_restarts, reconnects, bytes_caller_to_callee, "
-      "bytes_callee_to_caller, relay_allocations FROM calls, seq");
+      "bytes_callee_to_caller, relay_allocations, quality FROM calls, seq");
   RecordPage one = store.query(Q().limit(0));
   EXPECT_EQ(one.records.size(), 1u);
   EXPECT_NE(one.next_cursor, "");
