@@ -34,7 +34,7 @@ struct PayloadType {
 };
 
 /// A call's payload types indexed by PT (0..127). Shared, read-only, by the call's allocations;
-/// without one a packet's kind is guessed (README, section Call quality).
+/// without one a packet's kind is guessed (see MediaMonitor::set_payload_map).
 using PayloadMap = std::array<PayloadType, 128>;
 
 /// A counter or gauge with one writer (relaxed load+store, no locked instruction).
@@ -53,7 +53,9 @@ struct KindCounters {
   Relaxed expected;   ///< packets expected from extended sequence numbers, since the start
   Relaxed received;   ///< media packets received (duplicates not counted twice)
   Relaxed jitter_us;  ///< current interarrival jitter of the worst live SSRC, microseconds
-  Relaxed packets;    ///< every RTP packet of this kind seen (incl. repair), for activity
+  /// Every RTP packet of this kind seen (duplicates and padding-only included; repair streams
+  /// belong to no kind), for activity
+  Relaxed packets;
 };
 
 /// What the monitor publishes. Lives in core::AllocationInfo (stable address).
@@ -64,7 +66,9 @@ struct MediaCounters {
   /// client); peer leg: relay -> peer -> relay (a request from the client, answered by the peer).
   Relaxed rtt_client_us, rtt_client_samples;
   Relaxed rtt_peer_us, rtt_peer_samples;
-  Relaxed non_media_packets;  ///< DTLS, STUN, RTCP, padding-only and unclassifiable datagrams
+  /// Client datagrams that carried no media: DTLS, STUN, RTCP, repair streams, padding-only
+  /// RTP and unclassifiable datagrams
+  Relaxed non_media_packets;
 };
 
 /// The measuring state of one allocation: a few SSRC slots and a few pending Binding
@@ -76,6 +80,11 @@ class MediaMonitor {
 
   /// The call's payload types (may be null: kinds are guessed). The map outlives its use:
   /// the owner replaces it with set_payload_map before freeing the old one.
+  /// An SSRC's kind is decided once, by its first media packet whose payload type the map
+  /// declares audio or video; else by the static types of RFC 3551 (0..34); else 111, 109 and
+  /// 63 are audio; else by the timestamp step between two consecutive media packets: 480, 960
+  /// or 1920 (10, 20, 40 ms at 48 kHz) is audio, anything else video (90 kHz). Until then its
+  /// packets are accounted but published only once the kind is known.
   void set_payload_map(const PayloadMap* map) { map_ = map; }
 
   /// One datagram the client sent to a peer (the DATA of a Send indication or a ChannelData
