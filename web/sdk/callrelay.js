@@ -1,12 +1,17 @@
 // callrelay browser SDK: one ES module, no dependencies, no build step. Served by callrelay at
 // /sdk/callrelay.js. Speaks the signaling protocol of callrelay's README (section Calls): JSON
 // messages over one WebSocket, the server deciding every call state, and media over an
-// RTCPeerConnection that uses the call-scoped TURN credentials the server hands out.
+// RTCPeerConnection that uses the call-scoped TURN credentials the server hands out. An active
+// call reports its getStats() figures (`stats`), scores its quality per interval with the same
+// E-model as the server, and falls back to audio when its video is lost (README, section Call
+// quality); preflight() checks the relay's transports before a call.
 //
-//   import { CallClient } from 'https://callrelay.example.com/sdk/callrelay.js';
+//   import { CallClient, preflight } from 'https://callrelay.example.com/sdk/callrelay.js';
 //   const url = 'wss://callrelay.example.com/api/v1/signal';
+//   const { transports } = await preflight({ url, token });  // transports.udp.ok, ...
 //   const client = await CallClient.connect({ url, token });
 //   const call = await client.call('bob', { audio: true, video: true });
+//   call.on('quality', ({ kind, direction, class: cls, mos }) => show(kind, direction, cls, mos));
 
 /** @typedef {'ringing'|'connecting'|'active'|'reconnecting'|'ended'} CallState */
 /**
