@@ -34,6 +34,8 @@ constexpr size_t kCallIdRandomChars = 22;
 constexpr std::array<const char*, kClientTypeCount> kTypeNames = {
     "invite", "ringing", "accept",    "decline",     "cancel",   "hangup",
     "offer",  "answer",  "candidate", "ice-restart", "connected", "stats", "media"};
+// A name missing at the end would leave a null in the array instead of failing to compile.
+static_assert(kTypeNames.back() != nullptr, "a ClientType without a name");
 
 constexpr std::array<const char*, 3> kHangupReasons = {"user-hangup", "ice-failed", "media-error"};
 

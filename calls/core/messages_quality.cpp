@@ -5,6 +5,7 @@
 // figures until RTCP arrives, and JSON.stringify writes NaN as null).
 #include "calls/core/messages_quality.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +25,8 @@ constexpr size_t kMaxStreams = 2;  // one per kind
 constexpr uint64_t kMaxCount = 10'000'000;
 constexpr double kMaxMs = 60000;
 constexpr double kMaxBitrate = 1e10;
+/// Unknown field names longer than this are not repeated in the error.
+constexpr size_t kMaxEchoedKeyBytes = 32;
 
 constexpr std::array<const char*, 4> kCandidateTypes = {"host", "srflx", "prflx", "relay"};
 constexpr std::array<const char*, 3> kProtocols = {"udp", "tcp", "tls"};
@@ -48,12 +51,22 @@ struct Obj {
     return it == j.end() || it->is_null() ? nullptr : &*it;
   }
 
-  /// Refuses any member not in `known`.
+  /// Refuses any member not in `known`. The error names the member when its name is short
+  /// printable ASCII; any other name is not echoed back to the client.
   bool only(std::initializer_list<const char*> known, MessageError& e) const {
     for (const auto& [key, value] : j.items()) {
       bool ok = false;
-      for (const char* k : known) ok = ok || key == k;
-      if (!ok) return fail(e, path + "." + key, "is not a field of " + path);
+      std::string expected;
+      for (const char* k : known) {
+        ok = ok || key == k;
+        expected += std::string(expected.empty() ? "" : ", ") + k;
+      }
+      if (ok) continue;
+      const bool echo = !key.empty() && key.size() <= kMaxEchoedKeyBytes &&
+                        std::all_of(key.begin(), key.end(),
+                                    [](char c) { return c >= 0x21 && c <= 0x7E && c != '.'; });
+      return echo ? fail(e, path + "." + key, "is not a field of " + path + " (" + expected + ")")
+                  : fail(e, path, "has a field that is not one of " + expected);
     }
     return true;
   }

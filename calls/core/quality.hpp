@@ -118,7 +118,8 @@ class QualityTracker {
   /// Compares the relay's and the client's loss for one direction and kind over the same
   /// time (both measured over roughly one interval), counting a disagreement when they differ
   /// by more than kDisagreementMargin. Returns which, if any: "client_underreports" or
-  /// "loss_after_relay" (nullptr: they agree, or there is too little to compare).
+  /// "loss_after_relay" (nullptr: they agree, or either side expected fewer than
+  /// kMinComparePackets packets).
   const char* compare(Direction direction, MediaKind kind, const IntervalMeasure& relay,
                       const IntervalMeasure& client);
   /// `party` stopped its video for poor quality at `at`. Ignored while that party's previous

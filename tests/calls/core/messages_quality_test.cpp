@@ -183,6 +183,17 @@ TEST(StatsMessage, EveryBadFieldIsNamed) {
   }
 }
 
+TEST(StatsMessage, UnknownFieldNamesAreEchoedOnlyWhenShortAndPlain) {
+  json p = full_stats();
+  p["inbound"][0]["x_field_32_bytes_long_0123456789"] = 1;
+  refused_at(msg("stats", p), "payload.inbound[0].x_field_32_bytes_long_0123456789");
+  for (const char* key : {"x_field_33_bytes_long_01234567890", "caf\u00e9", "a.b", "a b", ""}) {
+    p = full_stats();
+    p["pair"][key] = 1;
+    refused_at(msg("stats", p), "payload.pair");
+  }
+}
+
 TEST(StatsMessage, AtMostOneEntryPerKind) {
   json p = full_stats();
   p["inbound"].push_back({{"kind", "audio"}});
