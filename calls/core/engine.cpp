@@ -148,6 +148,8 @@ void CallEngine::on_message(const DeviceId& device, const ClientMessage& m, Time
     case ClientType::kCandidate: s.candidate(d, c, m, out); break;
     case ClientType::kIceRestart: s.ice_restart(d, c, m, out); break;
     case ClientType::kConnected: s.connected(d, c, m, now, out); break;
+    case ClientType::kStats: s.stats(d, c, m, now, out); break;
+    case ClientType::kMedia: s.media(d, c, m, now, out); break;
     case ClientType::kInvite: break;  // handled above
   }
 }
@@ -400,6 +402,7 @@ void CallEngine::Impl::end_call(Call& c, Outcome outcome, std::string reason, Pa
   c.rec.end_reason = std::move(reason);
   c.rec.ended_by = by;
   c.rec.ended = now;
+  c.rec.quality = c.quality.result();
   const json ended = message("ended", c,
                              {{"outcome", to_string(outcome)},
                               {"reason", c.rec.end_reason},

@@ -12,13 +12,16 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "calls/core/config.hpp"
 #include "calls/core/messages.hpp"
+#include "calls/core/quality.hpp"
 #include "calls/core/record.hpp"
+#include "calls/core/sdp_payloads.hpp"
 #include "calls/core/types.hpp"
 
 namespace callrelay::calls {
@@ -46,6 +49,13 @@ class CallObserver {
   virtual void on_ice_restart() {}
   /// A device resumed within the grace period (`in_call`: it had a live call).
   virtual void on_reconnect(bool /*in_call*/) {}
+  /// One scored interval of an active call (relay-observed or client-reported).
+  virtual void on_quality_interval(const QualityInterval& /*interval*/) {}
+  /// The relay's and the receiving client's loss disagreed for one interval: `reason` is
+  /// "client_underreports" or "loss_after_relay" (QualityTracker::compare).
+  virtual void on_disagreement(MediaKind /*kind*/, const char* /*reason*/) {}
+  /// A sender stopped its video for poor quality (`media` video:false, reason poor-quality).
+  virtual void on_video_fallback() {}
 };
 
 /// One message for one device. The service adds `sseq` and sends it.
@@ -62,6 +72,16 @@ struct Actions {
   std::vector<CallRecord> ended;
   /// Devices to disconnect for good (their grace period ran out, or they were refused).
   std::vector<DeviceId> drop;
+  /// Calls whose negotiated payload types changed (an offer or answer passed): the union of
+  /// the current offer's and answer's, for CallRelay::set_payload_types.
+  std::vector<std::pair<std::string, std::vector<RtpPayloadType>>> payload_types;
+};
+
+/// An active call's id and users, for sampling what the relay measured of it.
+struct ActiveCall {
+  std::string id;
+  std::string caller, callee;  ///< user ids
+  TimeMs connected = 0;        ///< when it became active
 };
 
 /// Makes call ids ("c_" + 22 base64url characters); random in production, a counter in tests.
@@ -90,6 +110,15 @@ class CallEngine {
 
   /// One parsed client message from `device`: answered with `ack` or `error`, and acted on.
   void on_message(const DeviceId& device, const ClientMessage& msg, TimeMs now, Actions& out);
+
+  /// A relay-observed interval of an active call, for one direction and kind (README, section
+  /// Call quality): scored, added to the call's quality and compared with the receiving
+  /// client's latest report for the same direction and kind when that one is recent. False
+  /// (and nothing changes) when the call is unknown or not active.
+  bool on_relay_interval(std::string_view call_id, Direction direction, MediaKind kind,
+                         TimeMs start, TimeMs end, const IntervalMeasure& measure);
+  /// The calls that are active now, for the service's relay sampling.
+  std::vector<ActiveCall> active_calls() const;
 
   /// Ends what is due at `now` (ring, connect, grace, duration deadlines). Returns the next
   /// deadline, or INT64_MAX when nothing is pending.

@@ -1,6 +1,7 @@
 // Private to calls/core: the state behind CallEngine. The lifecycle (devices, invite, accept,
 // decline, cancel, hang-up, deadlines) lives in engine.cpp, the media negotiation (offer,
-// answer, candidates, ICE restart, connected) in engine_media.cpp.
+// answer, candidates, ICE restart, connected) in engine_media.cpp, call quality (stats, media,
+// relay intervals) in engine_quality.cpp.
 #pragma once
 
 #include <array>
@@ -46,6 +47,17 @@ struct Call {
   bool answer_seen = false;       ///< the caller device got an answer (can use callee candidates)
   bool caller_connected = false, callee_connected = false;
   std::vector<nlohmann::json> held_for_callee, held_for_caller;  ///< candidate payloads
+  /// Payload types of the current offer and answer (their union goes to the relay).
+  std::vector<RtpPayloadType> offer_types, answer_types;
+  QualityTracker quality;
+  /// The receiving client's latest interval per [direction][kind], until a relay interval
+  /// is compared with it (each client interval is compared at most once).
+  struct LatestClient {
+    IntervalMeasure measure;
+    TimeMs end = 0;
+    bool pending = false;  ///< not compared yet
+  };
+  std::array<std::array<LatestClient, 2>, 2> latest_client{};
 };
 
 /// Deadlines of calls and of offline devices in one ordered set, so the timer never scans.
@@ -92,6 +104,14 @@ struct CallEngine::Impl {
   void candidate(DeviceState& d, Call& c, const ClientMessage& m, Actions& out);
   void ice_restart(DeviceState& d, Call& c, const ClientMessage& m, Actions& out);
   void connected(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now, Actions& out);
+  /// The union of the offer's and answer's payload types, for the relay.
+  static void payload_types(const Call& c, Actions& out);
+
+  // --- call quality (engine_quality.cpp) ---
+  void stats(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now, Actions& out);
+  void media(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now, Actions& out);
+  void relay_interval(Call& c, Direction dir, MediaKind kind, TimeMs start, TimeMs end,
+                      const IntervalMeasure& measure);
 
   // --- helpers (engine.cpp) ---
   /// A server message about call `c`.

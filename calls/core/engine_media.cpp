@@ -2,6 +2,8 @@
 // the receiving side can use them), ICE restarts and the connected reports that make a call
 // active. JSEP (RFC 8829) lets either side offer; here only the caller does, so two offers can
 // never cross (no glare) and no rollback is ever needed.
+#include <algorithm>
+
 #include "calls/core/engine_impl.hpp"
 
 namespace callrelay::calls {
@@ -50,6 +52,8 @@ void CallEngine::Impl::offer(DeviceState& d, Call& c, const ClientMessage& m, Ac
   }
   c.offer_pending = true;
   c.offer_seen = true;
+  c.offer_types = sdp_payload_types(m.sdp);
+  payload_types(c, out);
   send(out, c.rec.answered_device,
        message("offer", c, {{"sdp", m.sdp}, {"restart", m.restart}}));
   // Candidates the caller sent before its offer reached the callee, in order.
@@ -75,6 +79,8 @@ void CallEngine::Impl::answer(DeviceState& d, Call& c, const ClientMessage& m, A
   note(m.type, "ok");
   c.offer_pending = false;
   c.answer_seen = true;
+  c.answer_types = sdp_payload_types(m.sdp);
+  payload_types(c, out);
   send(out, c.rec.caller_device, message("answer", c, {{"sdp", m.sdp}}));
   for (json& held : c.held_for_caller)
     send(out, c.rec.caller_device, message("candidate", c, std::move(held)));
@@ -127,6 +133,18 @@ void CallEngine::Impl::ice_restart(DeviceState& d, Call& c, const ClientMessage&
   ack(d, m, out);
   note(m.type, "ok");
   send(out, c.rec.caller_device, message("ice-restart", c));
+}
+
+void CallEngine::Impl::payload_types(const Call& c, Actions& out) {
+  // RFC 8843 section 9.1: within a BUNDLE group a payload type means one thing, so the offer's
+  // and the answer's can be merged by number (the offer's wins should they ever differ).
+  std::vector<RtpPayloadType> types = c.offer_types;
+  for (const RtpPayloadType& t : c.answer_types) {
+    const bool known = std::any_of(types.begin(), types.end(),
+                                   [&](const RtpPayloadType& o) { return o.pt == t.pt; });
+    if (!known) types.push_back(t);
+  }
+  out.payload_types.emplace_back(c.rec.id, std::move(types));
 }
 
 void CallEngine::Impl::connected(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now,

@@ -26,6 +26,18 @@ const prometheus::Histogram::BucketBoundaries kRingBuckets{1, 2, 3, 5, 8, 13, 20
 const prometheus::Histogram::BucketBoundaries kDurationBuckets{10,   30,   60,   120,  300,
                                                                600,  1200, 1800, 3600, 7200};
 
+// Call quality, per interval (README, section Call quality): MOS on the 1..4.5 scale WebRTC's
+// E-model yields; loss ratio around the class limits (1%, 3%, 5%); jitter and round trip in
+// seconds, as Prometheus base units want.
+const prometheus::Histogram::BucketBoundaries kMosBuckets{1, 1.5, 2, 2.5, 3, 3.5, 4, 4.25, 4.5};
+const prometheus::Histogram::BucketBoundaries kLossBuckets{.001, .005, .01, .02, .03,
+                                                           .05,  .1,   .2,  .5};
+const prometheus::Histogram::BucketBoundaries kJitterBuckets{.001, .0025, .005, .01, .02,
+                                                             .03,  .05,   .1,   .2};
+const prometheus::Histogram::BucketBoundaries kRttBuckets{.005, .01, .025, .05, .1,
+                                                          .2,   .3,  .5,   1};
+const char* const kDisagreementReasons[] = {"client_underreports", "loss_after_relay"};
+
 const char* const kRejectReasons[] = {"invalid",     "too-large",      "unknown-call",
                                       "not-participant", "wrong-state", "rate-limited",
                                       "unavailable", "unauthorized"};
@@ -105,6 +117,44 @@ struct CallMetrics::Impl {
       .Name("callrelay_call_webhook_posts_total")
       .Help("Call records posted to the webhook, by result (delivered, failed, dropped)")
       .Register(registry);
+  prometheus::Family<prometheus::Histogram>& mos = BuildHistogram()
+      .Name("callrelay_call_quality_mos")
+      .Help("Mean opinion score (E-model) per interval of an active call, by source and kind")
+      .Register(registry);
+  prometheus::Family<prometheus::Histogram>& loss = BuildHistogram()
+      .Name("callrelay_call_quality_loss_ratio")
+      .Help("Packet loss ratio per interval of an active call, by source and kind")
+      .Register(registry);
+  prometheus::Family<prometheus::Histogram>& jitter = BuildHistogram()
+      .Name("callrelay_call_quality_jitter_seconds")
+      .Help("Interarrival jitter per interval of an active call, by source and kind")
+      .Register(registry);
+  prometheus::Family<prometheus::Histogram>& rtt = BuildHistogram()
+      .Name("callrelay_call_quality_rtt_seconds")
+      .Help("Round-trip time per interval of an active call (when known), by source and kind")
+      .Register(registry);
+  prometheus::Family<prometheus::Counter>& intervals = BuildCounter()
+      .Name("callrelay_call_quality_intervals_total")
+      .Help("Scored intervals of active calls, by source, kind and quality class")
+      .Register(registry);
+  prometheus::Family<prometheus::Counter>& disagreements = BuildCounter()
+      .Name("callrelay_call_quality_disagreements_total")
+      .Help("Intervals where the relay's and the receiving client's loss disagreed, by kind and "
+            "reason (client_underreports, loss_after_relay)")
+      .Register(registry);
+  prometheus::Counter& fallbacks = BuildCounter()
+      .Name("callrelay_call_video_fallbacks_total")
+      .Help("Senders that stopped their video for poor quality")
+      .Register(registry)
+      .Add({});
+  /// Per [source][kind]: the four histograms, and the interval counters by class.
+  struct QualitySeries {
+    prometheus::Histogram *mos = nullptr, *loss = nullptr, *jitter = nullptr, *rtt = nullptr;
+    std::array<prometheus::Counter*, kQualityClasses> by_class{};
+  };
+  std::array<std::array<QualitySeries, 2>, 2> quality{};
+  std::array<std::array<prometheus::Counter*, std::size(kDisagreementReasons)>, 2>
+      disagreement{};
   std::mutex storage_mutex;
   StorageProbe storage_seen;  ///< the probe's totals already added to the counters
 
@@ -126,6 +176,29 @@ struct CallMetrics::Impl {
     for (const char* s : {"true", "false"}) resumes.Add({{"in_call", s}});
     for (const char* r : {"written", "dropped", "write_retry"}) records.Add({{"result", r}});
     for (const char* r : {"delivered", "failed", "dropped"}) webhook.Add({{"result", r}});
+    add_quality_series();
+  }
+
+  void add_quality_series() {
+    for (const QualitySource src : {QualitySource::kRelay, QualitySource::kClient}) {
+      for (const MediaKind kind : {MediaKind::kAudio, MediaKind::kVideo}) {
+        const prometheus::Labels labels{{"source", to_string(src)}, {"kind", to_string(kind)}};
+        QualitySeries& q = quality[static_cast<size_t>(src)][static_cast<size_t>(kind)];
+        q.mos = &mos.Add(labels, kMosBuckets);
+        q.loss = &loss.Add(labels, kLossBuckets);
+        q.jitter = &jitter.Add(labels, kJitterBuckets);
+        q.rtt = &rtt.Add(labels, kRttBuckets);
+        for (size_t c = 0; c < kQualityClasses; ++c) {
+          prometheus::Labels with_class = labels;
+          with_class["class"] = to_string(static_cast<QualityClass>(c));
+          q.by_class[c] = &intervals.Add(with_class);
+        }
+      }
+    }
+    for (const MediaKind kind : {MediaKind::kAudio, MediaKind::kVideo})
+      for (size_t r = 0; r < std::size(kDisagreementReasons); ++r)
+        disagreement[static_cast<size_t>(kind)][r] = &disagreements.Add(
+            {{"kind", to_string(kind)}, {"reason", kDisagreementReasons[r]}});
   }
 };
 
@@ -169,6 +242,24 @@ void CallMetrics::on_ice_restart() { impl_->ice_restarts.Increment(); }
 void CallMetrics::on_reconnect(bool in_call) {
   impl_->resumes.Add({{"in_call", in_call ? "true" : "false"}}).Increment();
 }
+
+void CallMetrics::on_quality_interval(const QualityInterval& i) {
+  auto& q = impl_->quality[static_cast<size_t>(i.source)][static_cast<size_t>(i.kind)];
+  q.mos->Observe(i.mos);
+  q.loss->Observe(i.loss_ratio);
+  q.jitter->Observe(i.measure.jitter_ms / 1000.0);
+  if (i.measure.rtt_ms >= 0) q.rtt->Observe(i.measure.rtt_ms / 1000.0);
+  q.by_class[static_cast<size_t>(i.quality)]->Increment();
+}
+
+void CallMetrics::on_disagreement(MediaKind kind, const char* reason) {
+  if (reason == nullptr) return;
+  auto& row = impl_->disagreement[static_cast<size_t>(kind)];
+  for (size_t r = 0; r < std::size(kDisagreementReasons); ++r)
+    if (std::string_view(reason) == kDisagreementReasons[r]) row[r]->Increment();
+}
+
+void CallMetrics::on_video_fallback() { impl_->fallbacks.Increment(); }
 
 void CallMetrics::set_live(size_t ringing, size_t connecting, size_t active, size_t connections) {
   impl_->live.Add({{"state", "ringing"}}).Set(static_cast<double>(ringing));

@@ -1,5 +1,7 @@
-// Prometheus metrics of calls and signaling (README, section Metrics: Calls). Labels are
-// bounded: outcome, message type, result and rejection reason only; never a user or a call id.
+// Prometheus metrics of calls and signaling (README, section Metrics: Calls) and of call
+// quality (section Call quality). Labels are bounded: outcome, message type, result, rejection
+// reason, quality source, media kind, quality class and disagreement reason only; never a user
+// or a call id.
 // The engine's observer callbacks run on the signaling thread; scrapes run on HTTP threads:
 // prometheus-cpp's counters and histograms are safe for that.
 #pragma once
@@ -28,6 +30,9 @@ class CallMetrics : public CallObserver {
   void on_call_ended(const CallRecord& r) override;
   void on_ice_restart() override;
   void on_reconnect(bool in_call) override;
+  void on_quality_interval(const QualityInterval& interval) override;
+  void on_disagreement(MediaKind kind, const char* reason) override;
+  void on_video_fallback() override;
 
   /// A message refused before it reached the engine: `reason` is the error code (invalid,
   /// too-large, rate-limited) or "unauthorized" for a refused upgrade.

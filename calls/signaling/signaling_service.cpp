@@ -10,10 +10,12 @@
 #include <chrono>
 #include <deque>
 #include <future>
+#include <map>
 #include <optional>
 
 #include "base/log.hpp"
 #include "calls/core/messages.hpp"
+#include "calls/signaling/relay_sampler.hpp"
 #include "http/codec.hpp"
 
 namespace callrelay::calls {
@@ -118,6 +120,12 @@ struct SignalingService::Impl {
   // Signaling thread only.
   std::unordered_map<uint64_t, Session> sessions;
   std::unordered_map<DeviceId, Link> links;
+  RelaySampler sampler;
+  TimeMs next_sample = 0;  ///< 0: no active call to sample
+
+  /// Open sessions per tenant and user, for online_users() (HTTP threads read it).
+  mutable std::mutex online_mutex;
+  std::map<std::string, std::map<std::string, uint32_t>, std::less<>> online;
 
   void opened(uint64_t id, std::shared_ptr<http::WsConnection> conn);
   void received(uint64_t id, const std::string& text);
@@ -127,6 +135,9 @@ struct SignalingService::Impl {
   void send_to(const DeviceId& dev, json msg);
   void apply(Actions& out);
   void schedule();
+  void run_due();
+  void sample_relay(TimeMs now);
+  void set_online(const Link& link, bool up);
   void forget(const DeviceId& dev);
   void update_metrics();
 };
@@ -155,6 +166,10 @@ void SignalingService::stop() {
     impl->apply(out);
     for (auto& [id, s] : impl->sessions) s.conn->close(kCloseGoingAway, "server shutting down");
     impl->sessions.clear();
+    {
+      const std::lock_guard lock(impl->online_mutex);
+      impl->online.clear();
+    }
     impl->timer.cancel();
     impl->stopped = true;
     impl->work.reset();
@@ -169,6 +184,24 @@ void SignalingService::run_sync(std::function<void()> fn) {
     done.set_value();
   });
   done.get_future().wait();
+}
+
+void SignalingService::run_due() {
+  if (!impl_->thread.joinable()) return;  // not started, or stopped: nothing runs
+  run_sync([impl = impl_.get()] { impl->run_due(); });
+}
+
+std::vector<std::string> SignalingService::online_users(std::string_view tenant,
+                                                        size_t max) const {
+  std::vector<std::string> users;
+  const std::lock_guard lock(impl_->online_mutex);
+  const auto it = impl_->online.find(tenant);
+  if (it == impl_->online.end()) return users;
+  for (const auto& [user, sessions] : it->second) {
+    if (users.size() >= max) break;
+    users.push_back(user);
+  }
+  return users;
 }
 
 // --- HTTP threads --------------------------------------------------------------------------
@@ -279,6 +312,7 @@ void SignalingService::Impl::opened(uint64_t id, std::shared_ptr<http::WsConnect
       }
     } else {
       engine.device_resumed(p.resume, now, out);
+      set_online(link, true);
     }
     link.session = id;
     s.device = p.resume;
@@ -302,6 +336,7 @@ void SignalingService::Impl::opened(uint64_t id, std::shared_ptr<http::WsConnect
   link.user = p.user;
   link.tenant = p.tenant;
   link.session = id;
+  set_online(link, true);
   link.resume_token = random_token("", 32);
   {
     const std::lock_guard lock(pending_mutex);
@@ -376,6 +411,7 @@ void SignalingService::Impl::closed(uint64_t id) {
   const auto link = links.find(dev);
   if (link == links.end() || link->second.session != id) return;
   link->second.session = 0;
+  set_online(link->second, false);
   Actions out;
   engine.device_lost(dev, clock(), out);
   apply(out);
@@ -399,7 +435,10 @@ void SignalingService::Impl::send_to(const DeviceId& dev, json msg) {
 
 void SignalingService::Impl::apply(Actions& out) {
   for (Outgoing& o : out.send) send_to(o.to, std::move(o.message));
+  for (auto& [call, types] : out.payload_types)
+    deps.relay.set_payload_types(call, std::move(types));
   for (CallRecord& r : out.ended) {
+    sampler.forget(r.id);
     // Relay-relay calls count each packet at both allocations (the sender's towards its
     // peer, the receiver's towards its client): the larger figure is the direction's bytes.
     const CallTraffic t = deps.relay.traffic(r.id, r.caller, r.callee);
@@ -423,6 +462,7 @@ void SignalingService::Impl::forget(const DeviceId& dev) {
     resume_tokens.erase(it->second.resume_token);
   }
   if (it->second.session != 0) {
+    set_online(it->second, false);
     if (auto s = sessions.find(it->second.session); s != sessions.end()) {
       s->second.conn->close(kCloseGraceOver, "grace period over");
       sessions.erase(s);
@@ -432,7 +472,15 @@ void SignalingService::Impl::forget(const DeviceId& dev) {
 }
 
 void SignalingService::Impl::schedule() {
-  const TimeMs next = engine.next_deadline();
+  // The relay sampling runs while there are active calls, on the same timer as the engine's
+  // deadlines (whichever is first).
+  if (engine.calls_in(CallState::kActive) == 0) {
+    next_sample = 0;
+  } else if (next_sample == 0) {
+    next_sample = clock() + kRelaySampleMs;
+  }
+  TimeMs next = engine.next_deadline();
+  if (next_sample != 0) next = std::min(next, next_sample);
   if (next == INT64_MAX || stopped) {
     timer.cancel();
     return;
@@ -441,10 +489,40 @@ void SignalingService::Impl::schedule() {
   timer.expires_after(std::chrono::milliseconds(delay));
   timer.async_wait([this](const asio::error_code& ec) {
     if (ec) return;  // rescheduled or stopped
-    Actions out;
-    engine.on_timer(clock(), out);
-    apply(out);
+    run_due();
   });
+}
+
+void SignalingService::Impl::run_due() {
+  if (stopped) return;
+  const TimeMs now = clock();
+  Actions out;
+  engine.on_timer(now, out);
+  if (next_sample != 0 && now >= next_sample) {
+    sample_relay(now);
+    next_sample = now + kRelaySampleMs;
+  }
+  apply(out);
+}
+
+void SignalingService::Impl::sample_relay(TimeMs now) {
+  for (const ActiveCall& a : engine.active_calls()) {
+    const RelayMedia media = deps.relay.media(a.id, a.caller, a.callee);
+    for (const RelayInterval& i : sampler.sample(a.id, a.connected, media, now))
+      engine.on_relay_interval(a.id, i.direction, i.kind, i.start, i.end, i.measure);
+  }
+}
+
+void SignalingService::Impl::set_online(const Link& link, bool up) {
+  const std::lock_guard lock(online_mutex);
+  auto& users = online[link.tenant];
+  if (up) {
+    ++users[link.user];
+    return;
+  }
+  const auto it = users.find(link.user);
+  if (it != users.end() && --it->second == 0) users.erase(it);
+  if (users.empty()) online.erase(link.tenant);
 }
 
 void SignalingService::Impl::update_metrics() {

@@ -4,7 +4,9 @@
 // rate-limits messages, numbers what it sends (sseq) and keeps the last messages of each device
 // so that a device that reconnects within the grace period gets what it missed. When a call
 // ends it adds the relay's traffic to the record, hands the record to storage and ends the
-// call's allocations.
+// call's allocations. Every 5 s it samples what the relay measured of each active call's media
+// and feeds the engine relay-observed quality intervals (README, section Call quality); it hands
+// the relay the payload types each call negotiated.
 #pragma once
 
 #include <atomic>
@@ -13,8 +15,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "calls/core/config.hpp"
 #include "calls/core/engine.hpp"
@@ -28,6 +32,9 @@ namespace callrelay::calls {
 /// Unix milliseconds, derived from a monotonic clock (deadlines never jump with the wall clock).
 using Clock = std::function<TimeMs()>;
 Clock monotonic_unix_clock();
+
+/// How often the relay's measurements of each active call are sampled into quality intervals.
+inline constexpr TimeMs kRelaySampleMs = 5000;
 
 class SignalingService : public http::WsEndpoint {
  public:
@@ -60,7 +67,14 @@ class SignalingService : public http::WsEndpoint {
 
   /// Runs `fn` on the signaling thread and waits for it (tests, status).
   void run_sync(std::function<void()> fn);
+  /// Runs on the signaling thread what is due at the clock's time now (call deadlines, the
+  /// relay sampling) and waits for it. The service's timer does this by itself; tests that move
+  /// an injected clock call it instead of waiting.
+  void run_due();
   size_t open_sessions() const { return open_.load(); }
+  /// Users of `tenant` with at least one open signaling connection, sorted, at most `max`
+  /// (the demo page's list). Any thread.
+  std::vector<std::string> online_users(std::string_view tenant, size_t max) const;
 
  private:
   struct Impl;

@@ -37,7 +37,15 @@ struct RecordingObserver : CallObserver {
   void on_call_ended(const CallRecord& r) override { outcomes.push_back(r.outcome); }
   void on_ice_restart() override { ++ice_restarts; }
   void on_reconnect(bool in_call) override { reconnects.push_back(in_call); }
+  void on_quality_interval(const QualityInterval& i) override { intervals.push_back(i); }
+  void on_disagreement(MediaKind kind, const char* reason) override {
+    disagreements.push_back(std::string(to_string(kind)) + ":" + reason);
+  }
+  void on_video_fallback() override { ++video_fallbacks; }
   std::vector<std::string> results;
+  std::vector<QualityInterval> intervals;
+  std::vector<std::string> disagreements;
+  int video_fallbacks = 0;
   int started = 0, answered = 0, ice_restarts = 0;
   std::vector<int64_t> setups;
   std::vector<Outcome> outcomes;
@@ -105,19 +113,21 @@ class EngineTest : public ::testing::Test {
     send(callee_device, ClientType::kConnected, id);
     return id;
   }
-  void offer(const std::string& device, const std::string& call, bool restart = false) {
+  void offer(const std::string& device, const std::string& call, bool restart = false,
+             const std::string& sdp = "v=0\r\n") {
     ClientMessage m;
     m.type = ClientType::kOffer;
     m.call = call;
-    m.sdp = "v=0\r\n";
+    m.sdp = sdp;
     m.restart = restart;
     send(device, m);
   }
-  void answer(const std::string& device, const std::string& call) {
+  void answer(const std::string& device, const std::string& call,
+              const std::string& sdp = "v=0\r\n") {
     ClientMessage m;
     m.type = ClientType::kAnswer;
     m.call = call;
-    m.sdp = "v=0\r\n";
+    m.sdp = sdp;
     send(device, m);
   }
   void candidate(const std::string& device, const std::string& call, const std::string& text) {

@@ -1,11 +1,16 @@
 // The signaling service between fake WebSockets and a fake relay: upgrades authenticated by
 // token or resume token, welcome, acks and errors, rate limiting, replay after a reconnect,
-// and a finished call's record carrying the relay's traffic while its allocations are ended.
+// a finished call's record carrying the relay's traffic while its allocations are ended, the
+// relay sampled every 5 s into quality intervals beside the clients' reports, payload types
+// handed to the relay, and the list of online users.
 #include "calls/signaling/signaling_service.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <mutex>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "calls/signaling/token.hpp"
@@ -52,10 +57,29 @@ class FakeRelay : public CallRelay, public IceServerSource {
     return t;
   }
   void end_call(std::string_view id) override { ended.emplace_back(id); }
+  /// What the test set in `current`: cumulative, as the relay reports it.
+  RelayMedia media(std::string_view id, std::string_view caller,
+                   std::string_view callee) override {
+    const std::lock_guard lock(mutex);
+    sampled.emplace_back(id, caller, callee);
+    return current;
+  }
+  void set_payload_types(std::string_view id, std::vector<RtpPayloadType> types) override {
+    const std::lock_guard lock(mutex);
+    payload_types.emplace_back(id, std::move(types));
+  }
   json ice_servers(std::string_view user, std::string_view, TimeMs) override {
     return json::array({{{"urls", {"turn:127.0.0.1:3478"}}, {"username", user}}});
   }
+  void set(const RelayMedia& m) {
+    const std::lock_guard lock(mutex);
+    current = m;
+  }
+  std::mutex mutex;
   std::vector<std::string> ended;
+  RelayMedia current;
+  std::vector<std::tuple<std::string, std::string, std::string>> sampled;
+  std::vector<std::pair<std::string, std::vector<RtpPayloadType>>> payload_types;
 };
 
 class SignalingServiceTest : public ::testing::Test {
@@ -85,9 +109,10 @@ class SignalingServiceTest : public ::testing::Test {
     return r;
   }
   /// Opens a session for `user`; returns its connection.
-  std::shared_ptr<FakeConn> open(const std::string& user, uint64_t* session = nullptr) {
+  std::shared_ptr<FakeConn> open(const std::string& user, uint64_t* session = nullptr,
+                                 const std::string& tenant = "") {
     const auto v = service_->on_upgrade(
-        upgrade("token=" + signer_.mint(user, "", 300, now_ / 1000)));
+        upgrade("token=" + signer_.mint(user, tenant, 300, now_ / 1000)));
     EXPECT_TRUE(std::holds_alternative<http::WsEndpoint::Accepted>(v));
     const uint64_t id = std::get<http::WsEndpoint::Accepted>(v).session;
     auto conn = std::make_shared<FakeConn>();
@@ -233,6 +258,150 @@ TEST_F(SignalingServiceTest, StopEndsLiveCallsAndKeepsTheirRecords) {
   ASSERT_EQ(records_.size(), 1u);
   EXPECT_EQ(records_[0].end_reason, "shutdown");
   EXPECT_EQ(alice->close_code, 1001);
+}
+
+const std::string kOffer =
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+const std::string kAnswer =
+    "v=0\r\no=- 3 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+
+RelayStream stream(uint64_t expected, uint64_t received, double jitter_ms) {
+  return RelayStream{expected, received, jitter_ms};
+}
+
+/// Fixture step: alice calls bob through the service up to an active call.
+class ActiveCallTest : public SignalingServiceTest {
+ protected:
+  ActiveCallTest() {
+    alice_ = open("alice", &a_);
+    bob_ = open("bob", &b_);
+    say(a_, {{"type", "invite"}, {"seq", 1}, {"payload", {{"to", "bob"}}}});
+    id_ = alice_->of_type("ack").at(0)["call"];
+    say(b_, {{"type", "accept"}, {"seq", 1}, {"call", id_}});
+    say(a_, {{"type", "offer"}, {"seq", 2}, {"call", id_}, {"payload", {{"sdp", kOffer}}}});
+    say(b_, {{"type", "answer"}, {"seq", 2}, {"call", id_}, {"payload", {{"sdp", kAnswer}}}});
+    say(a_, {{"type", "connected"}, {"seq", 3}, {"call", id_}});
+    say(b_, {{"type", "connected"}, {"seq", 3}, {"call", id_}});
+    EXPECT_EQ(alice_->of_type("state").back()["payload"]["state"], "active");
+    EXPECT_TRUE(alice_->of_type("error").empty());
+    EXPECT_TRUE(bob_->of_type("error").empty());
+  }
+  /// What the relay reports from now on, then the clock moves by `ms` and what is due runs.
+  void tick(const RelayMedia& m, TimeMs ms = kRelaySampleMs) {
+    relay_.set(m);
+    now_ += ms;
+    service_->run_due();
+  }
+  CallRecord hang_up() {
+    say(a_, {{"type", "hangup"}, {"seq", 10}, {"call", id_}});
+    const std::lock_guard lock(records_mutex_);
+    EXPECT_EQ(records_.size(), 1u);
+    return records_.empty() ? CallRecord{} : records_.back();
+  }
+  uint64_t a_ = 0, b_ = 0;
+  std::shared_ptr<FakeConn> alice_, bob_;
+  std::string id_;
+};
+
+TEST_F(ActiveCallTest, OffersAndAnswersHandTheRelayTheCallsPayloadTypes) {
+  const std::lock_guard lock(relay_.mutex);
+  ASSERT_EQ(relay_.payload_types.size(), 2u);
+  EXPECT_EQ(relay_.payload_types[0].first, id_);
+  EXPECT_EQ(relay_.payload_types[0].second.size(), 2u);  // the offer: 111 and 96
+  EXPECT_EQ(relay_.payload_types[1].first, id_);
+  EXPECT_EQ(relay_.payload_types[1].second.size(), 2u);  // with the answer's 111: the same
+  EXPECT_TRUE(relay_.payload_types[1].second[1].video);
+}
+
+TEST_F(ActiveCallTest, TheRelayIsSampledEveryFiveSecondsIntoRelayIntervals) {
+  RelayMedia m;
+  m.caller.audio = stream(250, 245, 3);
+  m.caller.rtt_client_ms = 10;
+  m.caller.rtt_peer_ms = 15;
+  m.callee.audio = stream(250, 250, 2);
+  m.callee.video = stream(900, 900, 5);
+  tick(m, kRelaySampleMs - 1);  // not due yet
+  {
+    const std::lock_guard lock(relay_.mutex);
+    EXPECT_TRUE(relay_.sampled.empty());
+  }
+  tick(m, 1);
+  {
+    const std::lock_guard lock(relay_.mutex);
+    ASSERT_EQ(relay_.sampled.size(), 1u);
+    EXPECT_EQ(relay_.sampled[0], std::make_tuple(id_, std::string("alice"), std::string("bob")));
+  }
+  // The callee reports what it received; then the relay's counters advance: 250 more audio
+  // packets expected of the caller, 240 received; the callee sent nothing more.
+  say(b_, {{"type", "stats"},
+           {"seq", 4},
+           {"call", id_},
+           {"payload",
+            {{"interval_ms", 5000},
+             {"inbound", {{{"kind", "audio"}, {"packets_received", 248}, {"packets_lost", 2},
+                           {"jitter_ms", 4}}}},
+             {"pair", {{"rtt_ms", 30}}}}}});
+  EXPECT_EQ(bob_->of_type("ack").back()["seq"], 4);
+  m.caller.audio = stream(500, 485, 6);
+  m.caller.rtt_peer_ms = -1;
+  tick(m);
+  const std::string text = metrics_.scrape_text();
+  const CallRecord r = hang_up();
+  const QualitySummary& relay_audio = r.quality.streams[0][0].relay;
+  EXPECT_EQ(relay_audio.intervals, 2u);
+  EXPECT_EQ(relay_audio.expected, 500u);
+  EXPECT_EQ(relay_audio.lost, 15u);
+  EXPECT_DOUBLE_EQ(relay_audio.worst_jitter_ms, 6);
+  EXPECT_DOUBLE_EQ(relay_audio.worst_rtt_ms, 25);  // client 10 + peer 15, then 10 alone
+  EXPECT_EQ(r.quality.streams[0][0].client.intervals, 1u);
+  EXPECT_EQ(r.quality.streams[0][0].client.lost, 2u);
+  EXPECT_EQ(r.quality.streams[0][1].relay.intervals, 0u);  // the caller sent no video
+  EXPECT_EQ(r.quality.streams[1][0].relay.intervals, 1u);  // no callee audio the second time
+  EXPECT_EQ(r.quality.streams[1][1].relay.expected, 900u);
+  // The second relay interval (6% lost on the caller's leg) is compared with the callee's
+  // report (0.8% lost): the client under-reports.
+  EXPECT_EQ(r.quality.client_underreports, 1u);
+  EXPECT_EQ(r.quality.loss_after_relay, 0u);
+  EXPECT_NE(text.find("callrelay_call_quality_disagreements_total{kind=\"audio\","
+                      "reason=\"client_underreports\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("callrelay_call_quality_mos_count{kind=\"audio\",source=\"relay\"} 3"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("callrelay_call_quality_mos_count{kind=\"audio\",source=\"client\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("callrelay_call_quality_intervals_total{class=\"excellent\",kind=\"video\","
+                      "source=\"relay\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ActiveCallTest, SamplingStopsWithTheCall) {
+  hang_up();
+  tick(RelayMedia{}, 3 * kRelaySampleMs);
+  const std::lock_guard lock(relay_.mutex);
+  EXPECT_TRUE(relay_.sampled.empty());
+}
+
+TEST_F(SignalingServiceTest, OnlineUsersAreTheTenantsUsersWithAnOpenConnection) {
+  uint64_t b = 0;
+  open("carol", nullptr, "acme");
+  open("bob", &b, "acme");
+  open("alice", nullptr, "acme");
+  open("alice", nullptr, "acme");
+  open("dave", nullptr, "other");
+  EXPECT_EQ(service_->online_users("acme", 10),
+            (std::vector<std::string>{"alice", "bob", "carol"}));
+  EXPECT_EQ(service_->online_users("acme", 2), (std::vector<std::string>{"alice", "bob"}));
+  EXPECT_EQ(service_->online_users("other", 10), std::vector<std::string>{"dave"});
+  EXPECT_TRUE(service_->online_users("", 10).empty());
+  service_->on_close(b);
+  sync();  // bob's device is in its grace period, not online
+  EXPECT_EQ(service_->online_users("acme", 10), (std::vector<std::string>{"alice", "carol"}));
+  service_->stop();
+  EXPECT_TRUE(service_->online_users("acme", 10).empty());
 }
 
 }  // namespace

@@ -1,0 +1,125 @@
+// Call quality in the state machine (README, section Call quality): the clients' `stats`
+// reports become client-reported intervals, the service's relay samples become relay-observed
+// intervals, the two are compared per direction and kind, and `media` changes (muting, the
+// audio-only fallback) are forwarded to the other device and noted in the record.
+#include <algorithm>
+#include <cstdlib>
+
+#include "calls/core/engine_impl.hpp"
+
+namespace callrelay::calls {
+
+using nlohmann::json;
+
+namespace {
+
+/// A client interval and a relay interval are compared when they end at most this many
+/// interval lengths apart: both sides report about every 5 s, each on its own phase.
+constexpr double kCompareWithin = 1.5;
+
+/// The round trip a device saw: its selected pair's (STUN consent checks, RFC 7675), else the
+/// one its receiver reported for its outbound stream of that kind (RTCP, RFC 3550 6.4.1).
+double reported_rtt(const StatsReport& r, MediaKind kind) {
+  if (r.pair && r.pair->rtt_ms) return *r.pair->rtt_ms;
+  for (const OutboundStats& o : r.outbound)
+    if (o.kind == kind && o.rtt_ms) return *o.rtt_ms;
+  return -1;
+}
+
+}  // namespace
+
+bool CallEngine::on_relay_interval(std::string_view call_id, Direction direction, MediaKind kind,
+                                   TimeMs start, TimeMs end, const IntervalMeasure& measure) {
+  Impl& s = *impl_;
+  const auto it = s.calls.find(std::string(call_id));
+  if (it == s.calls.end() || it->second.state != CallState::kActive) return false;
+  s.relay_interval(it->second, direction, kind, start, end, measure);
+  return true;
+}
+
+std::vector<ActiveCall> CallEngine::active_calls() const {
+  std::vector<ActiveCall> list;
+  for (const auto& [id, c] : impl_->calls)
+    if (c.state == CallState::kActive)
+      list.push_back(ActiveCall{id, c.rec.caller, c.rec.callee, c.rec.connected});
+  return list;
+}
+
+void CallEngine::Impl::relay_interval(Call& c, Direction dir, MediaKind kind, TimeMs start,
+                                      TimeMs end, const IntervalMeasure& measure) {
+  const QualityInterval scored =
+      score_interval(QualitySource::kRelay, dir, kind, start, end, measure);
+  c.quality.add(scored);
+  if (observer != nullptr) observer->on_quality_interval(scored);
+  auto& latest = c.latest_client[static_cast<size_t>(dir)][static_cast<size_t>(kind)];
+  const double within = kCompareWithin * static_cast<double>(std::max<TimeMs>(end - start, 1));
+  if (!latest.pending || static_cast<double>(std::abs(end - latest.end)) > within) return;
+  latest.pending = false;
+  const char* reason = c.quality.compare(dir, kind, measure, latest.measure);
+  if (reason != nullptr && observer != nullptr) observer->on_disagreement(kind, reason);
+}
+
+void CallEngine::Impl::stats(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now,
+                             Actions& out) {
+  if (!is_participant(c, d.id)) {
+    error(d, m, "not-participant", "call", "this device is not in the call", out);
+    return;
+  }
+  if (c.state != CallState::kActive) {
+    error(d, m, "wrong-state", "call", "stats are reported while the call is active", out);
+    return;
+  }
+  ack(d, m, out);
+  note(m.type, "ok");
+  // What a device receives is the other party's media: the callee's inbound is the
+  // caller-to-callee direction.
+  const Direction dir =
+      d.id == c.rec.caller_device ? Direction::kCalleeToCaller : Direction::kCallerToCallee;
+  const TimeMs start = now - static_cast<TimeMs>(m.stats.interval_ms);
+  for (const InboundStats& in : m.stats.inbound) {
+    IntervalMeasure measure;
+    measure.lost = in.packets_lost.value_or(0);
+    measure.expected = in.packets_received.value_or(0) + measure.lost;
+    if (measure.expected == 0) continue;  // no media of this kind in the interval
+    measure.jitter_ms = in.jitter_ms.value_or(0);
+    measure.rtt_ms = reported_rtt(m.stats, in.kind);
+    const QualityInterval scored =
+        score_interval(QualitySource::kClient, dir, in.kind, start, now, measure);
+    c.quality.add(scored);
+    if (observer != nullptr) observer->on_quality_interval(scored);
+    c.latest_client[static_cast<size_t>(dir)][static_cast<size_t>(in.kind)] = {measure, now, true};
+  }
+}
+
+void CallEngine::Impl::media(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now,
+                             Actions& out) {
+  if (!is_participant(c, d.id)) {
+    error(d, m, "not-participant", "call", "this device is not in the call", out);
+    return;
+  }
+  if (c.state != CallState::kConnecting && c.state != CallState::kActive) {
+    error(d, m, "wrong-state", "call", "media changes are sent after the callee accepted", out);
+    return;
+  }
+  ack(d, m, out);
+  note(m.type, "ok");
+  const MediaState& ms = m.media_state;
+  json payload = {{"reason", to_string(ms.reason)}};
+  if (ms.audio) payload["audio"] = *ms.audio;
+  if (ms.video) payload["video"] = *ms.video;
+  send(out, other_device(c, d.id), message("peer-media", c, std::move(payload)));
+  const Party party = d.id == c.rec.caller_device ? Party::kCaller : Party::kCallee;
+  if (ms.video == false && ms.reason == MediaReason::kPoorQuality) {
+    // A repeat while the party's video is still off is the same fallback, counted once.
+    const auto& list = c.quality.result().video_fallbacks;
+    const bool repeat = std::any_of(list.begin(), list.end(), [&](const VideoFallback& f) {
+      return f.party == party && f.restored == 0;
+    });
+    c.quality.video_fallback(party, now);
+    if (!repeat && observer != nullptr) observer->on_video_fallback();
+  } else if (ms.video == true && ms.reason == MediaReason::kQualityRestored) {
+    c.quality.video_restored(party, now);
+  }
+}
+
+}  // namespace callrelay::calls
