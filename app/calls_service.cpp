@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "app/credentials.hpp"
@@ -11,6 +12,10 @@ namespace callrelay::app {
 namespace {
 
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
+/// The demo page's list of who is online shows at most this many users.
+constexpr size_t kMaxOnlineUsers = 200;
+/// RFC 8489 section 14.3: USERNAME is under 513 bytes; a scoped username adds at most 43.
+constexpr size_t kMaxUserBytes = 256;
 
 struct Secret {
   std::string value, generated_at;
@@ -37,11 +42,63 @@ std::string records_path(const calls::CallsConfig& cfg, const std::string& state
   return (std::filesystem::path(state_dir) / "calls.sqlite3").string();
 }
 
+std::unique_ptr<calls::DemoApi> make_demo_api(const DemoSettings& demo,
+                                              const calls::CallsConfig& cfg,
+                                              const calls::TokenSigner& tokens,
+                                              const calls::SignalingService& signaling) {
+  if (!demo.enabled) return nullptr;
+  calls::DemoApi::Options o;
+  o.tls = demo.tls;
+  o.fallback_host = demo.fallback_host;
+  o.max_user_id_bytes = cfg.limits.max_user_id_bytes;
+  return std::make_unique<calls::DemoApi>(
+      tokens, [&signaling] { return signaling.online_users("", kMaxOnlineUsers); }, o);
+}
+
 }  // namespace
+
+RelayForPreflight::RelayForPreflight(core::Authenticator& auth, calls::CallRelay& relay,
+                                     CallCredentialSettings settings)
+    : auth_(auth), relay_(relay), settings_(std::move(settings)) {}
+
+nlohmann::json RelayForPreflight::ice_servers(std::string_view user, std::string_view id,
+                                              uint32_t ttl_s, calls::TimeMs now) {
+  if (settings_.rest_secret.empty() || settings_.uris.empty() || ttl_s == 0 || user.empty() ||
+      user.size() > kMaxUserBytes || id.size() != core::kCallIdSize || now < 0)
+    return nlohmann::json::array();
+  const int64_t expiry_s = now / 1000 + static_cast<int64_t>(ttl_s);
+  std::string username =
+      core::Authenticator::call_username(expiry_s, user, id, settings_.separator);
+  {
+    const std::lock_guard lock(mu_);
+    std::erase_if(minted_, [now](const auto& e) { return e.second.expires <= now; });
+    minted_[std::string(id)] = Minted{username, expiry_s * 1000};
+  }
+  // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
+  nlohmann::json server = nlohmann::json::object();
+  server["urls"] = settings_.uris;
+  server["credential"] = core::Authenticator::rest_password(settings_.rest_secret, username);
+  server["username"] = std::move(username);
+  return nlohmann::json::array({std::move(server)});
+}
+
+void RelayForPreflight::end_call(std::string_view id) {
+  std::optional<Minted> minted;
+  {
+    const std::lock_guard lock(mu_);
+    if (const auto it = minted_.find(std::string(id)); it != minted_.end()) {
+      minted = std::move(it->second);
+      minted_.erase(it);
+    }
+  }
+  if (minted) auth_.revoke(std::move(minted->username), minted->expires);
+  relay_.end_call(id);
+}
 
 CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& state_dir,
                            calls::CallRelay& relay, calls::IceServerSource& ice,
-                           http::ApiKeys& keys)
+                           calls::PreflightRelay& preflight, http::ApiKeys& keys,
+                           const DemoSettings& demo)
     : secret_path_(token_secret(cfg, state_dir).generated_at),
       tokens_(token_secret(cfg, state_dir).value, cfg.max_token_ttl_s),
       store_(records_path(cfg, state_dir)),
@@ -56,7 +113,9 @@ CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& sta
                                                     },
                                                     &metrics_, {}}),
       token_api_(tokens_, keys),
-      records_api_(store_, keys) {}
+      records_api_(store_, keys),
+      preflight_api_(tokens_, preflight, &preflight_metrics_),
+      demo_api_(make_demo_api(demo, cfg, tokens_, signaling_)) {}
 
 CallsService::~CallsService() { stop(); }
 
@@ -68,6 +127,14 @@ void CallsService::add_routes(http::Router& router) {
   router.add_route("/api/v1/calls", [this](const http::Request& req, core::TimeMs now) {
     return std::optional<http::Response>(records_api_.handle(req, now));
   });
+  router.add_route(calls::PreflightApi::kPath, [this](const http::Request& req, core::TimeMs now) {
+    return preflight_api_.handle(req, now);
+  });
+  if (demo_api_) {
+    router.add_route("/demo/api/", [this](const http::Request& req, core::TimeMs now) {
+      return demo_api_->handle(req, now);
+    });
+  }
 }
 
 void CallsService::start() { signaling_.start(); }
@@ -78,7 +145,8 @@ void CallsService::stop() {
     log::warn("calls: ", writer_.pending(), " call record(s) not written at shutdown");
 }
 
-void CallsService::tick() {
+void CallsService::tick(core::TimeMs now) {
+  preflight_api_.expire(now);
   calls::CallMetrics::StorageProbe p;
   p.written = writer_.stored();
   p.pending = writer_.pending();

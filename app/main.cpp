@@ -66,6 +66,33 @@ int mint(const app::CommandLine& cli, config::Config& cfg) {
   return 0;
 }
 
+/// What the demo's answers need to know of the HTTP listener: its scheme and an address a
+/// browser can use when a request does not say (api.public_host, else the bound address).
+app::DemoSettings demo_settings(const config::Config& cfg, const app::HttpService& http) {
+  app::DemoSettings d;
+  d.enabled = cfg.demo.enabled;
+  d.tls = http.tls();
+  const stun::Endpoint& ep = http.local_endpoint();
+  d.fallback_host = cfg.api.public_host.empty()
+                        ? ep.to_string()
+                        : cfg.api.public_host + ":" + std::to_string(ep.port);
+  return d;
+}
+
+/// The demo page (demo.enabled): served at /demo/ next to its API, announced loudly.
+void add_demo(const config::Config& cfg, app::HttpService& http) {
+  http.router().add_route("/demo", [](const http::Request& req, core::TimeMs) {
+    return web::serve_asset(req);
+  });
+  log::warn("demo: demo.enabled is on: anyone who reaches ", http.tls() ? "https://" : "http://",
+            http.local_endpoint().to_string(),
+            "/demo/ can get a signaling token for any user name (and TURN credentials with it). "
+            "A demonstration only, never for production");
+  if (cfg.http.listen.ip_string() != "127.0.0.1" && cfg.http.listen.ip_string() != "::1")
+    log::warn("demo: the HTTP listener is not on loopback: the demo's tokens are open to the "
+              "network");
+}
+
 int serve(const app::CommandLine& cli, config::Config& cfg) {
   const auto state_secret = ensure_secret(cfg);
   core::Authenticator auth(cfg.auth);  // not const: the HTTP API revokes usernames
@@ -117,6 +144,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   }
   const auto http = app::make_http_service(cfg, auth, metrics, readiness, server);
   std::unique_ptr<app::RelayForCalls> relay_for_calls;
+  std::unique_ptr<app::RelayForPreflight> relay_for_preflight;
   std::unique_ptr<app::CallsService> calls;
   if (http) {
     log::write_line(std::string("listening ") + (http->tls() ? "https " : "http ") +
@@ -135,11 +163,19 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
               std::move(call_uris),
               cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
               cfg.auth.rest_separator, cfg.calls.credential_ttl_s});
+      relay_for_preflight = std::make_unique<app::RelayForPreflight>(
+          auth, *relay_for_calls,
+          app::CallCredentialSettings{
+              app::turn_uris(cfg, server),
+              cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
+              cfg.auth.rest_separator, 0});
       calls = std::make_unique<app::CallsService>(cfg.calls, cfg.state_dir, *relay_for_calls,
-                                                  *relay_for_calls, http->api_keys());
+                                                  *relay_for_calls, *relay_for_preflight,
+                                                  http->api_keys(), demo_settings(cfg, *http));
       calls->add_routes(http->router());
       http->add_scrape([&calls] { return calls->scrape_text(); });
-      http->add_tick([&calls](core::TimeMs) { calls->tick(); });
+      http->add_tick([&calls](core::TimeMs now) { calls->tick(now); });
+      if (cfg.demo.enabled) add_demo(cfg, *http);
       if (!calls->generated_secret_path().empty())
         log::info("signaling tokens are signed with the secret in ",
                   calls->generated_secret_path(), " (or set calls.token_secret)");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "config/calls_section.hpp"
+#include "config/demo_section.hpp"
 #include "config/http_section.hpp"
 #include "config/yaml_reader.hpp"
 
@@ -86,6 +87,7 @@ class Loader {
   bool tcp_given_ = false, tls_given_ = false;
   Field listen_tls_, tls_cert_;
   Field ports_min_, ports_max_, default_lifetime_, max_lifetime_, secret_file_;
+  Field demo_enabled_;
 };
 
 std::string family_name(Family f) { return f == Family::kIPv4 ? "IPv4" : "IPv6"; }
@@ -131,6 +133,7 @@ Config Loader::load(const std::string& yaml_text) {
     check_relations();
     resolve_secret_file();
     detail::check_http_sections(reader_, cfg_);
+    detail::check_demo_section(reader_, cfg_, demo_enabled_);
   }
   if (!reader_.errors().empty()) {
     std::string all;
@@ -165,6 +168,10 @@ void Loader::read_root(const Field& root) {
       {"api", [this](const Field& f) { detail::read_api_section(reader_, f, cfg_.api, base_dir_); }},
       {"calls",
        [this](const Field& f) { detail::read_calls_section(reader_, f, cfg_.calls, base_dir_); }},
+      {"demo",
+       [this](const Field& f) {
+         detail::read_demo_section(reader_, f, cfg_.demo, demo_enabled_);
+       }},
   };
   reader_.read_map(root, keys);
 }

@@ -52,6 +52,13 @@ struct LogConfig {
   std::string level = "info";  ///< error, warn, info, debug
 };
 
+/// The `demo:` section: the page at /demo/ and its endpoints (a token for any user name, the
+/// list of who is online). A demonstration only, never for production: anyone who reaches the
+/// HTTP listener can sign in as any user.
+struct DemoConfig {
+  bool enabled = false;  ///< demo.enabled (the embedded default configuration turns it on)
+};
+
 struct Config {
   ListenConfig listen;
   RelayNetConfig relay;
@@ -69,6 +76,7 @@ struct Config {
   http::ApiConfig api;    ///< the credential API: keys, TURN URIs
   telemetry::TelemetryConfig telemetry;  ///< Prometheus: per-allocation series and their cap
   calls::CallsConfig calls;  ///< signaling, the call state machine, records, the webhook
+  DemoConfig demo;           ///< the /demo/ page and its endpoints
 };
 
 /// A configuration error: names the key and line, and says what to fix.

@@ -39,6 +39,10 @@ http:
 api:
   keys: []
   default_ttl: 3600
+# The /demo/ page and its token endpoint (anyone who reaches the HTTP listener, which is on
+# 127.0.0.1 here, may sign in as anyone): for trying callrelay out, never for production.
+demo:
+  enabled: true
 )yaml";
 }
 
