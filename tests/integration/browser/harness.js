@@ -9,6 +9,7 @@ const crypto = require('node:crypto');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -45,6 +46,12 @@ function freeUdpPort() {
 /// (tcpPort, tlsPort); options.logLevel sets its log level (default info).
 /// With options.calls (callrelay only; an object of `calls:` keys, e.g. { ring_timeout_s: 4,
 /// token_secret: '...', records: { path } }) the configuration gets that `calls:` section.
+/// With options.apiKey (callrelay only, without credentialApi) the `api:` section has that one
+/// key and no `uris`, so TURN URIs (call credentials, preflights) are derived from the
+/// listeners: turn:...?transport=udp, and with streams turn:...?transport=tcp and turns:.
+/// With options.unreachableUdpPort (callrelay only; with streams and apiKey) the TURN URIs
+/// (api.uris) name UDP at 127.0.0.1:that port, where the test holds a socket that never answers
+/// (a network that drops UDP), and TCP and TLS at their listeners, on ports chosen here.
 async function startServer(workDir, options = {}) {
   const kind = process.env.CALLRELAY_TEST_SERVER || 'callrelay';
   let child;
@@ -59,8 +66,9 @@ async function startServer(workDir, options = {}) {
     const config = path.join(workDir, 'callrelay.yaml');
     const api = options.credentialApi;
     if (api) port = await freeUdpPort();
+    const fixed = options.unreachableUdpPort ? { tcp: await freeTcpPort(), tls: await freeTcpPort() } : null;
     fs.writeFileSync(config, [
-      `listen: {udp: ["127.0.0.1:${port}"${options.ipv6 ? ', "[::1]:0"' : ''}]${options.streams ? streamListen() : ''}}`,
+      `listen: {udp: ["127.0.0.1:${port}"${options.ipv6 ? ', "[::1]:0"' : ''}]${options.streams ? streamListen(fixed) : ''}}`,
       'relay: {ports: {min: 61000, max: 65000}}',
       'workers: 2',
       `state_dir: ${stateDir}`,
@@ -70,6 +78,7 @@ async function startServer(workDir, options = {}) {
       `log: {level: ${options.logLevel || 'info'}}`,
       'http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run in parallel',
       ...(api ? credentialApiConfig(api, port) : []),
+      ...(!api && options.apiKey ? [`api: {keys: [{name: browser-test, key: "${options.apiKey}"}]${fixed ? unreachableUdpUris(options.unreachableUdpPort, fixed) : ''}}`] : []),
       ...(options.streams ? streamTlsConfig(options.streams) : []),
       ...(options.calls ? [`calls: ${JSON.stringify(options.calls)}   # JSON is YAML flow style`] : []),
       '',
@@ -120,7 +129,7 @@ async function startServer(workDir, options = {}) {
     if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
     port = Number(m[1]);
     if (options.ipv6) streamPorts.udp6 = ipv6UdpPort(output);
-    if (options.credentialApi) {
+    if (options.credentialApi || options.apiKey || options.calls) {
       const h = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
       if (!h || h[1] === '0') throw new Error(`callrelay logged no 'listening http 127.0.0.1:PORT':\n${output}`);
       httpPort = Number(h[1]);
@@ -163,12 +172,32 @@ function credentialApiConfig(api, udpPort) {
 }
 
 /// startServer's streams option ({ cert, key }: PEM files): TCP and TLS listeners on
-/// 127.0.0.1:0 (tcpPort, tlsPort) with that certificate.
-function streamListen() {
+/// 127.0.0.1:0 (tcpPort, tlsPort) with that certificate; on fixed ports if given ({ tcp, tls }).
+function streamListen(fixed = null) {
+  if (fixed) return `, tcp: ["127.0.0.1:${fixed.tcp}"], tls: ["127.0.0.1:${fixed.tls}"]`;
   return ', tcp: ["127.0.0.1:0"], tls: ["127.0.0.1:0"]';
 }
+
 function streamTlsConfig(streams) {
   return [`tls: {cert: "${streams.cert}", key: "${streams.key}"}`];
+}
+
+/// startServer's unreachableUdpPort option: the api.uris naming UDP there, TCP and TLS at the
+/// fixed stream listeners.
+function unreachableUdpUris(udpPort, fixed) {
+  return `, uris: ["turn:127.0.0.1:${udpPort}?transport=udp", "turn:127.0.0.1:${fixed.tcp}?transport=tcp", ` +
+    `"turns:127.0.0.1:${fixed.tls}?transport=tcp"]`;
+}
+
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
