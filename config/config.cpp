@@ -303,6 +303,7 @@ void Loader::read_allocations(const Field& f) {
       {"rfc5766_channels", flag(c.accept_rfc5766_channels)},
       {"tcp_relay", flag(c.tcp_relay)},
       {"max_tcp_connections", u32(c.max_tcp_connections_per_allocation, 1, 65535)},
+      {"media_quality", flag(c.media_quality)},
   };
   reader_.read_map(f, keys);
 }

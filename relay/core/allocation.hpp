@@ -62,6 +62,9 @@ struct Allocation {
   bool tcp = false;  ///< RFC 6062 TCP allocation: relays are TCP listeners, peers connect
   std::vector<Permission> permissions;
   std::vector<ChannelBinding> channels;
+  /// Measures the relayed media into info.media (its payload map is owned by the shard's
+  /// per-call table, which outlives every allocation pointing at it).
+  media::MediaMonitor monitor;
 
   /// The open, unexpired relay of `family`, or null (no relay of that family: 443 / discard).
   const FamilyRelay* relay_for(Family family, TimeMs now) const {

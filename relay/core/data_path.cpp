@@ -8,7 +8,8 @@
 
 namespace callrelay::core {
 
-Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now) {
+Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now,
+                                     int64_t now_us) {
   // RFC 8656 section 11.2: "When the server receives a Send indication, it processes as per
   // Section 5 plus the specific rules mentioned here."
   const auto it = by_tuple.find(from);
@@ -59,6 +60,7 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
   // the contents of the value field of the DATA attribute."
   a.info.traffic.bytes_to_peer.add(data->size());
   a.info.traffic.packets_to_peer.add(1);
+  if (cfg.media_quality) a.monitor.on_client_datagram(*data, media_time_us(now, now_us), a.info.media);
   Output out;
   out.kind = Output::Kind::kToPeer;
   out.relay = relay->relay.id;
@@ -67,7 +69,8 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
   return out;
 }
 
-Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now) {
+Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now,
+                                             int64_t now_us) {
   // RFC 8656 section 12.6: "If the ChannelData message is received in a UDP datagram, and if
   // the UDP datagram is too short to contain the claimed length of the ChannelData message
   // (i.e., the UDP datagram is shorter than 4 + Length), then the message is silently discarded."
@@ -99,6 +102,9 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
   // the channel" (sections 12.6 and 11.2): no copy, the output points into `bytes`.
   a.info.traffic.bytes_to_peer.add(cd->payload.size());
   a.info.traffic.packets_to_peer.add(1);
+  if (cfg.media_quality) {
+    a.monitor.on_client_datagram(cd->payload, media_time_us(now, now_us), a.info.media);
+  }
   Output out;
   out.kind = Output::Kind::kToPeer;
   out.relay = relay->relay.id;
@@ -108,7 +114,7 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
 }
 
 Output TurnServer::Impl::handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len,
-                                     TimeMs now) {
+                                     TimeMs now, int64_t now_us) {
   if (buffer.size() < kPeerHeadroom + kPeerTailroom || len > buffer.size() - kPeerHeadroom - kPeerTailroom ||
       len > 0xFFFF) {
     drop(DropReason::kMalformed);
@@ -132,6 +138,11 @@ Output TurnServer::Impl::handle_peer(RelayId relay, const Endpoint& peer, std::s
     return {};
   }
   uint8_t* payload = buffer.data() + kPeerHeadroom;
+  // Measured before any header goes into the headroom (the payload bytes are not touched).
+  if (cfg.media_quality) {
+    a->monitor.on_peer_datagram(std::span<const uint8_t>(payload, len), media_time_us(now, now_us),
+                                a->info.media);
+  }
   Output out;
   out.kind = Output::Kind::kToClient;
   out.client = a->info.client;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "relay/core/types.hpp"
+#include "relay/media/monitor.hpp"
 #include "relay/stun/message.hpp"
 
 namespace callrelay::core {
@@ -50,6 +51,8 @@ struct AllocationInfo {
   uint32_t peers_contacted = 0;  ///< distinct peer IPs given a permission
   int secret_index = -1;         ///< which REST secret validated it (-1: static user)
   TrafficCounters traffic;
+  /// Relay-observed media quality (CoreConfig::media_quality), read at scrape and sample time.
+  media::MediaCounters media;
 };
 
 class Observer {

@@ -66,6 +66,16 @@ struct CallIdHash {
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+/// A call's payload map on this shard (TurnServer::set_payload_types). The shared_ptr keeps the
+/// map alive while any allocation's monitor points at it.
+struct CallPayloads {
+  std::shared_ptr<const media::PayloadMap> map;
+  TimeMs idle_since = -1;  ///< since when the call has no allocation here; -1: it has some
+};
+
+/// The media clock of one packet: the caller's microseconds, or `now` scaled when it gave none.
+inline int64_t media_time_us(TimeMs now, int64_t now_us) { return now_us >= 0 ? now_us : now * 1000; }
+
 struct TurnServer::Impl {
   Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p, RelayPorts& r,
        Observer* o);
@@ -87,6 +97,8 @@ struct TurnServer::Impl {
   std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
   /// Client 5-tuples of the live allocations of each call (call-scoped credentials only).
   std::unordered_map<std::string, std::vector<FiveTuple>, CallIdHash, std::equal_to<>> by_call;
+  /// Payload maps of calls (set_payload_types), with or without live allocations here.
+  std::unordered_map<std::string, CallPayloads, CallIdHash, std::equal_to<>> payloads_by_call;
   std::vector<Reservation> reservations;
   std::unordered_map<ConnectionId, TcpPeer> tcp_peers;  ///< RFC 6062 peer data connections
   std::array<uint8_t, kScratchSize> scratch{};
@@ -103,8 +115,15 @@ struct TurnServer::Impl {
   Allocation* find_live(const FiveTuple& tuple, TimeMs now);
   Allocation& add_allocation(std::unique_ptr<Allocation> a);
   void end_allocation(const FiveTuple& tuple, EndReason why, TimeMs now);
-  /// Drops `a` from the by_call index (a no-op for allocations without a call).
-  void unindex_call(const Allocation& a);
+  /// Drops `a` from the by_call index (a no-op for allocations without a call); the call's
+  /// payload map starts idling when that was its last allocation here.
+  void unindex_call(const Allocation& a, TimeMs now);
+  /// Gives a new allocation of a call its payload map, if the call has one.
+  void attach_payloads(Allocation& a);
+  void set_payload_types(std::string_view call_id, std::shared_ptr<const media::PayloadMap> map,
+                         TimeMs now);
+  /// Frees payload maps idle for kPayloadTypesIdleMs; returns the next such deadline.
+  TimeMs expire_payloads(TimeMs now);
   static const std::string& quota_key(const AllocationInfo& info);
   void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
   void drop(DropReason why) const;
@@ -140,9 +159,12 @@ struct TurnServer::Impl {
   Output handle_channel_bind(Request& req);             // permissions.cpp
   Output handle_connect(Request& req);                  // tcp_relay.cpp (RFC 6062)
   Output handle_connection_bind(Request& req);          // tcp_relay.cpp
-  Output handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now);  // data_path.cpp
-  Output handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now);
-  Output handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len, TimeMs now);
+  // data_path.cpp; `now_us` is the media clock (media_time_us).
+  Output handle_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now, int64_t now_us);
+  Output handle_channel_data(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now,
+                             int64_t now_us);
+  Output handle_peer(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len, TimeMs now,
+                     int64_t now_us);
 
   // --- Allocate helpers (allocate.cpp) ---
   /// What an Allocate asks for, once its attributes passed RFC 8656 section 7.2 steps 3-9.

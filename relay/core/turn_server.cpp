@@ -17,9 +17,10 @@ TurnServer::TurnServer(CoreConfig cfg, const Authenticator& auth, const NonceCod
 
 TurnServer::~TurnServer() = default;
 
-Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now) {
+Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now,
+                                    int64_t now_us) {
   // RFC 8656 section 12: the first two bits tell STUN (0b00) from ChannelData (0b01).
-  if (stun::looks_like_channel_data(bytes)) return impl_->handle_channel_data(from, bytes, now);
+  if (stun::looks_like_channel_data(bytes)) return impl_->handle_channel_data(from, bytes, now, now_us);
   if (!stun::looks_like_stun(bytes)) {
     impl_->drop(DropReason::kMalformed);
     return {};
@@ -31,7 +32,7 @@ Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8
     case stun::Class::kRequest:
       return impl_->on_request(from, *msg, now);
     case stun::Class::kIndication:
-      if (msg->method() == stun::Method::kSend) return impl_->handle_send(from, *msg, now);
+      if (msg->method() == stun::Method::kSend) return impl_->handle_send(from, *msg, now, now_us);
       // RFC 8489 section 6.3.2: other indications (Binding keepalives) need no answer.
       return {};
     default:
@@ -42,8 +43,8 @@ Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8
 }
 
 Output TurnServer::on_peer_packet(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len,
-                                  TimeMs now) {
-  return impl_->handle_peer(relay, peer, buffer, len, now);
+                                  TimeMs now, int64_t now_us) {
+  return impl_->handle_peer(relay, peer, buffer, len, now, now_us);
 }
 
 void TurnServer::on_client_closed(const FiveTuple& from, TimeMs now) {
@@ -88,6 +89,7 @@ TimeMs TurnServer::on_timer(TimeMs now) {
   for (const auto& r : s.reservations) next = std::min(next, r.expires);
   // RFC 6062 sections 5.2 and 5.3: peer connections left without a ConnectionBind close.
   if (!s.tcp_peers.empty()) next = std::min(next, s.expire_tcp_peers(now));
+  if (!s.payloads_by_call.empty()) next = std::min(next, s.expire_payloads(now));
   s.next_due = next;
   return std::min(next, heartbeat);
 }
@@ -100,18 +102,30 @@ void TurnServer::shutdown(TimeMs now) {
   }
   for (const auto& r : s.reservations) s.ports.close(r.relay.id);
   s.reservations.clear();
+  s.payloads_by_call.clear();  // no allocation points at a map any more
 }
 
 void TurnServer::end_call(std::string_view call_id, TimeMs now) {
   Impl& s = *impl_;
-  const auto it = s.by_call.find(call_id);
-  if (it == s.by_call.end()) return;
-  // end_allocation shrinks (and finally erases) this entry: work on a copy of the tuples.
-  const std::vector<FiveTuple> tuples = it->second;
-  for (const FiveTuple& t : tuples) s.end_allocation(t, EndReason::kCallEnded, now);
+  if (const auto it = s.by_call.find(call_id); it != s.by_call.end()) {
+    // end_allocation shrinks (and finally erases) this entry: work on a copy of the tuples.
+    const std::vector<FiveTuple> tuples = it->second;
+    for (const FiveTuple& t : tuples) s.end_allocation(t, EndReason::kCallEnded, now);
+  }
+  // Every allocation of the call is gone: nothing points at its payload map any more.
+  if (const auto p = s.payloads_by_call.find(call_id); p != s.payloads_by_call.end()) {
+    s.payloads_by_call.erase(p);
+  }
 }
 
 size_t TurnServer::call_count() const { return impl_->by_call.size(); }
+
+void TurnServer::set_payload_types(std::string_view call_id,
+                                   std::shared_ptr<const media::PayloadMap> map, TimeMs now) {
+  impl_->set_payload_types(call_id, std::move(map), now);
+}
+
+size_t TurnServer::payload_map_count() const { return impl_->payloads_by_call.size(); }
 
 size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
 
@@ -190,7 +204,10 @@ Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
   Allocation& ref = *a;
   index_relays(*a);
   ++per_user[quota_key(a->info)];
-  if (!a->info.call_id.empty()) by_call[a->info.call_id].push_back(a->info.client);
+  if (!a->info.call_id.empty()) {
+    by_call[a->info.call_id].push_back(a->info.client);
+    attach_payloads(*a);
+  }
   note_deadline(a->expires);
   const FiveTuple tuple = a->info.client;
   by_tuple[tuple] = std::move(a);
@@ -206,7 +223,7 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
     per_user.erase(u);
   }
-  unindex_call(*a);
+  unindex_call(*a, now);
   // RFC 6062 section 5.5: "If the allocation associated with a data connection expires, the
   // data connection MUST be closed."
   if (a->tcp) close_tcp_peers(tuple);
@@ -215,12 +232,17 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (observer != nullptr) observer->on_allocation_ended(a->info, why, now);
 }
 
-void TurnServer::Impl::unindex_call(const Allocation& a) {
+void TurnServer::Impl::unindex_call(const Allocation& a, TimeMs now) {
   if (a.info.call_id.empty()) return;
   const auto it = by_call.find(a.info.call_id);
   if (it == by_call.end()) return;
   std::erase(it->second, a.info.client);
-  if (it->second.empty()) by_call.erase(it);
+  if (!it->second.empty()) return;
+  by_call.erase(it);
+  if (const auto p = payloads_by_call.find(a.info.call_id); p != payloads_by_call.end()) {
+    p->second.idle_since = now;
+    note_deadline(now + kPayloadTypesIdleMs);
+  }
 }
 
 }  // namespace callrelay::core

@@ -17,6 +17,7 @@
 #include "relay/core/observer.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/core/types.hpp"
+#include "relay/media/monitor.hpp"
 
 namespace callrelay::core {
 
@@ -83,6 +84,10 @@ struct CoreConfig {
   /// RFC 6062 peer data connections per TCP allocation (Connect gets 508 beyond; inbound
   /// connections beyond are closed).
   uint32_t max_tcp_connections_per_allocation = 64;
+  /// Measure relayed media (RTP loss and jitter per SSRC, STUN Binding round trips; see
+  /// relay/media/monitor.hpp) into AllocationInfo::media. Off: the data path skips it and the
+  /// counters stay 0.
+  bool media_quality = true;
 };
 
 class TurnServer {
@@ -97,14 +102,18 @@ class TurnServer {
   /// A datagram (or one frame cut from a stream) from a client. Answers requests, relays
   /// Send indications and ChannelData to peers. Malformed input is dropped (or answered with
   /// 400 when it parses as a request).
-  Output on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now);
+  /// `now_us`: monotonic microseconds for media measurement (interarrival jitter, round trips),
+  /// read by the caller with the same clock for every packet of this core; negative: now * 1000.
+  Output on_client_packet(const FiveTuple& from, std::span<const uint8_t> bytes, TimeMs now,
+                          int64_t now_us = -1);
 
   /// A datagram from `peer` at relay socket `relay`. `buffer` holds the payload at
   /// [kPeerHeadroom, kPeerHeadroom + len) with kPeerTailroom bytes free after it; the core
   /// writes the ChannelData or Data indication header in place (no copy of the payload).
   /// Dropped (kNone) without a permission for the peer's IP.
+  /// `now_us` as for on_client_packet.
   Output on_peer_packet(RelayId relay, const Endpoint& peer, std::span<uint8_t> buffer, size_t len,
-                        TimeMs now);
+                        TimeMs now, int64_t now_us = -1);
 
   /// A stream connection closed: its allocation ends at once.
   void on_client_closed(const FiveTuple& from, TimeMs now);
@@ -135,6 +144,17 @@ class TurnServer {
   void end_call(std::string_view call_id, TimeMs now);
   /// Calls with live allocations on this shard (the size of that index).
   size_t call_count() const;
+
+  /// The RTP payload types call `call_id` negotiated (null: none known, kinds are guessed),
+  /// for the media measurement of its allocations: given to the live ones now and to those
+  /// made later. Replaces the previous map (the allocations are switched before it is
+  /// released). Kept until end_call, or until the call has had no allocation on this shard
+  /// for kPayloadTypesIdleMs (a map set after its call ended is not kept forever).
+  void set_payload_types(std::string_view call_id, std::shared_ptr<const media::PayloadMap> map,
+                         TimeMs now);
+  /// Calls with a payload map on this shard.
+  size_t payload_map_count() const;
+  static constexpr TimeMs kPayloadTypesIdleMs = 3'600'000;
 
   size_t allocation_count() const;
   /// Visits live allocations (telemetry reads counters at scrape time on the owning thread).

@@ -114,6 +114,11 @@ void Server::end_call(std::string call_id) {
   workers_.back()->end_call(std::move(call_id));
 }
 
+void Server::set_payload_types(std::string call_id,
+                               std::shared_ptr<const media::PayloadMap> map) {
+  for (auto& w : workers_) w->set_payload_types(call_id, map);
+}
+
 void Server::join() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

@@ -70,6 +70,10 @@ class Server {
   /// allocations made with call `call_id`'s credentials (core::TurnServer::end_call) and closes
   /// their relay sockets. Before start() it waits for the workers to run; after stop(), nothing.
   void end_call(std::string call_id);
+  /// Any thread; returns at once. Every worker gives call `call_id`'s allocations (live, and
+  /// those made later) the payload types `map` (core::TurnServer::set_payload_types), on its own
+  /// thread shortly after. Replaces the call's previous map; the workers share `map`.
+  void set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map);
   /// Waits for the worker threads to finish (after stop()).
   void join();
 

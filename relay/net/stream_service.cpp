@@ -14,7 +14,8 @@
 
 namespace callrelay::net {
 
-core::TimeMs now_ms();  // worker.cpp
+core::TimeMs now_ms();    // worker.cpp
+int64_t media_now_us();  // worker.cpp
 
 namespace {
 
@@ -195,7 +196,8 @@ std::shared_ptr<StreamConnection> StreamService::find(const core::FiveTuple& tup
 }
 
 void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
-  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms()), /*batched=*/true);
+  const int64_t now_us = media_clock_ ? media_now_us() : -1;
+  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms(), now_us), /*batched=*/true);
   if (after_frame_ && c.is_open()) after_frame_(c);
 }
 

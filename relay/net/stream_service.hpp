@@ -80,6 +80,8 @@ class StreamService final : private StreamHost {
   /// dispatched (RFC 6062: a ConnectionBind's connection is spliced then, after its response).
   using AfterFrame = std::function<void(StreamConnection&)>;
   void set_after_frame(AfterFrame f) { after_frame_ = std::move(f); }
+  /// Whether frames carry the media clock (core::CoreConfig::media_quality). Before start().
+  void set_media_clock(bool on) { media_clock_ = on; }
   /// Stops accepting and closes every connection without ending allocations through the core
   /// (the worker's core shutdown does that). Idempotent.
   void close_all();
@@ -109,6 +111,7 @@ class StreamService final : private StreamHost {
   Dispatch dispatch_;
   Flush flush_;
   AfterFrame after_frame_;
+  bool media_clock_ = true;  ///< see set_media_clock
   StreamLimits limits_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<uint32_t, std::shared_ptr<StreamConnection>> connections_;

@@ -13,6 +13,11 @@ core::TimeMs now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+int64_t media_now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
                const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
                const SharedAuth& shared, core::Observer* observer)
@@ -22,7 +27,8 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
       relays_(ctx_, relay, index, count, listen),
       core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer),
       tcp_(ctx_, core_, [this](const core::Output& out) { dispatch(out); }),
-      timer_(ctx_) {}
+      timer_(ctx_),
+      media_clock_(core_config.media_quality) {}
 
 Worker::~Worker() {
   // Normally stop() ran already; this covers a worker destroyed without running.
@@ -51,6 +57,7 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
         ctx_, core_, [this](const core::Output& out, bool batched) { dispatch(out, batched); },
         [this] { to_peers_.flush(); }, limits);
     streams_->set_after_frame([this](StreamConnection& c) { tcp_.after_frame(c); });
+    streams_->set_media_clock(media_clock_);
     tcp_.set_streams(streams_.get());
   }
   return streams_->listen(endpoint, join, std::move(tls), steer_group);
@@ -74,6 +81,13 @@ void Worker::end_call(std::string call_id) {
     // The core closes the relay sockets through close() (which sends what is queued first)
     // and the peer connections of TCP allocations through close_peer().
     core_.end_call(id, now_ms());
+  });
+}
+
+void Worker::set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map) {
+  asio::post(ctx_, [this, id = std::move(call_id), m = std::move(map)]() mutable {
+    if (stopping_) return;
+    core_.set_payload_types(id, std::move(m), now_ms());
   });
 }
 
@@ -114,9 +128,10 @@ void Worker::on_listener_readable(size_t li) {
       continue;
     }
     const core::TimeMs now = now_ms();
+    const int64_t now_us = media_clock_ ? media_now_us() : -1;
     const size_t first = batch_.first();
     for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
-      handle_client_datagram(l, i, now);
+      handle_client_datagram(l, i, now, now_us);
     }
     flush_round();
     if (stopping_) return;
@@ -128,7 +143,7 @@ void Worker::on_listener_readable(size_t li) {
   });
 }
 
-void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now) {
+void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now, int64_t now_us) {
   if (batch_.truncated(i)) {
     log::debug("dropped a truncated datagram on ", l.bound().to_string());
     return;
@@ -137,7 +152,7 @@ void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now) 
   if (!client) return;
   const auto local = batch_.destination(i, l.bound().port);
   const core::FiveTuple from{core::Transport::kUdp, *client, local ? *local : l.bound(), l.index()};
-  dispatch(core_.on_client_packet(from, batch_.payload(i), now));
+  dispatch(core_.on_client_packet(from, batch_.payload(i), now, now_us));
 }
 
 // --- relay side --------------------------------------------------------------------------
@@ -197,12 +212,13 @@ void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
       continue;
     }
     const core::TimeMs now = now_ms();
+    const int64_t now_us = media_clock_ ? media_now_us() : -1;
     const size_t first = batch_.first();
     for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
       if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
       const auto peer = batch_.source(i);
       if (!peer) continue;
-      dispatch(core_.on_peer_packet(id, *peer, batch_.slot(i), batch_.length(i), now));
+      dispatch(core_.on_peer_packet(id, *peer, batch_.slot(i), batch_.length(i), now, now_us));
     }
     schedule_flush();
     if (stopping_ || !relays_.is_open(id, generation)) return;

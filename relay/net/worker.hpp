@@ -29,6 +29,10 @@ struct SharedAuth {
 
 /// Milliseconds since the Unix epoch from the system clock: the `now` every core call gets.
 core::TimeMs now_ms();
+/// Monotonic microseconds (steady clock): the media clock (interarrival jitter, round trips)
+/// the core gets with relayed packets when CoreConfig::media_quality is on, read once per
+/// receive batch like now_ms(). Never steps with the wall clock.
+int64_t media_now_us();
 
 class Worker final : private core::RelayPorts {
  public:
@@ -65,6 +69,9 @@ class Worker final : private core::RelayPorts {
   /// Thread-safe: posts core::TurnServer::end_call for `call_id` to the worker's thread, which
   /// ends the call's allocations there and closes their relay sockets (unless stopping).
   void end_call(std::string call_id);
+  /// Thread-safe: posts core::TurnServer::set_payload_types for `call_id` to the worker's
+  /// thread (nothing once stopping).
+  void set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map);
 
   unsigned index() const { return index_; }
   /// Open relay sockets (on the worker's thread, or after run() returned).
@@ -89,7 +96,7 @@ class Worker final : private core::RelayPorts {
 
   void arm_listener(size_t li);
   void on_listener_readable(size_t li);
-  void handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now);
+  void handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now, int64_t now_us);
   void arm_relay(core::RelayId id);
   void on_relay_readable(core::RelayId id, uint32_t generation);
   void arm_timer(core::TimeMs deadline, core::TimeMs now);
@@ -124,6 +131,8 @@ class Worker final : private core::RelayPorts {
   asio::steady_timer timer_;
   bool stopping_ = false;
   bool flush_scheduled_ = false;
+  /// CoreConfig::media_quality: read media_now_us() per batch (else the core gets none).
+  bool media_clock_ = true;
   /// TCP/TLS clients (null without stream listeners); destroyed first, before the core.
   std::unique_ptr<StreamService> streams_;
 };
