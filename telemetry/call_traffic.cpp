@@ -1,4 +1,5 @@
-// CallTraffic: per-call traffic of call-scoped allocations, read when the call ends.
+// CallTraffic: per-call traffic of call-scoped allocations, read when the call ends, and their
+// relay-observed media, read every few seconds while the call runs.
 #include "telemetry/call_traffic.hpp"
 
 #include <algorithm>
@@ -58,7 +59,7 @@ void CallTraffic::record_created(const core::AllocationInfo& a) {
   if (a.call_id.empty()) return;
   const std::lock_guard lock(mu_);
   Call& call = calls_[a.call_id];
-  call.live.push_back(Live{a.id, a.user_id, &a.traffic});
+  call.live.push_back(Live{a.id, a.user_id, &a.traffic, &a.media, {}, {}});
   ++call.allocations;
 }
 
@@ -71,6 +72,8 @@ void CallTraffic::record_ended(const core::AllocationInfo& a, core::EndReason re
   const auto live = std::find_if(call.live.begin(), call.live.end(),
                                  [&](const Live& l) { return l.id == a.id; });
   if (live == call.live.end()) return;
+  observe_rtt(*live, ++read_stamp_);
+  const Live ended = std::move(*live);
   call.live.erase(live);
   if (reason == core::EndReason::kCallEnded && call.live.empty()) {
     // The call ended and its traffic was read before its allocations were ended: nothing will
@@ -80,9 +83,89 @@ void CallTraffic::record_ended(const core::AllocationInfo& a, core::EndReason re
   }
   auto user = std::find_if(call.ended.begin(), call.ended.end(),
                            [&](const UserBytes& u) { return u.user_id == a.user_id; });
-  if (user == call.ended.end()) user = call.ended.insert(call.ended.end(), UserBytes{a.user_id});
+  if (user == call.ended.end()) {
+    UserBytes fresh;
+    fresh.user_id = a.user_id;
+    user = call.ended.insert(call.ended.end(), std::move(fresh));
+  }
   user->to_peer += a.traffic.bytes_to_peer.get();
   user->to_client += a.traffic.bytes_to_client.get();
+  for (size_t k = 0; k < media::kKinds; ++k) {
+    user->expected[k] += a.media.kind[k].expected.get();
+    user->received[k] += a.media.kind[k].received.get();
+  }
+  if (ended.rtt_client.stamp > user->rtt_client.stamp) user->rtt_client = ended.rtt_client;
+  if (ended.rtt_peer.stamp > user->rtt_peer.stamp) user->rtt_peer = ended.rtt_peer;
+}
+
+void CallTraffic::observe_rtt(Live& l, uint64_t stamp) {
+  const auto note = [stamp](RttSeen& seen, const media::Relaxed& us, const media::Relaxed& n) {
+    const uint64_t samples = n.get();
+    if (samples == seen.samples) return;
+    seen = RttSeen{samples, us.get(), stamp};
+  };
+  note(l.rtt_client, l.media->rtt_client_us, l.media->rtt_client_samples);
+  note(l.rtt_peer, l.media->rtt_peer_us, l.media->rtt_peer_samples);
+}
+
+CallMediaTotals CallTraffic::media(std::string_view call_id, std::string_view caller,
+                                   std::string_view callee) const {
+  CallMediaTotals out;
+  // The most recent round-trip sample per user and leg: the highest stamp, live ones winning
+  // ties with ended ones (they are visited last).
+  struct Pick {
+    uint64_t stamp = 0;
+    uint64_t us = 0;
+    void consider(const RttSeen& s) {
+      if (s.stamp != 0 && s.stamp >= stamp) *this = Pick{s.stamp, s.us};
+    }
+  };
+  std::array<Pick, 2> client{}, peer{};  // [0] caller, [1] callee
+  const auto slot = [&](std::string_view user) -> int {
+    if (user == caller) return 0;
+    if (user == callee) return 1;
+    return -1;
+  };
+  const std::lock_guard lock(mu_);
+  const auto it = calls_.find(call_id);
+  if (it == calls_.end()) return out;
+  Call& call = it->second;
+  const uint64_t stamp = ++read_stamp_;
+  for (const UserBytes& u : call.ended) {
+    const int i = slot(u.user_id);
+    if (i < 0) continue;
+    UserMediaTotals& t = i == 0 ? out.caller : out.callee;
+    for (size_t k = 0; k < media::kKinds; ++k) {
+      t.kind[k].expected += u.expected[k];
+      t.kind[k].received += u.received[k];
+    }
+    client[static_cast<size_t>(i)].consider(u.rtt_client);
+    peer[static_cast<size_t>(i)].consider(u.rtt_peer);
+  }
+  for (Live& l : call.live) {
+    const int i = slot(l.user_id);
+    if (i < 0) continue;
+    UserMediaTotals& t = i == 0 ? out.caller : out.callee;
+    for (size_t k = 0; k < media::kKinds; ++k) {
+      const media::KindCounters& c = l.media->kind[k];
+      const uint64_t received = c.received.get();
+      t.kind[k].expected += c.expected.get();
+      t.kind[k].received += received;
+      if (received > 0) {
+        t.kind[k].jitter_us =
+            std::max(t.kind[k].jitter_us, static_cast<int64_t>(c.jitter_us.get()));
+      }
+    }
+    observe_rtt(l, stamp);
+    client[static_cast<size_t>(i)].consider(l.rtt_client);
+    peer[static_cast<size_t>(i)].consider(l.rtt_peer);
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    UserMediaTotals& t = i == 0 ? out.caller : out.callee;
+    if (client[i].stamp != 0) t.rtt_client_us = static_cast<int64_t>(client[i].us);
+    if (peer[i].stamp != 0) t.rtt_peer_us = static_cast<int64_t>(peer[i].us);
+  }
+  return out;
 }
 
 CallTrafficTotals CallTraffic::traffic(std::string_view call_id, std::string_view caller,

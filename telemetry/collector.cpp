@@ -90,8 +90,11 @@ CollectResult RelayCollector::collect(bool series_as_text) const {
           t.packets[dir] += packets[dir];
         }
         ++s.active[live.labels->transport][live.labels->family];
-        if (cfg_.per_allocation_enabled)
-          s.series.push_back({live.labels, bytes, packets, live.throughput});
+        if (cfg_.per_allocation_enabled) {
+          SeriesSample sample{live.labels, bytes, packets, live.throughput};
+          set_media(sample, live.info->media);
+          s.series.push_back(std::move(sample));
+        }
       }
       for (size_t t = 0; t < kTransports; ++t) {
         for (size_t dir = 0; dir < kDirections; ++dir) {

@@ -14,22 +14,37 @@ struct FamilyInfo {
   const char* help;
   prometheus::MetricType type;
   const char* type_name;
+  size_t directions;  ///< series per allocation: both directions, or client_to_peer only
 };
 constexpr FamilyInfo kBytes = {"callrelay_allocation_relayed_bytes_total",
                                "Payload bytes relayed by one live allocation, by direction.",
-                               prometheus::MetricType::Counter, "counter"};
+                               prometheus::MetricType::Counter, "counter", kDirections};
 constexpr FamilyInfo kPackets = {"callrelay_allocation_relayed_packets_total",
                                  "Packets relayed by one live allocation, by direction.",
-                                 prometheus::MetricType::Counter, "counter"};
+                                 prometheus::MetricType::Counter, "counter", kDirections};
 constexpr FamilyInfo kThroughput = {
     "callrelay_allocation_throughput_bytes_per_second",
     "Current throughput of one live allocation over the last few seconds "
     "(TelemetryConfig::bitrate_window_s), by direction.",
-    prometheus::MetricType::Gauge, "gauge"};
+    prometheus::MetricType::Gauge, "gauge", kDirections};
+constexpr FamilyInfo kMediaLoss = {
+    "callrelay_allocation_media_loss_ratio",
+    "RTP packets lost on the way from the client to the relay, over those expected, since one "
+    "live allocation started (audio and video).",
+    prometheus::MetricType::Gauge, "gauge", 1};
+constexpr FamilyInfo kMediaJitter = {
+    "callrelay_allocation_media_jitter_seconds",
+    "Current RTP interarrival jitter of the media the client sends through one live allocation "
+    "(the worse of audio and video).",
+    prometheus::MetricType::Gauge, "gauge", 1};
+constexpr std::array<const FamilyInfo*, 5> kFamiliesInOrder = {&kBytes, &kPackets, &kThroughput,
+                                                               &kMediaLoss, &kMediaJitter};
 
 double value_of(const FamilyInfo& f, const SeriesSample& s, size_t dir) {
   if (&f == &kBytes) return static_cast<double>(s.bytes[dir]);
   if (&f == &kPackets) return static_cast<double>(s.packets[dir]);
+  if (&f == &kMediaLoss) return s.media_loss_ratio;
+  if (&f == &kMediaJitter) return s.media_jitter_seconds;
   return s.throughput[dir];
 }
 
@@ -73,6 +88,20 @@ void append_value(std::string& out, double v) {
 
 }  // namespace
 
+void set_media(SeriesSample& s, const media::MediaCounters& m) {
+  uint64_t expected = 0, received = 0, jitter_us = 0;
+  for (const media::KindCounters& k : m.kind) {
+    const uint64_t e = k.expected.get();
+    const uint64_t r = k.received.get();
+    expected += e;
+    received += std::min(r, e);  // read apart from `expected`: never count more than expected
+    if (r > 0) jitter_us = std::max(jitter_us, k.jitter_us.get());
+  }
+  s.media_loss_ratio =
+      expected == 0 ? 0.0 : static_cast<double>(expected - received) / static_cast<double>(expected);
+  s.media_jitter_seconds = static_cast<double>(jitter_us) / 1e6;
+}
+
 size_t select_series(std::vector<SeriesSample>& series, size_t cap) {
   size_t dropped = 0;
   if (series.size() > cap) {
@@ -93,14 +122,14 @@ size_t select_series(std::vector<SeriesSample>& series, size_t cap) {
 
 void add_series_families(const std::vector<SeriesSample>& series,
                          std::vector<prometheus::MetricFamily>& out) {
-  for (const FamilyInfo* f : {&kBytes, &kPackets, &kThroughput}) {
+  for (const FamilyInfo* f : kFamiliesInOrder) {
     prometheus::MetricFamily fam;
     fam.name = f->name;
     fam.help = f->help;
     fam.type = f->type;
-    fam.metric.reserve(series.size() * kDirections);
+    fam.metric.reserve(series.size() * f->directions);
     for (const SeriesSample& s : series) {
-      for (size_t dir = 0; dir < kDirections; ++dir) {
+      for (size_t dir = 0; dir < f->directions; ++dir) {
         prometheus::ClientMetric m;
         m.label = {{"allocation_id", s.labels->allocation_id},
                    {"direction", std::string(direction_label(dir))},
@@ -120,12 +149,12 @@ void add_series_families(const std::vector<SeriesSample>& series,
 }
 
 void render_series_text(const std::vector<SeriesSample>& series, std::string& out) {
-  out.reserve(out.size() + series.size() * kDirections * 3 * 160);
-  for (const FamilyInfo* f : {&kBytes, &kPackets, &kThroughput}) {
+  out.reserve(out.size() + series.size() * (kDirections * 3 + 2) * 160);
+  for (const FamilyInfo* f : kFamiliesInOrder) {
     out.append("# HELP ").append(f->name).append(" ").append(f->help).append("\n");
     out.append("# TYPE ").append(f->name).append(" ").append(f->type_name).append("\n");
     for (const SeriesSample& s : series) {
-      for (size_t dir = 0; dir < kDirections; ++dir) {
+      for (size_t dir = 0; dir < f->directions; ++dir) {
         out.append(f->name).append("{allocation_id=\"");
         append_escaped(out, s.labels->allocation_id);
         out.append("\",direction=\"").append(direction_label(dir));

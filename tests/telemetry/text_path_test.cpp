@@ -1,5 +1,6 @@
 // The direct text writer for per-allocation series produces exactly what prometheus-cpp's
-// TextSerializer writes for the same families (so scrape_text's fast path changes nothing).
+// TextSerializer writes for the same families (so scrape_text's fast path changes nothing),
+// the media loss ratio and jitter series included.
 #include <gtest/gtest.h>
 
 #include <prometheus/text_serializer.h>
@@ -31,6 +32,11 @@ TEST(TextPath, SameBytesAsTheSerializer) {
     workers[id % 2]->on_allocation_created(*allocs.back());
     // Sizes that make non-integer rates and values past 2^53.
     testing::relay(*allocs.back(), id * 1'000'003, id == 7 ? (uint64_t{1} << 60) + 1 : id * 7, id);
+    // Relay-observed media: loss ratios and jitter that are not short decimals (some none).
+    media::KindCounters& k = allocs.back()->media.kind[id % 2];
+    k.expected.set(id % 4 == 0 ? 0 : 7 * id);
+    k.received.set(id % 4 == 0 ? 0 : 5 * id);
+    k.jitter_us.set(id * 333'333);
   }
   for (auto& w : workers) w->sample(kT0 + 3000);
   const std::string reference = serialize(collector.Collect());
