@@ -1,8 +1,9 @@
 // RelayForCalls: call-scoped REST credentials minted, remembered per call and revoked when the
-// call ends; per-call traffic from telemetry::CallTraffic.
+// call ends; per-call traffic and media from telemetry::CallTraffic; payload types to the relay.
 #include "app/call_relay.hpp"
 
 #include <algorithm>
+#include <memory>
 
 namespace callrelay::app {
 namespace {
@@ -12,6 +13,21 @@ namespace {
 constexpr size_t kMaxUserBytes = 256;
 /// How often expired credentials are forgotten.
 constexpr core::TimeMs kPruneEveryMs = 60'000;
+
+/// Microseconds as milliseconds; negative ("none") as -1.
+double ms_from_us(int64_t us) { return us < 0 ? -1.0 : static_cast<double>(us) / 1000.0; }
+
+calls::RelayLeg leg_from(const telemetry::UserMediaTotals& t) {
+  const auto stream = [](const telemetry::MediaKindTotals& k) {
+    return calls::RelayStream{k.expected, k.received, ms_from_us(k.jitter_us)};
+  };
+  calls::RelayLeg leg;
+  leg.audio = stream(t.kind[static_cast<size_t>(media::Kind::kAudio)]);
+  leg.video = stream(t.kind[static_cast<size_t>(media::Kind::kVideo)]);
+  leg.rtt_client_ms = ms_from_us(t.rtt_client_us);
+  leg.rtt_peer_ms = ms_from_us(t.rtt_peer_us);
+  return leg;
+}
 
 }  // namespace
 
@@ -85,6 +101,27 @@ calls::CallTraffic RelayForCalls::traffic(std::string_view call_id, std::string_
   out.callee_to_client = t.callee_to_client;
   out.allocations = t.allocations;
   return out;
+}
+
+calls::RelayMedia RelayForCalls::media(std::string_view call_id, std::string_view caller,
+                                       std::string_view callee) {
+  const telemetry::CallMediaTotals t = traffic_.media(call_id, caller, callee);
+  return calls::RelayMedia{leg_from(t.caller), leg_from(t.callee)};
+}
+
+void RelayForCalls::set_payload_types(std::string_view call_id,
+                                      std::vector<calls::RtpPayloadType> types) {
+  if (!core::looks_like_call_id(call_id)) return;
+  auto map = std::make_shared<media::PayloadMap>();
+  for (const calls::RtpPayloadType& t : types) {
+    if (t.pt >= map->size()) continue;  // RTP payload types are 7 bits (RFC 3550 section 5.1)
+    media::PayloadType& p = (*map)[t.pt];
+    if (p.role != media::PayloadType::Role::kUnknown) continue;  // the first one wins
+    using Role = media::PayloadType::Role;
+    p.role = t.repair ? Role::kRepair : (t.video ? Role::kVideo : Role::kAudio);
+    p.clock_rate = t.clock_rate;
+  }
+  server_.set_payload_types(std::string(call_id), std::move(map));
 }
 
 void RelayForCalls::end_call(std::string_view call_id) {

@@ -1,6 +1,7 @@
 // The relay as the call service sees it (calls/signaling/relay_seam.hpp, calls::IceServerSource):
-// call-scoped TURN REST credentials, the traffic of the allocations made with them, and ending
-// those allocations when the call ends.
+// call-scoped TURN REST credentials, the traffic and relay-observed media of the allocations made
+// with them, the call's payload types for the media measurement, and ending those allocations
+// when the call ends.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,15 @@ class RelayForCalls final : public calls::CallRelay, public calls::IceServerSour
 
   calls::CallTraffic traffic(std::string_view call_id, std::string_view caller,
                              std::string_view callee) override;
+
+  /// From telemetry::CallTraffic::media: microseconds become milliseconds, -1 stays "none".
+  calls::RelayMedia media(std::string_view call_id, std::string_view caller,
+                          std::string_view callee) override;
+
+  /// Builds the call's media::PayloadMap (repair payload types as kRepair, the others audio or
+  /// video by their m= section) and hands it to every worker.
+  void set_payload_types(std::string_view call_id,
+                         std::vector<calls::RtpPayloadType> types) override;
 
   /// Revokes every username minted for the call (until its expiry), ends its allocations on
   /// every worker and forgets its traffic.
