@@ -254,6 +254,13 @@ describe('call quality in Chromium (lossy uplink, fallback, preflight)', {
     assert.ok(intervals({ class: 'poor', source: 'client' }) > 0, 'poor client intervals counted');
     assert.ok(intervals({ source: 'relay', kind: 'video' }) >= 2, 'relay video intervals counted');
     assert.ok(intervals({ class: 'excellent', source: 'relay' }) > 0, 'the clean direction counted excellent');
+
+    // An outbound interval is what the receiver reported: one without a new receiver report
+    // (audio RTCP comes every ~5 s, stats every 2 s here) has no measurement, so it must not
+    // read as a loss-free (excellent) interval while a quarter of the packets are lost.
+    const outAudio = seen['alice outbound audio'];
+    assert.ok(outAudio.length >= 2 && outAudio.every(lossy),
+      `alice outbound audio under ${DROP * 100}% loss: ${classes(outAudio)}`);
   }));
 
   it('(b) sustained loss: the caller falls back to audio only, then restores its video', { timeout: 120000 }, () => guarded(async () => {
