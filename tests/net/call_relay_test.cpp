@@ -1,6 +1,7 @@
 // app::RelayForCalls: call-scoped credentials (format, reuse, refusals), and against a real
 // server on loopback: the allocations they make are counted for the call, and ending the call
-// ends them and revokes the credentials.
+// ends them and revokes the credentials; the media the call's allocations relay is measured
+// with the payload types the call service hands over.
 #include "app/call_relay.hpp"
 
 #include <gtest/gtest.h>
@@ -223,6 +224,84 @@ TEST_F(RelayForCallsTest, CountsTheCallsTrafficThenEndCallEndsAndRevokes) {
   EXPECT_EQ(relay_->traffic(kCallB, "alice", "bob").allocations, 1u);
   EXPECT_EQ(relay_->minted_call_count(), 1u);
   EXPECT_EQ(watcher_.seen().size(), 2u);
+}
+
+/// An RTP packet (RFC 3550 section 5.1) with a 20-byte payload.
+std::vector<uint8_t> rtp(uint8_t pt, uint16_t seq, uint32_t ts, uint32_t ssrc) {
+  std::vector<uint8_t> p(12 + 20, 0x11);
+  p[0] = 0x80;
+  p[1] = pt;
+  p[2] = static_cast<uint8_t>(seq >> 8);
+  p[3] = static_cast<uint8_t>(seq);
+  for (size_t i = 0; i < 4; ++i) {
+    p[4 + i] = static_cast<uint8_t>(ts >> (24 - 8 * i));
+    p[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
+  }
+  return p;
+}
+
+/// A STUN Binding request or success response, as ICE agents exchange through the relay.
+std::vector<uint8_t> binding(stun::Class cls) {
+  stun::TransactionId tid{};
+  tid.fill(0x42);
+  std::vector<uint8_t> buf(64);
+  stun::MessageBuilder b(buf, stun::Method::kBinding, cls, tid);
+  buf.resize(b.finish());
+  return buf;
+}
+
+TEST_F(RelayForCallsTest, MeasuresTheCallsMediaWithItsPayloadTypes) {
+  // PT 111 declared video: guessed, it would be Opus (audio). Given before the allocation
+  // exists, and to both workers.
+  relay_->set_payload_types(kCallA, {{111, true, 90000, false}, {112, true, 90000, true}});
+  const calls::TimeMs now = net::now_ms();
+  TurnClient alice = client(relay_->ice_servers("alice", kCallA, now));
+  const auto relayed = alice.allocate();
+  ASSERT_TRUE(relayed) << "Allocate failed";
+  UdpSocket peer;
+  ASSERT_TRUE(peer.ok());
+  const auto perm = alice.request(stun::Method::kCreatePermission, [&](stun::MessageBuilder& b) {
+    b.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
+  });
+  ASSERT_TRUE(perm);
+  ASSERT_EQ(perm->error_code(), 0);
+  const auto send = [&](const std::vector<uint8_t>& payload) {
+    alice.send_raw(alice.build(stun::Method::kSend, stun::Class::kIndication,
+                               [&](stun::MessageBuilder& b) {
+                                 b.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
+                                 b.add_bytes(stun::attr::kData, payload);
+                               },
+                               false));
+    const auto got = peer.receive();
+    ASSERT_TRUE(got) << "the peer got nothing";
+    EXPECT_EQ(*got, payload);
+  };
+  // Sequence 1..10 without 5; an rtx packet (PT 112) is never media.
+  for (uint16_t seq = 1; seq <= 10; ++seq) {
+    if (seq != 5) send(rtp(111, seq, 3000u * seq, 0xCAFE));
+  }
+  send(rtp(112, 77, 0, 0xBEEF));
+  // alice's ICE check goes to the peer, which answers through the relay: the peer leg.
+  send(binding(stun::Class::kRequest));
+  peer.send_to(*relayed, binding(stun::Class::kSuccess));
+  ASSERT_TRUE(alice.socket().receive()) << "alice got no Data indication";
+
+  const calls::RelayMedia m = relay_->media(kCallA, "alice", "bob");
+  // RFC 3550 A.1: the first packet is the SSRC's probation; counted from the second on.
+  EXPECT_EQ(m.caller.video.expected, 9u);
+  EXPECT_EQ(m.caller.video.received, 8u);
+  EXPECT_GE(m.caller.video.jitter_ms, 0.0);
+  EXPECT_EQ(m.caller.audio.expected, 0u);
+  EXPECT_EQ(m.caller.audio.jitter_ms, -1.0);
+  EXPECT_GE(m.caller.rtt_peer_ms, 0.0);  // measured (its value is loopback timing)
+  EXPECT_EQ(m.caller.rtt_client_ms, -1.0);
+  EXPECT_EQ(m.callee.video.expected, 0u);
+  EXPECT_EQ(m.callee.rtt_peer_ms, -1.0);
+
+  // Ended with the call: nothing is left to read.
+  relay_->end_call(kCallA);
+  ASSERT_EQ(watcher_.wait_for(1).size(), 1u);
+  EXPECT_EQ(relay_->media(kCallA, "alice", "bob").caller.video.expected, 0u);
 }
 
 }  // namespace
