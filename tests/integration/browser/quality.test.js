@@ -135,7 +135,8 @@ describe('call quality in Chromium (lossy uplink, fallback, preflight)', {
       await page.evaluate(([from, to]) => window.qualityTest.proxyUdp(from, to),
         [`127.0.0.1:${srv.port}`, `127.0.0.1:${via ?? srv.port}`]);
     }
-    await page.evaluate((u) => window.qualityTest.load(u), `http://127.0.0.1:${srv.httpPort}/sdk/callrelay.js`);
+    await page.evaluate((u) => window.qualityTest.load(u),
+      `http://127.0.0.1:${srv.httpPort}/sdk/callrelay.js`);
     const url = `ws://127.0.0.1:${srv.httpPort}/api/v1/signal`;
     const token = signal.mintToken(TOKEN_SECRET, user);
     const welcome = await page.evaluate(([u, t, o]) => window.qualityTest.connect(u, t, o),
@@ -216,7 +217,8 @@ describe('call quality in Chromium (lossy uplink, fallback, preflight)', {
         `${key}: poor or fair intervals under ${DROP * 100}% loss: ${classes(events)}`);
     }
     // The other direction is clean.
-    for (const key of ['bob outbound video', 'bob outbound audio', 'alice inbound video', 'alice inbound audio']) {
+    for (const key of ['bob outbound video', 'bob outbound audio', 'alice inbound video',
+      'alice inbound audio']) {
       assert.ok(seen[key].length >= 3, `${key}: intervals: ${classes(seen[key])}`);
       assert.ok(seen[key].every((e) => e.lossRatio <= 0.01), `${key}: no loss: ${classes(seen[key])}`);
     }
@@ -253,7 +255,8 @@ describe('call quality in Chromium (lossy uplink, fallback, preflight)', {
     assert.ok(intervals({ class: 'poor', source: 'relay' }) > 0, 'poor relay intervals counted');
     assert.ok(intervals({ class: 'poor', source: 'client' }) > 0, 'poor client intervals counted');
     assert.ok(intervals({ source: 'relay', kind: 'video' }) >= 2, 'relay video intervals counted');
-    assert.ok(intervals({ class: 'excellent', source: 'relay' }) > 0, 'the clean direction counted excellent');
+    assert.ok(intervals({ class: 'excellent', source: 'relay' }) > 0,
+      'the clean direction counted excellent');
 
     // An outbound interval is what the receiver reported: one without a new receiver report
     // (audio RTCP comes every ~5 s, stats every 2 s here) has no measurement, so it must not

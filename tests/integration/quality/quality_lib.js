@@ -212,6 +212,7 @@ function checkSummary(s, what) {
 }
 
 module.exports = {
-  sleep, show, issueToken, activeCall, udpTurnServer, startRtpStream, killChildren, parseMetrics, scrape, select, total, waitFor,
+  sleep, show, issueToken, activeCall, udpTurnServer, startRtpStream, killChildren, parseMetrics,
+  scrape, select, total, waitFor,
   fetchRecord, near, checkSummary,
 };

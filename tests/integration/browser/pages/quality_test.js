@@ -21,7 +21,8 @@ function rewriteServers(servers) {
 
 window.RTCPeerConnection = class extends NativePeerConnection {
   constructor(config, ...rest) {
-    const c = config && config.iceServers ? { ...config, iceServers: rewriteServers(config.iceServers) } : config;
+    const c = config && config.iceServers
+      ? { ...config, iceServers: rewriteServers(config.iceServers) } : config;
     rewritten.push(c?.iceServers ?? null);
     super(c, ...rest);
   }
