@@ -150,7 +150,7 @@ describe('stats intervals (the `stats` message)', () => {
     inVideo: { packetsReceived: 5000, packetsLost: 20, bytesReceived: 4000000,
       framesDecoded: 300, framesDropped: 1 },
     outVideo: { packetsSent: 4000, bytesSent: 3000000 },
-    remoteVideo: { packetsLost: 8 },
+    remoteVideo: { packetsLost: 8, reportsReceived: 4 },
   }));
 
   it('sends deltas, jitter in ms, bitrates, the selected pair; omits what is unknown', () => {
@@ -159,7 +159,9 @@ describe('stats intervals (the `stats` message)', () => {
       inVideo: { packetsReceived: 5891, packetsLost: 29, bytesReceived: 4500000,
         framesDecoded: 450, framesDropped: 3 },
       outVideo: { packetsSent: 4900, bytesSent: 3500000 },
-      remoteVideo: { packetsLost: 17, jitter: 0.0031, roundTripTime: 0.0125 },
+      // The receiver's latest report: 1% lost since its previous one (RFC 3550 6.4.2).
+      remoteVideo: { packetsLost: 17, jitter: 0.0031, roundTripTime: 0.0125, fractionLost: 0.01,
+        reportsReceived: 9 },
     }));
     const { payload, measures } = statsInterval(first, second, 5000.4);
     assert.deepEqual(payload, {
@@ -374,14 +376,15 @@ async function until(cond, what) {
 
 // Cumulative stats of an outgoing audio and video call: `sent` and `lost` per kind as the
 // receiver's reports tell, plus received audio.
-function callReport({ audioSent, videoSent, audioLost = 0, videoLost = 0, received = 0 }) {
+function callReport({ audioSent, videoSent, audioLost = 0, videoLost = 0, received = 0,
+  reports = 0, audioFraction = 0, videoFraction = 0 }) {
   const stats = [
     { id: 'OA', type: 'outbound-rtp', kind: 'audio', packetsSent: audioSent, bytesSent: 0 },
     { id: 'OV', type: 'outbound-rtp', kind: 'video', packetsSent: videoSent, bytesSent: 0 },
     { id: 'RA', type: 'remote-inbound-rtp', kind: 'audio', packetsLost: audioLost, jitter: 0.002,
-      roundTripTime: 0.02 },
+      roundTripTime: 0.02, fractionLost: audioFraction, reportsReceived: reports },
     { id: 'RV', type: 'remote-inbound-rtp', kind: 'video', packetsLost: videoLost, jitter: 0.002,
-      roundTripTime: 0.02 },
+      roundTripTime: 0.02, fractionLost: videoFraction, reportsReceived: reports },
     { id: 'IA', type: 'inbound-rtp', kind: 'audio', packetsReceived: received, packetsLost: 0,
       jitter: 0.001 },
   ];
@@ -411,9 +414,17 @@ async function activeCall(options = {}) {
   pc.reports.push(callReport({ audioSent: 0, videoSent: 0 }));
   client._onMessage({ type: 'state', call: 'c_1', sseq: 3, payload: { state: 'active' } });
   await until(() => call._stats.baseline, 'the stats baseline');
-  const counters = { audioSent: 0, videoSent: 0, audioLost: 0, videoLost: 0, received: 0 };
-  // One interval: packets sent (and lost, as the receiver reported) since the last one.
-  const interval = async ({ audio = 250, video = 900, audioLost = 0, videoLost = 0 } = {}) => {
+  const counters = { audioSent: 0, videoSent: 0, audioLost: 0, videoLost: 0, received: 0,
+    reports: 0 };
+  // One interval: packets sent since the last one, and one receiver report per kind saying how
+  // many of them were lost (fractionLost: since the receiver's previous report).
+  const interval = async ({ audio = 250, video = 900, audioLost = 0, videoLost = 0,
+    newReport = true } = {}) => {
+    if (newReport) {
+      counters.reports += 1;
+      counters.audioFraction = audio > 0 ? audioLost / audio : 0;
+      counters.videoFraction = video > 0 ? videoLost / video : 0;
+    }
     counters.audioSent += audio;
     counters.videoSent += video;
     counters.audioLost += audioLost;
@@ -450,6 +461,21 @@ describe('a call\'s stats, quality events and media state (fake WebRTC)', () => 
       t.client.close();
     }
     assert.equal(t.call._stats.timer, null, 'the timer stops with the call');
+  });
+
+  it('scores no outbound interval without a new receiver report', async () => {
+    const t = await activeCall({ statsIntervalMs: 60000 });
+    try {
+      await t.interval({ videoLost: 225, newReport: false });
+      const outbound = t.named('quality').filter(([, q]) => q.direction === 'outbound');
+      assert.deepEqual(outbound, [], 'nothing measured: no outbound quality event');
+      await t.interval({ videoLost: 225 });
+      const video = t.call.quality.outbound.video;
+      assert.equal(video.lossRatio, 0.25, 'the new report\'s fraction lost');
+      assert.equal(video.class, 'poor');
+    } finally {
+      t.client.close();
+    }
   });
 
   it('falls back to audio after 3 poor video intervals, offers video after 6 good', async () => {

@@ -211,7 +211,7 @@ const kStreamCounters = {
   'inbound-rtp': ['packetsReceived', 'packetsLost', 'bytesReceived', 'framesDecoded',
     'framesDropped'],
   'outbound-rtp': ['packetsSent', 'bytesSent'],
-  'remote-inbound-rtp': ['packetsLost'],
+  'remote-inbound-rtp': ['packetsLost', 'reportsReceived'],
 };
 const kKinds = ['audio', 'video'];
 const kCandidateTypes = new Set(['host', 'srflx', 'prflx', 'relay']);
@@ -389,8 +389,13 @@ export function statsInterval(prev, cur, elapsedMs) {
     put(e, 'remote_packets_lost', remote?.packetsLost, count);
     put(e, 'remote_jitter_ms', remote?.jitterMs, millis);
     outbound.push(e);
-    const lossRatio = remote?.packetsLost !== undefined
-      ? Math.min(1, remote.packetsLost / out.packetsSent) : remote?.fractionLost;
+    // An outbound interval is what the receiver reported about it (RFC 3550 section 6.4.2:
+    // the fraction lost since its previous report). Receiver reports come every few seconds
+    // (audio: about 5 s), so an interval without a new one has no measurement and is not
+    // scored; dividing the lost count by the packets sent in the interval would read such an
+    // interval as loss-free and the next one as several intervals' loss.
+    if (remote?.reportsReceived === 0) continue;
+    const lossRatio = remote?.fractionLost;
     if (lossRatio === undefined) continue;  // no receiver report yet: nothing to score
     outMeasures.push({ kind, direction: 'outbound', lossRatio,
       jitterMs: micros(remote.jitterMs ?? 0), rttMs: micros(remote.rttMs ?? pairRtt) });
