@@ -82,7 +82,8 @@ std::optional<std::pair<std::string_view, std::string_view>> split_call_suffix(
 }  // namespace
 
 bool looks_like_call_id(std::string_view id) {
-  return id.size() == kCallIdSize && id.starts_with("c_") &&
+  // "c_": a call; "p_": a connectivity preflight, scoped and ended the same way.
+  return id.size() == kCallIdSize && (id.starts_with("c_") || id.starts_with("p_")) &&
          std::all_of(id.begin() + 2, id.end(), is_base64url);
 }
 

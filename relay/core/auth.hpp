@@ -25,7 +25,8 @@ struct AuthConfig {
   std::unordered_map<std::string, std::string> static_users;  ///< username -> password
 };
 
-/// Whether `id` has the shape of a call id: "c_" followed by 22 base64url characters.
+/// Whether `id` has the shape of a call id: "c_" (a call) or "p_" (a preflight) followed by 22
+/// base64url characters.
 bool looks_like_call_id(std::string_view id);
 
 /// The suffix a call-scoped REST username ends with: separator, "call=", call id.

@@ -30,6 +30,7 @@ Client call_client(const Harness& h, const char* addr, const std::string& user,
 TEST(CallId, Shape) {
   EXPECT_TRUE(looks_like_call_id(kCallA));
   EXPECT_TRUE(looks_like_call_id(kCallB));
+  EXPECT_TRUE(looks_like_call_id("p_Yq3x-_abcdefghijklmnop"));  // a preflight
   for (const char* bad : {"", "c_", "c_Yq3x-_abcdefghijklmno", "c_Yq3x-_abcdefghijklmnopq",
                           "d_Yq3x-_abcdefghijklmnop", "C_Yq3x-_abcdefghijklmnop",
                           "c_Yq3x+/abcdefghijklmnop", "c_Yq3x-_abcdefghijklmno=",
