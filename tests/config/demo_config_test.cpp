@@ -67,5 +67,21 @@ TEST(DemoConfig, ExampleFileDocumentsIt) {
   EXPECT_FALSE(parse(example, "callrelay.example.yaml").demo.enabled);
 }
 
+TEST(DemoConfig, LocalDemoFileKeepsEverythingOnLoopback) {
+  std::ifstream in(CALLRELAY_DEMO_LOCAL_CONFIG);
+  ASSERT_TRUE(in) << CALLRELAY_DEMO_LOCAL_CONFIG;
+  std::stringstream text;
+  text << in.rdbuf();
+  const Config cfg = parse(text.str(), "demo-local.yaml");
+  EXPECT_TRUE(cfg.demo.enabled);
+  // The demo's open token endpoint and the loopback peers are only acceptable because nothing
+  // in this file listens beyond 127.0.0.1.
+  ASSERT_FALSE(cfg.listen.udp.empty());
+  const auto loopback = *stun::Endpoint::parse_ip("127.0.0.1", 0);
+  for (const auto& l : cfg.listen.udp) EXPECT_TRUE(l.same_ip(loopback)) << l.to_string();
+  for (const auto& l : cfg.listen.tcp) EXPECT_TRUE(l.same_ip(loopback)) << l.to_string();
+  EXPECT_TRUE(cfg.http.listen.same_ip(loopback)) << cfg.http.listen.to_string();
+}
+
 }  // namespace
 }  // namespace callrelay::config
