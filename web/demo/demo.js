@@ -205,7 +205,7 @@ async function runPreflight() {
   } catch (err) {
     for (const t of kTransports) setCheck(t, 'failed', '—');
     $('preflight-error').textContent = err.status === 503
-      ? 'The server hands out no TURN credentials: set api.public_host (or api.uris).'
+      ? 'The server hands out no TURN credentials: set api.public_host (or api.uris), or try it on this machine with config/demo-local.yaml.'
       : `The check could not run: ${err.message}`;
     $('preflight-error').hidden = false;
   } finally {
