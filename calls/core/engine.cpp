@@ -26,8 +26,8 @@ void remove_call_from_device(DeviceState& d, const std::string& call_id) {
 // --- public surface ------------------------------------------------------------------------
 
 CallEngine::CallEngine(EngineConfig cfg, IceServerSource& ice, CallIdSource ids,
-                       CallObserver* observer)
-    : impl_(std::make_unique<Impl>(cfg, ice, std::move(ids), observer)) {}
+                       CallObserver* observer, FinalRelaySource* final_relay)
+    : impl_(std::make_unique<Impl>(cfg, ice, std::move(ids), observer, final_relay)) {}
 
 CallEngine::~CallEngine() = default;
 
@@ -396,6 +396,9 @@ void CallEngine::Impl::forget_device(const DeviceId& id, TimeMs now, Actions& ou
 
 void CallEngine::Impl::end_call(Call& c, Outcome outcome, std::string reason, Party by,
                                 TimeMs now, Actions& out) {
+  // Every way an active call ends passes here: the media since the last relay sample is
+  // added before the record's quality is taken.
+  if (c.state == CallState::kActive) final_relay_intervals(c, now);
   set_deadline(c, 0);
   set_state(c, CallState::kEnded);
   c.rec.outcome = outcome;

@@ -84,13 +84,36 @@ struct ActiveCall {
   TimeMs connected = 0;        ///< when it became active
 };
 
+/// One relay-observed interval of an active call, for one direction and kind.
+struct RelayInterval {
+  Direction direction = Direction::kCallerToCallee;
+  MediaKind kind = MediaKind::kAudio;
+  TimeMs start = 0, end = 0;
+  IntervalMeasure measure;
+};
+
+/// The relay's last intervals of an active call that ends (README, section Call quality). The
+/// service samples the relay every few seconds; the media relayed since a call's last sample
+/// would be missing from its record, so the engine asks for it while it ends the call, however
+/// the call ends (a hang-up, a device's grace running out, max duration, shutdown).
+class FinalRelaySource {
+ public:
+  virtual ~FinalRelaySource() = default;
+  /// The intervals of `call` from its previous relay sample (or its connection) to `now`, per
+  /// direction and kind with media; they may be shorter than a sampling period. Called while
+  /// the engine is inside a call of its own: must not call back into the engine.
+  virtual std::vector<RelayInterval> final_intervals(const ActiveCall& call, TimeMs now) = 0;
+};
+
 /// Makes call ids ("c_" + 22 base64url characters); random in production, a counter in tests.
 using CallIdSource = std::function<std::string()>;
 
 class CallEngine {
  public:
-  /// `ice` and `observer` (may be null) outlive the engine.
-  CallEngine(EngineConfig cfg, IceServerSource& ice, CallIdSource ids, CallObserver* observer);
+  /// `ice`, `observer` (may be null) and `final_relay` (may be null: records then hold the
+  /// relay intervals passed to on_relay_interval only) outlive the engine.
+  CallEngine(EngineConfig cfg, IceServerSource& ice, CallIdSource ids, CallObserver* observer,
+             FinalRelaySource* final_relay = nullptr);
   ~CallEngine();
   CallEngine(const CallEngine&) = delete;
   CallEngine& operator=(const CallEngine&) = delete;
@@ -113,7 +136,8 @@ class CallEngine {
 
   /// A relay-observed interval of an active call, for one direction and kind (README, section
   /// Call quality): scored, added to the call's quality and compared with the receiving
-  /// client's latest report for the same direction and kind when that one is recent. False
+  /// client's latest report for the same direction and kind when both cover the same media
+  /// (engine_quality.cpp, comparable()). False
   /// (and nothing changes) when the call is unknown or not active.
   bool on_relay_interval(std::string_view call_id, Direction direction, MediaKind kind,
                          TimeMs start, TimeMs end, const IntervalMeasure& measure);

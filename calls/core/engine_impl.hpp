@@ -54,7 +54,7 @@ struct Call {
   /// is compared with it (each client interval is compared at most once).
   struct LatestClient {
     IntervalMeasure measure;
-    TimeMs end = 0;
+    TimeMs start = 0, end = 0;
     bool pending = false;  ///< not compared yet
   };
   std::array<std::array<LatestClient, 2>, 2> latest_client{};
@@ -65,13 +65,14 @@ enum class DeadlineKind : uint8_t { kCall, kDevice };
 using Deadline = std::tuple<TimeMs, DeadlineKind, std::string>;
 
 struct CallEngine::Impl {
-  Impl(EngineConfig c, IceServerSource& i, CallIdSource s, CallObserver* o)
-      : cfg(c), ice(i), ids(std::move(s)), observer(o) {}
+  Impl(EngineConfig c, IceServerSource& i, CallIdSource s, CallObserver* o, FinalRelaySource* f)
+      : cfg(c), ice(i), ids(std::move(s)), observer(o), final_relay(f) {}
 
   EngineConfig cfg;
   IceServerSource& ice;
   CallIdSource ids;
   CallObserver* observer;
+  FinalRelaySource* final_relay;
 
   std::unordered_map<DeviceId, DeviceState> devices;
   /// tenant + '\n' + user -> the user's devices (a user id never contains '\n').
@@ -110,8 +111,12 @@ struct CallEngine::Impl {
   // --- call quality (engine_quality.cpp) ---
   void stats(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now, Actions& out);
   void media(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now, Actions& out);
+  /// `last`: the call's final, partial interval (compared only with a client interval of the
+  /// same time).
   void relay_interval(Call& c, Direction dir, MediaKind kind, TimeMs start, TimeMs end,
-                      const IntervalMeasure& measure);
+                      const IntervalMeasure& measure, bool last = false);
+  /// An active call ends: its relay intervals since the last sample join its quality.
+  void final_relay_intervals(Call& c, TimeMs now);
 
   // --- helpers (engine.cpp) ---
   /// A server message about call `c`.

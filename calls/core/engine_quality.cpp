@@ -16,6 +16,24 @@ namespace {
 /// A client interval and a relay interval are compared when they end at most this many
 /// interval lengths apart: both sides report about every 5 s, each on its own phase.
 constexpr double kCompareWithin = 1.5;
+/// A partial relay interval is compared only when it and the client's interval overlap by at
+/// least this share of the longer of the two: the same time, give or take a message's trip.
+constexpr double kSameTimeShare = 0.8;
+
+/// Whether the relay interval [start, end] and the client's latest one describe the same media.
+/// Regular intervals are compared within kCompareWithin of each other. A partial relay interval
+/// (the call's last one, from its last sample to its end, or one shorter than the client's)
+/// holds only part of what the client's figures cover, and a loss ratio over a part is not the
+/// ratio over the whole: it is compared only when the client's figures cover the same time.
+bool comparable(TimeMs start, TimeMs end, bool last, TimeMs client_start, TimeMs client_end) {
+  const double length = static_cast<double>(std::max<TimeMs>(end - start, 1));
+  const double client_length = static_cast<double>(std::max<TimeMs>(client_end - client_start, 1));
+  if (last || length < kSameTimeShare * client_length) {
+    const TimeMs overlap = std::min(end, client_end) - std::max(start, client_start);
+    return static_cast<double>(overlap) >= kSameTimeShare * std::max(length, client_length);
+  }
+  return static_cast<double>(std::abs(end - client_end)) <= kCompareWithin * length;
+}
 
 /// The round trip a device saw: its selected pair's (STUN consent checks, RFC 7675), else the
 /// one its receiver reported for its outbound stream of that kind (RTCP, RFC 3550 6.4.1).
@@ -46,17 +64,25 @@ std::vector<ActiveCall> CallEngine::active_calls() const {
 }
 
 void CallEngine::Impl::relay_interval(Call& c, Direction dir, MediaKind kind, TimeMs start,
-                                      TimeMs end, const IntervalMeasure& measure) {
+                                      TimeMs end, const IntervalMeasure& measure, bool last) {
+  // Scored with its real length, however short: ms_in_class adds end - start.
   const QualityInterval scored =
       score_interval(QualitySource::kRelay, dir, kind, start, end, measure);
   c.quality.add(scored);
   if (observer != nullptr) observer->on_quality_interval(scored);
+  if (static_cast<size_t>(dir) > 1 || static_cast<size_t>(kind) > 1) return;
   auto& latest = c.latest_client[static_cast<size_t>(dir)][static_cast<size_t>(kind)];
-  const double within = kCompareWithin * static_cast<double>(std::max<TimeMs>(end - start, 1));
-  if (!latest.pending || static_cast<double>(std::abs(end - latest.end)) > within) return;
+  if (!latest.pending || !comparable(start, end, last, latest.start, latest.end)) return;
   latest.pending = false;
   const char* reason = c.quality.compare(dir, kind, measure, latest.measure);
   if (reason != nullptr && observer != nullptr) observer->on_disagreement(kind, reason);
+}
+
+void CallEngine::Impl::final_relay_intervals(Call& c, TimeMs now) {
+  if (final_relay == nullptr) return;
+  const ActiveCall call{c.rec.id, c.rec.caller, c.rec.callee, c.rec.connected};
+  for (const RelayInterval& i : final_relay->final_intervals(call, now))
+    relay_interval(c, i.direction, i.kind, i.start, i.end, i.measure, true);
 }
 
 void CallEngine::Impl::stats(DeviceState& d, Call& c, const ClientMessage& m, TimeMs now,
@@ -87,7 +113,8 @@ void CallEngine::Impl::stats(DeviceState& d, Call& c, const ClientMessage& m, Ti
         score_interval(QualitySource::kClient, dir, in.kind, start, now, measure);
     c.quality.add(scored);
     if (observer != nullptr) observer->on_quality_interval(scored);
-    c.latest_client[static_cast<size_t>(dir)][static_cast<size_t>(in.kind)] = {measure, now, true};
+    c.latest_client[static_cast<size_t>(dir)][static_cast<size_t>(in.kind)] = {measure, start,
+                                                                              now, true};
   }
 }
 

@@ -8,18 +8,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "calls/core/engine.hpp"
 #include "calls/core/quality.hpp"
 #include "calls/signaling/relay_seam.hpp"
 
 namespace callrelay::calls {
-
-/// One relay-observed interval of one direction and kind.
-struct RelayInterval {
-  Direction direction = Direction::kCallerToCallee;
-  MediaKind kind = MediaKind::kAudio;
-  TimeMs start = 0, end = 0;
-  IntervalMeasure measure;
-};
 
 /// The intervals between two samples of one user's leg: that user's client-to-relay leg carries
 /// the media it sends, so the caller's leg is the caller-to-callee direction. A kind whose
@@ -33,7 +26,8 @@ std::vector<RelayInterval> leg_intervals(Direction direction, const RelayLeg& be
 class RelaySampler {
  public:
   /// The intervals of `call` since its previous sample; the first one counts from zero at
-  /// `connected` (the call's media so far).
+  /// `connected` (the call's media so far). A call's last sample, taken as it ends, gives its
+  /// final intervals, as long as the time since the previous one.
   std::vector<RelayInterval> sample(const std::string& call, TimeMs connected,
                                     const RelayMedia& media, TimeMs now);
   /// Drops a call's previous sample (the call ended).

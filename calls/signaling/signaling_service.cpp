@@ -71,7 +71,7 @@ Clock monotonic_unix_clock() {
   };
 }
 
-struct SignalingService::Impl {
+struct SignalingService::Impl : FinalRelaySource {
   /// What on_upgrade decided, until on_open arrives on the signaling thread.
   struct Pending {
     std::string user, tenant;     ///< from the token (new device)
@@ -97,7 +97,7 @@ struct SignalingService::Impl {
       : owner(o),
         deps(std::move(d)),
         clock(deps.clock ? deps.clock : monotonic_unix_clock()),
-        engine(cfg.engine, deps.ice, [] { return random_token("c_", 22); }, deps.metrics),
+        engine(cfg.engine, deps.ice, [] { return random_token("c_", 22); }, deps.metrics, this),
         rate(static_cast<double>(cfg.messages_per_second)) {}
 
   SignalingService& owner;
@@ -137,6 +137,13 @@ struct SignalingService::Impl {
   void schedule();
   void run_due();
   void sample_relay(TimeMs now);
+  /// Samples the relay's media of `call`: its intervals since the previous sample.
+  std::vector<RelayInterval> relay_intervals(const ActiveCall& call, TimeMs now);
+  /// As the engine ends an active call, the media since its last sample (apply() forgets the
+  /// call's sample once its record is out).
+  std::vector<RelayInterval> final_intervals(const ActiveCall& call, TimeMs now) override {
+    return relay_intervals(call, now);
+  }
   void set_online(const Link& link, bool up);
   void forget(const DeviceId& dev);
   void update_metrics();
@@ -507,10 +514,15 @@ void SignalingService::Impl::run_due() {
 
 void SignalingService::Impl::sample_relay(TimeMs now) {
   for (const ActiveCall& a : engine.active_calls()) {
-    const RelayMedia media = deps.relay.media(a.id, a.caller, a.callee);
-    for (const RelayInterval& i : sampler.sample(a.id, a.connected, media, now))
+    for (const RelayInterval& i : relay_intervals(a, now))
       engine.on_relay_interval(a.id, i.direction, i.kind, i.start, i.end, i.measure);
   }
+}
+
+std::vector<RelayInterval> SignalingService::Impl::relay_intervals(const ActiveCall& call,
+                                                                   TimeMs now) {
+  const RelayMedia media = deps.relay.media(call.id, call.caller, call.callee);
+  return sampler.sample(call.id, call.connected, media, now);
 }
 
 void SignalingService::Impl::set_online(const Link& link, bool up) {

@@ -5,8 +5,9 @@
 // so that a device that reconnects within the grace period gets what it missed. When a call
 // ends it adds the relay's traffic to the record, hands the record to storage and ends the
 // call's allocations. Every 5 s it samples what the relay measured of each active call's media
-// and feeds the engine relay-observed quality intervals (README, section Call quality); it hands
-// the relay the payload types each call negotiated.
+// and feeds the engine relay-observed quality intervals (README, section Call quality), and
+// once more as an active call ends, so its record holds the media up to its end; it hands the
+// relay the payload types each call negotiated.
 #pragma once
 
 #include <atomic>

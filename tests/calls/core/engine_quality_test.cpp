@@ -1,7 +1,9 @@
 // Call quality in the state machine, on a fake clock: `stats` reports become client intervals
 // for the direction into the reporting device, relay intervals land beside them in the record,
-// the two are compared only when recent, `media` changes are forwarded and the audio-only
-// fallback is noted, and offers and answers hand the relay their payload types.
+// the two are compared only when recent (partial relay intervals only with client figures of
+// the same time), an active call's record gets the relay's media up to its end however it ends,
+// `media` changes are forwarded and the audio-only fallback is noted, and offers and answers hand
+// the relay their payload types.
 #include <algorithm>
 
 #include "engine_test_support.hpp"
@@ -341,6 +343,122 @@ TEST_F(QualityTest, OffersAndAnswersHandTheRelayTheirPayloadTypes) {
   offer("a1", id, true, "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 8\r\na=rtpmap:8 PCMA/8000\r\n");
   ASSERT_EQ(out_.payload_types.size(), 3u);
   EXPECT_EQ(pts(out_.payload_types[2].second), (std::vector<int>{0, 8, 96, 111}));
+}
+
+
+RelayInterval part(Direction dir, MediaKind kind, TimeMs start, TimeMs end,
+                   const IntervalMeasure& m) {
+  return RelayInterval{dir, kind, start, end, m};
+}
+
+TEST_F(QualityTest, AHangUpAddsTheRelaysMediaSinceItsLastSample) {
+  const std::string id = active_call();
+  const TimeMs t0 = now_;
+  EXPECT_TRUE(relay(id, Direction::kCallerToCallee, MediaKind::kAudio, t0, t0 + 5000,
+                    measure(250, 0, 3, 20)));
+  // 2 s after the last sample the caller hangs up: what the relay saw since is the last part.
+  now_ = t0 + 7000;
+  final_relay_.next = {
+      part(Direction::kCallerToCallee, MediaKind::kAudio, t0 + 5000, now_, measure(100, 4, 5, 20)),
+      part(Direction::kCalleeToCaller, MediaKind::kVideo, t0 + 5000, now_, measure(360, 0, 2, 20))};
+  const CallRecord& rec = hang_up(id);
+  ASSERT_EQ(final_relay_.asked.size(), 1u);
+  EXPECT_EQ(final_relay_.asked[0].id, id);
+  EXPECT_EQ(final_relay_.asked[0].caller, "alice");
+  EXPECT_EQ(final_relay_.asked[0].callee, "bob");
+  EXPECT_EQ(final_relay_.asked[0].connected, t0);
+  EXPECT_EQ(final_relay_.asked_at[0], now_);
+  const QualitySummary& audio = rec.quality.streams[kC2C][kAudio].relay;
+  EXPECT_EQ(audio.intervals, 2u);
+  EXPECT_EQ(audio.expected, 350u);
+  EXPECT_EQ(audio.lost, 4u);
+  // Each part counts for its real length: 5 s without loss, then 2 s at 4% lost.
+  EXPECT_EQ(audio.ms_in_class[static_cast<size_t>(QualityClass::kExcellent)], 5000);
+  EXPECT_EQ(audio.ms_in_class[static_cast<size_t>(QualityClass::kFair)], 2000);
+  const QualitySummary& video = rec.quality.streams[kBack][kVideo].relay;
+  EXPECT_EQ(video.intervals, 1u);
+  EXPECT_EQ(video.expected, 360u);
+  EXPECT_EQ(video.ms_in_class[static_cast<size_t>(QualityClass::kExcellent)], 2000);
+  ASSERT_EQ(observer_.intervals.size(), 3u);  // metrics see the last parts too
+  EXPECT_EQ(observer_.intervals[2].source, QualitySource::kRelay);
+  EXPECT_EQ(observer_.intervals[2].end - observer_.intervals[2].start, 2000);
+}
+
+TEST_F(QualityTest, CallsTheServerEndsGetTheRelaysLastMediaToo) {
+  const auto last_audio = [&](TimeMs ms, uint64_t expected) {
+    final_relay_.next = {part(Direction::kCallerToCallee, MediaKind::kAudio, now_, now_ + ms,
+                              measure(expected, 0, 1, 10))};
+  };
+  // The call's maximum duration runs out.
+  const std::string longest = active_call();
+  last_audio(3000, 150);
+  advance_to(now_ + cfg_.max_duration_ms);
+  ASSERT_NE(record(longest), nullptr);
+  EXPECT_EQ(record(longest)->end_reason, "max-duration");
+  EXPECT_EQ(record(longest)->quality.streams[kC2C][kAudio].relay.expected, 150u);
+  // The callee's device drops and its grace period runs out.
+  const std::string dropped = active_call();
+  last_audio(1000, 50);
+  engine_->device_lost("b1", now_, out_);
+  advance_to(now_ + cfg_.grace_ms);
+  ASSERT_NE(record(dropped), nullptr);
+  EXPECT_EQ(record(dropped)->end_reason, "callee-disconnected");
+  EXPECT_EQ(record(dropped)->quality.streams[kC2C][kAudio].relay.expected, 50u);
+  // The server shuts down (bob answers on his other device now).
+  const std::string last = active_call("b2");
+  last_audio(400, 20);
+  engine_->shutdown(now_, out_);
+  ASSERT_NE(record(last), nullptr);
+  EXPECT_EQ(record(last)->quality.streams[kC2C][kAudio].relay.expected, 20u);
+  EXPECT_EQ(record(last)->quality.streams[kC2C][kAudio].relay.ms_in_class[0], 400);
+  ASSERT_EQ(final_relay_.asked.size(), 3u);
+  EXPECT_EQ(final_relay_.asked[2].id, last);
+}
+
+TEST_F(QualityTest, OnlyActiveCallsAskForTheRelaysLastMedia) {
+  final_relay_.next = {part(Direction::kCallerToCallee, MediaKind::kAudio, now_, now_ + 1000,
+                            measure(50, 0, 1, 10))};
+  const std::string ringing = invite();
+  send("a1", ClientType::kCancel, ringing);
+  const std::string connecting = connecting_call();
+  send("a1", ClientType::kHangup, connecting);
+  ASSERT_NE(record(connecting), nullptr);
+  EXPECT_TRUE(final_relay_.asked.empty());
+  EXPECT_TRUE(record(connecting)->quality.empty());
+  EXPECT_TRUE(observer_.intervals.empty());
+}
+
+TEST_F(QualityTest, PartialIntervalsAreComparedOnlyWithClientFiguresOfTheSameTime) {
+  // The callee's 5-second report saw no loss; the relay's parts over the last 2 s saw 10%:
+  // the report covers 3 s the parts do not, so neither part is compared with it.
+  const std::string id = active_call();
+  now_ += 7000;
+  stats("b1", id, inbound(MediaKind::kAudio, 250, 0, 2));
+  EXPECT_TRUE(relay(id, Direction::kCallerToCallee, MediaKind::kAudio, now_ - 2000, now_,
+                    measure(100, 10, 2, 10)));
+  final_relay_.next = {part(Direction::kCallerToCallee, MediaKind::kAudio, now_ - 2000, now_,
+                            measure(100, 10, 2, 10))};
+  EXPECT_EQ(hang_up(id).quality.client_underreports, 0u);
+  // A report as long as the last part, of the 2 s before it, is not of the same time either.
+  StatsReport r;
+  r.interval_ms = 2000;
+  r.inbound = {inbound(MediaKind::kAudio, 100, 0, 2)};
+  const std::string earlier = active_call();
+  now_ += 4500;
+  stats("b1", earlier, r);
+  now_ += 2500;
+  final_relay_.next = {part(Direction::kCallerToCallee, MediaKind::kAudio, now_ - 2000, now_,
+                            measure(100, 10, 2, 10))};
+  EXPECT_EQ(hang_up(earlier).quality.client_underreports, 0u);
+  EXPECT_TRUE(observer_.disagreements.empty());
+  // A report of the same 2 s is compared with the call's last part.
+  const std::string again = active_call();
+  now_ += 7000;
+  stats("b1", again, r);
+  final_relay_.next = {part(Direction::kCallerToCallee, MediaKind::kAudio, now_ - 2000, now_,
+                            measure(100, 10, 2, 10))};
+  EXPECT_EQ(hang_up(again).quality.client_underreports, 1u);
+  EXPECT_EQ(observer_.disagreements, std::vector<std::string>{"audio:client_underreports"});
 }
 
 }  // namespace

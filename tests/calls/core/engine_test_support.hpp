@@ -1,6 +1,7 @@
 // Fixture for the call state machine: a fake clock (a plain TimeMs), deterministic call ids,
-// fake call-scoped credentials, an observer that records what metrics would see, and helpers
-// that connect devices and read what the engine sent to each.
+// fake call-scoped credentials, a fake of the relay's last sample of an ending call, an observer
+// that records what metrics would see, and helpers that connect devices and read what the
+// engine sent to each.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -25,6 +26,19 @@ class FakeIce : public IceServerSource {
                                           ":call=" + std::string(call_id)},
                          {"credential", "pw"}}});
   }
+};
+
+/// The service's relay sampling as an ending call sees it: hands out what the test set and
+/// notes which calls asked, and when.
+struct FakeFinalRelay : FinalRelaySource {
+  std::vector<RelayInterval> final_intervals(const ActiveCall& call, TimeMs now) override {
+    asked.push_back(call);
+    asked_at.push_back(now);
+    return next;
+  }
+  std::vector<RelayInterval> next;
+  std::vector<ActiveCall> asked;
+  std::vector<TimeMs> asked_at;
 };
 
 struct RecordingObserver : CallObserver {
@@ -66,7 +80,7 @@ class EngineTest : public ::testing::Test {
           std::snprintf(id, sizeof id, "c_%022d", ++next_call_);
           return std::string(id);
         },
-        &observer_);
+        &observer_, &final_relay_);
   }
 
   /// Connects `device` of `user`; returns whether the engine took it.
@@ -170,6 +184,7 @@ class EngineTest : public ::testing::Test {
   EngineConfig cfg_;
   FakeIce ice_;
   RecordingObserver observer_;
+  FakeFinalRelay final_relay_;
   std::unique_ptr<CallEngine> engine_;
   Actions out_;
   TimeMs now_ = kStart;

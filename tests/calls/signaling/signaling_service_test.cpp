@@ -1,8 +1,9 @@
 // The signaling service between fake WebSockets and a fake relay: upgrades authenticated by
 // token or resume token, welcome, acks and errors, rate limiting, replay after a reconnect,
 // a finished call's record carrying the relay's traffic while its allocations are ended, the
-// relay sampled every 5 s into quality intervals beside the clients' reports, payload types
-// handed to the relay, and the list of online users.
+// relay sampled every 5 s into quality intervals beside the clients' reports and once more as
+// an active call ends (by hang-up, shutdown or grace), payload types handed to the relay, and
+// the list of online users.
 #include "calls/signaling/signaling_service.hpp"
 
 #include <gtest/gtest.h>
@@ -382,7 +383,70 @@ TEST_F(ActiveCallTest, SamplingStopsWithTheCall) {
   hang_up();
   tick(RelayMedia{}, 3 * kRelaySampleMs);
   const std::lock_guard lock(relay_.mutex);
-  EXPECT_TRUE(relay_.sampled.empty());
+  EXPECT_EQ(relay_.sampled.size(), 1u);  // only the last sample, as the call ended
+}
+
+/// The relay's counters after 5 s and 2 s more of the caller's audio at 50 packets per second
+/// (2 of the last 100 lost), and the callee's audio only in those last 2 s.
+RelayMedia five_then_two_seconds(RelayMedia& at_five) {
+  at_five.caller.audio = stream(250, 250, 2);
+  RelayMedia m;
+  m.caller.audio = stream(350, 348, 3);
+  m.callee.audio = stream(100, 100, 1);
+  return m;
+}
+
+/// The record holds all 350 + 100 packets, the last 2 s as their own intervals.
+void expect_all_media(const CallRecord& r, TimeMs last_ms) {
+  const QualitySummary& caller = r.quality.streams[0][0].relay;
+  EXPECT_EQ(caller.intervals, 2u);
+  EXPECT_EQ(caller.expected, 350u);
+  EXPECT_EQ(caller.lost, 2u);
+  EXPECT_EQ(caller.ms_in_class[static_cast<size_t>(QualityClass::kExcellent)], kRelaySampleMs);
+  EXPECT_EQ(caller.ms_in_class[static_cast<size_t>(QualityClass::kGood)], last_ms);  // 2% lost
+  const QualitySummary& callee = r.quality.streams[1][0].relay;
+  EXPECT_EQ(callee.intervals, 1u);
+  EXPECT_EQ(callee.expected, 100u);
+  EXPECT_EQ(callee.ms_in_class[static_cast<size_t>(QualityClass::kExcellent)], last_ms);
+}
+
+TEST_F(ActiveCallTest, AHangUpKeepsTheMediaSinceTheLastSample) {
+  RelayMedia first;
+  const RelayMedia last = five_then_two_seconds(first);
+  tick(first);
+  tick(last, 2000);  // nothing due: the next sample would be 3 s later
+  const CallRecord r = hang_up();
+  expect_all_media(r, 2000);
+  const std::lock_guard lock(relay_.mutex);
+  EXPECT_EQ(relay_.sampled.size(), 2u);
+}
+
+TEST_F(ActiveCallTest, AShutdownKeepsTheMediaSinceTheLastSample) {
+  RelayMedia first;
+  const RelayMedia last = five_then_two_seconds(first);
+  tick(first);
+  tick(last, 2000);
+  service_->stop();
+  const std::lock_guard lock(records_mutex_);
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].end_reason, "shutdown");
+  expect_all_media(records_[0], 2000);
+}
+
+TEST_F(ActiveCallTest, AnEndedGracePeriodKeepsTheMediaSinceTheLastSample) {
+  RelayMedia first;
+  const RelayMedia last = five_then_two_seconds(first);
+  tick(first);
+  relay_.set(last);
+  service_->on_close(b_);
+  sync();
+  // The grace period ends 15 s after the next sample was due: the call ends before it is
+  // taken, so its last part runs from the previous sample to the end.
+  tick(last, cfg_.engine.grace_ms);
+  const std::lock_guard lock(records_mutex_);
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].end_reason, "callee-disconnected");
+  expect_all_media(records_[0], cfg_.engine.grace_ms);
 }
 
 TEST_F(SignalingServiceTest, OnlineUsersAreTheTenantsUsersWithAnOpenConnection) {
