@@ -470,4 +470,10 @@ bench_floor
 } >"$WORK/results.md"
 
 cat "$WORK/results.md"
-if [[ $SAVE == 1 ]]; then cp "$WORK/results.md" "$ROOT/bench/RESULTS.md"; log "saved bench/RESULTS.md"; fi
+if [[ $SAVE == 1 ]]; then
+  # bench/media.sh's section (media measurement on and off) is kept as it was.
+  if [[ -f $ROOT/bench/RESULTS.md ]] && grep -q '^<!-- media-quality-bench -->$' "$ROOT/bench/RESULTS.md"; then
+    { echo; sed -n '/^<!-- media-quality-bench -->$/,/^<!-- \/media-quality-bench -->$/p' "$ROOT/bench/RESULTS.md"; } >>"$WORK/results.md"
+  fi
+  cp "$WORK/results.md" "$ROOT/bench/RESULTS.md"; log "saved bench/RESULTS.md"
+fi

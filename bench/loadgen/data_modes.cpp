@@ -23,7 +23,12 @@ constexpr size_t kRxBufferSize = 2048;
 constexpr uint64_t kStallNs = 200'000'000;
 constexpr uint64_t kMs = 1'000'000;
 
-// Payload layout: [0,8) send time in ns, [8,12) client index, the rest filler.
+// Payload layout: [0,8) send time in ns, [8,12) client index, the rest filler. With --rtp an
+// RTP header (12 bytes) comes first and the layout follows it.
+constexpr size_t kRtpHeader = 12;
+constexpr uint8_t kOpus = 111;
+constexpr uint32_t kOpusStep = 960;  // 20 ms at 48 kHz
+
 struct DataClient {
   int fd = -1;
   uint32_t index = 0;
@@ -31,7 +36,29 @@ struct DataClient {
   uint64_t last_rx_ns = 0;
   uint64_t next_send_ns = 0;
   std::vector<uint8_t> packet;  // ChannelData header + payload
+  /// --rtp: one packet per slot of the window, so that one sendmmsg carries distinct sequence
+  /// numbers; and the next sequence number.
+  std::vector<std::vector<uint8_t>> rtp_packets;
+  uint16_t rtp_seq = 0;
 };
+
+/// Where the send time and client index start in a payload.
+size_t layout_offset(const Options& o) { return o.rtp ? kRtpHeader : 0; }
+
+void put_u32(uint8_t* p, uint32_t v) {
+  for (size_t i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+
+/// The next RTP packet of client `c` in its window slot `slot` (its header, in place).
+const std::vector<uint8_t>& next_rtp(DataClient& c, size_t slot) {
+  std::vector<uint8_t>& p = c.rtp_packets[slot];
+  uint8_t* rtp = p.data() + stun::kChannelDataHeaderSize;
+  const uint16_t seq = c.rtp_seq++;
+  rtp[2] = static_cast<uint8_t>(seq >> 8);
+  rtp[3] = static_cast<uint8_t>(seq);
+  put_u32(rtp + 4, uint32_t{seq} * kOpusStep);
+  return p;
+}
 
 std::vector<DataClient> make_clients(const Options& o, const std::vector<int>& fds) {
   std::vector<DataClient> clients(fds.size());
@@ -43,7 +70,15 @@ std::vector<DataClient> make_clients(const Options& o, const std::vector<int>& f
     stun::write_channel_data_header(std::span<uint8_t, stun::kChannelDataHeaderSize>(
                                         c.packet.data(), stun::kChannelDataHeaderSize),
                                     kBenchChannel, static_cast<uint16_t>(o.payload));
-    std::memcpy(c.packet.data() + stun::kChannelDataHeaderSize + 8, &c.index, 4);
+    std::memcpy(c.packet.data() + stun::kChannelDataHeaderSize + layout_offset(o) + 8, &c.index,
+                4);
+    if (o.rtp) {
+      uint8_t* rtp = c.packet.data() + stun::kChannelDataHeaderSize;
+      rtp[0] = 0x80;  // version 2, no padding, extension or CSRCs
+      rtp[1] = kOpus;
+      put_u32(rtp + 8, 0x5500'0000u + c.index);  // SSRC
+      c.rtp_packets.assign(o.window, c.packet);
+    }
   }
   return clients;
 }
@@ -78,8 +113,8 @@ size_t receive(DataClient& c, MsgBatch& rx, const Options& o, uint64_t* bad, F&&
     uint64_t sent = 0;
     const bool framed = cd && cd->channel == kBenchChannel && cd->payload.size() == o.payload;
     if (framed) {
-      std::memcpy(&sent, cd->payload.data(), 8);
-      std::memcpy(&index, cd->payload.data() + 8, 4);
+      std::memcpy(&sent, cd->payload.data() + layout_offset(o), 8);
+      std::memcpy(&index, cd->payload.data() + layout_offset(o) + 8, 4);
     }
     if (!framed || index != c.index) {
       ++*bad;  // garbage, a late STUN answer, or someone else's packet: a relay bug
@@ -103,7 +138,10 @@ int run_max_mode(const Options& o, const std::vector<int>& fds) {
 
   auto refill = [&](DataClient& c) {
     const size_t want = o.window - c.inflight;
-    for (size_t i = 0; i < want; ++i) tx.prepare_send(i, c.packet.data(), c.packet.size(), nullptr);
+    for (size_t i = 0; i < want; ++i) {
+      const std::vector<uint8_t>& p = o.rtp ? next_rtp(c, i) : c.packet;
+      tx.prepare_send(i, p.data(), p.size(), nullptr);
+    }
     const size_t n = send_all(c.fd, tx.hdrs(), want);
     c.inflight += static_cast<uint32_t>(n);
     sent += n;
@@ -150,8 +188,9 @@ int run_max_mode(const Options& o, const std::vector<int>& fds) {
     }
   }
   b = meter.take();
-  std::printf("result mode=max clients=%zu payload=%zu window=%zu sent=%llu bad=%llu stalls=%llu",
-              clients.size(), o.payload, o.window, static_cast<unsigned long long>(sent),
+  std::printf("result mode=max clients=%zu payload=%zu window=%zu rtp=%d sent=%llu bad=%llu "
+              "stalls=%llu",
+              clients.size(), o.payload, o.window, o.rtp ? 1 : 0, static_cast<unsigned long long>(sent),
               static_cast<unsigned long long>(bad), static_cast<unsigned long long>(stalls));
   print_relayed(meter, a, b, rx_good - rx_at_a);
   return opened ? 0 : 1;

@@ -67,6 +67,13 @@ Options parse_options(Args& args) {
   o.server_cpu = static_cast<int>(args.num("server-cpu", 0));
   o.gen_cpu = static_cast<int>(args.num("gen-cpu", -1));
   o.echo_stats = args.str("echo-stats", "");
+  o.rtp = args.flag("rtp");
+  if (o.rtp && (o.mode != Mode::kMax || o.transport != Transport::kUdp)) {
+    throw std::invalid_argument("--rtp only shapes the max mode's UDP packets");
+  }
+  if (o.rtp && o.payload < 24) {
+    throw std::invalid_argument("--rtp needs --payload of 24 bytes or more (RTP header first)");
+  }
   if (o.raw && o.mode != Mode::kMax && o.mode != Mode::kRate) {
     throw std::invalid_argument("--raw only drives the max and rate modes");
   }
@@ -90,6 +97,7 @@ const char* usage() {
          "  --clients N        client sockets / allocations            [50]\n"
          "  --payload BYTES    payload per packet                      [160]\n"
          "  --window W         max: packets in flight per client       [8]\n"
+         "  --rtp              max, UDP: payloads are RTP packets (Opus, one SSRC per client)\n"
          "  --pps R            rate: packets/s per client              [50]\n"
          "  --warmup S --duration S --timeout S                        [1 5 60]\n"
          "  --count N[,N...]   hold: allocations to hold (stages); storm: Allocates to send\n"
