@@ -63,8 +63,8 @@ struct SeriesLabels {
   size_t family = 0;
 };
 
-/// A live allocation as the registry keeps it. `info` is read only for its traffic counters
-/// (atomics); its other fields are copied at creation on the worker's thread.
+/// A live allocation as the registry keeps it. `info` is read only for its traffic and media
+/// counters (atomics); its other fields are copied at creation on the worker's thread.
 struct LiveAllocation {
   const core::AllocationInfo* info = nullptr;
   std::shared_ptr<const SeriesLabels> labels;
