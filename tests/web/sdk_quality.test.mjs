@@ -5,9 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const sdk = await import(path.join(here, '..', '..', 'web', 'sdk', 'callrelay.js'));
+// The SDK is an ES module in a .js file with no package.json to say so: node 18 would load it
+// as CommonJS, so it is imported as module source (it imports nothing, so no base URL needed).
+const source = readFileSync(path.join(here, '..', '..', 'web', 'sdk', 'callrelay.js'), 'utf8');
+const sdk = await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
 const {
   classifyLoss, eModel, scoreInterval, FallbackRule, snapshotStats, statsInterval,
   preflightBase, classifyTurnUri, iceServersByTransport, CallClient,
