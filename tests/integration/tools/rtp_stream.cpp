@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/integration/tools/media_turn_client.hpp"
+#include "tests/integration/tools/ice_checks.hpp"
 #include "tests/integration/tools/udp.hpp"
 
 namespace callrelay::integ {
@@ -96,7 +96,7 @@ std::optional<uint16_t> our_rtp_seq(std::span<const uint8_t> d) {
 
 class RtpStream {
  public:
-  RtpStream(const RtpStreamOptions& o, MediaTurnClient& client, UdpSocket& peer,
+  RtpStream(const RtpStreamOptions& o, TurnClient& client, UdpSocket& peer,
             Ipv4Endpoint peer_ep)
       : o_(o),
         client_(client),
@@ -131,7 +131,7 @@ class RtpStream {
   bool turn(Clock::time_point next_packet);
 
   const RtpStreamOptions& o_;
-  MediaTurnClient& client_;
+  TurnClient& client_;
   UdpSocket& peer_;
   Ipv4Endpoint peer_ep_;
   const uint32_t total_;
@@ -313,7 +313,7 @@ int run_rtp_stream(const RtpStreamOptions& o) {
   }
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
-  MediaTurnClient client(o.host, o.port, o.username, o.password);
+  TurnClient client(o.host, o.port, o.username, o.password);
   UdpSocket peer("127.0.0.1", 0);
   if (!client.ok() || !peer.ok()) return 1;
   const Ipv4Endpoint peer_ep{"127.0.0.1", peer.local_port()};
@@ -323,7 +323,12 @@ int run_rtp_stream(const RtpStreamOptions& o) {
                  allocated ? *allocated : -1);
     return 1;
   }
-  const auto bound = client.channel_bind(kChannel, peer_ep);
+  if (client.relayed().port == 0 || client.mapped().port == 0) {
+    std::fprintf(stderr, "integ_tool: rtp-stream: Allocate success without IPv4 "
+                         "XOR-RELAYED-ADDRESS and XOR-MAPPED-ADDRESS\n");
+    return 1;
+  }
+  const auto bound = client.channel_bind(kChannel, peer_ep.ip, peer_ep.port);
   if (bound != 200) {
     std::fprintf(stderr, "integ_tool: rtp-stream: ChannelBind answered %d\n", bound ? *bound : -1);
     return 1;

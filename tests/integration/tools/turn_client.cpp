@@ -25,7 +25,9 @@ constexpr uint16_t kAttrLifetime = 0x000D;
 constexpr uint16_t kAttrXorPeerAddress = 0x0012;
 constexpr uint16_t kAttrRealm = 0x0014;
 constexpr uint16_t kAttrNonce = 0x0015;
+constexpr uint16_t kAttrXorRelayedAddress = 0x0016;
 constexpr uint16_t kAttrRequestedTransport = 0x0019;
+constexpr uint16_t kAttrXorMappedAddress = 0x0020;
 constexpr uint32_t kMagicCookie = 0x2112A442;
 constexpr size_t kHeader = 20;
 constexpr size_t kChannelDataHeader = 4;  // RFC 8656 section 12.4: channel number, length
@@ -63,6 +65,20 @@ std::optional<Bytes> xor_address(const std::string& ip, uint16_t port) {
   const Bytes a = be32(x_addr);
   v.insert(v.end(), a.begin(), a.end());
   return v;
+}
+
+/// The inverse, IPv4 only; nothing for another family or a short value.
+std::optional<Ipv4Endpoint> read_xor_address(const uint8_t* value, size_t len) {
+  if (len != 8 || value[1] != 0x01) return std::nullopt;
+  const auto port = static_cast<uint16_t>(((value[2] << 8) | value[3]) ^ (kMagicCookie >> 16));
+  const uint32_t host = ((uint32_t{value[4]} << 24) | (uint32_t{value[5]} << 16) |
+                         (uint32_t{value[6]} << 8) | value[7]) ^
+                        kMagicCookie;
+  in_addr addr{};
+  addr.s_addr = htonl(host);
+  char buf[INET_ADDRSTRLEN] = {};
+  if (inet_ntop(AF_INET, &addr, buf, sizeof(buf)) == nullptr) return std::nullopt;
+  return Ipv4Endpoint{buf, port};
 }
 
 /// RFC 8489 section 9.2.2: key = MD5(username ":" realm ":" password).
@@ -129,6 +145,8 @@ std::optional<TurnClient::Response> TurnClient::exchange(const Bytes& request) {
         if (type == kAttrErrorCode && len >= 4) resp.code = (value[2] & 0x7) * 100 + value[3];
         if (type == kAttrRealm) resp.realm.assign(value, value + len);
         if (type == kAttrNonce) resp.nonce.assign(value, value + len);
+        if (type == kAttrXorRelayedAddress) resp.relayed = read_xor_address(&*value, len);
+        if (type == kAttrXorMappedAddress) resp.mapped = read_xor_address(&*value, len);
         at += 4 + ((len + 3u) & ~3u);
       }
       if ((resp.type & 0x0110) == 0x0110 && resp.code == 200) resp.code = 0;  // error, no code
@@ -139,19 +157,24 @@ std::optional<TurnClient::Response> TurnClient::exchange(const Bytes& request) {
 }
 
 /// A signed request; on 438 (stale nonce) once more with the fresh nonce (RFC 8489 9.2.4).
-std::optional<int> TurnClient::authenticated(uint16_t method,
-                                             const std::vector<std::pair<uint16_t, Bytes>>& attrs) {
+std::optional<TurnClient::Response> TurnClient::authenticated(
+    uint16_t method, const std::vector<std::pair<uint16_t, Bytes>>& attrs) {
   std::optional<Response> resp;
   for (int round = 0; round < 2; ++round) {
     Bytes req = new_request(method);
     for (const auto& [type, value] : attrs) add_attr(req, type, value);
     sign(req);
     resp = exchange(req);
-    if (!resp) return std::nullopt;
-    if (resp->code != 438 || resp->nonce.empty()) break;
+    if (!resp || resp->code != 438 || resp->nonce.empty()) break;
     nonce_ = resp->nonce;
   }
-  return resp->code;
+  return resp;
+}
+
+std::optional<int> TurnClient::authenticated_code(
+    uint16_t method, const std::vector<std::pair<uint16_t, Bytes>>& attrs) {
+  const auto resp = authenticated(method, attrs);
+  return resp ? std::optional<int>(resp->code) : std::nullopt;
 }
 
 std::optional<int> TurnClient::allocate(uint8_t transport) {
@@ -169,7 +192,13 @@ std::optional<int> TurnClient::allocate(uint8_t transport) {
   realm_ = resp->realm;
   nonce_ = resp->nonce;
   key_ = long_term_key(username_, realm_, password_);
-  return authenticated(kAllocate, attrs);
+  const auto done = authenticated(kAllocate, attrs);
+  if (!done) return std::nullopt;
+  if (done->code == 200) {
+    relayed_ = done->relayed.value_or(Ipv4Endpoint{});
+    mapped_ = done->mapped.value_or(Ipv4Endpoint{});
+  }
+  return done->code;
 }
 
 std::optional<int> TurnClient::channel_bind(uint16_t channel, const std::string& peer_ip,
@@ -180,11 +209,12 @@ std::optional<int> TurnClient::channel_bind(uint16_t channel, const std::string&
     return std::nullopt;
   }
   Bytes number{static_cast<uint8_t>(channel >> 8), static_cast<uint8_t>(channel), 0, 0};
-  return authenticated(kChannelBind, {{kAttrChannelNumber, number}, {kAttrXorPeerAddress, *peer}});
+  return authenticated_code(kChannelBind,
+                            {{kAttrChannelNumber, number}, {kAttrXorPeerAddress, *peer}});
 }
 
 std::optional<int> TurnClient::refresh(uint32_t lifetime) {
-  return authenticated(kRefresh, {{kAttrLifetime, be32(lifetime)}});
+  return authenticated_code(kRefresh, {{kAttrLifetime, be32(lifetime)}});
 }
 
 bool TurnClient::send_channel_data(uint16_t channel, std::span<const uint8_t> payload) {
@@ -195,11 +225,12 @@ bool TurnClient::send_channel_data(uint16_t channel, std::span<const uint8_t> pa
   return sock_.send_to(host_, port_, msg.data(), msg.size());
 }
 
-std::optional<size_t> TurnClient::receive_channel_data(int timeout_ms) {
+std::optional<std::span<const uint8_t>> TurnClient::receive_channel_data(int timeout_ms) {
   const auto got = sock_.receive(buf_, timeout_ms);
-  // RFC 8656 section 12.4: the first two bits 0b01 mark ChannelData.
+  // RFC 8656 section 12.4: the first two bits 0b01 mark ChannelData; its length never trusted.
   if (!got || *got < kChannelDataHeader || (buf_[0] & 0xC0) != 0x40) return std::nullopt;
-  return std::min<size_t>(get16(buf_, 2), *got - kChannelDataHeader);
+  const size_t len = std::min<size_t>(get16(buf_, 2), *got - kChannelDataHeader);
+  return std::span<const uint8_t>(buf_.data() + kChannelDataHeader, len);
 }
 
 }  // namespace callrelay::integ

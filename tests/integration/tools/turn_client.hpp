@@ -1,5 +1,6 @@
 // A minimal TURN-over-UDP client for the integration test helpers, independent of the project's
-// codec: Allocate with long-term credentials, ChannelBind, Refresh and ChannelData (IPv4 peers).
+// codec: Allocate with long-term credentials (and the addresses it returns), ChannelBind,
+// Refresh and ChannelData (IPv4 peers).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,13 @@
 #include "tests/integration/tools/udp.hpp"
 
 namespace callrelay::integ {
+
+/// An IPv4 transport address (the tools' peers are on 127.0.0.0/8).
+struct Ipv4Endpoint {
+  std::string ip;
+  uint16_t port = 0;
+  std::string text() const { return ip + ":" + std::to_string(port); }
+};
 
 /// One client 5-tuple talking to one TURN server. Blocking; every exchange is bounded in time
 /// (5 tries of 500 ms). Not thread-safe.
@@ -29,6 +37,10 @@ class TurnClient {
   /// `transport` is the REQUESTED-TRANSPORT protocol: 17 (UDP relay), or 6 (TCP, RFC 6062),
   /// which a UDP client must be refused.
   std::optional<int> allocate(uint8_t transport = 17);
+  /// XOR-RELAYED-ADDRESS and XOR-MAPPED-ADDRESS of the successful Allocate, if IPv4 (port 0
+  /// otherwise or before it).
+  const Ipv4Endpoint& relayed() const { return relayed_; }
+  const Ipv4Endpoint& mapped() const { return mapped_; }
 
   /// RFC 8656 section 11.1 ChannelBind of `channel` (0x4000-0x4FFF) to an IPv4 peer.
   std::optional<int> channel_bind(uint16_t channel, const std::string& peer_ip, uint16_t peer_port);
@@ -39,8 +51,9 @@ class TurnClient {
   /// Sends `payload` as one ChannelData message on `channel`; false if the kernel refused it.
   bool send_channel_data(uint16_t channel, std::span<const uint8_t> payload);
 
-  /// Waits up to timeout_ms for a ChannelData message; its payload size, or nothing.
-  std::optional<size_t> receive_channel_data(int timeout_ms);
+  /// Waits up to timeout_ms for a ChannelData message and returns its payload (valid until the
+  /// next receive); nothing on timeout or for any other datagram.
+  std::optional<std::span<const uint8_t>> receive_channel_data(int timeout_ms);
 
  private:
   using Bytes = std::vector<uint8_t>;
@@ -48,19 +61,23 @@ class TurnClient {
     uint16_t type = 0;
     int code = 200;
     std::string realm, nonce;
+    std::optional<Ipv4Endpoint> relayed, mapped;
   };
 
   Bytes new_request(uint16_t method);
   void sign(Bytes& request);
   std::optional<Response> exchange(const Bytes& request);
-  std::optional<int> authenticated(uint16_t method,
-                                   const std::vector<std::pair<uint16_t, Bytes>>& attrs);
+  std::optional<Response> authenticated(uint16_t method,
+                                        const std::vector<std::pair<uint16_t, Bytes>>& attrs);
+  std::optional<int> authenticated_code(uint16_t method,
+                                        const std::vector<std::pair<uint16_t, Bytes>>& attrs);
 
   std::string host_;
   uint16_t port_;
   std::string username_, password_;
   std::string realm_, nonce_;
   Bytes key_;
+  Ipv4Endpoint relayed_, mapped_;
   UdpSocket sock_;
   std::mt19937 rng_;
   Bytes buf_;
