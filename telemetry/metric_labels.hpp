@@ -18,7 +18,7 @@ namespace callrelay::telemetry {
 inline constexpr size_t kTransports = 3;    ///< udp, tcp, tls (core::Transport values)
 inline constexpr size_t kFamilies = 3;      ///< ipv4, ipv6, dual (RFC 8656 dual allocation)
 inline constexpr size_t kDirections = 2;    ///< client_to_peer, peer_to_client
-inline constexpr size_t kEndReasons = 5;    ///< core::EndReason values
+inline constexpr size_t kEndReasons = 9;    ///< core::EndReason values
 inline constexpr size_t kAuthFailures = 6;  ///< core::AuthFailure values
 inline constexpr size_t kDenyReasons = 10;  ///< core::PeerDenyReason values
 inline constexpr size_t kDropReasons = 6;   ///< core::DropReason values

@@ -6,11 +6,14 @@
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "base/limits.hpp"
 #include "telemetry/collector.hpp"
 #include "telemetry/worker_metrics.hpp"
 
@@ -107,6 +110,37 @@ void Telemetry::tick(core::TimeMs now) {
   for (auto& w : impl_->worker_metrics) w->sample(now);
 }
 
+namespace {
+
+/// Every limit is rendered, hit or not, so that rate() and alerts work from the first scrape.
+void render_limits(const base::LimitCounters& c, std::string& out) {
+  out += "# HELP callrelay_limit_hits_total Requests, connections and packets refused, closed, "
+         "withheld or dropped by an abuse limit or bandwidth cap, by limit.\n"
+         "# TYPE callrelay_limit_hits_total counter\n";
+  for (size_t i = 0; i < base::kLimitCount; ++i) {
+    const auto l = static_cast<base::Limit>(i);
+    out += "callrelay_limit_hits_total{limit=\"";
+    out += base::to_string(l);
+    out += "\"} ";
+    out += std::to_string(c.hits(l));
+    out += '\n';
+  }
+  out += "# HELP callrelay_bandwidth_dropped_bytes_total Relayed payload bytes dropped by a "
+         "bandwidth cap, by scope (allocation, user, total).\n"
+         "# TYPE callrelay_bandwidth_dropped_bytes_total counter\n";
+  for (const auto& [l, scope] : {std::pair{base::Limit::kBandwidthAllocation, "allocation"},
+                                 std::pair{base::Limit::kBandwidthUser, "user"},
+                                 std::pair{base::Limit::kBandwidthTotal, "total"}}) {
+    out += "callrelay_bandwidth_dropped_bytes_total{scope=\"";
+    out += scope;
+    out += "\"} ";
+    out += std::to_string(c.bytes(l));
+    out += '\n';
+  }
+}
+
+}  // namespace
+
 std::string Telemetry::scrape_text(core::TimeMs now) {
   Impl& s = *impl_;
   s.uptime->Set(static_cast<double>(std::max<core::TimeMs>(now - s.started_at, 0)) / 1000.0);
@@ -125,6 +159,7 @@ std::string Telemetry::scrape_text(core::TimeMs now) {
   s.serializer.Serialize(out, families);
   std::string text = std::move(out).str();
   if (relay.series_pending) render_series_text(relay.series, text);
+  if (s.probes.limits != nullptr) render_limits(*s.probes.limits, text);
   return text;
 }
 

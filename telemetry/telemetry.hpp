@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "base/limits.hpp"
 #include "relay/core/observer.hpp"
 #include "relay/core/types.hpp"
 
@@ -27,6 +28,9 @@ struct ProcessProbes {
   uint64_t relay_ports_total = 0;
   unsigned worker_threads = 0;
   std::string version;
+  /// Counters of the abuse limits and bandwidth caps (callrelay_limit_hits_total,
+  /// callrelay_bandwidth_dropped_bytes_total); may be null (then those families are absent).
+  const base::LimitCounters* limits = nullptr;
   /// When the process started (Unix ms, for the uptime); 0: when the Telemetry was constructed.
   core::TimeMs started_at = 0;
 };

@@ -99,7 +99,8 @@ std::string Authenticator::call_username(int64_t expiry_s, std::string_view user
   return out;
 }
 
-Authenticator::Authenticator(AuthConfig cfg) : cfg_(std::move(cfg)) {}
+Authenticator::Authenticator(AuthConfig cfg, const WallClock* wall)
+    : cfg_(std::move(cfg)), wall_(wall) {}
 
 std::string Authenticator::rest_password(std::string_view secret, std::string_view username) {
   // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
@@ -107,7 +108,9 @@ std::string Authenticator::rest_password(std::string_view secret, std::string_vi
   return stun::base64(mac);
 }
 
-Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs now) const {
+Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs mono_now) const {
+  // REST expiry and revocations are wall time; everything else in the core is monotonic.
+  const TimeMs now = wall_now(mono_now);
   Lookup out;
   const std::string name(username);
   if (is_revoked(name, now)) {

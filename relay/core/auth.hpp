@@ -46,11 +46,17 @@ struct Credential {
 /// the caller checks integrity against each (HMAC decides which secret matched).
 class Authenticator {
  public:
-  explicit Authenticator(AuthConfig cfg);
+  /// `wall` (may be null) is the clock REST expiry and revocations are judged by; it must
+  /// outlive the Authenticator. Null: the `now` callers pass is taken as wall time (tests and
+  /// tools whose clock is the wall clock).
+  explicit Authenticator(AuthConfig cfg, const WallClock* wall = nullptr);
   const std::string& realm() const { return cfg_.realm; }
+  /// Wall time (Unix ms) at monotonic `now`: the WallClock's, or `now` itself without one.
+  TimeMs wall_now(TimeMs now) const { return wall_ != nullptr ? wall_->unix_ms() : now; }
 
   /// All keys `username` could have (one per REST secret, or the static user's), or a failure
-  /// reason (expired timestamp, unknown user, revoked).
+  /// reason (expired timestamp, unknown user, revoked). `now` is the core's monotonic time;
+  /// expiry and revocation are judged at wall_now(now). Credential::expires is wall time.
   struct Lookup {
     std::vector<Credential> candidates;
     std::optional<AuthFailure> failure;
@@ -66,7 +72,8 @@ class Authenticator {
   /// Password a REST client would use: base64(HMAC-SHA1(secret, username)).
   static std::string rest_password(std::string_view secret, std::string_view username);
 
-  /// Revocation (wired to the HTTP API): usernames refused until their expiry. Thread-safe:
+  /// Revocation (wired to the HTTP API): usernames refused until their expiry (wall time, as
+  /// are prune_revocations' `now`). Thread-safe:
   /// relay workers call lookup() while the HTTP thread revokes and prunes. The lock guards
   /// only this map and is taken on Allocate/Refresh lookups (control path), never per packet.
   void revoke(std::string username, TimeMs until);
@@ -78,6 +85,7 @@ class Authenticator {
   bool is_revoked(const std::string& username, TimeMs now) const;
 
   AuthConfig cfg_;
+  const WallClock* wall_ = nullptr;
   mutable std::shared_mutex revoked_mutex_;  ///< guards revoked_ only
   std::unordered_map<std::string, TimeMs> revoked_;
 };

@@ -10,6 +10,10 @@ const char* to_string(EndReason r) {
     case EndReason::kTransportClosed: return "transport_closed";
     case EndReason::kShutdown: return "shutdown";
     case EndReason::kCallEnded: return "call_ended";
+    case EndReason::kRevoked: return "revoked";
+    case EndReason::kCredentialExpired: return "credential_expired";
+    case EndReason::kAdminEnded: return "admin_ended";
+    case EndReason::kDrained: return "drained";
   }
   return "unknown";
 }

@@ -13,8 +13,13 @@
 namespace callrelay::core {
 
 /// Why an allocation ended. kCallEnded: the call its credentials were scoped to ended
-/// (TurnServer::end_call).
-enum class EndReason : uint8_t { kRefreshZero, kExpired, kTransportClosed, kShutdown, kCallEnded };
+/// (TurnServer::end_call). kRevoked: its username was revoked. kCredentialExpired: its REST
+/// credential's expiry passed (auth.strict_expiry). kAdminEnded: an operator ended it.
+/// kDrained: the drain deadline passed while it was still relaying.
+enum class EndReason : uint8_t {
+  kRefreshZero, kExpired, kTransportClosed, kShutdown, kCallEnded, kRevoked, kCredentialExpired,
+  kAdminEnded, kDrained,
+};
 enum class AuthFailure : uint8_t {
   kExpired,       ///< REST username's timestamp is in the past
   kBadIntegrity,  ///< MESSAGE-INTEGRITY did not verify (wrong password / HMAC)

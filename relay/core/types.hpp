@@ -12,9 +12,19 @@ namespace callrelay::core {
 using stun::Endpoint;
 using stun::Family;
 
-/// Milliseconds since the Unix epoch, as read from the injected clock. The core never reads a
-/// clock itself: every entry point takes `now`. (Unix time because REST usernames carry it.)
+/// Milliseconds. The `now` every core entry point takes is monotonic (relay/net reads the steady
+/// clock): lifetimes, timers and rates never move when the wall clock steps (NTP, a VM
+/// resumed). Wall time (Unix ms) is read only through a WallClock, for what is defined in wall
+/// time: REST usernames' expiry and revocations. The core never reads a clock itself.
 using TimeMs = int64_t;
+
+/// The wall clock (milliseconds since the Unix epoch), injected where wall time is needed.
+/// Implemented by app/ with the system clock, faked in tests (stepped at will).
+class WallClock {
+ public:
+  virtual ~WallClock() = default;
+  virtual TimeMs unix_ms() const = 0;
+};
 inline constexpr TimeMs ms_from_seconds(uint32_t s) { return static_cast<TimeMs>(s) * 1000; }
 
 enum class Transport : uint8_t { kUdp = 0, kTcp = 1, kTls = 2 };

@@ -147,7 +147,7 @@ TEST(Exposition, ActiveCreatedEndedBySecretTransportFamily) {
   EXPECT_TRUE(has_line(
       text,
       R"(callrelay_allocations_ended_total{family="ipv4",reason="call_ended",transport="udp"} 0)"));
-  EXPECT_EQ(sample_count(text, "callrelay_allocations_ended_total"), 45u);
+  EXPECT_EQ(sample_count(text, "callrelay_allocations_ended_total"), 81u);
   EXPECT_TRUE(has_line(text, R"(callrelay_allocations_active{family="dual",transport="udp"} 1)"));
   EXPECT_TRUE(has_line(text, R"(callrelay_allocations_by_secret_total{secret_index="0"} 2)"));
   EXPECT_TRUE(has_line(text, R"(callrelay_allocations_by_secret_total{secret_index="1"} 1)"));

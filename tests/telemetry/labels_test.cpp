@@ -39,7 +39,7 @@ TEST(Labels, SecretIndexSlots) {
 TEST(Labels, EnumLabelsAreTheCoreNames) {
   EXPECT_EQ(end_reason_label(0), "refresh_zero");
   EXPECT_EQ(end_reason_label(static_cast<size_t>(core::EndReason::kCallEnded)), "call_ended");
-  EXPECT_EQ(kEndReasons, static_cast<size_t>(core::EndReason::kCallEnded) + 1);
+  EXPECT_EQ(kEndReasons, static_cast<size_t>(core::EndReason::kDrained) + 1);
   EXPECT_EQ(auth_failure_label(static_cast<size_t>(core::AuthFailure::kRevoked)), "revoked");
   EXPECT_EQ(deny_reason_label(static_cast<size_t>(core::PeerDenyReason::kPrivate)), "private");
   EXPECT_EQ(drop_reason_label(static_cast<size_t>(core::DropReason::kNoChannel)), "no_channel");
