@@ -87,6 +87,10 @@ void read_key(Reader& r, const Field& item, http::ApiKey& key,
                           }
                           if (key.key.empty()) r.error(f, "'" + *path + "' holds no key");
                         }},
+                       {"admin",
+                        [&](const Field& f) {
+                          if (auto b = r.boolean(f)) key.admin = *b;
+                        }},
                        {"max_ttl",
                         [&](const Field& f) {
                           if (auto n = r.integer(f, 1, kMaxTtlS))

@@ -49,6 +49,9 @@ struct ApiKey {
   std::string key;                           ///< the secret (inline or read from key_file)
   uint32_t max_ttl_s = 86400;                ///< credentials minted with it live at most this
   std::vector<std::string> allowed_origins;  ///< CORS: browser origins allowed to call
+  /// May call the operator endpoints under /api/v1/admin/ (drain, ending a user's
+  /// allocations, reload). Off by default: an application's key mints credentials only.
+  bool admin = false;
 };
 
 /// The `api:` section: the credential endpoint.

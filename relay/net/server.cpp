@@ -119,6 +119,10 @@ void Server::set_payload_types(std::string call_id,
   for (auto& w : workers_) w->set_payload_types(call_id, map);
 }
 
+void Server::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
+  for (auto& w : workers_) w->set_tls_context(tls);
+}
+
 void Server::join() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

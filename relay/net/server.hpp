@@ -74,6 +74,10 @@ class Server {
   /// those made later) the payload types `map` (core::TurnServer::set_payload_types), on its own
   /// thread shortly after. Replaces the call's previous map; the workers share `map`.
   void set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map);
+  /// Any thread; returns at once. New TLS handshakes on every worker use `tls` (made with
+  /// make_tls_context, which throws on a bad certificate or key, so a reload keeps the old
+  /// one); connections already open keep theirs. Without TLS listeners nothing changes.
+  void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
   /// Waits for the worker threads to finish (after stop()).
   void join();
 

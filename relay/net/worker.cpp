@@ -63,6 +63,12 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
   return streams_->listen(endpoint, join, std::move(tls), steer_group);
 }
 
+void Worker::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
+  asio::post(ctx_, [this, t = std::move(tls)]() mutable {
+    if (!stopping_ && streams_) streams_->set_tls_context(std::move(t));
+  });
+}
+
 void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
   if (streams_) streams_->start();

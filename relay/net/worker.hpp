@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "relay/core/turn_server.hpp"
 #include "relay/net/relay_sockets.hpp"
 #include "relay/net/stream_service.hpp"
@@ -25,6 +26,8 @@ struct SharedAuth {
   const core::Authenticator& auth;
   const core::NonceCodec& nonces;
   const core::PeerPolicy& policy;
+  /// Where the abuse limits the workers enforce are counted (null: nowhere).
+  base::LimitCounters* limits = nullptr;
 };
 
 /// Milliseconds since the Unix epoch from the system clock: the `now` every core call gets.
@@ -59,6 +62,10 @@ class Worker final : private core::RelayPorts {
                                      const StreamLimits& limits,
                                      std::shared_ptr<asio::ssl::context> tls,
                                      unsigned steer_group = 0);
+  /// Thread-safe: new TLS handshakes on this worker's TLS listeners use `tls` (a certificate
+  /// reload); connections already open keep the context they started with. No TLS listener:
+  /// nothing changes.
+  void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
   /// Open TCP/TLS connections (on the worker's thread, or after run() returned).
   size_t stream_connection_count() const { return streams_ ? streams_->connection_count() : 0; }
 
