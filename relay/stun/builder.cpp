@@ -100,6 +100,11 @@ void MessageBuilder::add_plain_address(uint16_t type, const Endpoint& ep) {
   if (uint8_t* v = reserve(type, len)) wire::write_address(v, ep, nullptr);
 }
 
+// RFC 8489 section 14.15: "encoded in the same way as MAPPED-ADDRESS" (no XOR).
+void MessageBuilder::add_alternate_server(const Endpoint& server) {
+  add_plain_address(attr::kAlternateServer, server);
+}
+
 // RFC 8489 section 14.8: 21 zero bits, the hundreds digit as class (3-6), the rest as number,
 // then the reason phrase (the attribute padding follows it).
 void MessageBuilder::add_error(uint16_t code, std::string_view reason) {

@@ -21,6 +21,9 @@ class MessageBuilder {
   void add_u32(uint16_t type, uint32_t value);
   void add_xor_address(uint16_t type, const Endpoint& ep);
   void add_plain_address(uint16_t type, const Endpoint& ep);
+  /// ALTERNATE-SERVER (RFC 8489 section 14.15): the server a 300 (Try Alternate) answer sends
+  /// the client to. It uses the plain MAPPED-ADDRESS encoding, not the XOR one.
+  void add_alternate_server(const Endpoint& server);
   void add_error(uint16_t code, std::string_view reason);
   void add_unknown_attributes(std::span<const uint16_t> types);
   void add_requested_transport(uint8_t protocol);

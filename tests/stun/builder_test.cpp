@@ -61,6 +61,25 @@ TEST(BuilderRoundTrip, Addresses) {
   }
 }
 
+// RFC 8489 section 14.15: ALTERNATE-SERVER is encoded like MAPPED-ADDRESS, port and address
+// in the clear (a 300 answer to an Allocate names the server to try, RFC 8656 section 7.2).
+TEST(BuilderRoundTrip, AlternateServerIsNotXored) {
+  const auto b = build([&](MessageBuilder& mb) {
+    mb.add_alternate_server(ep("192.0.2.7:3478"));
+    mb.add_alternate_server(ep("[2001:db8::9]:5349"));
+  }, Method::kAllocate, Class::kError);
+  const auto m = MessageView::parse(b);
+  ASSERT_TRUE(m);
+  const auto attrs = m->attributes();
+  ASSERT_EQ(attrs.size(), 2u);
+  EXPECT_EQ(attrs[0].type, attr::kAlternateServer);
+  EXPECT_EQ(str(m->value(attrs[0])), str(test::hex("0001 0d96 c0000207")));
+  EXPECT_EQ(attrs[1].type, attr::kAlternateServer);
+  EXPECT_EQ(str(m->value(attrs[1])),
+            str(test::hex("0002 14e5 20010db8 00000000 00000000 00000009")));
+  EXPECT_EQ(m->plain_address(attr::kAlternateServer), ep("192.0.2.7:3478"));
+}
+
 TEST(BuilderRoundTrip, NumbersAndFlags) {
   const auto b = build([](MessageBuilder& mb) {
     mb.add_u32(attr::kLifetime, 3600);
