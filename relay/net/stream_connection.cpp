@@ -200,6 +200,12 @@ class BasicStreamConnection final : public StreamConnection {
 
   void read_more() override { read(); }
 
+ public:
+  /// TLS: holds the context the handshake runs with for as long as the connection lives.
+  void keep_context(std::shared_ptr<asio::ssl::context> ctx) { context_ = std::move(ctx); }
+
+ private:
+
   void start_write(std::span<const uint8_t> bytes) override {
     const auto done = [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
       write_done(ec);
@@ -240,6 +246,7 @@ class BasicStreamConnection final : public StreamConnection {
     }
   }
 
+  std::shared_ptr<asio::ssl::context> context_;  ///< TLS: outlives stream_'s SSL object
   Stream stream_;
   std::vector<asio::const_buffer> records_;  ///< TLS: the frames of the write in flight
 };
@@ -255,10 +262,12 @@ std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
 }
 
 std::shared_ptr<StreamConnection> make_tls_connection(
-    StreamHost& host, asio::ip::tcp::socket socket, asio::ssl::context& tls,
+    StreamHost& host, asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls,
     const core::FiveTuple& tuple, const StreamLimits& limits, core::TimeMs now) {
-  return std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now, std::move(socket),
-                                                      tls);
+  auto c = std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now,
+                                                        std::move(socket), *tls);
+  c->keep_context(std::move(tls));
+  return c;
 }
 
 }  // namespace callrelay::net

@@ -150,10 +150,11 @@ std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
                                                       asio::ip::tcp::socket socket,
                                                       const core::FiveTuple& tuple,
                                                       const StreamLimits& limits, core::TimeMs now);
-/// A TLS connection on an accepted socket (server side of the handshake with `tls`).
+/// A TLS connection on an accepted socket (server side of the handshake with `tls`, which the
+/// connection keeps alive: a certificate reload replaces the acceptor's context, not this one).
 std::shared_ptr<StreamConnection> make_tls_connection(StreamHost& host,
                                                       asio::ip::tcp::socket socket,
-                                                      asio::ssl::context& tls,
+                                                      std::shared_ptr<asio::ssl::context> tls,
                                                       const core::FiveTuple& tuple,
                                                       const StreamLimits& limits, core::TimeMs now);
 

@@ -165,7 +165,7 @@ void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
 
   const core::FiveTuple tuple{transport, from_asio(remote), from_asio(local), next_id()};
   const core::TimeMs now = now_ms();
-  auto c = a.tls ? make_tls_connection(*this, std::move(socket), *a.tls, tuple, limits_, now)
+  auto c = a.tls ? make_tls_connection(*this, std::move(socket), a.tls, tuple, limits_, now)
                  : make_tcp_connection(*this, std::move(socket), tuple, limits_, now);
   if (log::enabled(log::Level::kDebug)) {
     log::debug(core::to_string(transport), " ", tuple.client.to_string(), ": connected to ",
@@ -173,6 +173,13 @@ void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
   }
   connections_.emplace(tuple.listener, c);
   c->start();
+}
+
+void StreamService::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
+  if (!tls) return;
+  for (auto& a : acceptors_) {
+    if (a->tls) a->tls = tls;
+  }
 }
 
 uint32_t StreamService::next_id() {

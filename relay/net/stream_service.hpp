@@ -80,6 +80,10 @@ class StreamService final : private StreamHost {
   /// dispatched (RFC 6062: a ConnectionBind's connection is spliced then, after its response).
   using AfterFrame = std::function<void(StreamConnection&)>;
   void set_after_frame(AfterFrame f) { after_frame_ = std::move(f); }
+  /// New TLS handshakes on this service's TLS acceptors use `tls` from now on (a certificate
+  /// reload); open connections keep the context they started with. Plain TCP acceptors and a
+  /// null `tls` are left alone.
+  void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
   /// Whether frames carry the media clock (core::CoreConfig::media_quality). Before start().
   void set_media_clock(bool on) { media_clock_ = on; }
   /// Stops accepting and closes every connection without ending allocations through the core
