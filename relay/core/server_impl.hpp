@@ -106,6 +106,21 @@ struct TurnServer::Impl {
   /// No deadline is due before this (a cache so that on_timer does not scan when idle).
   TimeMs next_due = INT64_MAX;
 
+  // --- operator actions (admin.cpp) ---
+  bool draining = false;             ///< start_draining: new Allocates are refused
+  std::vector<Endpoint> alternates;  ///< ALTERNATE-SERVERs offered while draining
+  size_t next_alternate = 0;         ///< round robin over `alternates`
+  /// CoreConfig::strict_expiry: the wall-clock expiry of each REST-credential allocation, a
+  /// min-heap (std::greater) so the timer looks at its top only. Entries of allocations that
+  /// ended otherwise stay until popped or compacted (the id tells a reused 5-tuple apart).
+  struct CredentialDeadline {
+    TimeMs wall_expires = 0;
+    uint64_t id = 0;
+    FiveTuple tuple;
+    bool operator>(const CredentialDeadline& o) const { return wall_expires > o.wall_expires; }
+  };
+  std::vector<CredentialDeadline> credential_deadlines;
+
   // --- entry points (turn_server.cpp) ---
   Output on_request(const FiveTuple& from, const stun::MessageView& msg, TimeMs now);
   Output on_malformed(const FiveTuple& from, std::span<const uint8_t> bytes, stun::ParseError e, TimeMs now);
@@ -127,6 +142,19 @@ struct TurnServer::Impl {
   static const std::string& quota_key(const AllocationInfo& info);
   void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
   void drop(DropReason why) const;
+
+  // --- operator actions (admin.cpp) ---
+  /// An Allocate while draining: a retransmission or a 5-tuple in use goes on to
+  /// handle_allocate; otherwise, once authenticated, 300 with ALTERNATE-SERVER or 403.
+  Output refuse_allocate(Request& req);
+  /// Ends the allocations `match` accepts with reason `why`; how many ended.
+  size_t end_matching(const std::function<bool(const AllocationInfo&)>& match, EndReason why,
+                      TimeMs now);
+  /// CoreConfig::strict_expiry: remembers when `a`'s REST credential expires (wall time).
+  void track_credential(const Allocation& a);
+  /// Ends the allocations whose REST credential expired by wall_now(now) (kCredentialExpired).
+  /// Looks at the heap's top only when nothing is due.
+  void expire_credentials(TimeMs now);
 
   // --- responses and the checks every request shares (request.cpp) ---
   /// Builds a response (success when code == 0) with `extra` adding method attributes, then

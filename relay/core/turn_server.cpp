@@ -65,6 +65,7 @@ void TurnServer::on_peer_closed(ConnectionId cid, TimeMs /*now*/) { impl_->on_pe
 TimeMs TurnServer::on_timer(TimeMs now) {
   Impl& s = *impl_;
   const TimeMs heartbeat = now + 1000;
+  if (s.cfg.strict_expiry) s.expire_credentials(now);  // wall-clock deadlines: heap top only
   if (now < s.next_due) return std::min(s.next_due, heartbeat);
   TimeMs next = INT64_MAX;
   // RFC 8656 section 3.2 / 9 / 12: allocations, permissions and channel bindings end when
@@ -144,7 +145,7 @@ Output TurnServer::Impl::on_request(const FiveTuple& from, const stun::MessageVi
   req.fingerprint = msg.find(stun::attr::kFingerprint).has_value();
   switch (msg.method()) {
     case stun::Method::kBinding: return handle_binding(req);
-    case stun::Method::kAllocate: return handle_allocate(req);
+    case stun::Method::kAllocate: return draining ? refuse_allocate(req) : handle_allocate(req);
     case stun::Method::kRefresh: return handle_refresh(req);
     case stun::Method::kCreatePermission: return handle_create_permission(req);
     case stun::Method::kChannelBind: return handle_channel_bind(req);
@@ -209,6 +210,7 @@ Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
     attach_payloads(*a);
   }
   note_deadline(a->expires);
+  if (cfg.strict_expiry) track_credential(*a);
   const FiveTuple tuple = a->info.client;
   by_tuple[tuple] = std::move(a);
   if (observer != nullptr) observer->on_allocation_created(ref.info);

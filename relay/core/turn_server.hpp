@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "relay/core/auth.hpp"
 #include "relay/core/observer.hpp"
@@ -88,6 +89,9 @@ struct CoreConfig {
   /// relay/media/monitor.hpp) into AllocationInfo::media. Off: the data path skips it and the
   /// counters stay 0.
   bool media_quality = true;
+  /// auth.strict_expiry: an allocation made with a REST credential ends (kCredentialExpired)
+  /// when the credential's expiry passes on the wall clock, not only at its next Refresh.
+  bool strict_expiry = false;
 };
 
 class TurnServer {
@@ -144,6 +148,22 @@ class TurnServer {
   void end_call(std::string_view call_id, TimeMs now);
   /// Calls with live allocations on this shard (the size of that index).
   size_t call_count() const;
+
+  // --- operator actions (admin.cpp) ---
+
+  /// Ends every allocation of this shard made with exactly `username` (reason kRevoked), so a
+  /// revoked credential stops relaying at once rather than at its next Refresh. Returns how
+  /// many ended. Scans the shard's allocations: an operator action, not a per-packet cost.
+  size_t end_username(std::string_view username, TimeMs now);
+  /// Ends every allocation of user `user_id` (AllocationInfo::user_id: the REST user part, or
+  /// the static username), of every call, with reason `why`. Returns how many ended.
+  size_t end_user(std::string_view user_id, EndReason why, TimeMs now);
+  /// Drain: from now on a new Allocate is refused (RFC 8656 section 7.2) after authentication,
+  /// with 300 (Try Alternate) and an ALTERNATE-SERVER of the client's address family from
+  /// `alternates` (RFC 8489 section 10, round robin), or 403 when none fits. Live allocations
+  /// are untouched: they refresh and relay until they end.
+  void start_draining(std::vector<Endpoint> alternates);
+  bool draining() const;
 
   /// The RTP payload types call `call_id` negotiated (null: none known, kinds are guessed),
   /// for the media measurement of its allocations: given to the live ones now and to those
