@@ -1,7 +1,6 @@
 // Allocate (RFC 8656 section 7) and Refresh (RFC 8656 section 8).
-#include <openssl/rand.h>
-
 #include <atomic>
+#include <cstring>
 
 #include "relay/core/server_impl.hpp"
 
@@ -45,11 +44,13 @@ RawFamily raw_family(const stun::MessageView& msg, uint16_t type) {
 
 }  // namespace
 
-uint64_t TurnServer::Impl::new_token() {
+std::optional<uint64_t> TurnServer::Impl::new_token() {
   // RFC 8656 section 18.9: the token is opaque to the client; make it unguessable so that no
-  // other client can claim a reserved port.
+  // other client can claim a reserved port. Without randomness there is no token at all.
+  std::array<uint8_t, sizeof(uint64_t)> bytes{};
+  if (!random(bytes.data(), bytes.size())) return std::nullopt;
   uint64_t t = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&t), sizeof t) != 1) t = ++indication_counter ^ 0x5bd1e995ULL;
+  std::memcpy(&t, bytes.data(), sizeof t);
   return t;
 }
 
@@ -190,16 +191,14 @@ std::optional<Output> TurnServer::Impl::parse_families(Request& req, AllocatePar
   return std::nullopt;
 }
 
-std::optional<Output> TurnServer::Impl::check_quota(Request& req, const std::string& user_key) {
+std::optional<Output> TurnServer::Impl::check_quota(Request& req, const std::string& user_key, UserSlot* slot) {
   // RFC 8656 section 7.2, step 8: "At any point, the server MAY choose to reject the request
   // with a 486 (Allocation Quota Reached) error if it feels the client is trying to exceed some
-  // locally defined allocation quota." Quotas are per user (REST user part) and per shard.
-  bool over = cfg.max_allocations != 0 && by_tuple.size() >= cfg.max_allocations;
-  if (!over && cfg.max_allocations_per_user != 0) {
-    const auto it = per_user.find(user_key);
-    over = it != per_user.end() && it->second >= cfg.max_allocations_per_user;
-  }
-  if (!over) return std::nullopt;
+  // locally defined allocation quota." Quotas are per user (REST user part) and for the whole
+  // server, counted across every worker (UserLimits).
+  QuotaRefusal why = QuotaRefusal::kNone;
+  *slot = users.acquire(user_key, cfg.max_allocations_per_user, cfg.max_allocations, &why);
+  if (*slot) return std::nullopt;
   drop(DropReason::kOverQuota);
   return respond_error(req, 486, "Allocation Quota Reached");
 }
@@ -237,7 +236,13 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
     if (opened->reserved_next) {
       // Step 6, R bit set: port+1 is reserved for a later Allocate with the token (30 s).
       // (Never in a dual allocation: R=1 with ADDITIONAL-ADDRESS-FAMILY is a 400.)
-      const Reservation r{new_token(), *opened->reserved_next,
+      const auto token = new_token();
+      if (!token) {
+        ports.close(opened->reserved_next->id);
+        ports.close(opened->relay.id);
+        return respond_error(req, 500, "Server Error: no random source for a RESERVATION-TOKEN");
+      }
+      const Reservation r{*token, *opened->reserved_next,
                           req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
       reservations.push_back(r);
       note_deadline(r.expires);
@@ -268,7 +273,8 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   }
   AllocateParams p;
   if (auto bad = parse_allocate(req, p)) return *bad;
-  if (auto over = check_quota(req, cred.user_id.empty() ? username : cred.user_id)) return *over;
+  UserSlot slot;
+  if (auto over = check_quota(req, cred.user_id.empty() ? username : cred.user_id, &slot)) return *over;
   if (auto no_port = obtain_relay(req, p)) return *no_port;
 
   auto a = std::make_unique<Allocation>();
@@ -298,6 +304,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->dont_fragment = p.dont_fragment;
   a->tcp = p.tcp;
   a->address_error = p.address_error;
+  a->gate = BandwidthGate(&cfg.bandwidth, &users, std::move(slot));
   return allocate_success(req, add_allocation(std::move(a)));
 }
 

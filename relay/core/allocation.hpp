@@ -10,6 +10,7 @@
 
 #include "relay/core/observer.hpp"
 #include "relay/core/types.hpp"
+#include "relay/core/user_limits.hpp"
 #include "relay/stun/message.hpp"
 
 namespace callrelay::core {
@@ -65,6 +66,9 @@ struct Allocation {
   /// Measures the relayed media into info.media (its payload map is owned by the shard's
   /// per-call table, which outlives every allocation pointing at it).
   media::MediaMonitor monitor;
+  /// Bandwidth caps every relayed byte passes (datagrams here, RFC 6062 splices in relay/net);
+  /// holds the allocation's place in its user's quota until the allocation is destroyed.
+  BandwidthGate gate;
 
   /// The open, unexpired relay of `family`, or null (no relay of that family: 443 / discard).
   const FamilyRelay* relay_for(Family family, TimeMs now) const {

@@ -1,5 +1,6 @@
 // The hot path: Send indications and ChannelData from clients, datagrams from peers.
-// No allocation, no lock, no payload copy: outputs point into the caller's buffers.
+// No allocation, no lock, no payload copy: outputs point into the caller's buffers. Bandwidth
+// caps cost a few atomic operations (the shared buckets), never a lock.
 #include <algorithm>
 #include <cstring>
 
@@ -54,6 +55,8 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
     drop(DropReason::kNoPermission);
     return {};
   }
+  // Bandwidth caps (allocation, user, server): over them the datagram is dropped and counted.
+  if (!a.gate.admit(Direction::kToPeer, data->size(), now)) return {};
   // "If everything is OK, then the server forms a UDP datagram as follows: the source transport
   // address is the relayed transport address of the allocation ... the destination transport
   // address is taken from the XOR-PEER-ADDRESS attribute; the data following the UDP header is
@@ -98,6 +101,7 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
     drop(DropReason::kNoChannel);
     return {};
   }
+  if (!a.gate.admit(Direction::kToPeer, cd->payload.size(), now)) return {};
   // "Otherwise, the server relays the Application Data as a UDP datagram to the peer bound to
   // the channel" (sections 12.6 and 11.2): no copy, the output points into `bytes`.
   a.info.traffic.bytes_to_peer.add(cd->payload.size());
@@ -137,6 +141,7 @@ Output TurnServer::Impl::handle_peer(RelayId relay, const Endpoint& peer, std::s
     drop(DropReason::kNoPermission);
     return {};
   }
+  if (!a->gate.admit(Direction::kToClient, len, now)) return {};
   uint8_t* payload = buffer.data() + kPeerHeadroom;
   // Measured before any header goes into the headroom (the payload bytes are not touched).
   if (cfg.media_quality) {

@@ -78,7 +78,7 @@ inline int64_t media_time_us(TimeMs now, int64_t now_us) { return now_us >= 0 ? 
 
 struct TurnServer::Impl {
   Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p, RelayPorts& r,
-       Observer* o);
+       Observer* o, UserLimits* u);
 
   // Responses are built here; Output::data points into it until the next call.
   // The largest response is an error with REALM, NONCE, SOFTWARE, UNKNOWN-ATTRIBUTES, MI and
@@ -91,10 +91,12 @@ struct TurnServer::Impl {
   const PeerPolicy& policy;
   RelayPorts& ports;
   Observer* observer;
+  /// Quotas and shared caps: the process's (relay/net's Server), or own_users when none given.
+  std::unique_ptr<UserLimits> own_users;
+  UserLimits& users;
 
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple;
   std::vector<Allocation*> by_relay;  ///< indexed by RelayId
-  std::unordered_map<std::string, uint32_t> per_user;  ///< live allocations per quota key
   /// Client 5-tuples of the live allocations of each call (call-scoped credentials only).
   std::unordered_map<std::string, std::vector<FiveTuple>, CallIdHash, std::equal_to<>> by_call;
   /// Payload maps of calls (set_payload_types), with or without live allocations here.
@@ -211,7 +213,9 @@ struct TurnServer::Impl {
   std::optional<Output> parse_allocate(Request& req, AllocateParams& out);
   /// Steps 7-9: the families to allocate from REQUESTED-/ADDITIONAL-ADDRESS-FAMILY.
   std::optional<Output> parse_families(Request& req, AllocateParams& out);
-  std::optional<Output> check_quota(Request& req, const std::string& user_key);
+  /// RFC 8656 section 7.2: 486 when the user (across every worker) or the server has its
+  /// maximum of allocations; otherwise `*slot` holds the new allocation's place in the quota.
+  std::optional<Output> check_quota(Request& req, const std::string& user_key, UserSlot* slot);
   std::optional<Output> obtain_relay(Request& req, AllocateParams& p);
   Output allocate_success(Request& req, const Allocation& a);
   /// Points by_relay at `a` for each of its open relays.
@@ -225,7 +229,11 @@ struct TurnServer::Impl {
   /// returns the allocation's next deadline.
   TimeMs expire_relays(Allocation& a, TimeMs now);
   std::optional<Reservation> take_reservation(uint64_t token, TimeMs now);
-  uint64_t new_token();
+  /// Unpredictable bytes from cfg.random_bytes (OpenSSL's by default); false when the source
+  /// failed: the caller fails its request rather than use anything guessable.
+  bool random(uint8_t* out, size_t n) const;
+  /// RFC 8656 section 18.9: an unguessable RESERVATION-TOKEN; nullopt when randomness failed.
+  std::optional<uint64_t> new_token();
 
   // --- RFC 6062 (tcp_relay.cpp) ---
   Output on_peer_connected(ConnectionId cid, bool ok, TimeMs now);
@@ -238,7 +246,8 @@ struct TurnServer::Impl {
   void close_tcp_peers(FiveTuple control, std::optional<Family> family = std::nullopt);
   /// Closes peer connections whose ConnectionBind did not come in time; next deadline.
   TimeMs expire_tcp_peers(TimeMs now);
-  ConnectionId new_connection_id();
+  /// RFC 6062 section 6.2.1: an unused, unguessable CONNECTION-ID; nullopt when randomness failed.
+  std::optional<ConnectionId> new_connection_id();
 };
 
 /// Decodes one XOR-PEER-ADDRESS-style attribute (the message accessor returns only the first;

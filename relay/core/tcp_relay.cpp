@@ -1,23 +1,23 @@
 // RFC 6062 TCP allocations: Connect, ConnectionBind, ConnectionAttempt and the peer data
 // connections' lifecycle. The core decides and keeps the state; relay/net makes the
 // connections and splices the bytes (RelayPorts::connect_peer, bind_peer, close_peer).
-#include <openssl/rand.h>
-
+#include <array>
 #include <cstring>
 
 #include "relay/core/server_impl.hpp"
 
 namespace callrelay::core {
 
-ConnectionId TurnServer::Impl::new_connection_id() {
+std::optional<ConnectionId> TurnServer::Impl::new_connection_id() {
   // RFC 6062 section 6.2.1: the value "uniquely identifies a peer data connection". Random
   // rather than sequential so that one client cannot guess another's (ConnectionBind is
-  // authenticated too, and must come with the allocation's own username).
+  // authenticated too, and must come with the allocation's own username). A failing source
+  // gives none: nothing predictable is ever handed out.
   for (;;) {
+    std::array<uint8_t, sizeof(ConnectionId)> bytes{};
+    if (!random(bytes.data(), bytes.size())) return std::nullopt;
     ConnectionId id = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id) != 1) {
-      id = static_cast<ConnectionId>(++indication_counter * 2654435761u);
-    }
+    std::memcpy(&id, bytes.data(), sizeof id);
     if (id != 0 && tcp_peers.count(id) == 0) return id;
   }
 }
@@ -99,7 +99,9 @@ Output TurnServer::Impl::handle_connect(Request& req) {
   // indicated by the XOR-PEER-ADDRESS attribute. If the connection attempt fails or times out,
   // the server MUST return a 447 (Connection Timeout or Failure) error. The timeout value MUST
   // be at least 30 seconds." The answer waits for relay/net: on_peer_connected.
-  const ConnectionId cid = new_connection_id();
+  const auto new_cid = new_connection_id();
+  if (!new_cid) return respond_error(req, 500, "Server Error: no random source for a CONNECTION-ID");
+  const ConnectionId cid = *new_cid;
   if (!ports.connect_peer(relay->relay.id, cid, *peer)) {
     return respond_error(req, 447, "Connection Timeout or Failure");
   }
@@ -163,7 +165,12 @@ Output TurnServer::Impl::on_peer_connection(RelayId relay, const Endpoint& peer,
   // peer's transport address, as well as a CONNECTION-ID attribute uniquely identifying the
   // peer data connection. If no ConnectionBind request associated with this peer data
   // connection is received after 30 seconds, the peer data connection MUST be closed."
-  const ConnectionId id = new_connection_id();
+  // The indication's transaction ID is random too (RFC 8489 section 6: it must be
+  // unpredictable); without randomness the peer's connection is refused.
+  stun::TransactionId tid{};
+  const auto new_id = new_connection_id();
+  if (!new_id || !random(tid.data(), tid.size())) return {};
+  const ConnectionId id = *new_id;
   TcpPeer p;
   p.control = control;
   p.peer = peer;
@@ -173,11 +180,6 @@ Output TurnServer::Impl::on_peer_connection(RelayId relay, const Endpoint& peer,
   note_deadline(p.bind_deadline);
   *cid = id;
 
-  stun::TransactionId tid{};
-  for (size_t i = 0; i < tid.size(); i += sizeof(uint64_t)) {
-    const uint64_t r = new_token();
-    std::memcpy(tid.data() + i, &r, std::min(sizeof r, tid.size() - i));
-  }
   stun::MessageBuilder b(scratch, stun::Method::kConnectionAttempt, stun::Class::kIndication, tid);
   b.add_u32(stun::attr::kConnectionId, id);
   b.add_xor_address(stun::attr::kXorPeerAddress, peer);
@@ -232,7 +234,7 @@ Output TurnServer::Impl::handle_connection_bind(Request& req) {
   // includes data that was received after the associated Connect or request was successfully
   // processed and before this ConnectionBind request was received."
   it->second.state = TcpPeer::State::kBound;
-  ports.bind_peer(*cid, req.from, a->info.traffic);
+  ports.bind_peer_paced(*cid, req.from, a->info.traffic, a->gate);
   return respond(req, 0, {}, [](stun::MessageBuilder&) {});
 }
 

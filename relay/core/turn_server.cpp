@@ -8,12 +8,19 @@
 namespace callrelay::core {
 
 TurnServer::Impl::Impl(CoreConfig c, const Authenticator& a, const NonceCodec& n, const PeerPolicy& p,
-                       RelayPorts& r, Observer* o)
-    : cfg(std::move(c)), auth(a), nonces(n), policy(p), ports(r), observer(o) {}
+                       RelayPorts& r, Observer* o, UserLimits* u)
+    : cfg(std::move(c)),
+      auth(a),
+      nonces(n),
+      policy(p),
+      ports(r),
+      observer(o),
+      own_users(u == nullptr ? std::make_unique<UserLimits>(cfg.bandwidth) : nullptr),
+      users(u == nullptr ? *own_users : *u) {}
 
 TurnServer::TurnServer(CoreConfig cfg, const Authenticator& auth, const NonceCodec& nonces,
-                       const PeerPolicy& policy, RelayPorts& ports, Observer* observer)
-    : impl_(std::make_unique<Impl>(std::move(cfg), auth, nonces, policy, ports, observer)) {}
+                       const PeerPolicy& policy, RelayPorts& ports, Observer* observer, UserLimits* users)
+    : impl_(std::make_unique<Impl>(std::move(cfg), auth, nonces, policy, ports, observer, users)) {}
 
 TurnServer::~TurnServer() = default;
 
@@ -204,7 +211,6 @@ Allocation* TurnServer::Impl::find_live(const FiveTuple& tuple, TimeMs now) {
 Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
   Allocation& ref = *a;
   index_relays(*a);
-  ++per_user[quota_key(a->info)];
   if (!a->info.call_id.empty()) {
     by_call[a->info.call_id].push_back(a->info.client);
     attach_payloads(*a);
@@ -222,9 +228,7 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (it == by_tuple.end()) return;
   std::unique_ptr<Allocation> a = std::move(it->second);
   by_tuple.erase(it);
-  if (const auto u = per_user.find(quota_key(a->info)); u != per_user.end() && --u->second == 0) {
-    per_user.erase(u);
-  }
+  // The allocation's quota slot is given back when `a` goes (its BandwidthGate holds it).
   unindex_call(*a, now);
   // RFC 6062 section 5.5: "If the allocation associated with a data connection expires, the
   // data connection MUST be closed."

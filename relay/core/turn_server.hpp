@@ -18,6 +18,7 @@
 #include "relay/core/observer.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/core/types.hpp"
+#include "relay/core/user_limits.hpp"
 #include "relay/media/monitor.hpp"
 
 namespace callrelay::core {
@@ -60,6 +61,13 @@ class RelayPorts {
   /// that made this one) is sent, bytes flow as-is both ways, including those the peer sent
   /// before; relay/net counts them in `traffic`, valid until close_peer(cid).
   virtual void bind_peer(ConnectionId /*cid*/, const FiveTuple& /*client*/, TrafficCounters& /*traffic*/) {}
+  /// bind_peer, with the allocation's bandwidth caps: relay/net paces the splice by `gate`
+  /// (pausing reads, never dropping stream bytes), valid until close_peer(cid). The core calls
+  /// this one; the default forwards to bind_peer (a RelayPorts that does not pace).
+  virtual void bind_peer_paced(ConnectionId cid, const FiveTuple& client, TrafficCounters& traffic,
+                               BandwidthGate& /*gate*/) {
+    bind_peer(cid, client, traffic);
+  }
   /// Closes peer connection `cid` (connecting, waiting for its ConnectionBind, or bound: then
   /// its client data connection too). relay/net does not call on_peer_closed for it.
   virtual void close_peer(ConnectionId /*cid*/) {}
@@ -72,8 +80,9 @@ struct CoreConfig {
   uint32_t permission_lifetime_s = 300;
   uint32_t channel_lifetime_s = 600;
   uint32_t reservation_lifetime_s = 30;
+  /// Counted across every worker sharing the TurnServers' UserLimits (the whole server).
   uint32_t max_allocations_per_user = 100;  ///< 0: unlimited (486 beyond)
-  uint32_t max_allocations = 0;             ///< per shard; 0: unlimited (486 beyond)
+  uint32_t max_allocations = 0;             ///< whole server; 0: unlimited (486 beyond)
   uint32_t max_permissions_per_allocation = 64;  ///< 508 beyond (bounded memory)
   uint32_t max_channels_per_allocation = 64;
   bool require_auth_for_binding = false;
@@ -92,13 +101,21 @@ struct CoreConfig {
   /// auth.strict_expiry: an allocation made with a REST credential ends (kCredentialExpired)
   /// when the credential's expiry passes on the wall clock, not only at its next Refresh.
   bool strict_expiry = false;
+  /// Bandwidth caps: per allocation (this shard's), per user and total (the UserLimits').
+  BandwidthConfig bandwidth;
+  /// Fills a buffer with unpredictable bytes; false when the source failed (the request then
+  /// fails with 500, never falls back to predictable values). Null: OpenSSL's RAND_bytes.
+  bool (*random_bytes)(uint8_t* out, size_t n) = nullptr;
 };
 
 class TurnServer {
  public:
-  /// `auth`, `nonces`, `policy`, `ports` and `observer` outlive the server. `observer` may be null.
+  /// `auth`, `nonces`, `policy`, `ports`, `observer` and `users` outlive the server. `observer`
+  /// may be null. `users`: quotas and shared caps common to every worker's TurnServer; null:
+  /// this server keeps its own (a single shard).
   TurnServer(CoreConfig cfg, const Authenticator& auth, const NonceCodec& nonces,
-             const PeerPolicy& policy, RelayPorts& ports, Observer* observer);
+             const PeerPolicy& policy, RelayPorts& ports, Observer* observer,
+             UserLimits* users = nullptr);
   ~TurnServer();
   TurnServer(const TurnServer&) = delete;
   TurnServer& operator=(const TurnServer&) = delete;
@@ -141,6 +158,14 @@ class TurnServer {
 
   /// Ends every allocation (reason kShutdown) and closes their relay sockets.
   void shutdown(TimeMs now);
+
+  /// Takes the live-changeable settings of `cfg` (hot reload): quotas and entry limits (for the
+  /// next requests), lifetimes (for new allocations, permissions and channels, and the next
+  /// Refresh), and bandwidth caps (every allocation's next packet; the shared caps too).
+  /// Listeners, software, transports and media_quality stay as they were.
+  void update_limits(const CoreConfig& cfg);
+  /// The quotas and shared caps this server counts in (its own when none was given).
+  UserLimits& user_limits();
 
   /// Ends every allocation of this shard made with call `call_id`'s credentials (reason
   /// kCallEnded) and closes their relay sockets. Allocations of other calls, and plain ones,
