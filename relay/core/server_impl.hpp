@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relay/core/abuse.hpp"
 #include "relay/core/allocation.hpp"
 #include "relay/core/turn_server.hpp"
 #include "relay/stun/builder.hpp"
@@ -105,6 +106,13 @@ struct TurnServer::Impl {
   std::unordered_map<ConnectionId, TcpPeer> tcp_peers;  ///< RFC 6062 peer data connections
   std::array<uint8_t, kScratchSize> scratch{};
   uint64_t indication_counter = 0;
+  /// Answers to unauthenticated requests per source (abuse.hpp) and where refusals count.
+  ReflectionGuard reflection{cfg.abuse};
+  base::LimitCounters* limits = nullptr;
+  /// The last response built: its code (0: success) and whether it carries MESSAGE-INTEGRITY
+  /// (budget_answer holds back unsigned answers over their source's budget).
+  uint16_t answered_code = 0;
+  bool answered_signed = false;
   /// No deadline is due before this (a cache so that on_timer does not scan when idle).
   TimeMs next_due = INT64_MAX;
 
@@ -144,6 +152,9 @@ struct TurnServer::Impl {
   static const std::string& quota_key(const AllocationInfo& info);
   void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
   void drop(DropReason why) const;
+  /// Credits a UDP request's bytes to its source and withholds `out` when it is an unsigned
+  /// answer over the source's budget or a 401/438 over its rate (counted in `limits`).
+  Output budget_answer(const FiveTuple& from, size_t request_bytes, Output out, TimeMs now);
 
   // --- operator actions (admin.cpp) ---
   /// An Allocate while draining: a retransmission or a 5-tuple in use goes on to
@@ -275,6 +286,8 @@ Output TurnServer::Impl::respond_to(const FiveTuple& to, stun::Method method, co
   if (key) b.add_integrity(*key);
   // RFC 8489 section 14.7: FINGERPRINT when the request had one.
   if (fingerprint) b.add_fingerprint();
+  answered_code = code;
+  answered_signed = key.has_value();
   if (observer != nullptr) observer->on_request(method, to.transport, code);
   Output out;
   const size_t n = b.finish();

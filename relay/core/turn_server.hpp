@@ -15,11 +15,16 @@
 #include <vector>
 
 #include "relay/core/auth.hpp"
+#include "relay/core/abuse.hpp"
 #include "relay/core/observer.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/core/types.hpp"
 #include "relay/core/user_limits.hpp"
 #include "relay/media/monitor.hpp"
+
+namespace callrelay::base {
+class LimitCounters;
+}  // namespace callrelay::base
 
 namespace callrelay::core {
 
@@ -98,6 +103,9 @@ struct CoreConfig {
   /// relay/media/monitor.hpp) into AllocationInfo::media. Off: the data path skips it and the
   /// counters stay 0.
   bool media_quality = true;
+  /// Abuse limits (`limits:`): answers to unauthenticated requests (here) and connection
+  /// limits (relay/net).
+  AbuseConfig abuse;
   /// auth.strict_expiry: an allocation made with a REST credential ends (kCredentialExpired)
   /// when the credential's expiry passes on the wall clock, not only at its next Refresh.
   bool strict_expiry = false;
@@ -200,6 +208,13 @@ class TurnServer {
   /// Calls with a payload map on this shard.
   size_t payload_map_count() const;
   static constexpr TimeMs kPayloadTypesIdleMs = 3'600'000;
+
+  /// Whether `tuple` has a live allocation (relay/net closes a stream connection that sends
+  /// too much without one).
+  bool has_allocation(const FiveTuple& tuple) const;
+  /// Where limits that bite here are counted (kUnauthReflection, kChallengeRate); null:
+  /// nowhere. Before the first packet.
+  void set_limit_counters(base::LimitCounters* counters);
 
   size_t allocation_count() const;
   /// Visits live allocations (telemetry reads counters at scrape time on the owning thread).

@@ -3,7 +3,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 
 #include "relay/net/socket_ops.hpp"
 #include "base/log.hpp"
@@ -121,6 +123,30 @@ void Server::set_payload_types(std::string call_id,
 
 void Server::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
   for (auto& w : workers_) w->set_tls_context(tls);
+}
+
+void Server::end_username(const std::string& username) {
+  for (auto& w : workers_) w->end_username(username);
+}
+
+void Server::end_user(const std::string& user_id, core::EndReason why) {
+  for (auto& w : workers_) w->end_user(user_id, why);
+}
+
+void Server::start_draining(const std::vector<stun::Endpoint>& alternates) {
+  for (auto& w : workers_) w->start_draining(alternates);
+}
+
+core::TimeMs Server::oldest_heartbeat() const {
+  core::TimeMs oldest = INT64_MAX;
+  for (const auto& w : workers_) oldest = std::min(oldest, w->heartbeat());
+  return oldest;
+}
+
+uint64_t Server::allocation_count() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->allocations();
+  return n;
 }
 
 void Server::join() {

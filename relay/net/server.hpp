@@ -74,6 +74,21 @@ class Server {
   /// those made later) the payload types `map` (core::TurnServer::set_payload_types), on its own
   /// thread shortly after. Replaces the call's previous map; the workers share `map`.
   void set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map);
+  /// Any thread; returns at once. Every worker ends, on its own thread shortly after, the
+  /// allocations made with `username` (core::TurnServer::end_username, reason kRevoked).
+  void end_username(const std::string& username);
+  /// Any thread; returns at once. Every worker ends the allocations of user `user_id`
+  /// (core::TurnServer::end_user) with reason `why`.
+  void end_user(const std::string& user_id, core::EndReason why);
+  /// Any thread; returns at once. Every worker refuses new Allocates from now on (300 with
+  /// one of `alternates` of the client's family, else 403); live allocations run on.
+  void start_draining(const std::vector<stun::Endpoint>& alternates);
+  /// The oldest worker heartbeat (now_ms() of its last housekeeping tick, at least one a
+  /// second while it serves): a worker stuck in a loop makes this age. Any thread.
+  core::TimeMs oldest_heartbeat() const;
+  /// Live allocations across all workers, as of each worker's last tick (a second old at
+  /// most). Any thread.
+  uint64_t allocation_count() const;
   /// Any thread; returns at once. New TLS handshakes on every worker use `tls` (made with
   /// make_tls_context, which throws on a bad certificate or key, so a reload keeps the old
   /// one); connections already open keep theirs. Without TLS listeners nothing changes.

@@ -73,6 +73,7 @@ void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
   if (streams_) streams_->start();
   const core::TimeMs now = now_ms();
+  heartbeat_.store(now, std::memory_order_relaxed);
   arm_timer(core_.on_timer(now), now);
   ctx_.run();
 }
@@ -94,6 +95,24 @@ void Worker::set_payload_types(std::string call_id, std::shared_ptr<const media:
   asio::post(ctx_, [this, id = std::move(call_id), m = std::move(map)]() mutable {
     if (stopping_) return;
     core_.set_payload_types(id, std::move(m), now_ms());
+  });
+}
+
+void Worker::end_username(std::string username) {
+  asio::post(ctx_, [this, name = std::move(username)] {
+    if (!stopping_) core_.end_username(name, now_ms());
+  });
+}
+
+void Worker::end_user(std::string user_id, core::EndReason why) {
+  asio::post(ctx_, [this, id = std::move(user_id), why] {
+    if (!stopping_) core_.end_user(id, why, now_ms());
+  });
+}
+
+void Worker::start_draining(std::vector<stun::Endpoint> alternates) {
+  asio::post(ctx_, [this, alts = std::move(alternates)]() mutable {
+    core_.start_draining(std::move(alts));
   });
 }
 
@@ -297,6 +316,8 @@ void Worker::arm_timer(core::TimeMs deadline, core::TimeMs now) {
     const core::TimeMs t = now_ms();
     const core::TimeMs next = core_.on_timer(t);
     flush_all();
+    heartbeat_.store(t, std::memory_order_relaxed);
+    allocations_.store(core_.allocation_count(), std::memory_order_relaxed);
     arm_timer(next, t);
   });
 }

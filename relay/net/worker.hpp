@@ -5,6 +5,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -79,6 +80,19 @@ class Worker final : private core::RelayPorts {
   /// Thread-safe: posts core::TurnServer::set_payload_types for `call_id` to the worker's
   /// thread (nothing once stopping).
   void set_payload_types(std::string call_id, std::shared_ptr<const media::PayloadMap> map);
+  /// Thread-safe: posts core::TurnServer::end_username (a revoked credential's allocations
+  /// end, kRevoked) to the worker's thread (nothing once stopping).
+  void end_username(std::string username);
+  /// Thread-safe: posts core::TurnServer::end_user (every allocation of `user_id` ends with
+  /// reason `why`) to the worker's thread (nothing once stopping).
+  void end_user(std::string user_id, core::EndReason why);
+  /// Thread-safe: posts core::TurnServer::start_draining to the worker's thread.
+  void start_draining(std::vector<stun::Endpoint> alternates);
+  /// Steady-clock ms (now_ms()) of the worker's last housekeeping tick, which runs at least
+  /// once a second while its thread serves: a stuck worker's heartbeat ages (any thread).
+  core::TimeMs heartbeat() const { return heartbeat_.load(std::memory_order_relaxed); }
+  /// Live allocations of the shard as of its last tick (any thread).
+  size_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
 
   unsigned index() const { return index_; }
   /// Open relay sockets (on the worker's thread, or after run() returned).
@@ -137,6 +151,8 @@ class Worker final : private core::RelayPorts {
   TcpRelays tcp_;
   asio::steady_timer timer_;
   bool stopping_ = false;
+  std::atomic<core::TimeMs> heartbeat_{0};  ///< see heartbeat()
+  std::atomic<size_t> allocations_{0};      ///< see allocations()
   bool flush_scheduled_ = false;
   /// CoreConfig::media_quality: read media_now_us() per batch (else the core gets none).
   bool media_clock_ = true;
