@@ -2,6 +2,7 @@
 // The per-method handlers live in request.cpp, allocate.cpp, permissions.cpp and data_path.cpp.
 #include "relay/core/turn_server.hpp"
 
+#include "base/limits.hpp"
 #include "relay/core/server_impl.hpp"
 #include "relay/stun/channel_data.hpp"
 
@@ -34,10 +35,10 @@ Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8
   }
   stun::ParseError err{};
   const auto msg = stun::MessageView::parse(bytes, &err);
-  if (!msg) return impl_->on_malformed(from, bytes, err, now);
+  if (!msg) return impl_->budget_answer(from, bytes.size(), impl_->on_malformed(from, bytes, err, now), now);
   switch (msg->cls()) {
     case stun::Class::kRequest:
-      return impl_->on_request(from, *msg, now);
+      return impl_->budget_answer(from, bytes.size(), impl_->on_request(from, *msg, now), now);
     case stun::Class::kIndication:
       if (msg->method() == stun::Method::kSend) return impl_->handle_send(from, *msg, now, now_us);
       // RFC 8489 section 6.3.2: other indications (Binding keepalives) need no answer.
@@ -137,6 +138,10 @@ size_t TurnServer::payload_map_count() const { return impl_->payloads_by_call.si
 
 size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
 
+bool TurnServer::has_allocation(const FiveTuple& tuple) const { return impl_->by_tuple.count(tuple) != 0; }
+
+void TurnServer::set_limit_counters(base::LimitCounters* counters) { impl_->limits = counters; }
+
 void TurnServer::visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const {
   for (const auto& [tuple, a] : impl_->by_tuple) fn(a->info, ctx);
 }
@@ -147,7 +152,29 @@ void TurnServer::Impl::drop(DropReason why) const {
   if (observer != nullptr) observer->on_drop(why);
 }
 
+Output TurnServer::Impl::budget_answer(const FiveTuple& from, size_t request_bytes, Output out, TimeMs now) {
+  // Over TCP and TLS the handshake proved the source address: nothing is reflected to a
+  // spoofed victim there (relay/net limits those connections instead).
+  if (from.transport != Transport::kUdp || !reflection.enabled()) return out;
+  const size_t slot = reflection.credit(from.client, request_bytes, now);
+  if (out.kind != Output::Kind::kToClient || answered_signed) return out;
+  const bool challenge = answered_code == 401 || answered_code == 438;
+  using Guard = ReflectionGuard;
+  Guard::Refusal why = Guard::Refusal::kNone;
+  if (reflection.allow(slot, out.data.size(), challenge ? Guard::Answer::kChallenge : Guard::Answer::kUnsigned,
+                      now, &why)) {
+    return out;
+  }
+  if (limits != nullptr) {
+    limits->hit(why == Guard::Refusal::kChallengeRate ? base::Limit::kChallengeRate
+                                                      : base::Limit::kUnauthReflection);
+  }
+  return {};
+}
+
 Output TurnServer::Impl::on_request(const FiveTuple& from, const stun::MessageView& msg, TimeMs now) {
+  answered_code = 0;
+  answered_signed = false;  // until a handler builds a signed response
   Request req{from, msg, now, false, std::nullopt};
   req.fingerprint = msg.find(stun::attr::kFingerprint).has_value();
   switch (msg.method()) {
@@ -183,6 +210,8 @@ Output TurnServer::Impl::on_malformed(const FiveTuple& from, std::span<const uin
   stun::MessageBuilder b(scratch, static_cast<stun::Method>(method), stun::Class::kError, tid);
   b.add_error(400, "Malformed attributes");
   if (!cfg.software.empty()) b.add_string(stun::attr::kSoftware, cfg.software);
+  answered_code = 400;
+  answered_signed = false;
   const size_t n = b.finish();
   if (n == 0) return {};
   if (observer != nullptr) observer->on_request(static_cast<stun::Method>(method), from.transport, 400);
