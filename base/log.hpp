@@ -4,10 +4,13 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+
+#include "base/limits.hpp"
 
 namespace callrelay::log {
 
@@ -31,6 +34,50 @@ void print(Level l, const Args&... args) {
   std::ostringstream out;
   (out << ... << args);
   write_line(out.str());
+}
+
+/// A budget of log lines for input from unauthenticated sources (garbage on a connection, a
+/// refused connection), which an attacker controls: at most `lines` per `window_ms`, the rest
+/// left out and counted. Lock-free; any thread.
+class RateLimit {
+ public:
+  RateLimit(uint32_t lines, int64_t window_ms) : lines_(lines), window_ms_(window_ms) {}
+  /// Whether a line may be written now (`now_ms`: any monotonic milliseconds). On true,
+  /// `*suppressed` holds how many were left out since the previous line written.
+  bool allow(int64_t now_ms, uint64_t* suppressed);
+
+ private:
+  const uint32_t lines_;
+  const int64_t window_ms_;
+  std::atomic<int64_t> window_start_{INT64_MIN};
+  std::atomic<uint32_t> used_{0};
+  std::atomic<uint64_t> suppressed_{0};
+};
+
+/// Monotonic milliseconds for RateLimit (the steady clock).
+int64_t monotonic_ms();
+
+/// Writes `line` plus a newline to stderr only if that cannot block (stderr is a pipe or
+/// terminal that is not writable now: the line is dropped and false returned). For the data
+/// path's threads, which must never wait on a slow log reader.
+bool try_write_line(std::string_view line);
+
+/// Formats and writes one line through `limit` at level `l` without ever blocking: lines over
+/// the budget, or that stderr cannot take now, are counted in `counters` (kLogSuppressed; null:
+/// not counted). The first line after a suppression says how many were left out.
+template <typename... Args>
+void limited(RateLimit& limit, base::LimitCounters* counters, Level l, const Args&... args) {
+  if (!enabled(l)) return;
+  uint64_t suppressed = 0;
+  if (!limit.allow(monotonic_ms(), &suppressed)) {
+    if (counters != nullptr) counters->hit(base::Limit::kLogSuppressed);
+    return;
+  }
+  std::ostringstream out;
+  if (l == Level::kWarn) out << "warning: ";
+  (out << ... << args);
+  if (suppressed > 0) out << " (" << suppressed << " similar lines left out)";
+  if (!try_write_line(out.str()) && counters != nullptr) counters->hit(base::Limit::kLogSuppressed);
 }
 
 template <typename... Args>
