@@ -38,7 +38,7 @@ Server::Server(const ServerSettings& settings, const SharedAuth& shared,
                                                 settings.listen_udp, shared, observer));
   }
   bind_listeners(settings.listen_udp);
-  bind_stream_listeners(settings);
+  bind_stream_listeners(settings, shared.limits);
 }
 
 Server::~Server() {

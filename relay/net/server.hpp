@@ -11,6 +11,7 @@
 
 #include "relay/core/turn_server.hpp"
 #include "relay/net/relay_sockets.hpp"
+#include "relay/net/stream_guard.hpp"
 #include "relay/net/worker.hpp"
 
 namespace callrelay::net {
@@ -99,8 +100,11 @@ class Server {
  private:
   void bind_listeners(const std::vector<stun::Endpoint>& endpoints);
   /// TCP and TLS listeners on every worker (stream_server.cpp). Throws BindError.
-  void bind_stream_listeners(const ServerSettings& settings);
+  void bind_stream_listeners(const ServerSettings& settings, base::LimitCounters* counters);
 
+  /// Admission of TCP/TLS connections shared by the workers (declared before them: their
+  /// connections give their places back as they close).
+  std::unique_ptr<StreamGuard> stream_guard_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<stun::Endpoint> listening_;

@@ -9,6 +9,15 @@ namespace callrelay::net {
 
 core::TimeMs now_ms();  // worker.hpp; declared here to keep this file free of the worker
 
+namespace {
+/// Lines about what unauthenticated clients sent (garbage, oversized frames, too many bytes):
+/// at most 10 a second for the whole process.
+log::RateLimit& garbage_log() {
+  static log::RateLimit limit(10, 1000);
+  return limit;
+}
+}  // namespace
+
 StreamConnection::StreamConnection(StreamHost& host, const core::FiveTuple& tuple,
                                    const StreamLimits& limits, core::TimeMs now)
     : framer_(limits.max_frame_bytes),
@@ -91,9 +100,26 @@ void StreamConnection::write_done(const asio::error_code& ec) {
   if (sink_ && queue_.pending_bytes() < queue_.limit() / 2) sink_->on_client_drained();
 }
 
+bool StreamConnection::within_unauth_budget(size_t n) {
+  if (has_allocation_ || limits_.unauth_bytes == 0) return true;
+  unauth_bytes_ += n;
+  if (unauth_bytes_ <= limits_.unauth_bytes) return true;
+  if (host_.has_allocation(*this)) {  // its Allocate success went out before we looked
+    has_allocation_ = true;
+    return true;
+  }
+  if (limits_.counters != nullptr) limits_.counters->hit(base::Limit::kTcpUnauthBytes);
+  log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+               core::to_string(tuple_.transport), " ", tuple_.client.to_string(), ": ",
+               unauth_bytes_, " bytes without an allocation; closing the connection");
+  shut("too many bytes without an allocation");
+  return false;
+}
+
 bool StreamConnection::on_read(size_t n) {
   framer_.commit(n);
   if (spliced_) return sink_ && deliver_raw();
+  if (!within_unauth_budget(n)) return false;
   // The frames stay in the framer's buffer until the next read: their outputs are sent in one
   // batch once all of them are handled, before anything can overwrite them.
   const bool more = take_frames();
@@ -114,14 +140,16 @@ bool StreamConnection::take_frames() {
       case StreamFramer::Status::kNeedMore:
         return true;
       case StreamFramer::Status::kGarbage:
-        log::info(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
-                  ": not STUN or ChannelData; closing the connection");
+        log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+                     core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+                     ": not STUN or ChannelData; closing the connection");
         shut("garbage");
         return false;
       case StreamFramer::Status::kTooLarge:
-        log::info(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
-                  ": a frame of ", next.size, " bytes exceeds the maximum of ", framer_.max_frame(),
-                  "; closing the connection");
+        log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+                     core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+                     ": a frame of ", next.size, " bytes exceeds the maximum of ",
+                     framer_.max_frame(), "; closing the connection");
         shut("frame too large");
         return false;
     }

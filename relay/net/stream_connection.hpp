@@ -9,11 +9,14 @@
 #include <memory>
 #include <span>
 
+#include "base/limits.hpp"
 #include "relay/core/types.hpp"
 #include "relay/net/stream_framer.hpp"
 #include "relay/net/transport.hpp"
 
 namespace callrelay::net {
+
+class StreamGuard;
 
 /// Limits of every stream connection of a worker.
 struct StreamLimits {
@@ -26,6 +29,14 @@ struct StreamLimits {
   size_t max_frame_bytes = 65552;    ///< larger frames close the connection
   size_t send_queue_bytes = 262144;  ///< pending output per connection; beyond, frames drop
   size_t max_connections = 0;        ///< per worker; 0: unlimited
+  /// Bytes a connection may send without an allocation on it before it is closed (counted
+  /// kTcpUnauthBytes); 0: no limit.
+  size_t unauth_bytes = 0;
+  /// Where the limits that bite are counted; null: nowhere.
+  base::LimitCounters* counters = nullptr;
+  /// Admission shared by every worker (per address, total, TLS rate, descriptor reserve;
+  /// stream_guard.hpp); null: none. Read by StreamService, not by connections.
+  StreamGuard* guard = nullptr;
 };
 
 class StreamConnection;
@@ -55,6 +66,9 @@ class StreamHost {
   /// The frames of one read were all delivered; outputs pointing into them (kept until now
   /// so they could be sent in one batch) must be sent before this returns.
   virtual void on_read_done() {}
+  /// Whether the client of `c` has an allocation now (asked only when `c` has sent
+  /// StreamLimits::unauth_bytes without one being seen in its responses).
+  virtual bool has_allocation(const StreamConnection& /*c*/) { return false; }
 };
 
 /// A stream connection. Handlers hold a shared_ptr to it, so it lives until the last one ran;
@@ -130,6 +144,8 @@ class StreamConnection : public ClientTransport,
   bool deliver_raw();
   /// on_read() without the on_read_done() call.
   bool take_frames();
+  /// Counts `n` bytes read without an allocation; false (and closed) when over the limit.
+  bool within_unauth_budget(size_t n);
 
   StreamHost& host_;
   core::FiveTuple tuple_;
@@ -137,6 +153,7 @@ class StreamConnection : public ClientTransport,
   core::TimeMs last_frame_;
   core::TimeMs last_write_ = 0;
   uint64_t dropped_ = 0;
+  uint64_t unauth_bytes_ = 0;  ///< bytes read while no allocation was seen
   bool closed_ = false;
   bool has_allocation_ = false;
   std::shared_ptr<RawSink> sink_;  ///< spliced: where the client's bytes go

@@ -8,9 +8,14 @@
 
 namespace callrelay::net {
 
-void Server::bind_stream_listeners(const ServerSettings& settings) {
+void Server::bind_stream_listeners(const ServerSettings& settings,
+                                   base::LimitCounters* counters) {
   const StreamSettings& st = settings.streams;
   if (st.listen_tcp.empty() && st.listen_tls.empty()) return;
+  // Every connection holds a descriptor: use all the process may have, and keep a reserve of
+  // them for relay sockets (StreamGuard).
+  const uint64_t nofile = raise_descriptor_limit();
+  stream_guard_ = std::make_unique<StreamGuard>(settings.core.abuse, nofile, counters);
   std::shared_ptr<asio::ssl::context> tls;
   if (!st.listen_tls.empty()) {
     if (st.tls.cert_file.empty() || st.tls.key_file.empty()) {
@@ -23,6 +28,9 @@ void Server::bind_stream_listeners(const ServerSettings& settings) {
     }
   }
   StreamLimits limits = st.limits;
+  limits.unauth_bytes = settings.core.abuse.tcp_unauth_bytes;
+  limits.counters = counters;
+  limits.guard = stream_guard_.get();
   if (limits.max_connections != 0) {  // per server in the settings, per worker here
     limits.max_connections = (limits.max_connections + workers_.size() - 1) / workers_.size();
   }

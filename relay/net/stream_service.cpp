@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "relay/net/socket_ops.hpp"
+#include "relay/net/stream_guard.hpp"
 #include "base/log.hpp"
 
 namespace callrelay::net {
@@ -44,6 +45,23 @@ asio::ip::tcp::endpoint to_asio(const stun::Endpoint& ep) {
 stun::Endpoint from_asio(const asio::ip::tcp::endpoint& ep) {
   const auto e = from_sockaddr(ep.data(), static_cast<socklen_t>(ep.size()));
   return e ? *e : stun::Endpoint{};
+}
+
+/// Lines about refused connections: at most 10 a second for the whole process.
+log::RateLimit& refusal_log() {
+  static log::RateLimit limit(10, 1000);
+  return limit;
+}
+
+const char* refusal_text(StreamGuard::Verdict v) {
+  switch (v) {
+    case StreamGuard::Verdict::kPerAddress: return "too many connections from this address";
+    case StreamGuard::Verdict::kTotal: return "too many connections in total";
+    case StreamGuard::Verdict::kTlsRate: return "over the TLS handshakes-per-second limit";
+    case StreamGuard::Verdict::kFdReserve: return "descriptors are kept for relay sockets";
+    case StreamGuard::Verdict::kAccept: break;
+  }
+  return "accepted";
 }
 
 void set_int(int fd, int level, int name, int value) {
@@ -151,10 +169,12 @@ void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
   if (ec) return;  // reset before we looked at it
   const core::Transport transport = a.tls ? core::Transport::kTls : core::Transport::kTcp;
   if (limits_.max_connections != 0 && connections_.size() >= limits_.max_connections) {
-    log::debug(core::to_string(transport), " ", from_asio(remote).to_string(),
-               ": connection limit reached; closing");
+    if (limits_.counters != nullptr) limits_.counters->hit(base::Limit::kTcpTotal);
+    log::limited(refusal_log(), limits_.counters, log::Level::kWarn, core::to_string(transport),
+                 " ", from_asio(remote).to_string(), ": streams.max_connections reached; closing");
     return;  // the socket closes here
   }
+  if (!admitted(a, from_asio(remote), socket.native_handle())) return;  // closes here
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   socket.set_option(asio::socket_base::keep_alive(true), ec);
   const int fd = socket.native_handle();
@@ -180,6 +200,15 @@ void StreamService::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
   for (auto& a : acceptors_) {
     if (a->tls) a->tls = tls;
   }
+}
+
+bool StreamService::admitted(const Acceptor& a, const stun::Endpoint& remote, int fd) {
+  if (limits_.guard == nullptr) return true;
+  const auto verdict = limits_.guard->admit(remote, fd, a.tls != nullptr, now_ms());
+  if (verdict == StreamGuard::Verdict::kAccept) return true;
+  log::limited(refusal_log(), limits_.counters, log::Level::kWarn, a.tls ? "tls " : "tcp ",
+               remote.to_string(), ": connection refused: ", refusal_text(verdict));
+  return false;
 }
 
 uint32_t StreamService::next_id() {
@@ -212,6 +241,7 @@ void StreamService::on_closed(StreamConnection& c) {
   // A spliced (RFC 6062 data) connection has no allocation; its peer side learns of the close
   // through its RawSink.
   if (!stopping_ && !c.spliced()) core_.on_client_closed(c.tuple(), now_ms());  // the allocation ends now
+  if (limits_.guard != nullptr) limits_.guard->release(c.tuple().client);
   connections_.erase(c.id());
 }
 

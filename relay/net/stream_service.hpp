@@ -105,6 +105,9 @@ class StreamService final : private StreamHost {
   void on_frame(StreamConnection& c, std::span<const uint8_t> frame) override;
   void on_closed(StreamConnection& c) override;
   void on_read_done() override { flush_(); }
+  bool has_allocation(const StreamConnection& c) override { return core_.has_allocation(c.tuple()); }
+  /// The shared admission's verdict on a new connection; false: refused (counted, logged).
+  bool admitted(const Acceptor& a, const stun::Endpoint& remote, int fd);
   void accept(size_t ai);
   void adopt(Acceptor& a, asio::ip::tcp::socket socket);
   uint32_t next_id();

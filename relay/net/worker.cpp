@@ -28,7 +28,9 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
       core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer),
       tcp_(ctx_, core_, [this](const core::Output& out) { dispatch(out); }),
       timer_(ctx_),
-      media_clock_(core_config.media_quality) {}
+      media_clock_(core_config.media_quality) {
+  core_.set_limit_counters(shared.limits);
+}
 
 Worker::~Worker() {
   // Normally stop() ran already; this covers a worker destroyed without running.
