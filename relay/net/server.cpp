@@ -29,13 +29,14 @@ unsigned resolve_worker_count(unsigned configured) {
 }
 
 Server::Server(const ServerSettings& settings, const SharedAuth& shared,
-               const ObserverFactory& observers) {
+               const ObserverFactory& observers)
+    : users_(std::make_unique<core::UserLimits>(settings.core.bandwidth, shared.limits)) {
   const unsigned count = resolve_worker_count(settings.workers);
   workers_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     core::Observer* observer = observers ? observers(i) : nullptr;
     workers_.push_back(std::make_unique<Worker>(i, count, settings.core, settings.relay,
-                                                settings.listen_udp, shared, observer));
+                                                settings.listen_udp, shared, observer, users_.get()));
   }
   bind_listeners(settings.listen_udp);
   bind_stream_listeners(settings, shared.limits);
@@ -147,6 +148,11 @@ uint64_t Server::allocation_count() const {
   uint64_t n = 0;
   for (const auto& w : workers_) n += w->allocations();
   return n;
+}
+
+void Server::update_limits(const core::CoreConfig& cfg) {
+  users_->reconfigure(cfg.bandwidth);
+  for (auto& w : workers_) w->update_limits(cfg);
 }
 
 void Server::join() {

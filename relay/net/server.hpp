@@ -94,6 +94,12 @@ class Server {
   /// make_tls_context, which throws on a bad certificate or key, so a reload keeps the old
   /// one); connections already open keep theirs. Without TLS listeners nothing changes.
   void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
+  /// Any thread; returns at once. The live-changeable settings of `cfg` (quotas, lifetimes for
+  /// new allocations, bandwidth caps: core::TurnServer::update_limits) apply on every worker
+  /// shortly after; the shared caps at once.
+  void update_limits(const core::CoreConfig& cfg);
+  /// The quotas and shared caps of every worker (tests and telemetry read counts; any thread).
+  core::UserLimits& user_limits() { return *users_; }
   /// Waits for the worker threads to finish (after stop()).
   void join();
 
@@ -105,6 +111,8 @@ class Server {
   /// Admission of TCP/TLS connections shared by the workers (declared before them: their
   /// connections give their places back as they close).
   std::unique_ptr<StreamGuard> stream_guard_;
+  /// Declared first: it outlives every worker's allocations (each holds a slot in it).
+  std::unique_ptr<core::UserLimits> users_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<stun::Endpoint> listening_;

@@ -48,7 +48,12 @@ asio::ip::tcp::endpoint to_asio(const stun::Endpoint& ep) {
 class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_this<Peer> {
  public:
   Peer(TcpRelays& owner, core::ConnectionId cid, asio::ip::tcp::socket socket)
-      : owner_(&owner), cid_(cid), socket_(std::move(socket)), timer_(owner.ctx_) {
+      : owner_(&owner),
+        cid_(cid),
+        socket_(std::move(socket)),
+        timer_(owner.ctx_),
+        pace_in_(owner.ctx_),
+        pace_out_(owner.ctx_) {
     in_.resize(kReadChunk);  // grows to kPendingBytes only while bytes wait for the bind
   }
 
@@ -90,10 +95,12 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     read();
   }
 
-  void bind(std::shared_ptr<StreamConnection> client, core::TrafficCounters& traffic) {
+  void bind(std::shared_ptr<StreamConnection> client, core::TrafficCounters& traffic,
+            core::BandwidthGate* gate) {
     if (closed_) return client->close();
     client_ = std::move(client);
     traffic_ = &traffic;
+    gate_ = gate;
     client_->splice(shared_from_this());
     if (log::enabled(log::Level::kDebug)) {
       log::debug("tcp relay: connection ", cid_, " bound to ", core::to_string(client_->tuple().transport), " ",
@@ -105,6 +112,7 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
       const std::span<const uint8_t> early(in_.data(), in_len_);
       in_len_ = 0;
       if (!to_client(early)) return;
+      if (pace_peer_reads(early.size())) return;
     }
     if (!reading_ && !read_paused_) read();
   }
@@ -115,6 +123,8 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
+    pace_in_.cancel();
+    pace_out_.cancel();
     asio::error_code ignored;
     socket_.close(ignored);
     if (auto c = std::move(client_)) c->close();
@@ -135,15 +145,17 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     traffic_->packets_to_peer.add(1);
     out_.insert(out_.end(), bytes.begin(), bytes.end());
     if (!writing_) write();
-    // Stop reading the client while a few chunks wait for a slow peer.
+    // Stop reading the client while a few chunks wait for a slow peer, or while the bytes
+    // just read put the allocation over its bandwidth caps.
     client_paused_ = out_.size() >= 4 * kReadChunk;
-    return !client_paused_;
+    pace_client_reads(bytes.size());
+    return !client_paused_ && !paced_out_;
   }
 
   void on_client_drained() override {
     if (read_paused_ && !closed_) {
       read_paused_ = false;
-      read();
+      read();  // not while paced: the pacing timer reads again
     }
   }
 
@@ -163,7 +175,7 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
 
  private:
   void read() {
-    if (closed_ || reading_) return;
+    if (closed_ || reading_ || paced_in_) return;
     // Before the bind, bytes accumulate (up to kPendingBytes, then the peer waits); after,
     // each read is passed on at once.
     if (in_len_ == in_.size() && in_.size() < kPendingBytes) in_.resize(std::min(in_.size() * 2, kPendingBytes));
@@ -184,13 +196,47 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
                               }
                               in_len_ = 0;
                               if (!to_client(std::span<const uint8_t>(in_.data() + at, n))) return;
-                              // Flow control: a client that does not keep up stops the reads.
-                              if (client_->queued_bytes() >= client_->queue_limit() / 2) {
-                                read_paused_ = true;
-                              } else {
-                                read();
-                              }
+                              if (pace_peer_reads(n)) return;
+                              read_unless_client_behind();
                             });
+  }
+
+  /// Flow control: a client that does not keep up stops the reads (on_client_drained resumes).
+  void read_unless_client_behind() {
+    if (client_->queued_bytes() >= client_->queue_limit() / 2) {
+      read_paused_ = true;
+    } else {
+      read();
+    }
+  }
+
+  /// Charges `n` bytes read from the peer to the caps; true when reading the peer pauses
+  /// (a timer reads again once the tokens are back).
+  bool pace_peer_reads(size_t n) {
+    const core::TimeMs wait = gate_ != nullptr ? gate_->charge(core::Direction::kToClient, n, now_ms()) : 0;
+    if (wait <= 0) return false;
+    paced_in_ = true;
+    pace_in_.expires_after(std::chrono::milliseconds(wait));
+    pace_in_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || closed_) return;
+      paced_in_ = false;
+      if (client_) read_unless_client_behind();
+    });
+    return true;
+  }
+
+  /// Charges `n` bytes read from the client; over the caps, the client connection is not read
+  /// until the tokens are back (on_client_bytes returns false meanwhile).
+  void pace_client_reads(size_t n) {
+    const core::TimeMs wait = gate_ != nullptr ? gate_->charge(core::Direction::kToPeer, n, now_ms()) : 0;
+    if (wait <= 0) return;
+    paced_out_ = true;
+    pace_out_.expires_after(std::chrono::milliseconds(wait));
+    pace_out_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || closed_) return;
+      paced_out_ = false;
+      if (!client_paused_ && client_) client_->resume_reading();
+    });
   }
 
   /// Hands peer bytes to the client data connection; false when it closed everything.
@@ -232,7 +278,7 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
                         }
                         if (client_paused_ && client_) {
                           client_paused_ = false;
-                          client_->resume_reading();
+                          if (!paced_out_) client_->resume_reading();  // else the pacing timer does
                         }
                       });
   }
@@ -241,11 +287,14 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
   core::ConnectionId cid_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
+  asio::steady_timer pace_in_, pace_out_;  ///< bandwidth caps: resume reading the peer / client
   std::vector<uint8_t> in_;  ///< peer -> client
   size_t in_len_ = 0;
   std::vector<uint8_t> out_, writing_buf_;  ///< client -> peer: queued, being written
   std::shared_ptr<StreamConnection> client_;
   core::TrafficCounters* traffic_ = nullptr;
+  core::BandwidthGate* gate_ = nullptr;  ///< the allocation's caps (null: not paced)
+  bool paced_in_ = false, paced_out_ = false;  ///< reading the peer / the client waits for tokens
   bool connected_ = false, timed_out_ = false, closed_ = false;
   bool reading_ = false, read_paused_ = false, writing_ = false;
   bool client_paused_ = false, close_after_write_ = false;
@@ -358,8 +407,9 @@ void TcpRelays::connected(core::ConnectionId cid, bool ok) {
   dispatch_(core_.on_peer_connected(cid, ok, now_ms()));
 }
 
-void TcpRelays::bind(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic) {
-  pending_bind_ = PendingBind{cid, client, &traffic};
+void TcpRelays::bind(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic,
+                     core::BandwidthGate* gate) {
+  pending_bind_ = PendingBind{cid, client, &traffic, gate};
 }
 
 void TcpRelays::after_frame(StreamConnection& c) {
@@ -372,7 +422,7 @@ void TcpRelays::after_frame(StreamConnection& c) {
     c.close();
     return;
   }
-  it->second->bind(std::move(conn), *b.traffic);
+  it->second->bind(std::move(conn), *b.traffic, b.gate);
 }
 
 void TcpRelays::close_peer(core::ConnectionId cid) {

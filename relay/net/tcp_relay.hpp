@@ -38,8 +38,12 @@ class TcpRelays {
 
   /// core::RelayPorts::connect_peer: a connection from relay `relay`'s address to `peer`.
   bool connect(core::RelayId relay, core::ConnectionId cid, const stun::Endpoint& peer);
-  /// core::RelayPorts::bind_peer: remembered until after_frame() sees the client connection.
-  void bind(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic);
+  /// core::RelayPorts::bind_peer_paced: remembered until after_frame() sees the client
+  /// connection. With `gate`, the splice is paced by the allocation's bandwidth caps: when a
+  /// read puts a direction over them, reading that side pauses until the tokens are back
+  /// (TCP flow control slows the sender; nothing is dropped).
+  void bind(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic,
+            core::BandwidthGate* gate = nullptr);
   /// core::RelayPorts::close_peer. Idempotent.
   void close_peer(core::ConnectionId cid);
   /// StreamService's after-frame hook: the connection whose ConnectionBind was just answered
@@ -86,6 +90,7 @@ class TcpRelays {
     core::ConnectionId cid;
     core::FiveTuple client;
     core::TrafficCounters* traffic;
+    core::BandwidthGate* gate;
   };
   std::optional<PendingBind> pending_bind_;
   std::atomic<size_t> peer_count_{0};

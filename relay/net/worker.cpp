@@ -20,12 +20,12 @@ int64_t media_now_us() {
 
 Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
                const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
-               const SharedAuth& shared, core::Observer* observer)
+               const SharedAuth& shared, core::Observer* observer, core::UserLimits* users)
     : index_(index),
       ctx_(1),
       work_(asio::make_work_guard(ctx_)),
       relays_(ctx_, relay, index, count, listen),
-      core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer),
+      core_(core_config, shared.auth, shared.nonces, shared.policy, *this, observer, users),
       tcp_(ctx_, core_, [this](const core::Output& out) { dispatch(out); }),
       timer_(ctx_),
       media_clock_(core_config.media_quality) {
@@ -115,6 +115,12 @@ void Worker::end_user(std::string user_id, core::EndReason why) {
 void Worker::start_draining(std::vector<stun::Endpoint> alternates) {
   asio::post(ctx_, [this, alts = std::move(alternates)]() mutable {
     core_.start_draining(std::move(alts));
+  });
+}
+
+void Worker::update_limits(const core::CoreConfig& cfg) {
+  asio::post(ctx_, [this, c = cfg] {
+    if (!stopping_) core_.update_limits(c);
   });
 }
 

@@ -41,10 +41,11 @@ int64_t media_now_us();
 class Worker final : private core::RelayPorts {
  public:
   /// `index` of `count` workers picks this worker's slice of the relay port range. `listen`:
-  /// the configured listen endpoints (see RelaySockets). `observer` may be null.
+  /// the configured listen endpoints (see RelaySockets). `observer` may be null. `users`: the
+  /// quotas and shared bandwidth caps of every worker (null: this worker's own).
   Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
          const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
-         const SharedAuth& shared, core::Observer* observer);
+         const SharedAuth& shared, core::Observer* observer, core::UserLimits* users = nullptr);
   ~Worker() override;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -67,6 +68,9 @@ class Worker final : private core::RelayPorts {
   /// reload); connections already open keep the context they started with. No TLS listener:
   /// nothing changes.
   void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
+  /// Thread-safe: posts core::TurnServer::update_limits (quotas, lifetimes, bandwidth caps of a
+  /// reloaded configuration) to the worker's thread (nothing once stopping).
+  void update_limits(const core::CoreConfig& cfg);
   /// Open TCP/TLS connections (on the worker's thread, or after run() returned).
   size_t stream_connection_count() const { return streams_ ? streams_->connection_count() : 0; }
 
@@ -112,6 +116,10 @@ class Worker final : private core::RelayPorts {
   }
   void bind_peer(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic) override {
     tcp_.bind(cid, client, traffic);
+  }
+  void bind_peer_paced(core::ConnectionId cid, const core::FiveTuple& client, core::TrafficCounters& traffic,
+                       core::BandwidthGate& gate) override {
+    tcp_.bind(cid, client, traffic, &gate);
   }
   void close_peer(core::ConnectionId cid) override { tcp_.close_peer(cid); }
 
