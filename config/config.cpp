@@ -11,6 +11,7 @@
 #include "config/calls_section.hpp"
 #include "config/demo_section.hpp"
 #include "config/http_section.hpp"
+#include "config/limits_section.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace callrelay::config {
@@ -168,6 +169,8 @@ void Loader::read_root(const Field& root) {
       {"api", [this](const Field& f) { detail::read_api_section(reader_, f, cfg_.api, base_dir_); }},
       {"calls",
        [this](const Field& f) { detail::read_calls_section(reader_, f, cfg_.calls, base_dir_); }},
+      {"limits",
+       [this](const Field& f) { detail::read_limits_section(reader_, f, cfg_.core.abuse); }},
       {"demo",
        [this](const Field& f) {
          detail::read_demo_section(reader_, f, cfg_.demo, demo_enabled_);
