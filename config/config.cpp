@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/bandwidth_section.hpp"
 #include "config/calls_section.hpp"
 #include "config/demo_section.hpp"
 #include "config/http_section.hpp"
@@ -169,6 +170,8 @@ void Loader::read_root(const Field& root) {
       {"api", [this](const Field& f) { detail::read_api_section(reader_, f, cfg_.api, base_dir_); }},
       {"calls",
        [this](const Field& f) { detail::read_calls_section(reader_, f, cfg_.calls, base_dir_); }},
+      {"bandwidth",
+       [this](const Field& f) { detail::read_bandwidth_section(reader_, f, cfg_.core.bandwidth); }},
       {"limits",
        [this](const Field& f) { detail::read_limits_section(reader_, f, cfg_.core.abuse); }},
       {"demo",
