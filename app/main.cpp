@@ -15,6 +15,7 @@
 #include "app/credentials.hpp"
 #include "app/http_service.hpp"
 #include "app/settings.hpp"
+#include "base/limits.hpp"
 #include "config/config.hpp"
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
@@ -107,7 +108,10 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // Prometheus metrics: each worker's telemetry observer forwards to its LogObserver.
   http::Readiness readiness;
   const net::Server* relay_server = nullptr;  // set once bound; read by the scrape probes
+  // Every abuse limit and cap that bites is counted here (callrelay_limit_hits_total).
+  static base::LimitCounters limit_counters;
   telemetry::ProcessProbes probes;
+  probes.limits = &limit_counters;
   probes.relay_ports_total = settings.relay.port_max - settings.relay.port_min + 1u;
   probes.relay_ports_in_use = [&relay_server]() -> uint64_t {
     return relay_server != nullptr ? relay_server->relay_ports_in_use() : 0;
@@ -130,7 +134,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // Each worker's observers: the traffic of call-scoped allocations, then the Prometheus
   // metrics, then the log.
   telemetry::CallTraffic call_traffic;
-  net::Server server(settings, net::SharedAuth{auth, nonces, policy},
+  net::Server server(settings, net::SharedAuth{auth, nonces, policy, &limit_counters},
                      [&observers, &metrics, &call_traffic](unsigned i) {
                        return call_traffic.observer_for_worker(
                            i, metrics.observer_for_worker(i, observers[i].get()));

@@ -23,6 +23,7 @@ build_packages=(
   build-essential cmake pkg-config g++ git ca-certificates
   libasio-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev librestinio-dev zlib1g-dev
   nlohmann-json3-dev libjwt-dev libsqlite3-dev libcurl4-openssl-dev
+  libsystemd-dev
 )
 # Test suite: GoogleTest, clang + libFuzzer/sanitizer runtimes for the fuzz build, real clients
 # (coturn's turnutils_*, libnice, headless Chromium driven by playwright-core on node), and the
@@ -35,6 +36,8 @@ test_packages=(
 test_packages+=(prometheus curl)
 # The TCP/TLS tests make a self-signed certificate and probe TLS versions with the openssl CLI.
 test_packages+=(openssl)
+# deploy/ checks: systemd-analyze verify on the unit.
+test_packages+=(systemd)
 
 packages=("${build_packages[@]}")
 if [[ $runtime_only == 0 ]]; then

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <mutex>
 #include <utility>
 
@@ -99,8 +100,47 @@ std::string Authenticator::call_username(int64_t expiry_s, std::string_view user
   return out;
 }
 
-Authenticator::Authenticator(AuthConfig cfg, const WallClock* wall)
-    : cfg_(std::move(cfg)), wall_(wall) {}
+/// The configuration and the USERHASH index derived from it; never changed once built.
+struct Authenticator::State {
+  AuthConfig cfg;
+  /// USERHASH (32 bytes, as a string) -> static username, for the realm of `cfg`.
+  std::unordered_map<std::string, std::string> by_userhash;
+};
+
+std::shared_ptr<const Authenticator::State> Authenticator::make_state(AuthConfig cfg) {
+  auto st = std::make_shared<State>();
+  st->cfg = std::move(cfg);
+  st->by_userhash.reserve(st->cfg.static_users.size());
+  for (const auto& [name, password] : st->cfg.static_users) {
+    const auto h = stun::userhash(name, st->cfg.realm);
+    st->by_userhash.emplace(std::string(h.begin(), h.end()), name);
+  }
+  return st;
+}
+
+Authenticator::Authenticator(AuthConfig cfg, const WallClock* wall, base::LimitCounters* limits)
+    : state_(make_state(std::move(cfg))), wall_(wall), limits_(limits) {}
+
+void Authenticator::reconfigure(AuthConfig cfg) {
+  // Built before the swap, so workers never wait on the hashing; the old snapshot lives on
+  // until the last lookup holding it returns.
+  state_.store(make_state(std::move(cfg)), std::memory_order_release);
+}
+
+std::shared_ptr<const Authenticator::State> Authenticator::state() const {
+  return state_.load(std::memory_order_acquire);
+}
+
+std::shared_ptr<const AuthConfig> Authenticator::config() const {
+  auto st = state();
+  const AuthConfig* cfg = &st->cfg;
+  return std::shared_ptr<const AuthConfig>(std::move(st), cfg);  // shares the snapshot's life
+}
+
+bool Authenticator::userhash_resolvable() const {
+  const auto st = state();
+  return st->cfg.rest_secrets.empty() && !st->cfg.static_users.empty();
+}
 
 std::string Authenticator::rest_password(std::string_view secret, std::string_view username) {
   // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
@@ -110,28 +150,47 @@ std::string Authenticator::rest_password(std::string_view secret, std::string_vi
 
 Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs mono_now) const {
   // REST expiry and revocations are wall time; everything else in the core is monotonic.
-  const TimeMs now = wall_now(mono_now);
+  return lookup_in(*state(), username, wall_now(mono_now));
+}
+
+Authenticator::Lookup Authenticator::lookup_userhash(std::span<const uint8_t> hash,
+                                                     TimeMs mono_now) const {
+  const auto st = state();
+  const auto it = st->by_userhash.find(std::string(hash.begin(), hash.end()));
+  if (it == st->by_userhash.end()) {
+    Lookup out;
+    out.failure = AuthFailure::kUnknownUser;
+    return out;
+  }
+  return lookup_in(*st, it->second, wall_now(mono_now));
+}
+
+Authenticator::Lookup Authenticator::lookup_in(const State& st, std::string_view username,
+                                               TimeMs now) const {
+  const AuthConfig& cfg = st.cfg;
   Lookup out;
   const std::string name(username);
   if (is_revoked(name, now)) {
     out.failure = AuthFailure::kRevoked;
     return out;
   }
-  if (const auto it = cfg_.static_users.find(name); it != cfg_.static_users.end()) {
-    // RFC 8489 section 9.2.2: key = MD5(username ":" OpaqueString(realm) ":" OpaqueString(password)).
+  if (const auto it = cfg.static_users.find(name); it != cfg.static_users.end()) {
+    // RFC 8489 section 9.2.2: key = hash(username ":" OpaqueString(realm) ":" OpaqueString(password)).
     Credential c;
-    c.key = stun::long_term_key(username, cfg_.realm, it->second);
+    c.key = stun::long_term_key(username, cfg.realm, it->second);
+    c.key_sha256 = stun::long_term_key_sha256(username, cfg.realm, it->second);
+    c.username = name;
     c.user_id = name;
     out.candidates.push_back(std::move(c));
     return out;
   }
-  if (cfg_.rest_secrets.empty()) {
+  if (cfg.rest_secrets.empty()) {
     out.failure = AuthFailure::kUnknownUser;
     return out;
   }
   // TURN REST API: username = "<expiry unix seconds><separator><user id>"; a bare timestamp
   // (no user part) is accepted too, as coturn does.
-  const size_t sep = username.find(cfg_.rest_separator);
+  const size_t sep = username.find(cfg.rest_separator);
   const std::string_view stamp = sep == std::string_view::npos ? username : username.substr(0, sep);
   const auto expiry_s = parse_unix_seconds(stamp);
   if (!expiry_s) {
@@ -147,13 +206,16 @@ Authenticator::Lookup Authenticator::lookup(std::string_view username, TimeMs mo
   // allocation quota is per user, across calls) and names the call its allocations belong to.
   const std::string_view user_part =
       sep == std::string_view::npos ? std::string_view{} : username.substr(sep + 1);
-  const auto scoped = split_call_suffix(user_part, cfg_.rest_separator);
+  const auto scoped = split_call_suffix(user_part, cfg.rest_separator);
   const std::string user_id(scoped ? scoped->first : user_part);
   const std::string call_id(scoped ? scoped->second : std::string_view{});
-  out.candidates.reserve(cfg_.rest_secrets.size());
-  for (size_t i = 0; i < cfg_.rest_secrets.size(); ++i) {
+  out.candidates.reserve(cfg.rest_secrets.size());
+  for (size_t i = 0; i < cfg.rest_secrets.size(); ++i) {
+    const std::string password = rest_password(cfg.rest_secrets[i], username);
     Credential c;
-    c.key = stun::long_term_key(username, cfg_.realm, rest_password(cfg_.rest_secrets[i], username));
+    c.key = stun::long_term_key(username, cfg.realm, password);
+    c.key_sha256 = stun::long_term_key_sha256(username, cfg.realm, password);
+    c.username = name;
     c.user_id = user_id;
     c.call_id = call_id;
     c.secret_index = static_cast<int>(i);
@@ -169,10 +231,36 @@ bool Authenticator::is_revoked(const std::string& username, TimeMs now) const {
   return it != revoked_.end() && it->second > now;
 }
 
-void Authenticator::revoke(std::string username, TimeMs until) {
+bool Authenticator::revoke(std::string username, TimeMs until, TimeMs now) {
+  const auto st = state();
+  // Bounded twice: by count (max_revocations) and by time, so a username whose expiry lies
+  // far ahead (or was forged to) holds its entry no longer than a credential minted now lives.
+  const TimeMs horizon = now + static_cast<TimeMs>(st->cfg.max_credential_lifetime_s) * 1000;
+  const TimeMs keep_until = std::min(until, horizon);
   const std::unique_lock lock(revoked_mutex_);
-  TimeMs& entry = revoked_[std::move(username)];
-  entry = std::max(entry, until);
+  if (const auto it = revoked_.find(username); it != revoked_.end()) {
+    it->second = std::max(it->second, keep_until);
+    return true;
+  }
+  if (revoked_.size() >= st->cfg.max_revocations) {
+    std::erase_if(revoked_, [now](const auto& entry) { return entry.second <= now; });
+    if (revoked_.size() >= st->cfg.max_revocations) {
+      if (limits_ != nullptr) limits_->hit(base::Limit::kRevocationsFull);
+      return false;
+    }
+  }
+  revoked_.emplace(std::move(username), keep_until);
+  return true;
+}
+
+bool Authenticator::revoke(std::string username, TimeMs until) {
+  const TimeMs now =
+      wall_ != nullptr
+          ? wall_->unix_ms()
+          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return revoke(std::move(username), until, now);
 }
 
 void Authenticator::prune_revocations(TimeMs now) {
@@ -187,45 +275,102 @@ size_t Authenticator::revoked_count() const {
 
 namespace {
 constexpr size_t kNonceMacBytes = 8;
+constexpr size_t kFeatureChars = 4;  ///< base64 of the 24 feature bits
 constexpr size_t kNonceHexLen = 2 * (sizeof(uint64_t) + kNonceMacBytes);
+constexpr size_t kNonceLen = kNonceCookie.size() + kFeatureChars + kNonceHexLen;
+constexpr uint32_t kFeatureMask = 0xFFFFFF;
 
-/// HMAC input: 8-byte big-endian expiry, family, the client's address bytes (port excluded:
-/// a client that rebinds its port keeps its nonce, the 5-tuple check is the allocation's).
-std::array<uint8_t, 20> nonce_mac(const std::array<uint8_t, 32>& key, uint64_t expiry_s,
+/// The three feature bytes as sent. Bits are set both from the least significant end
+/// (erratum 6290) and mirrored from the most significant end (the RFC's figure as printed),
+/// so a client reading either way sees the same features; the reserved bits between stay 0.
+std::array<uint8_t, 3> feature_bytes(uint32_t features) {
+  uint32_t wire = features & kFeatureMask;
+  for (uint32_t bit = 0; bit < 12; ++bit) {
+    if ((features >> bit) & 1u) wire |= 1u << (23 - bit);
+  }
+  return {static_cast<uint8_t>(wire >> 16), static_cast<uint8_t>(wire >> 8),
+          static_cast<uint8_t>(wire)};
+}
+
+/// HMAC input: the feature bytes, 8-byte big-endian expiry, family, the client's address bytes
+/// (port excluded: a client that rebinds its port keeps its nonce, the 5-tuple check is the
+/// allocation's).
+std::array<uint8_t, 20> nonce_mac(const std::array<uint8_t, 32>& key,
+                                  const std::array<uint8_t, 3>& features, uint64_t expiry_s,
                                   const Endpoint& client) {
-  std::array<uint8_t, 8 + 1 + 16> input{};
-  for (int i = 0; i < 8; ++i) input[static_cast<size_t>(i)] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
-  input[8] = static_cast<uint8_t>(client.family);
-  for (size_t i = 0; i < client.addr_len(); ++i) input[9 + i] = client.addr[i];
-  return stun::hmac_sha1(key, std::span<const uint8_t>(input.data(), 9 + client.addr_len()));
+  std::array<uint8_t, 3 + 8 + 1 + 16> input{};
+  std::copy(features.begin(), features.end(), input.begin());
+  for (size_t i = 0; i < 8; ++i) input[3 + i] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
+  input[11] = static_cast<uint8_t>(client.family);
+  for (size_t i = 0; i < client.addr_len(); ++i) input[12 + i] = client.addr[i];
+  return stun::hmac_sha1(key, std::span<const uint8_t>(input.data(), 12 + client.addr_len()));
+}
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+/// The 24 bits of 4 base64 characters, as sent (both orders of bits); nullopt on a bad one.
+std::optional<uint32_t> decode_feature_chars(std::string_view four) {
+  uint32_t v = 0;
+  for (const char c : four) {
+    const int d = base64_value(c);
+    if (d < 0) return std::nullopt;
+    v = (v << 6) | static_cast<uint32_t>(d);
+  }
+  return v;
 }
 }  // namespace
 
-std::string NonceCodec::issue(const Endpoint& client, TimeMs now) const {
+std::optional<uint32_t> NonceCodec::features(std::string_view nonce) {
+  if (nonce.size() < kNonceCookie.size() + kFeatureChars || !nonce.starts_with(kNonceCookie)) {
+    return std::nullopt;
+  }
+  const auto wire = decode_feature_chars(nonce.substr(kNonceCookie.size(), kFeatureChars));
+  if (!wire) return std::nullopt;
+  // Read from the least significant end (erratum 6290), as issue() writes them.
+  return *wire & 0xFFFu;
+}
+
+std::string NonceCodec::issue(const Endpoint& client, TimeMs now, uint32_t features) const {
   // Round up so that a nonce is good for at least the whole lifetime.
   const auto now_s = static_cast<uint64_t>((now + 999) / 1000);
   const uint64_t expiry_s = now_s + lifetime_s_;
   std::array<uint8_t, 8> stamp{};
-  for (int i = 0; i < 8; ++i) stamp[static_cast<size_t>(i)] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
+  for (size_t i = 0; i < 8; ++i) stamp[i] = static_cast<uint8_t>(expiry_s >> (56 - 8 * i));
+  const auto fb = feature_bytes(features & 0xFFFu);
   std::string out;
-  out.reserve(kNonceHexLen);
+  out.reserve(kNonceLen);
+  out.append(kNonceCookie);
+  out.append(stun::base64(fb));  // 3 bytes: exactly 4 characters, no padding
   append_hex(out, stamp);
-  const auto mac = nonce_mac(key_, expiry_s, client);
+  const auto mac = nonce_mac(key_, fb, expiry_s, client);
   append_hex(out, std::span<const uint8_t>(mac.data(), kNonceMacBytes));
   return out;
 }
 
 bool NonceCodec::valid(std::string_view nonce, const Endpoint& client, TimeMs now) const {
-  if (nonce.size() != kNonceHexLen) return false;
+  if (nonce.size() != kNonceLen || !nonce.starts_with(kNonceCookie)) return false;
+  const auto wire = decode_feature_chars(nonce.substr(kNonceCookie.size(), kFeatureChars));
+  if (!wire) return false;
+  const std::array<uint8_t, 3> fb = {static_cast<uint8_t>(*wire >> 16),
+                                     static_cast<uint8_t>(*wire >> 8),
+                                     static_cast<uint8_t>(*wire)};
+  const std::string_view rest = nonce.substr(kNonceCookie.size() + kFeatureChars);
   std::array<uint8_t, 8> stamp{};
   std::array<uint8_t, kNonceMacBytes> mac{};
-  if (!decode_hex(nonce.substr(0, 16), stamp) || !decode_hex(nonce.substr(16), mac)) return false;
+  if (!decode_hex(rest.substr(0, 16), stamp) || !decode_hex(rest.substr(16), mac)) return false;
   uint64_t expiry_s = 0;
   for (uint8_t b : stamp) expiry_s = (expiry_s << 8) | b;
   // A forged far-future stamp is caught by the HMAC below; this bound only avoids overflow.
   if (expiry_s > (uint64_t{1} << 40)) return false;
   if (static_cast<TimeMs>(expiry_s) * 1000 <= now) return false;
-  const auto expect = nonce_mac(key_, expiry_s, client);
+  const auto expect = nonce_mac(key_, fb, expiry_s, client);
   return CRYPTO_memcmp(expect.data(), mac.data(), kNonceMacBytes) == 0;
 }
 

@@ -1,6 +1,7 @@
 // Building STUN messages (RFC 8489 sections 5 and 14) into a caller-provided buffer.
 #include "relay/stun/builder.hpp"
 
+#include <array>
 #include <cstring>
 
 #include "relay/stun/integrity.hpp"
@@ -17,6 +18,7 @@ constexpr uint32_t kFingerprintXor = 0x5354554E;
 /// The message length field is 16 bits and counts everything after the header.
 constexpr size_t kMaxBody = 0xFFFF;
 constexpr uint16_t kIntegritySize = 20;
+constexpr uint16_t kIntegritySha256Size = 32;
 /// RFC 8489 section 14.8: the reason phrase is fewer than 128 characters (763 bytes).
 constexpr size_t kMaxReasonBytes = 763;
 
@@ -157,6 +159,41 @@ void MessageBuilder::add_integrity(std::span<const uint8_t> key) {
   const size_t covered = size_ - 4 - kIntegritySize;
   const auto mac = hmac_sha1(key, out_.first(covered));
   std::memcpy(v, mac.data(), mac.size());
+}
+
+// RFC 8489 section 14.6: as MESSAGE-INTEGRITY, with HMAC-SHA256; a MESSAGE-INTEGRITY before it
+// is covered like any other attribute.
+void MessageBuilder::add_integrity_sha256(std::span<const uint8_t> key) {
+  uint8_t* v = reserve(attr::kMessageIntegritySha256, kIntegritySha256Size);
+  if (v == nullptr) return;
+  const size_t covered = size_ - 4 - kIntegritySha256Size;
+  const auto mac = hmac_sha256(key, out_.first(covered));
+  std::memcpy(v, mac.data(), mac.size());
+}
+
+void MessageBuilder::sign(const SigningKey& key) {
+  if (key.sha256) {
+    add_integrity_sha256(key.key());
+  } else {
+    add_integrity(key.key());
+  }
+}
+
+void MessageBuilder::add_password_algorithms(std::span<const PasswordAlgorithm> algorithms) {
+  if (algorithms.size() > kMaxPasswordAlgorithms) {
+    ok_ = false;
+    return;
+  }
+  std::array<uint8_t, kMaxPasswordAlgorithms * kPasswordAlgorithmEntrySize> value{};
+  const size_t n = encode_password_algorithms(algorithms, value);
+  add_bytes(attr::kPasswordAlgorithms, std::span<const uint8_t>(value.data(), n));
+}
+
+void MessageBuilder::add_password_algorithm(PasswordAlgorithm algorithm) {
+  if (uint8_t* v = reserve(attr::kPasswordAlgorithm, kPasswordAlgorithmEntrySize)) {
+    write_u16(v, static_cast<uint16_t>(algorithm));
+    write_u16(v + 2, 0);
+  }
 }
 
 // RFC 8489 section 14.7: CRC-32 of the message up to FINGERPRINT, with the length field

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "relay/stun/endpoint.hpp"
+#include "relay/stun/integrity.hpp"
 #include "relay/stun/message.hpp"
 
 namespace callrelay::stun {
@@ -32,6 +33,14 @@ class MessageBuilder {
   /// Appends MESSAGE-INTEGRITY (HMAC-SHA1 over the message so far with the length field
   /// covering it, RFC 8489 section 14.5). `key` is the long-term or short-term key.
   void add_integrity(std::span<const uint8_t> key);
+  /// Appends MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256, full 32 bytes, RFC 8489 section 14.6).
+  void add_integrity_sha256(std::span<const uint8_t> key);
+  /// Signs with the attribute `key` names (MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256).
+  void sign(const SigningKey& key);
+  /// PASSWORD-ALGORITHMS listing `algorithms` in order of preference (RFC 8489 section 14.11).
+  void add_password_algorithms(std::span<const PasswordAlgorithm> algorithms);
+  /// PASSWORD-ALGORITHM naming `algorithm` with no parameters (RFC 8489 section 14.12).
+  void add_password_algorithm(PasswordAlgorithm algorithm);
   /// Appends FINGERPRINT (CRC-32 xor 0x5354554e, RFC 8489 section 14.7). Must be last.
   void add_fingerprint();
 
