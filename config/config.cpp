@@ -174,6 +174,7 @@ void Loader::read_root(const Field& root) {
        [this](const Field& f) { detail::read_bandwidth_section(reader_, f, cfg_.core.bandwidth); }},
       {"limits",
        [this](const Field& f) { detail::read_limits_section(reader_, f, cfg_.core.abuse); }},
+      {"drain", [this](const Field& f) { detail::read_drain_section(reader_, f, cfg_.drain); }},
       {"demo",
        [this](const Field& f) {
          detail::read_demo_section(reader_, f, cfg_.demo, demo_enabled_);
@@ -243,6 +244,7 @@ void Loader::read_auth(const Field& f) {
       {"separator", on(&Loader::read_separator)},
       {"users", on(&Loader::read_users)},
       {"nonce_lifetime", u32(cfg_.nonce_lifetime_s, 1, kMaxLifetimeS)},
+      {"strict_expiry", flag(cfg_.core.strict_expiry)},
   };
   reader_.read_map(f, keys);
 }

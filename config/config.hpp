@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calls/core/config.hpp"
+#include "config/drain_section.hpp"
 #include "http/http_config.hpp"
 #include "telemetry/telemetry.hpp"
 #include "relay/core/auth.hpp"
@@ -77,6 +78,7 @@ struct Config {
   telemetry::TelemetryConfig telemetry;  ///< Prometheus: per-allocation series and their cap
   calls::CallsConfig calls;  ///< signaling, the call state machine, records, the webhook
   DemoConfig demo;           ///< the /demo/ page and its endpoints
+  DrainConfig drain;         ///< graceful drain: deadline and alternate servers
 };
 
 /// A configuration error: names the key and line, and says what to fix.
