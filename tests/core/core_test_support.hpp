@@ -191,8 +191,10 @@ struct Client {
 
 /// One TurnServer with its collaborators, and helpers to drive it.
 struct Harness {
-  explicit Harness(CoreConfig cfg = {}, AuthConfig acfg = default_auth(), PeerPolicyConfig pcfg = {})
-      : auth(std::move(acfg)), nonces(nonce_key(), 600), policy(std::move(pcfg)) {
+  /// `wall`: the Authenticator's wall clock (null: the core's `now` is taken as wall time).
+  explicit Harness(CoreConfig cfg = {}, AuthConfig acfg = default_auth(), PeerPolicyConfig pcfg = {},
+                   const WallClock* wall = nullptr)
+      : auth(std::move(acfg), wall), nonces(nonce_key(), 600), policy(std::move(pcfg)) {
     server = std::make_unique<TurnServer>(std::move(cfg), auth, nonces, policy, ports, &observer);
   }
 
