@@ -26,6 +26,10 @@ void TurnServer::start_draining(std::vector<Endpoint> alternates) {
 
 bool TurnServer::draining() const { return impl_->draining; }
 
+size_t TurnServer::end_all(EndReason why, TimeMs now) {
+  return impl_->end_matching([](const AllocationInfo&) { return true; }, why, now);
+}
+
 size_t TurnServer::Impl::end_matching(const std::function<bool(const AllocationInfo&)>& match,
                                       EndReason why, TimeMs now) {
   // Collected first: end_allocation erases from by_tuple.

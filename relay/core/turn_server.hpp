@@ -197,6 +197,8 @@ class TurnServer {
   /// are untouched: they refresh and relay until they end.
   void start_draining(std::vector<Endpoint> alternates);
   bool draining() const;
+  /// Ends every allocation of this shard with reason `why` (a drain's deadline: kDrained).
+  size_t end_all(EndReason why, TimeMs now);
 
   /// The RTP payload types call `call_id` negotiated (null: none known, kinds are guessed),
   /// for the media measurement of its allocations: given to the live ones now and to those

@@ -138,6 +138,10 @@ void Server::start_draining(const std::vector<stun::Endpoint>& alternates) {
   for (auto& w : workers_) w->start_draining(alternates);
 }
 
+void Server::end_all(core::EndReason why) {
+  for (auto& w : workers_) w->end_all(why);
+}
+
 core::TimeMs Server::oldest_heartbeat() const {
   core::TimeMs oldest = INT64_MAX;
   for (const auto& w : workers_) oldest = std::min(oldest, w->heartbeat());

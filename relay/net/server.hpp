@@ -84,6 +84,9 @@ class Server {
   /// Any thread; returns at once. Every worker refuses new Allocates from now on (300 with
   /// one of `alternates` of the client's family, else 403); live allocations run on.
   void start_draining(const std::vector<stun::Endpoint>& alternates);
+  /// Any thread; returns at once. Every worker ends all its allocations with reason `why`
+  /// (a drain's deadline: kDrained, before stop()).
+  void end_all(core::EndReason why);
   /// The oldest worker heartbeat (now_ms() of its last housekeeping tick, at least one a
   /// second while it serves): a worker stuck in a loop makes this age. Any thread.
   core::TimeMs oldest_heartbeat() const;

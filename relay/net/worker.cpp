@@ -124,6 +124,12 @@ void Worker::update_limits(const core::CoreConfig& cfg) {
   });
 }
 
+void Worker::end_all(core::EndReason why) {
+  asio::post(ctx_, [this, why] {
+    if (!stopping_) core_.end_all(why, now_ms());
+  });
+}
+
 void Worker::shutdown() {
   if (stopping_) return;
   stopping_ = true;

@@ -92,6 +92,8 @@ class Worker final : private core::RelayPorts {
   void end_user(std::string user_id, core::EndReason why);
   /// Thread-safe: posts core::TurnServer::start_draining to the worker's thread.
   void start_draining(std::vector<stun::Endpoint> alternates);
+  /// Thread-safe: posts core::TurnServer::end_all (reason `why`) to the worker's thread.
+  void end_all(core::EndReason why);
   /// Steady-clock ms (now_ms()) of the worker's last housekeeping tick, which runs at least
   /// once a second while its thread serves: a stuck worker's heartbeat ages (any thread).
   core::TimeMs heartbeat() const { return heartbeat_.load(std::memory_order_relaxed); }
