@@ -42,6 +42,7 @@ const char* to_string(PeerDenyReason r) {
     case PeerDenyReason::kReserved: return "reserved";
     case PeerDenyReason::kDeniedByConfig: return "denied_by_config";
     case PeerDenyReason::kFamilyMismatch: return "family_mismatch";
+    case PeerDenyReason::kOwnAddress: return "own_address";
   }
   return "unknown";
 }

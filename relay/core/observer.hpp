@@ -31,6 +31,7 @@ enum class AuthFailure : uint8_t {
 enum class PeerDenyReason : uint8_t {
   kLoopback, kPrivate, kLinkLocal, kMulticast, kBroadcast, kUnspecified, kDocumentation,
   kReserved, kDeniedByConfig, kFamilyMismatch,
+  kOwnAddress,  ///< one of the server's own listeners (a loop into the server)
 };
 enum class DropReason : uint8_t {
   kNoAllocation, kNoPermission, kNoChannel, kMalformed, kOverQuota, kPeerDenied,

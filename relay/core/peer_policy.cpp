@@ -1,7 +1,9 @@
 // Peer address policy: which relayed destinations an allocation may reach.
 #include "relay/core/peer_policy.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <initializer_list>
 
 namespace callrelay::core {
 
@@ -71,17 +73,27 @@ const std::vector<ParsedRange>& builtin_ranges() {
   return ranges;
 }
 
-/// The IPv4 address an IPv6 one stands for: IPv4-mapped ::ffff:a.b.c.d (RFC 4291 section
-/// 2.5.5.2) and the NAT64 well-known prefix 64:ff9b::a.b.c.d (RFC 6052 section 2.1). A
-/// relay to either form reaches the IPv4 address, so policy judges that address.
-std::optional<Endpoint> embedded_v4(const Endpoint& ip) {
-  if (ip.is_v4()) return std::nullopt;
-  static constexpr std::array<uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-  static constexpr std::array<uint8_t, 12> kNat64{0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
-  const bool mapped = std::equal(kMapped.begin(), kMapped.end(), ip.addr.begin());
-  const bool nat64 = std::equal(kNat64.begin(), kNat64.end(), ip.addr.begin());
-  if (!mapped && !nat64) return std::nullopt;
-  return Endpoint::v4({ip.addr[12], ip.addr[13], ip.addr[14], ip.addr[15]}, ip.port);
+bool has_prefix(const Endpoint& ip, std::initializer_list<uint8_t> prefix) {
+  return std::equal(prefix.begin(), prefix.end(), ip.addr.begin());
+}
+
+Endpoint v4_at(const Endpoint& ip, size_t offset, uint8_t mask, uint16_t port) {
+  return Endpoint::v4({static_cast<uint8_t>(ip.addr[offset] ^ mask),
+                       static_cast<uint8_t>(ip.addr[offset + 1] ^ mask),
+                       static_cast<uint8_t>(ip.addr[offset + 2] ^ mask),
+                       static_cast<uint8_t>(ip.addr[offset + 3] ^ mask)},
+                      port);
+}
+
+bool is_unspecified(const Endpoint& ip) {
+  return std::all_of(ip.addr.begin(), ip.addr.begin() + static_cast<std::ptrdiff_t>(ip.addr_len()),
+                     [](uint8_t b) { return b == 0; });
+}
+
+bool is_loopback_or_unspecified(const Endpoint& ip) {
+  if (ip.is_v4()) return ip.addr[0] == 127 || (ip.addr[0] | ip.addr[1] | ip.addr[2] | ip.addr[3]) == 0;
+  return std::all_of(ip.addr.begin(), ip.addr.begin() + 15, [](uint8_t b) { return b == 0; }) &&
+         ip.addr[15] <= 1;
 }
 
 bool any_contains(const std::vector<Cidr>& list, const Endpoint& ip, const std::optional<Endpoint>& v4) {
@@ -128,14 +140,68 @@ bool Cidr::contains(const Endpoint& ip) const {
   return (ip.addr[full] & mask) == base.addr[full];
 }
 
+Endpoint canonical_peer(const Endpoint& ip) {
+  if (ip.is_v4()) return ip;
+  // RFC 4291 section 2.5.5.2: IPv4-mapped ::ffff:a.b.c.d.
+  if (has_prefix(ip, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF})) return v4_at(ip, 12, 0, ip.port);
+  // RFC 4291 section 2.5.5.1: IPv4-compatible ::a.b.c.d (:: and ::1 are IPv6's own).
+  if (has_prefix(ip, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) && !is_loopback_or_unspecified(ip)) {
+    return v4_at(ip, 12, 0, ip.port);
+  }
+  // RFC 6052 section 2.1: the NAT64 well-known prefix 64:ff9b::/96.
+  if (has_prefix(ip, {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0})) return v4_at(ip, 12, 0, ip.port);
+  // RFC 3056 section 2: 6to4 2002:V4ADDR::/48.
+  if (has_prefix(ip, {0x20, 0x02})) return v4_at(ip, 2, 0, ip.port);
+  // RFC 4380 section 4: Teredo 2001:0000::/32; the client's IPv4 address is the last 32 bits,
+  // every bit inverted.
+  if (has_prefix(ip, {0x20, 0x01, 0, 0})) return v4_at(ip, 12, 0xFF, ip.port);
+  return ip;
+}
+
+PeerPolicy::PeerPolicy(PeerPolicyConfig cfg)
+    : cfg_(std::make_shared<const PeerPolicyConfig>(std::move(cfg))) {}
+
+PeerPolicy::~PeerPolicy() = default;
+
+void PeerPolicy::reconfigure(PeerPolicyConfig cfg) {
+  cfg_.store(std::make_shared<const PeerPolicyConfig>(std::move(cfg)));
+}
+
+void PeerPolicy::set_own_addresses(OwnAddresses own) { own_ = std::move(own); }
+
+bool PeerPolicy::is_own_endpoint(const Endpoint& peer) const {
+  if (own_.listeners.empty()) return false;
+  const Endpoint c = canonical_peer(peer);
+  for (const Endpoint& l : own_.listeners) {
+    if (l.port != c.port) continue;
+    if (!is_unspecified(l)) {
+      if (canonical_peer(l).same_ip(c)) return true;  // a listener on one address
+      continue;
+    }
+    // A wildcard listener is reached on every address of the host, loopback included.
+    if (is_loopback_or_unspecified(c)) return true;
+    for (const Endpoint& ip : own_.ips) {
+      if (canonical_peer(ip).same_ip(c)) return true;
+    }
+  }
+  return false;
+}
+
 std::optional<PeerDenyReason> PeerPolicy::check(const Endpoint& peer) const {
-  const auto v4 = embedded_v4(peer);
-  // The operator's deny list is checked first and beats everything, the allow list next.
-  if (any_contains(cfg_.deny, peer, v4)) return PeerDenyReason::kDeniedByConfig;
-  if (any_contains(cfg_.allow, peer, v4)) return std::nullopt;
-  const Endpoint& judged = v4 ? *v4 : peer;
-  for (const auto& r : builtin_ranges()) {
-    if (r.cidr.contains(judged)) return r.reason;
+  // The server's own listeners first: no allow list opens a loop into the server itself.
+  if (is_own_endpoint(peer)) return PeerDenyReason::kOwnAddress;
+  const std::shared_ptr<const PeerPolicyConfig> cfg = cfg_.load();
+  const Endpoint canonical = canonical_peer(peer);
+  const std::optional<Endpoint> v4 =
+      canonical.is_v4() && !peer.is_v4() ? std::optional<Endpoint>(canonical) : std::nullopt;
+  // The operator's deny list is checked first and beats the allow list.
+  if (any_contains(cfg->deny, peer, v4)) return PeerDenyReason::kDeniedByConfig;
+  if (any_contains(cfg->allow, peer, v4)) return std::nullopt;
+  // The embedded IPv4 address decides; the IPv6 form's own range (e.g. ::/96) may refuse too.
+  for (const Endpoint* judged : {&canonical, &peer}) {
+    for (const auto& r : builtin_ranges()) {
+      if (r.cidr.contains(*judged)) return r.reason;
+    }
   }
   return std::nullopt;
 }

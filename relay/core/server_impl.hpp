@@ -188,6 +188,12 @@ struct TurnServer::Impl {
   std::optional<Output> authenticate(Request& req, Credential& cred);
   /// RFC 8489 section 6.3.1: 420 listing unknown comprehension-required attributes.
   std::optional<Output> check_unknown_attributes(Request& req);
+  /// Strict input (validate.cpp): the 400 for a request with an attribute of the wrong length
+  /// or value for its type (counted kMalformed); nullopt when every attribute is well formed.
+  std::optional<Output> check_attribute_formats(Request& req);
+  /// handle_send for a Send indication whose attributes are well formed; others are dropped
+  /// (kMalformed: indications are never answered). validate.cpp.
+  Output checked_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now, int64_t now_us);
   /// Authenticates a request that needs an existing allocation (everything but Allocate and
   /// Binding), finds it, checks the username matches (441). Null with `*reply` set on failure.
   Allocation* authenticate_for_allocation(Request& req, Output* reply);
@@ -260,6 +266,12 @@ struct TurnServer::Impl {
   /// RFC 6062 section 6.2.1: an unused, unguessable CONNECTION-ID; nullopt when randomness failed.
   std::optional<ConnectionId> new_connection_id();
 };
+
+/// Strict input (validate.cpp): the reason phrase of the first attribute of `msg` whose length
+/// or value is wrong for its type in `msg`'s method (RFC 8489 section 14, RFC 8656 section 18,
+/// RFC 6062 section 6.2, RFC 8445 section 16.1), or null when all are well formed. Attributes
+/// the method cannot carry are not judged (they are ignored, as unknown optional ones are).
+const char* malformed_attribute(const stun::MessageView& msg, const CoreConfig& cfg);
 
 /// Decodes one XOR-PEER-ADDRESS-style attribute (the message accessor returns only the first;
 /// CreatePermission may carry several). nullopt when malformed.

@@ -40,7 +40,7 @@ Output TurnServer::on_client_packet(const FiveTuple& from, std::span<const uint8
     case stun::Class::kRequest:
       return impl_->budget_answer(from, bytes.size(), impl_->on_request(from, *msg, now), now);
     case stun::Class::kIndication:
-      if (msg->method() == stun::Method::kSend) return impl_->handle_send(from, *msg, now, now_us);
+      if (msg->method() == stun::Method::kSend) return impl_->checked_send(from, *msg, now, now_us);
       // RFC 8489 section 6.3.2: other indications (Binding keepalives) need no answer.
       return {};
     default:
@@ -177,6 +177,7 @@ Output TurnServer::Impl::on_request(const FiveTuple& from, const stun::MessageVi
   answered_signed = false;  // until a handler builds a signed response
   Request req{from, msg, now, false, std::nullopt};
   req.fingerprint = msg.find(stun::attr::kFingerprint).has_value();
+  if (auto malformed = check_attribute_formats(req)) return *malformed;  // validate.cpp
   switch (msg.method()) {
     case stun::Method::kBinding: return handle_binding(req);
     case stun::Method::kAllocate: return draining ? refuse_allocate(req) : handle_allocate(req);
