@@ -1,5 +1,7 @@
 #include "app/http_service.hpp"
 
+#include "relay/net/worker.hpp"
+
 namespace callrelay::app {
 
 std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server& relay) {
@@ -18,14 +20,15 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
            cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
            cfg.auth.rest_separator, auth, keys_),
       router_(cfg.http.max_request_bytes, api_, readiness,
-              [this, &metrics](core::TimeMs now) {
-                std::string text = metrics.scrape_text(now);
+              [this, &metrics](core::TimeMs) {
+                // Telemetry compares with the core's times: its clock, not the HTTP wall time.
+                std::string text = metrics.scrape_text(net::now_ms());
                 for (const auto& scrape : scrapes_) text += scrape();
                 return text;
               }),
       server_(cfg.http, router_, [this, &metrics, &auth](core::TimeMs now) {
-        metrics.tick(now);
-        auth.prune_revocations(now);
+        metrics.tick(net::now_ms());   // the core's monotonic clock, like allocations' starts
+        auth.prune_revocations(now);  // revocations are wall-time entries: the HTTP wall now
         for (const auto& tick : ticks_) tick(now);
       }) {}
 

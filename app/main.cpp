@@ -15,6 +15,7 @@
 #include "app/credentials.hpp"
 #include "app/http_service.hpp"
 #include "app/settings.hpp"
+#include "app/wall_clock.hpp"
 #include "base/limits.hpp"
 #include "config/config.hpp"
 #include "relay/core/auth.hpp"
@@ -96,7 +97,9 @@ void add_demo(const config::Config& cfg, app::HttpService& http) {
 
 int serve(const app::CommandLine& cli, config::Config& cfg) {
   const auto state_secret = ensure_secret(cfg);
-  core::Authenticator auth(cfg.auth);  // not const: the HTTP API revokes usernames
+  // The core's `now` is monotonic; REST expiry and revocations are judged on the wall clock.
+  static const app::SystemWallClock wall;
+  core::Authenticator auth(cfg.auth, &wall);  // not const: the HTTP API revokes usernames
   const core::NonceCodec nonces(app::random_bytes32(), cfg.nonce_lifetime_s);
   const core::PeerPolicy policy(cfg.peers);
   const net::ServerSettings settings = app::server_settings(cfg);
@@ -104,7 +107,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   std::vector<std::unique_ptr<telemetry::LogObserver>> observers;
   const unsigned workers = net::resolve_worker_count(settings.workers);
   for (unsigned i = 0; i < workers; ++i)
-    observers.push_back(std::make_unique<telemetry::LogObserver>());
+    observers.push_back(std::make_unique<telemetry::LogObserver>(&wall));
   // Prometheus metrics: each worker's telemetry observer forwards to its LogObserver.
   http::Readiness readiness;
   const net::Server* relay_server = nullptr;  // set once bound; read by the scrape probes
@@ -122,6 +125,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   probes.draining = [&readiness] { return readiness.draining(); };
   probes.worker_threads = workers;
   probes.version = CALLRELAY_VERSION;
+  probes.started_at = net::now_ms();  // the uptime runs on the core's monotonic clock
   telemetry::Telemetry metrics(cfg.telemetry, workers, std::move(probes));
 
   // Signals go to the main thread only (sigwait below): block them before any thread starts.

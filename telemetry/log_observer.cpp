@@ -1,5 +1,6 @@
 #include "telemetry/log_observer.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <sstream>
@@ -29,13 +30,14 @@ void json_string(std::ostringstream& out, std::string_view s) {
 
 /// "2026-01-31T12:00:00.123Z".
 std::string iso_time(core::TimeMs ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  const core::TimeMs floor_s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;  // before 1970: floor
+  const std::time_t secs = static_cast<std::time_t>(floor_s);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+                static_cast<int>(ms - floor_s * 1000));
   return buf;
 }
 
@@ -43,6 +45,12 @@ std::string iso_time(core::TimeMs ms) {
 
 std::string allocation_json(const core::AllocationInfo& a, core::EndReason reason,
                             core::TimeMs now) {
+  return allocation_json(a, reason, now, now);
+}
+
+std::string allocation_json(const core::AllocationInfo& a, core::EndReason reason,
+                            core::TimeMs now, core::TimeMs end_unix_ms) {
+  const core::TimeMs duration = std::max<core::TimeMs>(now - a.started, 0);
   std::ostringstream out;
   out << "{\"event\":\"allocation_ended\",\"user_id\":";
   json_string(out, a.user_id);
@@ -55,8 +63,8 @@ std::string allocation_json(const core::AllocationInfo& a, core::EndReason reaso
   if (a.relayed_additional) {
     out << ",\"relayed_additional\":\"" << a.relayed_additional->to_string() << '"';
   }
-  out << ",\"start\":\"" << iso_time(a.started) << '"' << ",\"end\":\"" << iso_time(now) << '"'
-      << ",\"duration_ms\":" << (now - a.started)
+  out << ",\"start\":\"" << iso_time(end_unix_ms - duration) << '"' << ",\"end\":\""
+      << iso_time(end_unix_ms) << '"' << ",\"duration_ms\":" << duration
       << ",\"bytes_to_peer\":" << a.traffic.bytes_to_peer.get()
       << ",\"packets_to_peer\":" << a.traffic.packets_to_peer.get()
       << ",\"bytes_to_client\":" << a.traffic.bytes_to_client.get()
@@ -73,7 +81,8 @@ void LogObserver::on_allocation_created(const core::AllocationInfo&) {
 void LogObserver::on_allocation_ended(const core::AllocationInfo& a, core::EndReason reason,
                                       core::TimeMs now) {
   counts_.allocations_ended.add(1);
-  if (log::enabled(log::Level::kInfo)) log::write_line(allocation_json(a, reason, now));
+  if (!log::enabled(log::Level::kInfo)) return;
+  log::write_line(allocation_json(a, reason, now, wall_ != nullptr ? wall_->unix_ms() : now));
 }
 
 void LogObserver::on_request(stun::Method, core::Transport, uint16_t code) {

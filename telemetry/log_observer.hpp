@@ -1,5 +1,5 @@
 // Telemetry through the log: one JSON line per ended allocation, and cheap event counters.
-// Prometheus export (a later issue) reads the same counters.
+// The Prometheus export (telemetry.hpp) has counters of its own.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +21,13 @@ struct EventCounts {
   core::RelaxedCounter drops;
 };
 
-/// The JSON line LogObserver writes when an allocation ends (exposed for tests).
+/// The JSON line LogObserver writes when an allocation ends (exposed for tests). `now` and
+/// `a.started` are the core's monotonic times (they give duration_ms); `end_unix_ms` is the wall
+/// time at `now`, and the start is stamped `end_unix_ms - duration`, so the line's times stay
+/// consistent even when the wall clock stepped while the allocation lived.
+std::string allocation_json(const core::AllocationInfo& a, core::EndReason reason,
+                            core::TimeMs now, core::TimeMs end_unix_ms);
+/// The same with `now` taken as the wall time too (times already on one clock).
 std::string allocation_json(const core::AllocationInfo& a, core::EndReason reason,
                             core::TimeMs now);
 
@@ -29,6 +35,10 @@ std::string allocation_json(const core::AllocationInfo& a, core::EndReason reaso
 /// Thread: called on its shard's thread only; counts() may be read from anywhere.
 class LogObserver final : public core::Observer {
  public:
+  /// `wall` stamps the log lines (must outlive the observer). Null: the core's `now` is taken as
+  /// wall time (tests with one clock).
+  explicit LogObserver(const core::WallClock* wall = nullptr) : wall_(wall) {}
+
   void on_allocation_created(const core::AllocationInfo&) override;
   void on_allocation_ended(const core::AllocationInfo& a, core::EndReason reason,
                            core::TimeMs now) override;
@@ -40,6 +50,7 @@ class LogObserver final : public core::Observer {
   const EventCounts& counts() const { return counts_; }
 
  private:
+  const core::WallClock* wall_ = nullptr;
   EventCounts counts_;
 };
 

@@ -33,9 +33,10 @@ uint64_t open_fds() {
   return n > 0 ? n - 1 : 0;
 }
 
-core::TimeMs system_now_ms() {
+/// The steady clock in ms: the clock relay/net's now_ms() reads (the core's `now`).
+core::TimeMs monotonic_now_ms() {
   using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help,
@@ -49,7 +50,7 @@ struct Telemetry::Impl {
   Impl(TelemetryConfig c, unsigned workers, ProcessProbes p)
       : cfg(c),
         probes(std::move(p)),
-        started_at(probes.started_at != 0 ? probes.started_at : system_now_ms()) {
+        started_at(probes.started_at != 0 ? probes.started_at : monotonic_now_ms()) {
     for (unsigned i = 0; i < workers; ++i) {
       worker_metrics.push_back(std::make_unique<WorkerMetrics>(i, cfg.bitrate_window_s));
     }

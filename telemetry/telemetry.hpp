@@ -31,7 +31,8 @@ struct ProcessProbes {
   /// Counters of the abuse limits and bandwidth caps (callrelay_limit_hits_total,
   /// callrelay_bandwidth_dropped_bytes_total); may be null (then those families are absent).
   const base::LimitCounters* limits = nullptr;
-  /// When the process started (Unix ms, for the uptime); 0: when the Telemetry was constructed.
+  /// When the process started, on the core's monotonic clock (relay/net's now_ms(), for the
+  /// uptime); 0: when the Telemetry was constructed.
   core::TimeMs started_at = 0;
 };
 
@@ -48,10 +49,12 @@ class Telemetry {
   core::Observer* observer_for_worker(unsigned index, core::Observer* next = nullptr);
 
   /// Samples live allocations' counters for the bitrate windows. Call about once a second from
-  /// one thread (the HTTP server's timer).
+  /// one thread (the HTTP server's timer). `now` is on the core's monotonic clock (relay/net's
+  /// now_ms()), like AllocationInfo::started it is compared with: never a wall time.
   void tick(core::TimeMs now);
 
-  /// The Prometheus text exposition (format 0.0.4) of every metric. Any thread.
+  /// The Prometheus text exposition (format 0.0.4) of every metric. Any thread. `now`: as for
+  /// tick() (the uptime is measured on the monotonic clock, so a stepped wall clock leaves it).
   std::string scrape_text(core::TimeMs now);
 
  private:

@@ -10,7 +10,7 @@ namespace callrelay::net {
 
 core::TimeMs now_ms() {
   using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 int64_t media_now_us() {

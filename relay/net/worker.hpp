@@ -31,7 +31,9 @@ struct SharedAuth {
   base::LimitCounters* limits = nullptr;
 };
 
-/// Milliseconds since the Unix epoch from the system clock: the `now` every core call gets.
+/// Monotonic milliseconds (the steady clock; the epoch is arbitrary, e.g. the boot): the `now`
+/// every core call gets, so lifetimes, timers and rates never move when the wall clock steps.
+/// Never a wall time: wall time comes from a core::WallClock (app/wall_clock.hpp).
 core::TimeMs now_ms();
 /// Monotonic microseconds (steady clock): the media clock (interarrival jitter, round trips)
 /// the core gets with relayed packets when CoreConfig::media_quality is on, read once per
