@@ -21,7 +21,7 @@ done
 # Compiler, build system and the libraries the relay links.
 build_packages=(
   build-essential cmake pkg-config g++ git ca-certificates
-  libasio-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev librestinio-dev zlib1g-dev
+  libasio-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libhttp-parser-dev zlib1g-dev
   nlohmann-json3-dev libjwt-dev libsqlite3-dev libcurl4-openssl-dev
   libsystemd-dev
 )
