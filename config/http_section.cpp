@@ -11,6 +11,9 @@ constexpr int64_t kMaxRequestBytes = 16 * 1024 * 1024;
 constexpr int64_t kMaxTtlS = 7 * 86400;  // a week: longer credentials cannot be revoked usefully
 constexpr size_t kMinKeyChars = 16;      // guessing must stay hopeless under the rate limit
 constexpr size_t kMaxTextChars = 4096;
+constexpr int64_t kMaxConnections = 1'000'000;
+constexpr int64_t kMaxHeaderTimeoutS = 3600;
+constexpr int64_t kMaxIdleTimeoutS = 86400;
 
 std::optional<std::string> nonempty(Reader& r, const Field& f) {
   auto s = r.string(f);
@@ -153,7 +156,31 @@ void read_http_section(Reader& reader, const Field& f, http::HttpConfig& out,
                        if (auto n = r.integer(t, http::kMinHttpThreads, http::kMaxHttpThreads))
                          out.threads = static_cast<unsigned>(*n);
                      }},
+                    {"max_connections",
+                     [&](const Field& m) {
+                       if (auto n = r.integer(m, 1, kMaxConnections))
+                         out.max_connections = static_cast<size_t>(*n);
+                     }},
+                    {"max_connections_per_address",
+                     [&](const Field& m) {
+                       if (auto n = r.integer(m, 1, kMaxConnections))
+                         out.max_connections_per_address = static_cast<size_t>(*n);
+                     }},
+                    {"header_timeout_s",
+                     [&](const Field& t) {
+                       if (auto n = r.integer(t, 1, kMaxHeaderTimeoutS))
+                         out.header_timeout = std::chrono::seconds(*n);
+                     }},
+                    {"idle_timeout_s",
+                     [&](const Field& t) {
+                       if (auto n = r.integer(t, 1, kMaxIdleTimeoutS))
+                         out.idle_timeout = std::chrono::seconds(*n);
+                     }},
                 });
+  if (out.max_connections_per_address > out.max_connections)
+    r.error(f, "max_connections_per_address (" + std::to_string(out.max_connections_per_address) +
+                   ") must not exceed max_connections (" + std::to_string(out.max_connections) +
+                   "): one address could hold the whole listener");
 }
 
 void read_api_section(Reader& reader, const Field& f, http::ApiConfig& out,

@@ -30,10 +30,24 @@ struct HttpConfig {
   /// signaling (each connection runs on a strand; handlers must be thread-safe).
   unsigned threads = 2;
 
-  // Not configurable (fixed for production; tests change them).
-  /// HTTP connections open at once, keep-alive ones included; further clients wait in the
-  /// accept backlog. WebSockets are not counted: their endpoint limits them.
+  /// http.max_connections: HTTP connections open at once, keep-alive ones included. When it
+  /// is reached, the connection that has waited longest for a request head is closed for the
+  /// newcomer; a newcomer is refused only when every connection is being served. WebSockets
+  /// are not counted here (their endpoint's limits apply).
   size_t max_connections = 1024;
+  /// http.max_connections_per_address: connections one source address may hold; more are
+  /// closed at accept, so one host can never fill the listener.
+  size_t max_connections_per_address = 32;
+  /// http.header_timeout_s: a request head (and TLS handshake) must arrive within this of the
+  /// connection (or of its first byte on a kept-alive connection); a body within this of its
+  /// head.
+  std::chrono::milliseconds header_timeout{10000};
+  /// http.idle_timeout_s: a kept-alive connection with no new request for this long is closed.
+  std::chrono::milliseconds idle_timeout{60000};
+
+  // Not configurable (fixed for production; tests change them).
+  /// An answer must be written within this (a client that does not read is dropped).
+  std::chrono::milliseconds write_timeout{10000};
   /// WebSocket keepalive: a ping this often, and a socket silent (no pong, no message) for
   /// ws_idle_timeout is closed.
   std::chrono::milliseconds ws_ping_interval{15000};

@@ -11,7 +11,7 @@
 
 namespace callrelay::http {
 
-/// What the handlers need from one request (filled in by the server from RESTinio's request).
+/// What the handlers need from one request (filled in by the server's request parser).
 struct Request {
   std::string method;                 ///< "GET", "POST", "OPTIONS", ...
   std::string path;                   ///< the target before '?'

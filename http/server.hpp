@@ -1,12 +1,16 @@
-// The HTTP(S) listener: RESTinio on its own io_context run by a small thread pool
-// (http.threads), so nothing it does (slow or malformed clients, scrapes, TLS handshakes) runs
-// on a relay worker, and one slow request never stalls signaling. Hands each request to the
-// Router, upgrades WebSockets for the Router's endpoint, and runs a 1 s housekeeping timer.
+// The HTTP(S) listener: Asio on its own io_context run by a small thread pool (http.threads),
+// so nothing it does (slow or malformed clients, scrapes, TLS handshakes) runs on a relay
+// worker, and one slow request never stalls signaling. Admits each connection through a
+// ConnectionBudget (per address and in total, oldest silent connection evicted when full, so
+// idle or slow clients cannot lock out /metrics, /healthz, /readyz and the API), hands each
+// request to the Router, upgrades WebSockets for the Router's endpoint within the endpoint's
+// limits, and runs a 1 s housekeeping timer.
 #pragma once
 
 #include <functional>
 #include <memory>
 
+#include "base/limits.hpp"
 #include "http/http_config.hpp"
 #include "http/router.hpp"
 #include "relay/core/types.hpp"
@@ -21,8 +25,10 @@ class HttpServer {
   using Tick = std::function<void(core::TimeMs)>;
 
   /// Loads the TLS files (if any) and binds the listener now. Throws std::runtime_error
-  /// naming the address or file and what to fix. `router` must outlive the server.
-  HttpServer(const HttpConfig& cfg, Router& router, Tick on_tick);
+  /// naming the address or file and what to fix. `router` and `limits` (may be null: nothing
+  /// counted) must outlive the server.
+  HttpServer(const HttpConfig& cfg, Router& router, Tick on_tick,
+             base::LimitCounters* limits = nullptr);
   ~HttpServer();  ///< stops and joins if still running
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -32,6 +38,8 @@ class HttpServer {
   bool tls() const;
   /// WebSockets open now.
   size_t websockets() const;
+  /// HTTP connections counted now (WebSockets not included).
+  size_t connections() const;
 
   /// Starts the server threads (accepting, the timer).
   void start();

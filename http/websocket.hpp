@@ -23,6 +23,14 @@ class WsConnection {
   virtual void close(uint16_t code, std::string reason) = 0;
 };
 
+/// How many WebSockets an endpoint takes at once (0: no limit). The listener counts and
+/// enforces them before the socket changes hands: a refused upgrade is answered 429 (per
+/// address) or 503 (total) and counted as kWsPerAddress / kWsTotal.
+struct WsLimits {
+  size_t max_per_address = 0;
+  size_t max_total = 0;
+};
+
 class WsEndpoint {
  public:
   virtual ~WsEndpoint() = default;
@@ -41,6 +49,8 @@ class WsEndpoint {
   virtual void on_close(uint64_t session) = 0;
   /// Messages longer than this close the connection with 1009 (message too big).
   virtual size_t max_message_bytes() const = 0;
+  /// The endpoint's WebSocket limits (asked on each upgrade it accepted; any thread).
+  virtual WsLimits limits() const { return {}; }
 };
 
 }  // namespace callrelay::http

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include <array>
 #include <chrono>
@@ -22,6 +23,15 @@
 namespace callrelay::http::detail {
 
 using Clock = std::chrono::steady_clock;
+using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+/// Ends the TCP connection under either socket type (a TLS close_notify is not waited for).
+inline void close_socket(asio::ip::tcp::socket& s) {
+  asio::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  s.close(ignored);
+}
+inline void close_socket(TlsStream& s) { close_socket(s.next_layer()); }
 
 /// What a session needs to know besides its socket.
 struct WsOptions {
@@ -111,7 +121,7 @@ class WsSession final : public WsSessionBase,
                         public std::enable_shared_from_this<WsSession<Socket>> {
  public:
   WsSession(asio::io_context& io, Socket socket, WsEndpoint& endpoint, uint64_t session,
-            std::shared_ptr<WsHub> hub, WsOptions opt)
+            std::shared_ptr<WsHub> hub, WsOptions opt, std::shared_ptr<void> slot = nullptr)
       : strand_(asio::make_strand(io)),
         socket_(std::move(socket)),
         ping_timer_(strand_),
@@ -121,11 +131,14 @@ class WsSession final : public WsSessionBase,
         hub_(std::move(hub)),
         key_(hub_->next_key()),
         opt_(opt),
-        reader_(endpoint.max_message_bytes()) {}
+        reader_(endpoint.max_message_bytes()),
+        slot_(std::move(slot)) {}
 
-  /// Sends the 101 response, reports the session open, starts reading and pinging.
-  void start(std::string handshake_response) {
-    asio::dispatch(strand_, [self = this->shared_from_this(), h = std::move(handshake_response)] {
+  /// Sends the 101 response, reports the session open, reads `early` (frames the client sent
+  /// right behind its upgrade request), starts reading and pinging.
+  void start(std::string handshake_response, std::string early = {}) {
+    asio::dispatch(strand_, [self = this->shared_from_this(), h = std::move(handshake_response),
+                             early = std::move(early)] {
       self->last_rx_ = Clock::now();
       // Frames are small and often back to back: without TCP_NODELAY the second waits for the
       // client's delayed ACK (Nagle), tens of ms per message.
@@ -135,8 +148,10 @@ class WsSession final : public WsSessionBase,
       self->enqueue(h);
       self->endpoint_.on_open(self->session_,
                               std::make_shared<WsHandle>(self->hub_, self->weak_from_this()));
-      self->read();
-      self->arm_ping();
+      if (!early.empty()) self->consume(early);
+      if (self->phase_ == Phase::kClosed) return;
+      if (!self->reader_.done() && !self->draining_) self->read();
+      if (self->phase_ == Phase::kOpen) self->arm_ping();
     });
   }
 
@@ -180,11 +195,15 @@ class WsSession final : public WsSessionBase,
       read();
       return;
     }
+    consume(std::string_view(buf_.data(), n));
+    if (phase_ != Phase::kClosed && !reader_.done() && !draining_) read();
+  }
+
+  void consume(std::string_view bytes) {
     last_rx_ = Clock::now();
     events_.clear();
-    reader_.feed(std::string_view(buf_.data(), n), events_);
+    reader_.feed(bytes, events_);
     for (WsEvent& e : events_) handle(e);
-    if (phase_ != Phase::kClosed && !reader_.done() && !draining_) read();
   }
 
   void handle(WsEvent& e) {
@@ -261,10 +280,9 @@ class WsSession final : public WsSessionBase,
     report_close();
     ping_timer_.cancel();
     close_timer_.cancel();
-    asio::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    close_socket(socket_);
     hub_->remove(key_);
+    slot_.reset();
   }
 
   void enqueue(std::string bytes) {
@@ -312,7 +330,7 @@ class WsSession final : public WsSessionBase,
       finish();
     } else if (draining_) {
       asio::error_code ignored;
-      socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      socket_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     }
   }
 
@@ -365,6 +383,7 @@ class WsSession final : public WsSessionBase,
   Phase phase_ = Phase::kOpen;
   Clock::time_point last_rx_{};
   Clock::time_point write_started_{};
+  std::shared_ptr<void> slot_;  ///< the WebSocket's place in the listener's budget
 };
 
 }  // namespace callrelay::http::detail
