@@ -77,6 +77,8 @@ void read_calls_section(Reader& reader, const Field& f, calls::CallsConfig& out,
       {"max_token_ttl_s", [&](const Field& v) { number(r, v, 60, 7 * 86400, out.max_token_ttl_s); }},
       {"credential_ttl_s", [&](const Field& v) { number(r, v, 60, 86400, out.credential_ttl_s); }},
       {"max_connections", [&](const Field& v) { number(r, v, 1, 1'000'000, out.max_connections); }},
+      {"max_connections_per_address",
+       [&](const Field& v) { number(r, v, 1, 1'000'000, out.max_connections_per_address); }},
       {"messages_per_second", [&](const Field& v) { number(r, v, 1, 10'000, out.messages_per_second); }},
       {"max_message_bytes",
        [&](const Field& v) { number(r, v, 4096, 1024 * 1024, out.limits.max_message_bytes); }},
@@ -106,6 +108,10 @@ void read_calls_section(Reader& reader, const Field& f, calls::CallsConfig& out,
        }},
       {"webhook", [&](const Field& w) { read_webhook(r, w, out.webhook); }},
   });
+  if (out.max_connections_per_address > out.max_connections)
+    r.error(f, "max_connections_per_address (" + std::to_string(out.max_connections_per_address) +
+                   ") must not exceed max_connections (" + std::to_string(out.max_connections) +
+                   ")");
   // The SDP of an offer must fit in a message.
   if (out.limits.max_sdp_bytes + 1024 > out.limits.max_message_bytes)
     out.limits.max_sdp_bytes = out.limits.max_message_bytes - 1024;

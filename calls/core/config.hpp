@@ -43,6 +43,9 @@ struct CallsConfig {
   uint32_t max_token_ttl_s = 3600; ///< calls.max_token_ttl_s
   uint32_t credential_ttl_s = 900; ///< calls.credential_ttl_s: call-scoped TURN credentials
   uint32_t max_connections = 10000;  ///< calls.max_connections: signaling WebSockets
+  /// calls.max_connections_per_address: signaling WebSockets one source address may hold
+  /// (a NAT with many users shares one address: raise it for such sites).
+  uint32_t max_connections_per_address = 100;
   uint32_t messages_per_second = 50; ///< calls.messages_per_second per device (burst 2x)
   std::string records_path;        ///< calls.records.path; "": state_dir/calls.sqlite3
   EngineConfig engine;

@@ -65,6 +65,11 @@ class SignalingService : public http::WsEndpoint {
   void on_message(uint64_t session, std::string text) override;
   void on_close(uint64_t session) override;
   size_t max_message_bytes() const override { return cfg_.limits.max_message_bytes; }
+  /// calls.max_connections_per_address and calls.max_connections, enforced and counted by the
+  /// listener before the upgrade completes.
+  http::WsLimits limits() const override {
+    return {cfg_.max_connections_per_address, cfg_.max_connections};
+  }
 
   /// Runs `fn` on the signaling thread and waits for it (tests, status).
   void run_sync(std::function<void()> fn);
