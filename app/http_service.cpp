@@ -14,7 +14,7 @@ std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server&
 
 HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
                          telemetry::Telemetry& metrics, const http::Readiness& readiness,
-                         const net::Server& relay)
+                         const net::Server& relay, base::LimitCounters* limits)
     : keys_(cfg.api.keys),
       api_(cfg.api, turn_uris(cfg, relay),
            cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
@@ -30,14 +30,15 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
         metrics.tick(net::now_ms());   // the core's monotonic clock, like allocations' starts
         auth.prune_revocations(now);  // revocations are wall-time entries: the HTTP wall now
         for (const auto& tick : ticks_) tick(now);
-      }) {}
+      }, limits) {}
 
 std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
                                                telemetry::Telemetry& metrics,
                                                const http::Readiness& readiness,
-                                               const net::Server& relay) {
+                                               const net::Server& relay,
+                                               base::LimitCounters* limits) {
   if (!cfg.http.enabled) return nullptr;
-  return std::make_unique<HttpService>(cfg, auth, metrics, readiness, relay);
+  return std::make_unique<HttpService>(cfg, auth, metrics, readiness, relay, limits);
 }
 
 }  // namespace callrelay::app

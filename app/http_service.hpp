@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "config/config.hpp"
 #include "http/api.hpp"
 #include "http/api_keys.hpp"
@@ -28,9 +29,11 @@ class HttpService {
  public:
   /// Binds the HTTP listener now (throws std::runtime_error naming what to fix). TURN URIs
   /// not given in api.uris are derived from the relay's bound listeners. `auth`, `metrics`
-  /// and `readiness` must outlive the service.
+  /// and `readiness` must outlive the service; so must `limits` (where the listener counts
+  /// the connections it refuses or closes; null: nowhere).
   HttpService(const config::Config& cfg, core::Authenticator& auth, telemetry::Telemetry& metrics,
-              const http::Readiness& readiness, const net::Server& relay);
+              const http::Readiness& readiness, const net::Server& relay,
+              base::LimitCounters* limits = nullptr);
 
   const stun::Endpoint& local_endpoint() const { return server_.local_endpoint(); }
   bool tls() const { return server_.tls(); }
@@ -59,6 +62,7 @@ class HttpService {
 std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
                                                telemetry::Telemetry& metrics,
                                                const http::Readiness& readiness,
-                                               const net::Server& relay);
+                                               const net::Server& relay,
+                                               base::LimitCounters* limits = nullptr);
 
 }  // namespace callrelay::app

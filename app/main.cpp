@@ -150,7 +150,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
     log::write_line(std::string("listening ") + core::to_string(l.transport) + " " +
                     l.endpoint.to_string());
   }
-  const auto http = app::make_http_service(cfg, auth, metrics, readiness, server);
+  const auto http = app::make_http_service(cfg, auth, metrics, readiness, server,
+                                           &limit_counters);
   std::unique_ptr<app::RelayForCalls> relay_for_calls;
   std::unique_ptr<app::RelayForPreflight> relay_for_preflight;
   std::unique_ptr<app::CallsService> calls;
