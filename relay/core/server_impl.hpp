@@ -267,11 +267,17 @@ struct TurnServer::Impl {
   std::optional<ConnectionId> new_connection_id();
 };
 
-/// Strict input (validate.cpp): the reason phrase of the first attribute of `msg` whose length
-/// or value is wrong for its type in `msg`'s method (RFC 8489 section 14, RFC 8656 section 18,
-/// RFC 6062 section 6.2, RFC 8445 section 16.1), or null when all are well formed. Attributes
-/// the method cannot carry are not judged (they are ignored, as unknown optional ones are).
-const char* malformed_attribute(const stun::MessageView& msg, const CoreConfig& cfg);
+/// An attribute that breaks its rule: its type and the 400's reason phrase.
+struct MalformedAttribute {
+  uint16_t type = 0;
+  const char* reason = "";
+};
+/// Strict input (validate.cpp): the first attribute of `msg` whose length or value is wrong for
+/// its type in `msg`'s method (RFC 8489 section 14, RFC 8656 section 18, RFC 6062 section 6.2,
+/// RFC 8445 section 16.1), or nullopt when all are well formed. Attributes the method cannot
+/// carry are not judged (they are ignored, as unknown optional ones are).
+std::optional<MalformedAttribute> malformed_attribute(const stun::MessageView& msg,
+                                                      const CoreConfig& cfg);
 
 /// Decodes one XOR-PEER-ADDRESS-style attribute (the message accessor returns only the first;
 /// CreatePermission may carry several). nullopt when malformed.

@@ -142,6 +142,19 @@ constexpr AttributeRule kRules[] = {
     {at::kFingerprint, "Malformed FINGERPRINT", 4, 4, kAllMethods},
 };
 
+/// The attributes the long-term credential check reads: when one is malformed, the request
+/// cannot be authenticated and its 400 goes unsigned.
+bool is_credential_attribute(uint16_t type) {
+  switch (type) {
+    case at::kUsername: case at::kUserhash: case at::kMessageIntegrity:
+    case at::kMessageIntegritySha256: case at::kRealm: case at::kNonce:
+    case at::kPasswordAlgorithms: case at::kPasswordAlgorithm: case at::kFingerprint:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const AttributeRule* rule_for(uint16_t type) {
   for (const auto& r : kRules) {
     if (r.type == type) return &r;
@@ -151,28 +164,40 @@ const AttributeRule* rule_for(uint16_t type) {
 
 }  // namespace
 
-const char* malformed_attribute(const stun::MessageView& msg, const CoreConfig& cfg) {
+std::optional<MalformedAttribute> malformed_attribute(const stun::MessageView& msg,
+                                                     const CoreConfig& cfg) {
   const uint16_t method = method_bit(msg.method());
-  if (method == 0) return nullptr;  // other methods are refused by the dispatcher
+  if (method == 0) return std::nullopt;  // other methods are refused by the dispatcher
   for (const stun::Attribute& a : msg.attributes()) {
     const AttributeRule* r = rule_for(a.type);
     if (r == nullptr || (r->methods & method) == 0) continue;  // not this method's attribute
-    if (a.length < r->min_length || a.length > r->max_length) return r->reason;
-    if (r->value_ok != nullptr && !r->value_ok(msg.value(a), cfg)) return r->reason;
+    const bool length_ok = a.length >= r->min_length && a.length <= r->max_length;
+    if (!length_ok || (r->value_ok != nullptr && !r->value_ok(msg.value(a), cfg))) {
+      return MalformedAttribute{a.type, r->reason};
+    }
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 std::optional<Output> TurnServer::Impl::check_attribute_formats(Request& req) {
-  const char* reason = malformed_attribute(req.msg, cfg);
-  if (reason == nullptr) return std::nullopt;
+  const auto bad = malformed_attribute(req.msg, cfg);
+  if (!bad) return std::nullopt;
   drop(DropReason::kMalformed);
-  return respond_error(req, 400, reason);
+  // RFC 8489 section 9.2.4: the answer to a request that authenticates is signed, so the client
+  // can trust the 400. A request whose credentials themselves are malformed, or that carries
+  // none, gets it unsigned; one whose credentials fail gets the authentication's answer.
+  const bool signed_request = req.msg.find(at::kMessageIntegrity).has_value() ||
+                              req.msg.find(at::kMessageIntegritySha256).has_value();
+  if (signed_request && !is_credential_attribute(bad->type)) {
+    Credential cred;
+    if (auto refused = authenticate(req, cred)) return refused;
+  }
+  return respond_error(req, 400, bad->reason);
 }
 
 Output TurnServer::Impl::checked_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now,
                                       int64_t now_us) {
-  if (malformed_attribute(msg, cfg) != nullptr) {
+  if (malformed_attribute(msg, cfg)) {
     drop(DropReason::kMalformed);
     return {};
   }

@@ -66,11 +66,11 @@ TEST_F(TwoClocks, RefreshedLifetimeCountsOnTheMonotonicClock) {
   Client c = h.rest_client();
   h.allocate(c, kM0);
   wall.step(-2 * kHour);  // the credential is still valid (its expiry is an hour after kT0)
-  ASSERT_EQ(h.refresh(c, 100, kM0 + 50 * kSecond).code(), 0);
+  ASSERT_EQ(h.refresh(c, 1200, kM0 + 50 * kSecond).code(), 0);
   wall.step(4 * kHour);
-  h.server->on_timer(kM0 + 150 * kSecond - 1);
+  h.server->on_timer(kM0 + 1250 * kSecond - 1);
   EXPECT_EQ(h.server->allocation_count(), 1u);
-  h.server->on_timer(kM0 + 150 * kSecond);
+  h.server->on_timer(kM0 + 1250 * kSecond);
   EXPECT_EQ(h.server->allocation_count(), 0u);
 }
 
