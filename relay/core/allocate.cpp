@@ -259,7 +259,8 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   Credential cred;
   if (auto rejected = authenticate(req, cred)) return *rejected;
   if (auto unknown = check_unknown_attributes(req)) return *unknown;
-  const std::string username(*msg.string(stun::attr::kUsername));
+  // The credential's username: the USERNAME, or the user a USERHASH named (RFC 8489 14.4).
+  const std::string username = cred.username;
 
   // Step 2: "The server checks if the 5-tuple is currently in use by an existing allocation.
   // If yes, the server rejects the request with a 437 (Allocation Mismatch) error." A

@@ -28,7 +28,9 @@ struct Request {
   const stun::MessageView& msg;
   TimeMs now;
   bool fingerprint = false;  ///< the request carried FINGERPRINT, so the response does too
-  std::optional<stun::Sha1Key> key;
+  /// The key and integrity attribute the request was verified with (MESSAGE-INTEGRITY or
+  /// MESSAGE-INTEGRITY-SHA256, MD5 or SHA-256 key): the response is signed the same way.
+  std::optional<stun::SigningKey> key;
 };
 
 /// RFC 6062: one peer data connection of a TCP allocation, from Connect (or the peer's own
@@ -46,7 +48,7 @@ struct TcpPeer {
   TimeMs bind_deadline = 0;  ///< kPendingBind: closed when no ConnectionBind came by then
   // The Connect request, to answer it once the connection is made (RFC 6062 section 5.2).
   stun::TransactionId connect_tid{};
-  std::optional<stun::Sha1Key> connect_key;
+  std::optional<stun::SigningKey> connect_key;
   bool connect_fingerprint = false;
 };
 
@@ -178,14 +180,19 @@ struct TurnServer::Impl {
   /// to `method`/`tid` sent to `to`, signed with `key` when set.
   template <typename F>
   Output respond_to(const FiveTuple& to, stun::Method method, const stun::TransactionId& tid,
-                    const std::optional<stun::Sha1Key>& key, bool fingerprint, uint16_t code,
+                    const std::optional<stun::SigningKey>& key, bool fingerprint, uint16_t code,
                     std::string_view reason, F&& extra);
   Output respond_error(Request& req, uint16_t code, std::string_view reason);
-  /// 401 or 438 with REALM and a fresh NONCE and no MESSAGE-INTEGRITY.
+  /// 401 or 438 with REALM, a fresh NONCE, PASSWORD-ALGORITHMS and no MESSAGE-INTEGRITY.
   Output challenge(Request& req, uint16_t code, std::string_view reason);
   /// RFC 8489 section 9.2.4: the long-term credential check. On success fills `cred` and
   /// req.key and returns nullopt; otherwise returns the response to send.
   std::optional<Output> authenticate(Request& req, Credential& cred);
+  /// RFC 8489 section 9.2.4: the password algorithm the request's key is made with (MD5
+  /// without PASSWORD-ALGORITHM(S)), or the 400 for a bid-down or an algorithm not accepted.
+  std::optional<Output> choose_password_algorithm(Request& req, std::string_view nonce,
+                                                  const AuthConfig& ac,
+                                                  stun::PasswordAlgorithm& alg);
   /// RFC 8489 section 6.3.1: 420 listing unknown comprehension-required attributes.
   std::optional<Output> check_unknown_attributes(Request& req);
   /// Strict input (validate.cpp): the 400 for a request with an attribute of the wrong length
@@ -291,7 +298,7 @@ Output TurnServer::Impl::respond(Request& req, uint16_t code, std::string_view r
 
 template <typename F>
 Output TurnServer::Impl::respond_to(const FiveTuple& to, stun::Method method, const stun::TransactionId& tid,
-                                    const std::optional<stun::Sha1Key>& key, bool fingerprint, uint16_t code,
+                                    const std::optional<stun::SigningKey>& key, bool fingerprint, uint16_t code,
                                     std::string_view reason, F&& extra) {
   const auto cls = code == 0 ? stun::Class::kSuccess : stun::Class::kError;
   stun::MessageBuilder b(scratch, method, cls, tid);
@@ -299,9 +306,9 @@ Output TurnServer::Impl::respond_to(const FiveTuple& to, stun::Method method, co
   extra(b);
   // RFC 8489 section 14.14: SOFTWARE describes the server, in every response.
   if (!cfg.software.empty()) b.add_string(stun::attr::kSoftware, cfg.software);
-  // RFC 8489 section 9.2.4: responses to authenticated requests carry MESSAGE-INTEGRITY
-  // computed with the same key.
-  if (key) b.add_integrity(*key);
+  // RFC 8489 section 9.2.4: responses to authenticated requests carry the integrity attribute
+  // the request used (MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256) computed with the same key.
+  if (key) b.sign(*key);
   // RFC 8489 section 14.7: FINGERPRINT when the request had one.
   if (fingerprint) b.add_fingerprint();
   answered_code = code;

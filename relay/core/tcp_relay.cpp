@@ -225,9 +225,7 @@ Output TurnServer::Impl::handle_connection_bind(Request& req) {
   if (a == nullptr) return respond_error(req, 400, "Unknown CONNECTION-ID");  // ended meanwhile
   // The connection belongs to the allocation's user: another user's credentials get 441, as a
   // request on someone else's allocation would (RFC 8656 section 5).
-  if (req.msg.string(stun::attr::kUsername) != std::optional<std::string_view>(a->info.username)) {
-    return respond_error(req, 441, "Wrong Credentials");
-  }
+  if (cred.username != a->info.username) return respond_error(req, 441, "Wrong Credentials");
   // "Otherwise, the client connection is now called a client data connection. Data received
   // on it MUST be sent as-is to the associated peer data connection. Data received on the
   // associated peer data connection MUST be sent as-is on this client data connection. This
