@@ -121,3 +121,34 @@ TEST(HttpConfig, ExampleFileDocumentsEveryKey) {
 
 }  // namespace
 }  // namespace callrelay::config
+
+namespace callrelay::config {
+namespace {
+
+TEST(HttpConfig, ConnectionLimitsAndDeadlines) {
+  const Config d = parse("");
+  EXPECT_EQ(d.http.max_connections, 1024u);
+  EXPECT_EQ(d.http.max_connections_per_address, 32u);
+  EXPECT_EQ(d.http.header_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(d.http.idle_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(d.calls.max_connections_per_address, 100u);
+  const Config c = parse(
+      "http: {max_connections: 200, max_connections_per_address: 8, header_timeout_s: 3, "
+      "idle_timeout_s: 20}\ncalls: {max_connections: 50, max_connections_per_address: 5}\n");
+  EXPECT_EQ(c.http.max_connections, 200u);
+  EXPECT_EQ(c.http.max_connections_per_address, 8u);
+  EXPECT_EQ(c.http.header_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c.http.idle_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(c.calls.max_connections_per_address, 5u);
+  EXPECT_NE(errors_of("http: {max_connections: 10, max_connections_per_address: 11}")
+                .find("must not exceed max_connections"),
+            std::string::npos);
+  EXPECT_NE(errors_of("calls: {max_connections: 10, max_connections_per_address: 11}")
+                .find("must not exceed max_connections"),
+            std::string::npos);
+  EXPECT_NE(errors_of("http: {header_timeout_s: 0}").find("http.header_timeout_s"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace callrelay::config
