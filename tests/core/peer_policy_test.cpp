@@ -1,4 +1,8 @@
-// PeerPolicy: the built-in denial table, IPv4-mapped and NAT64 forms, operator allow/deny.
+// PeerPolicy: the built-in denial table, every IPv6 form embedding IPv4 (mapped, compatible,
+// 6to4, Teredo, NAT64), operator allow/deny, the server's own listeners, live reconfiguration.
+#include <atomic>
+#include <thread>
+
 #include "tests/core/core_test_support.hpp"
 
 namespace callrelay::core::testing {
@@ -144,6 +148,135 @@ TEST(Cidr, RejectsMalformed) {
                           "10.0.0/8", "1.2.3.4:80"}) {
     EXPECT_FALSE(Cidr::parse(bad).has_value()) << bad;
   }
+}
+
+}  // namespace
+}  // namespace callrelay::core::testing
+
+namespace callrelay::core::testing {
+namespace {
+
+TEST(PeerPolicy, EmbeddedIPv4FormsAreJudgedAsTheirIPv4) {
+  PeerPolicy policy;
+  const Denied denied[] = {
+      {"::10.0.0.1", PeerDenyReason::kPrivate},           // IPv4-compatible (RFC 4291)
+      {"::127.0.0.1", PeerDenyReason::kLoopback},
+      {"::8.8.8.8", PeerDenyReason::kReserved},           // public, but ::/96 is deprecated
+      {"2002:a00:1::1", PeerDenyReason::kPrivate},        // 6to4 of 10.0.0.1 (RFC 3056)
+      {"2002:7f00:1::", PeerDenyReason::kLoopback},       // 6to4 of 127.0.0.1
+      {"2002:a9fe:a9fe:1::5", PeerDenyReason::kLinkLocal},  // 6to4 of the metadata address
+      // Teredo (RFC 4380): the client's address is the last 32 bits, inverted.
+      {"2001:0:4136:e378:8000:63bf:f5ff:fffe", PeerDenyReason::kPrivate},   // 10.0.0.1
+      {"2001:0:4136:e378:8000:63bf:80ff:fffe", PeerDenyReason::kLoopback},  // 127.0.0.1
+      {"2001:0:4136:e378:8000:63bf:5601:5601", PeerDenyReason::kLinkLocal},  // 169.254.169.254
+      {"64:ff9b::a9fe:a9fe", PeerDenyReason::kLinkLocal},  // NAT64 (RFC 6052)
+      {"::ffff:192.168.1.1", PeerDenyReason::kPrivate},    // IPv4-mapped
+  };
+  for (const auto& d : denied) {
+    const auto got = check(policy, d.ip);
+    ASSERT_TRUE(got.has_value()) << d.ip << " allowed";
+    EXPECT_EQ(*got, d.reason) << d.ip << " denied as " << to_string(*got);
+  }
+  for (const char* ip : {"2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7", "::1:0:0:0:1"}) {
+    const auto got = check(policy, ip);
+    EXPECT_FALSE(got.has_value()) << ip << " denied as " << to_string(*got);
+  }
+}
+
+TEST(PeerPolicy, CanonicalFormKeepsThePort) {
+  const Endpoint teredo = ep("[2001:0:4136:e378:8000:63bf:f7f7:f7f7]:5000");
+  EXPECT_EQ(canonical_peer(teredo), ep("8.8.8.8:5000"));
+  EXPECT_EQ(canonical_peer(ep("[2002:808:808::1]:7")), ep("8.8.8.8:7"));
+  EXPECT_EQ(canonical_peer(ep("[::ffff:1.2.3.4]:9")), ep("1.2.3.4:9"));
+  EXPECT_EQ(canonical_peer(ep("[::1]:9")), ep("[::1]:9"));
+  EXPECT_EQ(canonical_peer(ep("[2606:4700::1111]:9")), ep("[2606:4700::1111]:9"));
+}
+
+TEST(PeerPolicy, OperatorListsApplyToTheCanonicalForm) {
+  PeerPolicyConfig cfg;
+  cfg.allow = {cidr("10.1.0.0/16")};
+  cfg.deny = {cidr("8.8.0.0/16")};
+  PeerPolicy policy(cfg);
+  EXPECT_FALSE(check(policy, "2002:a01:203::1"));
+  EXPECT_FALSE(check(policy, "2001:0:4136:e378:8000:63bf:f5fe:fdfc"));  // Teredo of 10.1.2.3
+  EXPECT_EQ(check(policy, "2002:808:808::1"), PeerDenyReason::kDeniedByConfig);
+  EXPECT_EQ(check(policy, "2001:0:4136:e378:8000:63bf:f7f7:f7f7"), PeerDenyReason::kDeniedByConfig);
+}
+
+TEST(PeerPolicy, OwnListenersAreNeverPeersWhateverTheAllowList) {
+  PeerPolicyConfig cfg;
+  cfg.allow = {cidr("127.0.0.0/8"), cidr("::1")};
+  PeerPolicy policy(cfg);
+  OwnAddresses own;
+  own.listeners = {ep("127.0.0.1:3478"), ep("0.0.0.0:8080")};
+  own.ips = {ep("93.184.216.34:0"), ep("127.0.0.1:0")};
+  policy.set_own_addresses(own);
+  EXPECT_EQ(policy.check(ep("127.0.0.1:3478")), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(policy.check(ep("[::ffff:127.0.0.1]:3478")), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(policy.check(ep("[2002:7f00:1::]:3478")), PeerDenyReason::kOwnAddress);
+  EXPECT_FALSE(policy.check(ep("127.0.0.1:3479")));  // another local service the operator allows
+  EXPECT_FALSE(policy.check(ep("127.0.0.2:3478")));  // the listener is on 127.0.0.1 only
+  // The wildcard listener is reached on every address of the host, loopback included.
+  EXPECT_EQ(policy.check(ep("93.184.216.34:8080")), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(policy.check(ep("[2002:5db8:d822::1]:8080")), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(policy.check(ep("127.0.0.9:8080")), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(policy.check(ep("[::1]:8080")), PeerDenyReason::kOwnAddress);
+  EXPECT_FALSE(policy.check(ep("93.184.216.34:8081")));
+  EXPECT_FALSE(policy.check(ep("93.184.216.35:8080")));
+}
+
+TEST(PeerPolicy, ReconfigureSwapsTheListsWhileOthersCheck) {
+  PeerPolicyConfig deny;
+  deny.deny = {cidr("8.8.0.0/16")};
+  PeerPolicy policy(deny);
+  EXPECT_EQ(check(policy, "8.8.8.8"), PeerDenyReason::kDeniedByConfig);
+  std::atomic<bool> stop{false};
+  std::atomic<int> unexpected{0};
+  std::thread checker([&] {
+    // Each check sees one whole configuration: denied by the list, or allowed; nothing else.
+    while (!stop.load()) {
+      const auto got = check(policy, "8.8.8.8");
+      if (got && *got != PeerDenyReason::kDeniedByConfig) ++unexpected;
+      if (check(policy, "10.0.0.1") != PeerDenyReason::kPrivate) ++unexpected;
+    }
+  });
+  for (int i = 0; i < 2000; ++i) policy.reconfigure(i % 2 == 0 ? PeerPolicyConfig{} : deny);
+  policy.reconfigure(PeerPolicyConfig{});
+  stop = true;
+  checker.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_FALSE(check(policy, "8.8.8.8"));
+}
+
+TEST(PeerPolicy, RequestsToTheServersOwnListenerAreRefused) {
+  PeerPolicyConfig cfg;
+  cfg.allow = {cidr("192.0.2.0/24")};  // the harness's server address, allowed as a peer range
+  Harness h(CoreConfig{}, Harness::default_auth(), cfg);
+  OwnAddresses own;
+  own.listeners = {ep("192.0.2.1:3478")};
+  h.policy.set_own_addresses(own);
+  Client c = h.rest_client();
+  h.allocate(c, kT0);
+  EXPECT_EQ(h.create_permission(c, ep("192.0.2.1:3478"), kT0).code(), 403);
+  EXPECT_EQ(h.observer.peer_denied.back(), PeerDenyReason::kOwnAddress);
+  EXPECT_EQ(h.channel_bind(c, 0x4001, ep("192.0.2.1:3478"), kT0).code(), 403);
+  // Another port of the host (e.g. another allocation's relayed address) is a peer like any other.
+  ASSERT_EQ(h.create_permission(c, ep("192.0.2.1:61010"), kT0).code(), 0);
+  // ...but that permission for the host's address does not open its listener to Send.
+  h.observer.drops.clear();
+  const auto send_to = [&](const Endpoint& peer) {
+    return h.server->on_client_packet(c.tuple,
+                                      c.build(stun::Method::kSend,
+                                              [&](stun::MessageBuilder& b) {
+                                                b.add_xor_address(stun::attr::kXorPeerAddress, peer);
+                                                b.add_bytes(stun::attr::kData, bytes_of("x"));
+                                              },
+                                              false, c.next_tid(), stun::Class::kIndication),
+                                      kT0);
+  };
+  EXPECT_EQ(send_to(ep("192.0.2.1:3478")).kind, Output::Kind::kNone);
+  EXPECT_EQ(h.observer.drops, std::vector<DropReason>{DropReason::kPeerDenied});
+  EXPECT_EQ(send_to(ep("192.0.2.1:61010")).kind, Output::Kind::kToPeer);
 }
 
 }  // namespace
