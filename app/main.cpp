@@ -14,6 +14,7 @@
 #include "app/cli.hpp"
 #include "app/credentials.hpp"
 #include "app/http_service.hpp"
+#include "app/own_addresses.hpp"
 #include "app/settings.hpp"
 #include "app/wall_clock.hpp"
 #include "base/limits.hpp"
@@ -101,7 +102,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   static const app::SystemWallClock wall;
   core::Authenticator auth(cfg.auth, &wall);  // not const: the HTTP API revokes usernames
   const core::NonceCodec nonces(app::random_bytes32(), cfg.nonce_lifetime_s);
-  const core::PeerPolicy policy(cfg.peers);
+  core::PeerPolicy policy(cfg.peers);  // not const: its own addresses; reload swaps its lists
   const net::ServerSettings settings = app::server_settings(cfg);
 
   std::vector<std::unique_ptr<telemetry::LogObserver>> observers;
@@ -195,6 +196,9 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   if (state_secret) {
     log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
   }
+  // The bound listeners are never peers (no loop into the server): known now, before workers run.
+  policy.set_own_addresses(app::own_addresses(
+      server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
   server.start();
   if (calls) calls->start();
   if (http) http->start();

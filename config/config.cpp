@@ -2,6 +2,7 @@
 // Config. The mechanics of reading YAML and collecting errors live in yaml_reader.cpp.
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -56,6 +57,7 @@ class Loader {
   void read_secret_file(const Field& f);
   void read_separator(const Field& f);
   void read_users(const Field& f);
+  void read_password_algorithms(const Field& f);
   void read_allocations(const Field& f);
   void read_peers(const Field& f);
   void read_log(const Field& f);
@@ -136,6 +138,10 @@ Config Loader::load(const std::string& yaml_text) {
     resolve_secret_file();
     detail::check_http_sections(reader_, cfg_);
     detail::check_demo_section(reader_, cfg_, demo_enabled_);
+    // A revocation is kept no longer than the longest credential this server mints lives.
+    uint32_t longest = std::max(cfg_.calls.credential_ttl_s, cfg_.api.default_ttl_s);
+    for (const auto& key : cfg_.api.keys) longest = std::max(longest, key.max_ttl_s);
+    cfg_.auth.max_credential_lifetime_s = longest;
   }
   if (!reader_.errors().empty()) {
     std::string all;
@@ -245,8 +251,39 @@ void Loader::read_auth(const Field& f) {
       {"users", on(&Loader::read_users)},
       {"nonce_lifetime", u32(cfg_.nonce_lifetime_s, 1, kMaxLifetimeS)},
       {"strict_expiry", flag(cfg_.core.strict_expiry)},
+      {"password_algorithms", on(&Loader::read_password_algorithms)},
+      {"max_revocations", u32(cfg_.auth.max_revocations, 1, 10'000'000)},
   };
   reader_.read_map(f, keys);
+}
+
+/// auth.password_algorithms: a list of md5 and sha256 (RFC 8489 section 18.5), in order of
+/// preference, each at most once.
+void Loader::read_password_algorithms(const Field& f) {
+  std::vector<stun::PasswordAlgorithm> list;
+  reader_.for_each_item(f, [&](const Field& item) {
+    const auto s = reader_.string(item);
+    if (!s) return;
+    stun::PasswordAlgorithm a{};
+    if (*s == "md5") {
+      a = stun::PasswordAlgorithm::kMd5;
+    } else if (*s == "sha256") {
+      a = stun::PasswordAlgorithm::kSha256;
+    } else {
+      reader_.error(item, "must be md5 or sha256, not '" + *s + "'");
+      return;
+    }
+    if (std::find(list.begin(), list.end(), a) != list.end()) {
+      reader_.error(item, "'" + *s + "' is listed twice");
+      return;
+    }
+    list.push_back(a);
+  });
+  if (list.empty()) {
+    reader_.error(f, "must list md5, sha256 or both (md5 is what RFC 5389 clients use)");
+    return;
+  }
+  cfg_.auth.password_algorithms = std::move(list);
 }
 
 void Loader::read_secrets(const Field& f) {

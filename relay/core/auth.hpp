@@ -34,7 +34,7 @@ struct AuthConfig {
   std::vector<stun::PasswordAlgorithm> password_algorithms = {stun::PasswordAlgorithm::kSha256,
                                                               stun::PasswordAlgorithm::kMd5};
   /// auth.max_revocations: revoked usernames held at most; further revocations are refused.
-  size_t max_revocations = 100'000;
+  uint32_t max_revocations = 100'000;
   /// The longest lifetime of a credential this server mints (seconds): a revocation is kept
   /// until the credential's expiry but never longer than this from the moment of revoking.
   uint32_t max_credential_lifetime_s = 86'400;
