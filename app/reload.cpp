@@ -16,12 +16,34 @@ namespace callrelay::app {
 namespace {
 
 /// Keys a reload applies: the key itself and everything under it. Listeners, ports, workers,
-/// the state directory, the HTTP listener, the call service and telemetry are built once at
-/// start and are not listed. auth.separator is not either: credentials the API and the call
-/// service already minted carry the running one.
-constexpr std::array<std::string_view, 11> kLiveKeys = {
-    "realm",           "auth.secrets",  "auth.secret_file", "auth.users", "peers", "log",
-    "tls.cert",        "tls.key",       "tls.min_version",  "api.keys",   "allocations",
+/// the state directory, the HTTP listener, the call service, telemetry and the abuse limits are
+/// built once at start and are not listed. Neither is auth.separator (credentials the API and
+/// the call service minted carry the running one) nor the allocation settings a live core
+/// keeps (software, transports, channel ranges, media measurement).
+constexpr std::array<std::string_view, 23> kLiveKeys = {
+    "realm",
+    "auth.secrets",
+    "auth.secret_file",
+    "auth.users",
+    "auth.password_algorithms",
+    "auth.max_revocations",
+    "peers",
+    "log",
+    "tls.cert",
+    "tls.key",
+    "tls.min_version",
+    "api.keys",
+    "allocations.default_lifetime",
+    "allocations.max_lifetime",
+    "allocations.permission_lifetime",
+    "allocations.channel_lifetime",
+    "allocations.reservation_lifetime",
+    "allocations.max_per_user",
+    "allocations.max_total",
+    "allocations.max_permissions",
+    "allocations.max_channels",
+    "allocations.max_tcp_connections",
+    "bandwidth",
 };
 
 /// Defined and not null ("key:" with nothing counts as absent, as the loader reads it).
@@ -110,10 +132,11 @@ std::vector<std::string> changed_keys(const std::string& before_yaml,
 }
 
 bool is_live_key(std::string_view key) {
-  return std::any_of(kLiveKeys.begin(), kLiveKeys.end(), [key](std::string_view live) {
+  const auto under = [key](std::string_view live) {
     return key == live || (key.size() > live.size() && key.substr(0, live.size()) == live &&
                            key[live.size()] == '.');
-  });
+  };
+  return std::any_of(kLiveKeys.begin(), kLiveKeys.end(), under);
 }
 
 Reloader::Reloader(std::string path, config::Config running, std::string running_text, Load load,

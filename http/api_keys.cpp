@@ -49,26 +49,56 @@ void add_cors(Response& r, const std::string& origin, const std::vector<std::str
   r.headers.emplace_back("Vary", "Origin");
 }
 
+bool same_key(const ApiKey& a, const ApiKey& b) {
+  return a.name == b.name && a.key == b.key && a.max_ttl_s == b.max_ttl_s &&
+         a.allowed_origins == b.allowed_origins && a.admin == b.admin;
+}
+
 }  // namespace
 
-ApiKeys::ApiKeys(std::vector<ApiKey> keys, FailureLimiter::Options limits)
-    : keys_(std::move(keys)), limiter_(limits) {
-  for (const ApiKey& k : keys_) digests_.push_back(sha256(k.key));
+ApiKeys::ApiKeys(std::vector<ApiKey> keys, FailureLimiter::Options limits) : limiter_(limits) {
+  reconfigure(keys);
+}
+
+const ApiKey* ApiKeys::intern(const ApiKey& key) {
+  for (const ApiKey& k : defined_) {
+    if (same_key(k, key)) return &k;
+  }
+  defined_.push_back(key);
+  return &defined_.back();
+}
+
+void ApiKeys::reconfigure(const std::vector<ApiKey>& keys) {
+  std::vector<std::array<uint8_t, 32>> digests;
+  for (const ApiKey& k : keys) digests.push_back(sha256(k.key));
+  const std::unique_lock lock(keys_mutex_);
+  keys_.clear();
+  for (const ApiKey& k : keys) keys_.push_back(intern(k));
+  digests_ = std::move(digests);
+}
+
+std::vector<ApiKey> ApiKeys::keys() const {
+  const std::shared_lock lock(keys_mutex_);
+  std::vector<ApiKey> out;
+  for (const ApiKey* k : keys_) out.push_back(*k);
+  return out;
 }
 
 const ApiKey* ApiKeys::match(std::string_view presented) const {
   const auto digest = sha256(presented);
+  const std::shared_lock lock(keys_mutex_);
   const ApiKey* found = nullptr;
   for (size_t i = 0; i < digests_.size(); ++i) {
-    if (CRYPTO_memcmp(digest.data(), digests_[i].data(), digest.size()) == 0) found = &keys_[i];
+    if (CRYPTO_memcmp(digest.data(), digests_[i].data(), digest.size()) == 0) found = keys_[i];
   }
   return found;
 }
 
 bool ApiKeys::origin_allowed_by_any(const std::string& origin) const {
-  return std::any_of(keys_.begin(), keys_.end(), [&origin](const ApiKey& k) {
-    return std::find(k.allowed_origins.begin(), k.allowed_origins.end(), origin) !=
-           k.allowed_origins.end();
+  const std::shared_lock lock(keys_mutex_);
+  return std::any_of(keys_.begin(), keys_.end(), [&origin](const ApiKey* k) {
+    return std::find(k->allowed_origins.begin(), k->allowed_origins.end(), origin) !=
+           k->allowed_origins.end();
   });
 }
 

@@ -1,13 +1,15 @@
 // API keys of the `api:` section, shared by every /api/v1 endpoint (TURN credentials, signaling
 // tokens, call records): which key a request presents, the per-address limit on failed
 // attempts, and CORS for the browser origins a key allows. Thread-safe: the HTTP listener runs
-// handlers on several threads at once.
+// handlers on several threads at once, and a configuration reload replaces the keys meanwhile.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -29,6 +31,12 @@ class ApiKeys {
                    FailureLimiter::Options limits = FailureLimiter::Options{});
   ApiKeys(const ApiKeys&) = delete;
   ApiKeys& operator=(const ApiKeys&) = delete;
+
+  /// Replaces the keys (configuration reload): requests checked after it returns match the new
+  /// ones only. The failure budgets stay. A key pointer handed out before stays valid for the
+  /// life of this object, as every distinct key definition is kept (a key set changes rarely;
+  /// setting the same keys again adds nothing).
+  void reconfigure(const std::vector<ApiKey>& keys);
 
   /// Checks the key a request presents: "Authorization: Bearer <key>", else the key= or api=
   /// parameter in `params`. The matching key, or the response to send: 429 (with Retry-After)
@@ -52,7 +60,8 @@ class ApiKeys {
   Response preflight(const Request& req, std::string_view methods) const;
 
   bool origin_allowed_by_any(const std::string& origin) const;
-  const std::vector<ApiKey>& keys() const { return keys_; }
+  /// The keys now in force (a copy).
+  std::vector<ApiKey> keys() const;
 
  private:
   /// Seconds until the address may try again when it is over its failure budget, else
@@ -60,7 +69,12 @@ class ApiKeys {
   std::optional<uint32_t> over_budget(const Request& req, core::TimeMs now, bool spend_one);
   Response too_many_failures(const Request& req, uint32_t retry_after_s) const;
 
-  std::vector<ApiKey> keys_;                      ///< immutable after construction
+  /// The stored definition equal to `key` (added when new). Under keys_mutex_ (exclusive).
+  const ApiKey* intern(const ApiKey& key);
+
+  mutable std::shared_mutex keys_mutex_;  ///< guards the three members below
+  std::deque<ApiKey> defined_;  ///< every key definition ever in force (stable addresses)
+  std::vector<const ApiKey*> keys_;               ///< the keys in force, into defined_
   std::vector<std::array<uint8_t, 32>> digests_;  ///< SHA-256 of each key, same order
   std::mutex limiter_mutex_;
   FailureLimiter limiter_;  ///< guarded by limiter_mutex_
