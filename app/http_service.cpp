@@ -14,11 +14,19 @@ std::vector<std::string> turn_uris(const config::Config& cfg, const net::Server&
 
 HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
                          telemetry::Telemetry& metrics, const http::Readiness& readiness,
-                         const net::Server& relay, base::LimitCounters* limits)
+                         net::Server& relay, base::LimitCounters* limits)
     : keys_(cfg.api.keys),
       api_(cfg.api, turn_uris(cfg, relay),
            cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
            cfg.auth.rest_separator, auth, keys_),
+      admin_(keys_,
+             http::AdminApi::Actions{
+                 [&relay](const std::string& user) {
+                   relay.end_user(user, core::EndReason::kAdminEnded);
+                 },
+                 [this](std::optional<uint32_t> deadline_s) -> uint32_t {
+                   return drain_ ? drain_(deadline_s) : 0;
+                 }}),
       router_(cfg.http.max_request_bytes, api_, readiness,
               [this, &metrics](core::TimeMs) {
                 // Telemetry compares with the core's times: its clock, not the HTTP wall time.
@@ -30,12 +38,18 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
         metrics.tick(net::now_ms());   // the core's monotonic clock, like allocations' starts
         auth.prune_revocations(now);  // revocations are wall-time entries: the HTTP wall now
         for (const auto& tick : ticks_) tick(now);
-      }, limits) {}
+      }, limits) {
+  // A revoked credential stops relaying at once, on every worker (not only at its Refresh).
+  api_.set_on_revoked([&relay](const std::string& username) { relay.end_username(username); });
+  router_.add_route("/api/v1/admin/", [this](const http::Request& req, core::TimeMs now) {
+    return admin_.handle(req, now);
+  });
+}
 
 std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
                                                telemetry::Telemetry& metrics,
                                                const http::Readiness& readiness,
-                                               const net::Server& relay,
+                                               net::Server& relay,
                                                base::LimitCounters* limits) {
   if (!cfg.http.enabled) return nullptr;
   return std::make_unique<HttpService>(cfg, auth, metrics, readiness, relay, limits);

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string>
 #include <vector>
@@ -31,8 +32,9 @@ class HttpService {
   /// not given in api.uris are derived from the relay's bound listeners. `auth`, `metrics`
   /// and `readiness` must outlive the service; so must `limits` (where the listener counts
   /// the connections it refuses or closes; null: nowhere).
+  /// Revoking a username through the API ends its allocations on `relay`'s workers too.
   HttpService(const config::Config& cfg, core::Authenticator& auth, telemetry::Telemetry& metrics,
-              const http::Readiness& readiness, const net::Server& relay,
+              const http::Readiness& readiness, net::Server& relay,
               base::LimitCounters* limits = nullptr);
 
   const stun::Endpoint& local_endpoint() const { return server_.local_endpoint(); }
@@ -46,6 +48,12 @@ class HttpService {
   /// (both run on HTTP threads). Before start() only.
   void add_scrape(std::function<std::string()> scrape) { scrapes_.push_back(std::move(scrape)); }
   void add_tick(std::function<void(core::TimeMs)> tick) { ticks_.push_back(std::move(tick)); }
+  /// The operator endpoints under /api/v1/admin/ (admin keys): ending a user's allocations
+  /// on `relay`, and the drain, which runs `drain` (set it before start()).
+  http::AdminApi& admin() { return admin_; }
+  void set_drain(std::function<uint32_t(std::optional<uint32_t> deadline_s)> drain) {
+    drain_ = std::move(drain);
+  }
   void start() { server_.start(); }
   void stop() { server_.stop(); }
 
@@ -54,6 +62,8 @@ class HttpService {
   std::vector<std::function<void(core::TimeMs)>> ticks_;
   http::ApiKeys keys_;
   http::CredentialApi api_;
+  std::function<uint32_t(std::optional<uint32_t>)> drain_;
+  http::AdminApi admin_;
   http::Router router_;
   http::HttpServer server_;
 };
@@ -62,7 +72,7 @@ class HttpService {
 std::unique_ptr<HttpService> make_http_service(const config::Config& cfg, core::Authenticator& auth,
                                                telemetry::Telemetry& metrics,
                                                const http::Readiness& readiness,
-                                               const net::Server& relay,
+                                               net::Server& relay,
                                                base::LimitCounters* limits = nullptr);
 
 }  // namespace callrelay::app

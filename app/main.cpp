@@ -1,8 +1,6 @@
 // callrelay: wiring only. Parses the command line, loads the configuration (a bad one exits 2
 // before anything binds), binds every listener (failure exits 1), runs the workers until
-// SIGINT/SIGTERM, then shuts down cleanly.
-#include <signal.h>
-
+// SIGTERM's drain (or SIGINT), then shuts down cleanly.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -13,7 +11,9 @@
 #include "app/calls_service.hpp"
 #include "app/cli.hpp"
 #include "app/credentials.hpp"
+#include "app/drain.hpp"
 #include "app/http_service.hpp"
+#include "app/notify.hpp"
 #include "app/own_addresses.hpp"
 #include "app/settings.hpp"
 #include "app/wall_clock.hpp"
@@ -129,12 +129,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   probes.started_at = net::now_ms();  // the uptime runs on the core's monotonic clock
   telemetry::Telemetry metrics(cfg.telemetry, workers, std::move(probes));
 
-  // Signals go to the main thread only (sigwait below): block them before any thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Signals go to the main thread only (signals.run below): blocked before any thread starts.
+  app::SignalLoop signals;
 
   // Each worker's observers: the traffic of call-scoped allocations, then the Prometheus
   // metrics, then the log.
@@ -199,6 +195,15 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // The bound listeners are never peers (no loop into the server): known now, before workers run.
   policy.set_own_addresses(app::own_addresses(
       server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
+  // Graceful drain (SIGTERM, POST /api/v1/admin/drain): /readyz 503, new Allocates refused.
+  app::Drain drain(cfg.drain.deadline_s, [&readiness, &server, &cfg] {
+    readiness.set_draining(true);
+    server.start_draining(cfg.drain.alternate_servers);
+    app::notify_stopping("draining");
+  });
+  if (http) {
+    http->set_drain([&drain](std::optional<uint32_t> s) { return drain.start(s, net::now_ms()); });
+  }
   server.start();
   if (calls) calls->start();
   if (http) http->start();
@@ -206,10 +211,16 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   log::info("relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
             server.worker_count(), " worker(s), realm ", auth.realm());
   log::write_line("ready");
+  app::notify_ready("relaying");
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  log::info("signal ", sig, ": shutting down");
+  signals.run(drain, app::ServerHooks{
+                         [&server] { return server.allocation_count(); },
+                         [&server] { return server.oldest_heartbeat(); },
+                         [&server] { server.end_all(core::EndReason::kDrained); },
+                         [] { return net::now_ms(); },
+                     });
+  log::info("shutting down");
+  app::notify_stopping("stopping");
   readiness.set_draining(true);  // /readyz answers 503 from here on
   if (calls) calls->stop();      // live calls end (records written) while the relay still runs
   if (http) http->stop();
