@@ -86,7 +86,7 @@ TEST(Exposition, EventCountersWithBoundedLabels) {
   EXPECT_TRUE(has_line(text, R"(callrelay_auth_failures_total{reason="revoked"} 0)"));
   EXPECT_EQ(sample_count(text, "callrelay_auth_failures_total"), 6u);
   EXPECT_TRUE(has_line(text, R"(callrelay_peer_denials_total{reason="loopback"} 1)"));
-  EXPECT_EQ(sample_count(text, "callrelay_peer_denials_total"), 10u);
+  EXPECT_EQ(sample_count(text, "callrelay_peer_denials_total"), 11u);  // own_address too
   EXPECT_TRUE(has_line(text, R"(callrelay_dropped_packets_total{reason="no_permission"} 3)"));
   EXPECT_TRUE(has_line(text, R"(callrelay_dropped_packets_total{reason="over_quota"} 0)"));
   EXPECT_EQ(sample_count(text, "callrelay_dropped_packets_total"), 6u);
