@@ -252,12 +252,17 @@ config::Config Reloader::running() const {
   return running_;
 }
 
+std::string read_text(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream raw;
+  raw << in.rdbuf();
+  return raw.str();
+}
+
 Reloader::Load file_loader(std::function<void(config::Config&)> adjust) {
   return [adjust = std::move(adjust)](const std::string& path, std::string& text) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream raw;
-    raw << in.rdbuf();
-    text = raw.str();
+    text = read_text(path);
     config::Config cfg = config::load_file(path);  // throws ConfigError naming every problem
     if (adjust) adjust(cfg);
     return cfg;

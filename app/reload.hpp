@@ -91,6 +91,9 @@ class Reloader {
   int64_t last_success_s_ = 0;
 };
 
+/// The text of the file at `path` ("" when there is none or it cannot be read).
+std::string read_text(const std::string& path);
+
 /// The load step serve() uses: config::load_file, then `adjust` (command-line overrides, the
 /// state-directory secret) on the result.
 Reloader::Load file_loader(std::function<void(config::Config&)> adjust);
