@@ -13,6 +13,8 @@
 #include "app/credentials.hpp"
 #include "app/drain.hpp"
 #include "app/http_service.hpp"
+#include "app/reload_api.hpp"
+#include "app/reload_parts.hpp"
 #include "app/notify.hpp"
 #include "app/own_addresses.hpp"
 #include "app/settings.hpp"
@@ -203,6 +205,25 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   });
   if (http) {
     http->set_drain([&drain](std::optional<uint32_t> s) { return drain.start(s, net::now_ms()); });
+  }
+  // Hot reload (SIGHUP, POST /api/v1/admin/reload): the same file, validated whole, then
+  // applied part by part while the relay runs.
+  app::Reloader reloader(
+      cli.config_path, cfg, app::read_text(cli.config_path),
+      app::file_loader([&cli](config::Config& next) {
+        if (cli.state_dir) next.state_dir = *cli.state_dir;
+        ensure_secret(next);
+      }),
+      app::live_parts({auth, policy, server, http ? &http->api_keys() : nullptr}, cfg));
+  signals.set_reload([&reloader] { reloader.reload("SIGHUP"); });
+  if (http) {
+    http->add_scrape([&reloader] { return reloader.scrape_text(); });
+    http->router().add_route(app::kReloadPath,
+                             app::reload_route(reloader, [&http](const http::Request& req,
+                                                                 http::Params& params,
+                                                                 core::TimeMs now) {
+                               return http->admin().authorize(req, params, now);
+                             }));
   }
   server.start();
   if (calls) calls->start();
