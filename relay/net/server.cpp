@@ -156,6 +156,7 @@ uint64_t Server::allocation_count() const {
 
 void Server::update_limits(const core::CoreConfig& cfg) {
   users_->reconfigure(cfg.bandwidth);
+  if (stream_guard_) stream_guard_->reconfigure(cfg.abuse);  // connection limits, at once
   for (auto& w : workers_) w->update_limits(cfg);
 }
 
