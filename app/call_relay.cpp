@@ -29,6 +29,13 @@ calls::RelayLeg leg_from(const telemetry::UserMediaTotals& t) {
   return leg;
 }
 
+/// The secret new credentials are signed with: the first REST secret now in force (a
+/// configuration reload may have rotated it since the start), "" when there is none.
+std::string minting_secret(const core::Authenticator& auth) {
+  const auto cfg = auth.config();
+  return cfg->rest_secrets.empty() ? std::string() : cfg->rest_secrets.front();
+}
+
 }  // namespace
 
 RelayForCalls::RelayForCalls(core::Authenticator& auth, net::Server& server,
@@ -41,7 +48,8 @@ RelayForCalls::RelayForCalls(core::Authenticator& auth, net::Server& server,
 
 nlohmann::json RelayForCalls::ice_servers(std::string_view user, std::string_view call_id,
                                           calls::TimeMs now) {
-  if (settings_.rest_secret.empty() || settings_.uris.empty() || settings_.ttl_s == 0 ||
+  const std::string secret = settings_.rest_secret.empty() ? std::string() : minting_secret(auth_);
+  if (secret.empty() || settings_.uris.empty() || settings_.ttl_s == 0 ||
       user.empty() || user.size() > kMaxUserBytes || !core::looks_like_call_id(call_id) ||
       now < 0) {
     return nlohmann::json::array();
@@ -55,7 +63,7 @@ nlohmann::json RelayForCalls::ice_servers(std::string_view user, std::string_vie
   // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
   nlohmann::json server = nlohmann::json::object();
   server["urls"] = uris_;
-  server["credential"] = core::Authenticator::rest_password(settings_.rest_secret, username);
+  server["credential"] = core::Authenticator::rest_password(secret, username);
   server["username"] = std::move(username);
   nlohmann::json list = nlohmann::json::array();
   list.push_back(std::move(server));

@@ -25,7 +25,9 @@ namespace callrelay::app {
 /// What the call-scoped credentials are made of.
 struct CallCredentialSettings {
   std::vector<std::string> uris;  ///< TURN URIs, as the credential API returns (turn_uris())
-  std::string rest_secret;        ///< the first REST secret ("": no credentials are handed out)
+  /// "": no credentials are handed out. Otherwise RelayForCalls signs with the first REST
+  /// secret the Authenticator holds at the time (a reload may rotate it).
+  std::string rest_secret;
   char separator = ':';           ///< auth.rest_separator
   uint32_t ttl_s = 900;           ///< calls.credential_ttl_s
 };
