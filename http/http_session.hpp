@@ -12,8 +12,11 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "base/limits.hpp"
 #include "http/conn_budget.hpp"
@@ -44,7 +47,8 @@ struct Shared {
 std::string to_wire(const Response& r, bool keep_alive, bool head_only);
 
 template <typename Socket>
-class HttpSession final : public Evictable, public std::enable_shared_from_this<HttpSession<Socket>> {
+class HttpSession final : public Evictable,
+                          public std::enable_shared_from_this<HttpSession<Socket>> {
  public:
   HttpSession(Shared& shared, Socket socket, std::string client_ip)
       : shared_(shared),
