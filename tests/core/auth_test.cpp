@@ -1,4 +1,8 @@
-// Authenticator (REST usernames, rotation, static users, revocation) and NonceCodec.
+// Authenticator (REST usernames, rotation, static users, USERHASH, bounded revocation,
+// reconfigure) and NonceCodec (the RFC 8489 cookie and its feature bits).
+#include <atomic>
+#include <thread>
+
 #include "tests/core/core_test_support.hpp"
 
 namespace callrelay::core::testing {
@@ -98,6 +102,83 @@ TEST(Authenticator, RevocationUntilExpiryThenPruned) {
   EXPECT_FALSE(auth.lookup(name, kT0).failure);
 }
 
+TEST(Authenticator, RevocationsAreBoundedInCount) {
+  AuthConfig a = config({"s1"});
+  a.max_revocations = 2;
+  base::LimitCounters limits;
+  Authenticator auth(a, nullptr, &limits);
+  const TimeMs until = kT0 + 100 * kSecond;
+  EXPECT_TRUE(auth.revoke(rest_name(kT0 + 3600 * kSecond, "u1"), until, kT0));
+  EXPECT_TRUE(auth.revoke(rest_name(kT0 + 3600 * kSecond, "u2"), until, kT0));
+  // Full: refused and counted; extending an entry already there still works.
+  EXPECT_FALSE(auth.revoke(rest_name(kT0 + 3600 * kSecond, "u3"), until, kT0));
+  EXPECT_EQ(limits.hits(base::Limit::kRevocationsFull), 1u);
+  EXPECT_TRUE(auth.revoke(rest_name(kT0 + 3600 * kSecond, "u1"), until + kSecond, kT0));
+  EXPECT_EQ(auth.revoked_count(), 2u);
+  EXPECT_FALSE(auth.lookup(rest_name(kT0 + 3600 * kSecond, "u3"), kT0).failure);
+  // Once entries have run out they make room without waiting for a prune.
+  EXPECT_TRUE(auth.revoke(rest_name(kT0 + 3600 * kSecond, "u3"), until + 300 * kSecond,
+                          until + 2 * kSecond));
+  EXPECT_EQ(auth.revoked_count(), 1u);
+}
+
+TEST(Authenticator, RevocationLastsAtMostTheLongestCredentialLifetime) {
+  AuthConfig a = config({"s1"});
+  a.max_credential_lifetime_s = 600;
+  Authenticator auth(a);
+  // A username whose expiry lies a year ahead (not one this server minted).
+  const std::string name = rest_name(kT0 + 365 * 86400 * kSecond, "bob");
+  ASSERT_TRUE(auth.revoke(name, kT0 + 365 * 86400 * kSecond, kT0));
+  EXPECT_EQ(auth.lookup(name, kT0 + 599 * kSecond).failure, AuthFailure::kRevoked);
+  auth.prune_revocations(kT0 + 600 * kSecond);
+  EXPECT_EQ(auth.revoked_count(), 0u);
+}
+
+TEST(Authenticator, UserhashFindsStaticUsersOnly) {
+  Authenticator auth(config({"s1"}));
+  const auto alice = stun::userhash("alice", kRealm);
+  const auto found = auth.lookup_userhash(alice, kT0);
+  ASSERT_FALSE(found.failure);
+  EXPECT_EQ(found.candidates.at(0).username, "alice");
+  EXPECT_EQ(found.candidates.at(0).key_sha256,
+            stun::long_term_key_sha256("alice", kRealm, "alice-password"));
+  const std::string rest = rest_name(kT0 + 3600 * kSecond, "bob");
+  EXPECT_EQ(auth.lookup_userhash(stun::userhash(rest, kRealm), kT0).failure,
+            AuthFailure::kUnknownUser);
+  EXPECT_FALSE(auth.userhash_resolvable());  // REST secrets configured
+  auth.reconfigure(config({}));
+  EXPECT_TRUE(auth.userhash_resolvable());
+  // The hash includes the realm: after a realm change the old hash no longer names alice.
+  AuthConfig other = config({});
+  other.realm = "elsewhere";
+  auth.reconfigure(other);
+  EXPECT_EQ(auth.lookup_userhash(alice, kT0).failure, AuthFailure::kUnknownUser);
+}
+
+// Workers look up while the reload thread swaps the configuration: every lookup sees one
+// configuration or the other, whole (run under the sanitizers in CI).
+TEST(Authenticator, ReconfigureWhileLookingUp) {
+  Authenticator auth(config({"s1"}));
+  const std::string name = rest_name(kT0 + 3600 * kSecond, "bob");
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> odd{0};
+  std::thread worker([&] {
+    while (!stop.load()) {
+      const auto found = auth.lookup(name, kT0);
+      // One secret (s1) or two (s2, s1): never anything else.
+      if (found.failure || (found.candidates.size() != 1 && found.candidates.size() != 2)) ++odd;
+      if (auth.realm() != kRealm) ++odd;
+    }
+  });
+  for (int i = 0; i < 2000; ++i) {
+    auth.reconfigure(config(i % 2 == 0 ? std::vector<std::string>{"s2", "s1"}
+                                       : std::vector<std::string>{"s1"}));
+  }
+  stop = true;
+  worker.join();
+  EXPECT_EQ(odd.load(), 0u);
+}
+
 TEST(NonceCodec, ValidForLifetimeAndClientIpOnly) {
   NonceCodec codec(Harness::nonce_key(), 600);
   const Endpoint client = ep("198.51.100.7:40000");
@@ -131,6 +212,29 @@ TEST(NonceCodec, RejectsForgeriesAndOtherKeys) {
     EXPECT_FALSE(codec.valid(junk, client, kT0)) << junk;
   }
   EXPECT_FALSE(codec.valid(nonce + "00", client, kT0));
+}
+
+// RFC 8489 section 9.2: "obMatJos2" then 4 base64 characters of 24 feature bits, which the MAC
+// covers: a nonce whose bits were changed (say, password algorithms cleared) is stale.
+TEST(NonceCodec, CookieCarriesFeatureBitsUnderTheMac) {
+  NonceCodec codec(Harness::nonce_key(), 600);
+  const Endpoint client = ep("198.51.100.7:1");
+  const std::string both =
+      codec.issue(client, kT0, kFeaturePasswordAlgorithms | kFeatureUsernameAnonymity);
+  EXPECT_TRUE(both.starts_with("obMatJos2"));
+  // Set from the low end (erratum 6290) and mirrored from the high end: 0xC00003.
+  EXPECT_EQ(both.substr(9, 4), "wAAD");
+  EXPECT_EQ(NonceCodec::features(both), kFeaturePasswordAlgorithms | kFeatureUsernameAnonymity);
+  EXPECT_TRUE(codec.valid(both, client, kT0));
+  const std::string pa_only = codec.issue(client, kT0);
+  EXPECT_EQ(pa_only.substr(9, 4), "gAAB");
+  EXPECT_EQ(NonceCodec::features(pa_only), kFeaturePasswordAlgorithms);
+  std::string cleared = pa_only;
+  cleared.replace(9, 4, "AAAA");
+  EXPECT_EQ(NonceCodec::features(cleared), 0u);
+  EXPECT_FALSE(codec.valid(cleared, client, kT0));
+  EXPECT_FALSE(NonceCodec::features("0123456789abcdef"));
+  EXPECT_FALSE(NonceCodec::features("obMatJos2A!AA"));
 }
 
 }  // namespace
