@@ -28,7 +28,8 @@ uint32_t Drain::start(std::optional<uint32_t> deadline_s, core::TimeMs now) {
   core::TimeMs deadline = 0;
   {
     const std::lock_guard lock(mu_);
-    const core::TimeMs wanted = now + core::ms_from_seconds(deadline_s.value_or(default_deadline_s_));
+    const core::TimeMs wanted =
+        now + core::ms_from_seconds(deadline_s.value_or(default_deadline_s_));
     if (!started_) {
       started_ = first = true;
       started_at_ = now;
@@ -108,14 +109,18 @@ std::optional<StopCause> SignalLoop::on_signal(int sig, Drain& drain, const Serv
     log::info("SIGINT: stopping now");
     return StopCause::kSignal;
   }
-  // SIGTERM.
-  if (drain.started()) {
+  // SIGTERM. The second stops at once; the first drains, or lets a drain the admin endpoint
+  // started run on (a service manager's stop after an operator's drain must not cut it short).
+  if (sigterm_seen_) {
     log::info("SIGTERM while draining: stopping now");
     return StopCause::kSignal;
   }
+  sigterm_seen_ = true;
+  const bool already = drain.started();
   const uint32_t left = drain.start(std::nullopt, hooks.now());
-  log::info("SIGTERM: draining: new allocations are refused, live ones relay until they end "
-            "or for ", left, " s at most (a second SIGTERM stops at once)");
+  log::info(already ? "SIGTERM: already draining" : "SIGTERM: draining",
+            ": new allocations are refused, live ones relay until they end or for ", left,
+            " s at most (a second SIGTERM stops at once)");
   return std::nullopt;
 }
 

@@ -64,10 +64,11 @@ class SignalLoop {
   /// What SIGHUP does (a configuration reload). Without it SIGHUP is logged and ignored.
   void set_reload(std::function<void()> reload) { reload_ = std::move(reload); }
 
-  /// Serves until the process should stop: SIGTERM starts `drain` (a second one stops at
-  /// once), SIGINT stops at once, a drain ends when every worker has ticked since it began and
-  /// no allocation is left, or at its deadline (after hooks.end_remaining). Pings the service
-  /// manager's watchdog while every worker heartbeats.
+  /// Serves until the process should stop: SIGTERM starts `drain` or lets the one the admin
+  /// endpoint started run on (a second SIGTERM stops at once), SIGINT stops at once; a drain
+  /// ends when every worker has ticked since it began and no allocation is left, or at its
+  /// deadline (after hooks.end_remaining). Pings the service manager's watchdog while every
+  /// worker heartbeats.
   StopCause run(Drain& drain, const ServerHooks& hooks);
 
  private:
@@ -82,6 +83,7 @@ class SignalLoop {
   core::TimeMs next_ping_ = 0;
   core::TimeMs next_status_ = 0;
   bool stalled_logged_ = false;
+  bool sigterm_seen_ = false;  ///< the next SIGTERM stops at once
 };
 
 }  // namespace callrelay::app

@@ -199,8 +199,9 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
       server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
   // Graceful drain (SIGTERM, POST /api/v1/admin/drain): /readyz 503, new Allocates refused.
   app::Drain drain(cfg.drain.deadline_s, [&readiness, &server, &cfg] {
-    readiness.set_draining(true);
+    // The workers first: whoever sees /readyz 503 and tries elsewhere is already refused here.
     server.start_draining(cfg.drain.alternate_servers);
+    readiness.set_draining(true);
     app::notify_stopping("draining");
   });
   if (http) {
