@@ -91,12 +91,14 @@ bool is_unspecified(const Endpoint& ip) {
 }
 
 bool is_loopback_or_unspecified(const Endpoint& ip) {
-  if (ip.is_v4()) return ip.addr[0] == 127 || (ip.addr[0] | ip.addr[1] | ip.addr[2] | ip.addr[3]) == 0;
+  if (ip.is_v4())
+    return ip.addr[0] == 127 || (ip.addr[0] | ip.addr[1] | ip.addr[2] | ip.addr[3]) == 0;
   return std::all_of(ip.addr.begin(), ip.addr.begin() + 15, [](uint8_t b) { return b == 0; }) &&
          ip.addr[15] <= 1;
 }
 
-bool any_contains(const std::vector<Cidr>& list, const Endpoint& ip, const std::optional<Endpoint>& v4) {
+bool any_contains(const std::vector<Cidr>& list, const Endpoint& ip,
+                  const std::optional<Endpoint>& v4) {
   for (const auto& c : list) {
     if (c.contains(ip) || (v4 && c.contains(*v4))) return true;
   }
@@ -149,7 +151,8 @@ Endpoint canonical_peer(const Endpoint& ip) {
     return v4_at(ip, 12, 0, ip.port);
   }
   // RFC 6052 section 2.1: the NAT64 well-known prefix 64:ff9b::/96.
-  if (has_prefix(ip, {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0})) return v4_at(ip, 12, 0, ip.port);
+  if (has_prefix(ip, {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0}))
+    return v4_at(ip, 12, 0, ip.port);
   // RFC 3056 section 2: 6to4 2002:V4ADDR::/48.
   if (has_prefix(ip, {0x20, 0x02})) return v4_at(ip, 2, 0, ip.port);
   // RFC 4380 section 4: Teredo 2001:0000::/32; the client's IPv4 address is the last 32 bits,

@@ -32,21 +32,30 @@ enum MethodBit : uint16_t {
 };
 /// Methods a client authenticates with the long-term credential (RFC 8656 section 5;
 /// Binding too when the server asks for it).
-constexpr uint16_t kAuthenticated = kBinding | kAllocate | kRefresh | kCreatePermission |
-                                    kChannelBind | kConnect | kConnectionBind;
+constexpr uint16_t kAuthenticated =
+    kBinding | kAllocate | kRefresh | kCreatePermission | kChannelBind | kConnect | kConnectionBind;
 constexpr uint16_t kAllMethods = kAuthenticated | kSend;
 
 uint16_t method_bit(stun::Method m) {
   switch (m) {
-    case stun::Method::kBinding: return kBinding;
-    case stun::Method::kAllocate: return kAllocate;
-    case stun::Method::kRefresh: return kRefresh;
-    case stun::Method::kSend: return kSend;
-    case stun::Method::kCreatePermission: return kCreatePermission;
-    case stun::Method::kChannelBind: return kChannelBind;
-    case stun::Method::kConnect: return kConnect;
-    case stun::Method::kConnectionBind: return kConnectionBind;
-    default: return 0;
+    case stun::Method::kBinding:
+      return kBinding;
+    case stun::Method::kAllocate:
+      return kAllocate;
+    case stun::Method::kRefresh:
+      return kRefresh;
+    case stun::Method::kSend:
+      return kSend;
+    case stun::Method::kCreatePermission:
+      return kCreatePermission;
+    case stun::Method::kChannelBind:
+      return kChannelBind;
+    case stun::Method::kConnect:
+      return kConnect;
+    case stun::Method::kConnectionBind:
+      return kConnectionBind;
+    default:
+      return 0;
   }
 }
 
@@ -105,25 +114,24 @@ struct AttributeRule {
 // (USERNAME < 513 as RFC 5389 put it, so RFC 5389 clients' usernames stay valid; REALM, NONCE
 // and SOFTWARE < 128 characters, at most 763 bytes).
 constexpr AttributeRule kRules[] = {
-    {at::kUsername, "Malformed USERNAME", 1, 512, kAuthenticated},                 // 14.3
-    {at::kUserhash, "Malformed USERHASH", 32, 32, kAuthenticated},                 // 14.4
+    {at::kUsername, "Malformed USERNAME", 1, 512, kAuthenticated},                   // 14.3
+    {at::kUserhash, "Malformed USERHASH", 32, 32, kAuthenticated},                   // 14.4
     {at::kMessageIntegrity, "Malformed MESSAGE-INTEGRITY", 20, 20, kAuthenticated},  // 14.5
     {at::kMessageIntegritySha256, "Malformed MESSAGE-INTEGRITY-SHA256", 16, 32,      // 14.6
      kAuthenticated, sha256_integrity_ok},
-    {at::kRealm, "Malformed REALM", 1, 763, kAuthenticated},                          // 14.9
-    {at::kNonce, "Malformed NONCE", 1, 763, kAuthenticated},                          // 14.10
+    {at::kRealm, "Malformed REALM", 1, 763, kAuthenticated},  // 14.9
+    {at::kNonce, "Malformed NONCE", 1, 763, kAuthenticated},  // 14.10
     {at::kPasswordAlgorithms, "Malformed PASSWORD-ALGORITHMS", 4, 763, kAuthenticated,
-     password_algorithms_ok},                                                         // 14.11
+     password_algorithms_ok},  // 14.11
     {at::kPasswordAlgorithm, "Malformed PASSWORD-ALGORITHM", 4, 763, kAuthenticated,
-     password_algorithm_ok},                                                          // 14.12
-    {at::kSoftware, "Malformed SOFTWARE", 0, 763, kAllMethods},                       // 14.14
+     password_algorithm_ok},                                     // 14.12
+    {at::kSoftware, "Malformed SOFTWARE", 0, 763, kAllMethods},  // 14.14
     // RFC 8656 section 18.
     {at::kChannelNumber, "Malformed CHANNEL-NUMBER", 4, 4, kChannelBind, channel_number_ok},
     {at::kLifetime, "Malformed LIFETIME", 4, 4, kAllocate | kRefresh},
     {at::kXorPeerAddress, "Malformed XOR-PEER-ADDRESS", 8, 20,
      kSend | kCreatePermission | kChannelBind | kConnect, xor_address_ok},
-    {at::kRequestedAddressFamily, "Malformed REQUESTED-ADDRESS-FAMILY", 4, 4,
-     kAllocate | kRefresh},
+    {at::kRequestedAddressFamily, "Malformed REQUESTED-ADDRESS-FAMILY", 4, 4, kAllocate | kRefresh},
     // Some clients pad EVEN-PORT's one byte to four (accepted, as the codec does).
     {at::kEvenPort, "Malformed EVEN-PORT", 1, 4, kAllocate},
     {at::kRequestedTransport, "Malformed REQUESTED-TRANSPORT", 4, 4, kAllocate},
@@ -146,9 +154,15 @@ constexpr AttributeRule kRules[] = {
 /// cannot be authenticated and its 400 goes unsigned.
 bool is_credential_attribute(uint16_t type) {
   switch (type) {
-    case at::kUsername: case at::kUserhash: case at::kMessageIntegrity:
-    case at::kMessageIntegritySha256: case at::kRealm: case at::kNonce:
-    case at::kPasswordAlgorithms: case at::kPasswordAlgorithm: case at::kFingerprint:
+    case at::kUsername:
+    case at::kUserhash:
+    case at::kMessageIntegrity:
+    case at::kMessageIntegritySha256:
+    case at::kRealm:
+    case at::kNonce:
+    case at::kPasswordAlgorithms:
+    case at::kPasswordAlgorithm:
+    case at::kFingerprint:
       return true;
     default:
       return false;
@@ -165,7 +179,7 @@ const AttributeRule* rule_for(uint16_t type) {
 }  // namespace
 
 std::optional<MalformedAttribute> malformed_attribute(const stun::MessageView& msg,
-                                                     const CoreConfig& cfg) {
+                                                      const CoreConfig& cfg) {
   const uint16_t method = method_bit(msg.method());
   if (method == 0) return std::nullopt;  // other methods are refused by the dispatcher
   for (const stun::Attribute& a : msg.attributes()) {
@@ -195,8 +209,8 @@ std::optional<Output> TurnServer::Impl::check_attribute_formats(Request& req) {
   return respond_error(req, 400, bad->reason);
 }
 
-Output TurnServer::Impl::checked_send(const FiveTuple& from, const stun::MessageView& msg, TimeMs now,
-                                      int64_t now_us) {
+Output TurnServer::Impl::checked_send(const FiveTuple& from, const stun::MessageView& msg,
+                                      TimeMs now, int64_t now_us) {
   if (malformed_attribute(msg, cfg)) {
     drop(DropReason::kMalformed);
     return {};

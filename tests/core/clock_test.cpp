@@ -88,10 +88,12 @@ TEST_F(TwoClocks, NoncesExpireOnTheMonotonicClock) {
   h.challenge(late, kM0);
 
   wall.step(6 * kHour);
-  const auto ok = h.request(c, Method::kAllocate, Harness::udp_transport(), kM0 + 600 * kSecond - 1);
+  const auto ok =
+      h.request(c, Method::kAllocate, Harness::udp_transport(), kM0 + 600 * kSecond - 1);
   EXPECT_EQ(ok.code(), 0) << "a nonce expired early";
   wall.step(-12 * kHour);
-  const auto stale = h.request(late, Method::kAllocate, Harness::udp_transport(), kM0 + 600 * kSecond);
+  const auto stale =
+      h.request(late, Method::kAllocate, Harness::udp_transport(), kM0 + 600 * kSecond);
   EXPECT_EQ(stale.code(), 438) << "a nonce outlived its 600 s";
 }
 
@@ -111,7 +113,8 @@ TEST_F(TwoClocks, RestExpiryFollowsTheWallClock) {
   EXPECT_EQ(h.observer.auth_failures.back(), AuthFailure::kExpired);
 
   wall.set(kT0);  // stepped back: the same username is valid again
-  const auto accepted = h.request(other, Method::kAllocate, Harness::udp_transport(), kM0 + 2 * kSecond);
+  const auto accepted =
+      h.request(other, Method::kAllocate, Harness::udp_transport(), kM0 + 2 * kSecond);
   EXPECT_EQ(accepted.code(), 0);
   EXPECT_EQ(h.server->allocation_count(), 2u);
 }

@@ -38,42 +38,83 @@ std::vector<Case> cases() {
   for (Method m : {Method::kAllocate, Method::kRefresh}) {
     v.push_back({m, at::kLifetime, {0, 2, 0x58}, u32, "Malformed LIFETIME"});
     v.push_back({m, at::kLifetime, {0, 0, 0, 0, 2, 0x58}, u32, "Malformed LIFETIME"});
-    v.push_back({m, at::kRequestedAddressFamily, {1, 0}, {1, 0, 0, 0},
+    v.push_back({m,
+                 at::kRequestedAddressFamily,
+                 {1, 0},
+                 {1, 0, 0, 0},
                  "Malformed REQUESTED-ADDRESS-FAMILY"});
   }
-  v.push_back({Method::kAllocate, at::kRequestedTransport, {17, 0}, {17, 0, 0, 0},
+  v.push_back({Method::kAllocate,
+               at::kRequestedTransport,
+               {17, 0},
+               {17, 0, 0, 0},
                "Malformed REQUESTED-TRANSPORT"});
   v.push_back({Method::kAllocate, at::kEvenPort, {}, {0x80}, "Malformed EVEN-PORT"});
-  v.push_back({Method::kAllocate, at::kEvenPort, {0x80, 0, 0, 0, 0}, {0x80, 0, 0, 0},
+  v.push_back({Method::kAllocate,
+               at::kEvenPort,
+               {0x80, 0, 0, 0, 0},
+               {0x80, 0, 0, 0},
                "Malformed EVEN-PORT"});
   v.push_back({Method::kAllocate, at::kDontFragment, {0}, {}, "Malformed DONT-FRAGMENT"});
-  v.push_back({Method::kAllocate, at::kReservationToken, {1, 2, 3, 4}, {1, 2, 3, 4, 5, 6, 7, 8},
+  v.push_back({Method::kAllocate,
+               at::kReservationToken,
+               {1, 2, 3, 4},
+               {1, 2, 3, 4, 5, 6, 7, 8},
                "Malformed RESERVATION-TOKEN"});
-  v.push_back({Method::kAllocate, at::kAdditionalAddressFamily, {1, 0, 0, 0}, {2, 0, 0, 0},
+  v.push_back({Method::kAllocate,
+               at::kAdditionalAddressFamily,
+               {1, 0, 0, 0},
+               {2, 0, 0, 0},
                "ADDITIONAL-ADDRESS-FAMILY must be IPv6"});
-  v.push_back({Method::kAllocate, at::kAdditionalAddressFamily, {2, 0}, {2, 0, 0, 0},
+  v.push_back({Method::kAllocate,
+               at::kAdditionalAddressFamily,
+               {2, 0},
+               {2, 0, 0, 0},
                "ADDITIONAL-ADDRESS-FAMILY must be IPv6"});
   for (Method m : {Method::kCreatePermission, Method::kChannelBind, Method::kConnect}) {
-    v.push_back({m, at::kXorPeerAddress, {0x00, 0x01, 0x1B}, kGoodV4Peer, "Malformed XOR-PEER-ADDRESS"});
-    v.push_back({m, at::kXorPeerAddress, {0x00, 0x03, 0x1B, 0x58, 1, 2, 3, 4}, kGoodV4Peer,
+    v.push_back(
+        {m, at::kXorPeerAddress, {0x00, 0x01, 0x1B}, kGoodV4Peer, "Malformed XOR-PEER-ADDRESS"});
+    v.push_back({m,
+                 at::kXorPeerAddress,
+                 {0x00, 0x03, 0x1B, 0x58, 1, 2, 3, 4},
+                 kGoodV4Peer,
                  "Malformed XOR-PEER-ADDRESS"});
     Bytes v4_long(20, 0);
     v4_long[1] = 0x01;
     v.push_back({m, at::kXorPeerAddress, v4_long, kGoodV4Peer, "Malformed XOR-PEER-ADDRESS"});
-    v.push_back({m, at::kXorPeerAddress, {0x00, 0x02, 0x1B, 0x58, 1, 2, 3, 4}, kGoodV4Peer,
+    v.push_back({m,
+                 at::kXorPeerAddress,
+                 {0x00, 0x02, 0x1B, 0x58, 1, 2, 3, 4},
+                 kGoodV4Peer,
                  "Malformed XOR-PEER-ADDRESS"});
   }
-  v.push_back({Method::kChannelBind, at::kChannelNumber, {0x40, 0x00}, {0x40, 0x00, 0, 0},
+  v.push_back({Method::kChannelBind,
+               at::kChannelNumber,
+               {0x40, 0x00},
+               {0x40, 0x00, 0, 0},
                "Malformed CHANNEL-NUMBER"});
-  v.push_back({Method::kChannelBind, at::kChannelNumber, {0x3F, 0xFF, 0, 0}, {0x40, 0x00, 0, 0},
+  v.push_back({Method::kChannelBind,
+               at::kChannelNumber,
+               {0x3F, 0xFF, 0, 0},
+               {0x40, 0x00, 0, 0},
                "Malformed CHANNEL-NUMBER"});
-  v.push_back({Method::kChannelBind, at::kChannelNumber, {0x80, 0x00, 0, 0}, {0x4F, 0xFF, 0, 0},
+  v.push_back({Method::kChannelBind,
+               at::kChannelNumber,
+               {0x80, 0x00, 0, 0},
+               {0x4F, 0xFF, 0, 0},
                "Malformed CHANNEL-NUMBER"});
-  v.push_back({Method::kConnectionBind, at::kConnectionId, {0, 1}, {0, 0, 0, 1},
+  v.push_back({Method::kConnectionBind,
+               at::kConnectionId,
+               {0, 1},
+               {0, 0, 0, 1},
                "Malformed CONNECTION-ID"});
-  v.push_back({Method::kBinding, at::kPriority, {0, 1}, {0x6E, 0, 0x1E, 0xFF}, "Malformed PRIORITY"});
+  v.push_back(
+      {Method::kBinding, at::kPriority, {0, 1}, {0x6E, 0, 0x1E, 0xFF}, "Malformed PRIORITY"});
   v.push_back({Method::kBinding, at::kUseCandidate, {0, 0, 0, 0}, {}, "Malformed USE-CANDIDATE"});
-  v.push_back({Method::kBinding, at::kIceControlling, {1, 2, 3, 4}, Bytes(8, 7),
+  v.push_back({Method::kBinding,
+               at::kIceControlling,
+               {1, 2, 3, 4},
+               Bytes(8, 7),
                "Malformed ICE-CONTROLLING"});
   v.push_back({Method::kBinding, at::kIceControlled, Bytes(12, 7), Bytes(8, 7),
                "Malformed ICE-CONTROLLED"});
@@ -93,9 +134,12 @@ std::vector<Case> credential_cases() {
     v.push_back({m, at::kUserhash, Bytes(16, 1), Bytes(32, 1), "Malformed USERHASH"});
     v.push_back({m, at::kRealm, {}, Bytes(5, 'r'), "Malformed REALM"});
     v.push_back({m, at::kNonce, Bytes(800, 'n'), Bytes(30, 'n'), "Malformed NONCE"});
-    v.push_back({m, at::kPasswordAlgorithm, {0, 2, 0, 4}, {0, 2, 0, 0},
-                 "Malformed PASSWORD-ALGORITHM"});
-    v.push_back({m, at::kPasswordAlgorithms, {0, 2, 0, 0, 0, 1}, {0, 2, 0, 0, 0, 1, 0, 0},
+    v.push_back(
+        {m, at::kPasswordAlgorithm, {0, 2, 0, 4}, {0, 2, 0, 0}, "Malformed PASSWORD-ALGORITHM"});
+    v.push_back({m,
+                 at::kPasswordAlgorithms,
+                 {0, 2, 0, 0, 0, 1},
+                 {0, 2, 0, 0, 0, 1, 0, 0},
                  "Malformed PASSWORD-ALGORITHMS"});
   }
   return v;
@@ -108,7 +152,8 @@ struct StrictAttributes : ::testing::Test {
   }
   /// Sends `m` with attribute `type` = `value` (signed when `sign`); the response.
   Response send(Method m, uint16_t type, const Bytes& value, bool sign) {
-    return h.request(c, m, [&](stun::MessageBuilder& b) { b.add_bytes(type, value); }, kT0, sign);
+    return h.request(
+        c, m, [&](stun::MessageBuilder& b) { b.add_bytes(type, value); }, kT0, sign);
   }
   std::string reason(const Response& r) {
     const auto e = r.view().error_code();

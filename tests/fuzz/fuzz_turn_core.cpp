@@ -48,7 +48,8 @@ constexpr char kPassword[] = "fuzz-password";
 /// Relay ports with dense ids; records which are open so outputs can be checked.
 class FakePorts final : public core::RelayPorts {
  public:
-  std::optional<Opened> open(core::Family family, const Endpoint&, bool, bool reserve_next) override {
+  std::optional<Opened> open(core::Family family, const Endpoint&, bool,
+                             bool reserve_next) override {
     if (open_.size() > 64) return std::nullopt;
     Opened o{make(family), std::nullopt};
     if (reserve_next) o.reserved_next = make(family);
@@ -71,7 +72,8 @@ class FakePorts final : public core::RelayPorts {
   core::RelayAddress make(core::Family family) {
     core::RelayAddress r;
     r.id = next_++;
-    r.address = *Endpoint::parse(family == core::Family::kIPv4 ? "203.0.113.1:0" : "[2001:db8::1]:0");
+    r.address =
+        *Endpoint::parse(family == core::Family::kIPv4 ? "203.0.113.1:0" : "[2001:db8::1]:0");
     r.address.port = static_cast<uint16_t>(50000 + r.id % 10000);
     open_.insert(r.id);
     return r;
@@ -100,14 +102,12 @@ core::PeerPolicyConfig policy_config() {
   return p;
 }
 
-const std::array<Endpoint, 4> kClients = {*Endpoint::parse("198.51.100.1:40000"),
-                                          *Endpoint::parse("198.51.100.2:40001"),
-                                          *Endpoint::parse("[2001:db8:1::2]:40002"),
-                                          *Endpoint::parse("10.1.2.3:40003")};
-const std::array<Endpoint, 4> kPeers = {*Endpoint::parse("93.184.216.34:7000"),
-                                        *Endpoint::parse("10.9.9.9:9"),
-                                        *Endpoint::parse("[2606:4700::1111]:443"),
-                                        *Endpoint::parse("127.0.0.1:3478")};
+const std::array<Endpoint, 4> kClients = {
+    *Endpoint::parse("198.51.100.1:40000"), *Endpoint::parse("198.51.100.2:40001"),
+    *Endpoint::parse("[2001:db8:1::2]:40002"), *Endpoint::parse("10.1.2.3:40003")};
+const std::array<Endpoint, 4> kPeers = {
+    *Endpoint::parse("93.184.216.34:7000"), *Endpoint::parse("10.9.9.9:9"),
+    *Endpoint::parse("[2606:4700::1111]:443"), *Endpoint::parse("127.0.0.1:3478")};
 
 struct Harness {
   explicit Harness(uint8_t settings)
@@ -145,8 +145,13 @@ std::vector<uint8_t> resign(Harness& h, const Endpoint& client, std::span<const 
   namespace at = stun::attr;
   for (const auto& a : msg->attributes()) {
     switch (a.type) {
-      case at::kMessageIntegrity: case at::kMessageIntegritySha256: case at::kFingerprint:
-      case at::kUsername: case at::kRealm: case at::kNonce: case at::kUserhash:
+      case at::kMessageIntegrity:
+      case at::kMessageIntegritySha256:
+      case at::kFingerprint:
+      case at::kUsername:
+      case at::kRealm:
+      case at::kNonce:
+      case at::kUserhash:
         continue;
       default:
         b.add_bytes(a.type, msg->value(a));
@@ -188,8 +193,9 @@ void client_event(Harness& h, uint8_t kind, std::span<const uint8_t> payload) {
   from.transport = (kind & 0x10) != 0 ? core::Transport::kTcp : core::Transport::kUdp;
   from.client = kClients[(kind >> 2) & 3];
   from.server = *Endpoint::parse(from.client.is_v4() ? "192.0.2.1:3478" : "[2001:db8::1]:3478");
-  const std::vector<uint8_t> bytes = (kind & 0x20) != 0 ? resign(h, from.client, payload)
-                                                       : std::vector<uint8_t>(payload.begin(), payload.end());
+  const std::vector<uint8_t> bytes = (kind & 0x20) != 0
+                                         ? resign(h, from.client, payload)
+                                         : std::vector<uint8_t>(payload.begin(), payload.end());
   check_output(h, h.server.on_client_packet(from, bytes, h.now));
 }
 
@@ -212,12 +218,18 @@ void timer_event(Harness& h, std::span<const uint8_t> payload) {
 
 void tcp_event(Harness& h, std::span<const uint8_t> payload) {
   if (payload.size() < 5) return;
-  const core::ConnectionId cid = (core::ConnectionId{payload[1]} << 24) | (payload[2] << 16) |
-                                 (payload[3] << 8) | payload[4];
+  const core::ConnectionId cid =
+      (core::ConnectionId{payload[1]} << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4];
   switch (payload[0] & 3) {
-    case 0: check_output(h, h.server.on_peer_connected(cid, true, h.now)); return;
-    case 1: check_output(h, h.server.on_peer_connected(cid, false, h.now)); return;
-    case 2: h.server.on_peer_closed(cid, h.now); return;
+    case 0:
+      check_output(h, h.server.on_peer_connected(cid, true, h.now));
+      return;
+    case 1:
+      check_output(h, h.server.on_peer_connected(cid, false, h.now));
+      return;
+    case 2:
+      h.server.on_peer_closed(cid, h.now);
+      return;
     default: {
       std::optional<core::ConnectionId> got;
       check_output(h, h.server.on_peer_connection(h.ports.pick(payload[1]), kPeers[payload[2] & 3],
@@ -240,10 +252,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     rest = rest.subspan(3 + len);
     h.now += core::TimeMs{kind >> 6} * 100;
     switch (kind & 3) {
-      case 0: client_event(h, kind, payload); break;
-      case 1: peer_event(h, payload); break;
-      case 2: timer_event(h, payload); break;
-      default: tcp_event(h, payload); break;
+      case 0:
+        client_event(h, kind, payload);
+        break;
+      case 1:
+        peer_event(h, payload);
+        break;
+      case 2:
+        timer_event(h, payload);
+        break;
+      default:
+        tcp_event(h, payload);
+        break;
     }
   }
   h.server.shutdown(h.now);
