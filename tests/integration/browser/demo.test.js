@@ -61,7 +61,8 @@ async function startCallrelay(workDir, demo) {
     exitStatus: () => exited,
     async stop() {
       if (exited !== null) return;
-      child.kill('SIGTERM');
+      // SIGINT stops at once; SIGTERM would drain while the browsers' allocations live.
+      child.kill('SIGINT');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exit;
       clearTimeout(timer);

@@ -147,7 +147,8 @@ async function startServer(workDir, options = {}) {
     log: () => output,
     async stop() {
       if (exited) return;
-      child.kill('SIGTERM');
+      // SIGINT stops at once; SIGTERM would drain while the browsers' allocations live.
+      child.kill('SIGINT');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exitPromise;
       clearTimeout(timer);

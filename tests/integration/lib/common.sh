@@ -35,13 +35,15 @@ stop_pid() {
   local pid="$1" name="$2"
   [ -n "$pid" ] || return 0
   kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
+  # SIGINT: callrelay stops at once (SIGTERM would drain, waiting for live allocations); the
+  # clients and coturn stop on it too.
+  kill -INT "$pid" 2>/dev/null
   for _ in $(seq 1 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    log "$name (pid $pid) ignored SIGTERM for 5 s; sending SIGKILL"
+    log "$name (pid $pid) ignored SIGINT for 5 s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null
   fi
   wait "$pid" 2>/dev/null
