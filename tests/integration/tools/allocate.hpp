@@ -12,4 +12,11 @@ namespace callrelay::integ {
 int run_allocate(const std::string& host, uint16_t port, const std::string& username,
                  const std::string& password);
 
+/// RFC 8489 SHA-256 client against host:port: Allocate (PASSWORD-ALGORITHM SHA-256,
+/// MESSAGE-INTEGRITY-SHA256), CreatePermission and ChannelBind for a local UDP peer, one packet
+/// relayed each way. Every success response must verify with MESSAGE-INTEGRITY-SHA256. Prints
+/// what it did; returns 0 only if all of it worked.
+int run_sha256_relay(const std::string& host, uint16_t port, const std::string& username,
+                     const std::string& password);
+
 }  // namespace callrelay::integ

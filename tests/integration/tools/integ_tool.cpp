@@ -34,6 +34,7 @@ int usage() {
                "       integ_tool wait-echo HOST PORT TIMEOUT_MS\n"
                "       integ_tool malformed HOST PORT\n"
                "       integ_tool allocate HOST PORT USERNAME PASSWORD\n"
+               "       integ_tool sha256-relay HOST PORT USERNAME PASSWORD\n"
                "       integ_tool dual HOST PORT PEER4_PORT PEER6_PORT USERNAME PASSWORD\n"
                "       integ_tool stream HOST PORT PEER_IP PEER_PORT MAX_SECONDS USERNAME PASSWORD"
                " [USERNAME PASSWORD]...\n"
@@ -123,6 +124,10 @@ int main(int argc, char** argv) {
   if (cmd == "allocate" && args.size() == 5) {
     return callrelay::integ::run_allocate(args[1], static_cast<uint16_t>(std::stoi(args[2])),
                                           args[3], args[4]);
+  }
+  if (cmd == "sha256-relay" && args.size() == 5) {  // an RFC 8489 client choosing SHA-256
+    return callrelay::integ::run_sha256_relay(args[1], static_cast<uint16_t>(std::stoi(args[2])),
+                                              args[3], args[4]);
   }
   if (cmd == "tcp-relay" && (args.size() == 7 || args.size() == 9)) {  // RFC 6062 cases
     callrelay::integ::TcpRelayTarget target{

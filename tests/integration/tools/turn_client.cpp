@@ -16,6 +16,7 @@ using Bytes = std::vector<uint8_t>;
 
 constexpr uint16_t kAllocate = 0x0003;
 constexpr uint16_t kRefresh = 0x0004;
+constexpr uint16_t kCreatePermission = 0x0008;
 constexpr uint16_t kChannelBind = 0x0009;
 constexpr uint16_t kAttrUsername = 0x0006;
 constexpr uint16_t kAttrMessageIntegrity = 0x0008;
@@ -28,6 +29,10 @@ constexpr uint16_t kAttrNonce = 0x0015;
 constexpr uint16_t kAttrXorRelayedAddress = 0x0016;
 constexpr uint16_t kAttrRequestedTransport = 0x0019;
 constexpr uint16_t kAttrXorMappedAddress = 0x0020;
+constexpr uint16_t kAttrMessageIntegritySha256 = 0x001C;
+constexpr uint16_t kAttrPasswordAlgorithm = 0x001D;
+constexpr uint16_t kAttrPasswordAlgorithms = 0x8002;
+constexpr uint16_t kAlgorithmSha256 = 0x0002;  // RFC 8489 section 18.5
 constexpr uint32_t kMagicCookie = 0x2112A442;
 constexpr size_t kHeader = 20;
 constexpr size_t kChannelDataHeader = 4;  // RFC 8656 section 12.4: channel number, length
@@ -81,13 +86,36 @@ std::optional<Ipv4Endpoint> read_xor_address(const uint8_t* value, size_t len) {
   return Ipv4Endpoint{buf, port};
 }
 
-/// RFC 8489 section 9.2.2: key = MD5(username ":" realm ":" password).
-Bytes long_term_key(const std::string& user, const std::string& realm, const std::string& pass) {
+/// RFC 8489 section 9.2.2: key = MD5 (or SHA-256) of username ":" realm ":" password.
+Bytes long_term_key(const std::string& user, const std::string& realm, const std::string& pass,
+                    bool sha256 = false) {
   const std::string input = user + ":" + realm + ":" + pass;
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int len = 0;
-  EVP_Digest(input.data(), input.size(), md.data(), &len, EVP_md5(), nullptr);
+  EVP_Digest(input.data(), input.size(), md.data(), &len, sha256 ? EVP_sha256() : EVP_md5(),
+             nullptr);
   return Bytes(md.begin(), md.begin() + len);
+}
+
+/// Whether a PASSWORD-ALGORITHMS value (RFC 8489 section 14.11) lists SHA-256.
+bool offers_sha256(const Bytes& list) {
+  for (size_t at = 0; at + 4 <= list.size();) {
+    if (get16(list, at) == kAlgorithmSha256) return true;
+    at += 4 + ((get16(list, at + 2) + 3u) & ~3u);
+  }
+  return false;
+}
+
+/// RFC 8489 section 14.6: HMAC-SHA256 over `msg` up to the attribute at `at`, the header
+/// length counting that attribute (`len` value bytes).
+Bytes hmac_sha256_upto(const Bytes& key, const uint8_t* msg, size_t at, size_t len) {
+  Bytes covered(msg, msg + at);
+  put16(covered, 2, static_cast<uint16_t>(at - kHeader + 4 + len));
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), covered.data(), covered.size(),
+       mac.data(), &n);
+  return Bytes(mac.begin(), mac.begin() + n);
 }
 
 }  // namespace
@@ -116,6 +144,16 @@ void TurnClient::sign(Bytes& request) {
   add_attr(request, kAttrUsername, text(username_));
   add_attr(request, kAttrRealm, text(realm_));
   add_attr(request, kAttrNonce, text(nonce_));
+  if (sha256_) {
+    // RFC 8489 section 9.2.3: echo the offered list, name the chosen algorithm, and sign with
+    // MESSAGE-INTEGRITY-SHA256 (section 14.6) under the SHA-256 key.
+    add_attr(request, kAttrPasswordAlgorithms, offered_algorithms_);
+    add_attr(request, kAttrPasswordAlgorithm, Bytes{0, kAlgorithmSha256, 0, 0});
+    const size_t at = request.size();
+    const Bytes mac = hmac_sha256_upto(key_, request.data(), at, 32);
+    add_attr(request, kAttrMessageIntegritySha256, mac);
+    return;
+  }
   const size_t covered = request.size();
   put16(request, 2, static_cast<uint16_t>(covered - kHeader + 24));
   std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
@@ -147,9 +185,23 @@ std::optional<TurnClient::Response> TurnClient::exchange(const Bytes& request) {
         if (type == kAttrNonce) resp.nonce.assign(value, value + len);
         if (type == kAttrXorRelayedAddress) resp.relayed = read_xor_address(&*value, len);
         if (type == kAttrXorMappedAddress) resp.mapped = read_xor_address(&*value, len);
+        if (type == kAttrPasswordAlgorithms) resp.password_algorithms.assign(value, value + len);
+        if (type == kAttrMessageIntegritySha256 && len == 32 && !key_.empty()) {
+          const Bytes want = hmac_sha256_upto(key_, buf_.data(), at, len);
+          resp.integrity_sha256_ok = std::equal(want.begin(), want.end(), value);
+        }
         at += 4 + ((len + 3u) & ~3u);
       }
       if ((resp.type & 0x0110) == 0x0110 && resp.code == 200) resp.code = 0;  // error, no code
+      if (sha256_ && resp.code == 200) {
+        // A success the client cannot authenticate is no success (RFC 8489 section 9.2.5).
+        if (resp.integrity_sha256_ok) {
+          ++signed_sha256_;
+        } else {
+          ++unsigned_or_bad_;
+          resp.code = 0;
+        }
+      }
       return resp;
     }
   }
@@ -191,7 +243,14 @@ std::optional<int> TurnClient::allocate(uint8_t transport) {
   }
   realm_ = resp->realm;
   nonce_ = resp->nonce;
-  key_ = long_term_key(username_, realm_, password_);
+  if (sha256_) {
+    if (!offers_sha256(resp->password_algorithms)) {
+      std::fprintf(stderr, "integ_tool: the 401 offers no SHA-256 in PASSWORD-ALGORITHMS\n");
+      return resp->code;
+    }
+    offered_algorithms_ = resp->password_algorithms;
+  }
+  key_ = long_term_key(username_, realm_, password_, sha256_);
   const auto done = authenticated(kAllocate, attrs);
   if (!done) return std::nullopt;
   if (done->code == 200) {
@@ -211,6 +270,15 @@ std::optional<int> TurnClient::channel_bind(uint16_t channel, const std::string&
   Bytes number{static_cast<uint8_t>(channel >> 8), static_cast<uint8_t>(channel), 0, 0};
   return authenticated_code(kChannelBind,
                             {{kAttrChannelNumber, number}, {kAttrXorPeerAddress, *peer}});
+}
+
+std::optional<int> TurnClient::create_permission(const std::string& peer_ip, uint16_t peer_port) {
+  const auto peer = xor_address(peer_ip, peer_port);
+  if (!peer) {
+    std::fprintf(stderr, "integ_tool: peer %s is not an IPv4 address\n", peer_ip.c_str());
+    return std::nullopt;
+  }
+  return authenticated_code(kCreatePermission, {{kAttrXorPeerAddress, *peer}});
 }
 
 std::optional<int> TurnClient::refresh(uint32_t lifetime) {

@@ -1,6 +1,8 @@
 // A minimal TURN-over-UDP client for the integration test helpers, independent of the project's
-// codec: Allocate with long-term credentials (and the addresses it returns), ChannelBind,
-// Refresh and ChannelData (IPv4 peers).
+// codec: Allocate with long-term credentials (and the addresses it returns), CreatePermission,
+// ChannelBind, Refresh and ChannelData (IPv4 peers). By default it signs as RFC 5389 clients do
+// (MD5 key, MESSAGE-INTEGRITY); in SHA-256 mode as an RFC 8489 client that picks SHA-256
+// (PASSWORD-ALGORITHMS echoed, PASSWORD-ALGORITHM SHA-256, MESSAGE-INTEGRITY-SHA256).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +32,13 @@ class TurnClient {
 
   /// True if the local socket was bound.
   bool ok() const { return sock_.ok(); }
+  /// RFC 8489 SHA-256 mode (before allocate()): the 401 must offer SHA-256; every success
+  /// response must carry a MESSAGE-INTEGRITY-SHA256 that verifies, or its code reads 0.
+  void use_sha256(bool on) { sha256_ = on; }
+  /// Success responses whose MESSAGE-INTEGRITY-SHA256 verified, and those that lacked one or
+  /// failed (SHA-256 mode).
+  int signed_sha256() const { return signed_sha256_; }
+  int unsigned_or_bad() const { return unsigned_or_bad_; }
 
   /// RFC 8656 section 7.2 Allocate: unauthenticated request, 401 challenge, authenticated
   /// retry (and once more on 438 stale nonce). The final code: 200 on success, else the
@@ -42,6 +51,8 @@ class TurnClient {
   const Ipv4Endpoint& relayed() const { return relayed_; }
   const Ipv4Endpoint& mapped() const { return mapped_; }
 
+  /// RFC 8656 section 9.1 CreatePermission for an IPv4 peer.
+  std::optional<int> create_permission(const std::string& peer_ip, uint16_t peer_port);
   /// RFC 8656 section 11.1 ChannelBind of `channel` (0x4000-0x4FFF) to an IPv4 peer.
   std::optional<int> channel_bind(uint16_t channel, const std::string& peer_ip, uint16_t peer_port);
 
@@ -61,6 +72,8 @@ class TurnClient {
     uint16_t type = 0;
     int code = 200;
     std::string realm, nonce;
+    std::vector<uint8_t> password_algorithms;  ///< PASSWORD-ALGORITHMS value, as sent
+    bool integrity_sha256_ok = false;          ///< MESSAGE-INTEGRITY-SHA256 present and verified
     std::optional<Ipv4Endpoint> relayed, mapped;
   };
 
@@ -77,6 +90,10 @@ class TurnClient {
   std::string username_, password_;
   std::string realm_, nonce_;
   Bytes key_;
+  bool sha256_ = false;
+  Bytes offered_algorithms_;  ///< the 401's PASSWORD-ALGORITHMS, echoed in SHA-256 mode
+  int signed_sha256_ = 0;
+  int unsigned_or_bad_ = 0;
   Ipv4Endpoint relayed_, mapped_;
   UdpSocket sock_;
   std::mt19937 rng_;
