@@ -63,7 +63,11 @@ RelayForPreflight::RelayForPreflight(core::Authenticator& auth, calls::CallRelay
 
 nlohmann::json RelayForPreflight::ice_servers(std::string_view user, std::string_view id,
                                               uint32_t ttl_s, calls::TimeMs now) {
-  if (settings_.rest_secret.empty() || settings_.uris.empty() || ttl_s == 0 || user.empty() ||
+  // Signed with the first REST secret in force now (a reload may have rotated it); an empty
+  // settings_.rest_secret means the relay had none to mint with at start.
+  const auto auth_cfg = auth_.config();
+  if (settings_.rest_secret.empty() || auth_cfg->rest_secrets.empty() || settings_.uris.empty() ||
+      ttl_s == 0 || user.empty() ||
       user.size() > kMaxUserBytes || id.size() != core::kCallIdSize || now < 0)
     return nlohmann::json::array();
   const int64_t expiry_s = now / 1000 + static_cast<int64_t>(ttl_s);
@@ -77,7 +81,7 @@ nlohmann::json RelayForPreflight::ice_servers(std::string_view user, std::string
   // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
   nlohmann::json server = nlohmann::json::object();
   server["urls"] = settings_.uris;
-  server["credential"] = core::Authenticator::rest_password(settings_.rest_secret, username);
+  server["credential"] = core::Authenticator::rest_password(auth_cfg->rest_secrets.front(), username);
   server["username"] = std::move(username);
   return nlohmann::json::array({std::move(server)});
 }

@@ -16,9 +16,7 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
                          telemetry::Telemetry& metrics, const http::Readiness& readiness,
                          net::Server& relay, base::LimitCounters* limits)
     : keys_(cfg.api.keys),
-      api_(cfg.api, turn_uris(cfg, relay),
-           cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
-           cfg.auth.rest_separator, auth, keys_),
+      api_(cfg.api, turn_uris(cfg, relay), cfg.auth.rest_separator, auth, keys_),
       admin_(keys_,
              http::AdminApi::Actions{
                  [&relay](const std::string& user) {

@@ -1,5 +1,5 @@
-// The HTTP listener wired to the running relay: the credential API on the first REST secret,
-// the routes, and the RESTinio server with its 1 s housekeeping tick (telemetry bitrate windows,
+// The HTTP listener wired to the running relay: the credential API (minting with the first REST secret in force),
+// the routes, and the HTTP server with its 1 s housekeeping tick (telemetry bitrate windows,
 // revocation pruning).
 #pragma once
 

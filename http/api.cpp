@@ -68,12 +68,10 @@ std::vector<std::string> derive_turn_uris(const std::string& public_host,
   return out;
 }
 
-CredentialApi::CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris,
-                             std::string rest_secret, char separator, core::Authenticator& auth,
-                             ApiKeys& keys)
+CredentialApi::CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris, char separator,
+                             core::Authenticator& auth, ApiKeys& keys)
     : default_ttl_s_(cfg.default_ttl_s),
       uris_(std::move(uris)),
-      secret_(std::move(rest_secret)),
       separator_(separator),
       auth_(auth),
       keys_(keys) {}
@@ -114,11 +112,15 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
                            std::to_string(a.key->max_ttl_s) + " seconds");
     ttl = *parsed;
   }
-  if (secret_.empty()) return fail(503, "no REST secret is configured (auth.secrets)");
+  // The secret in force now: a reload that rotated the secrets mints with the new first one.
+  const auto auth_cfg = auth_.config();
+  if (auth_cfg->rest_secrets.empty())
+    return fail(503, "no REST secret is configured (auth.secrets)");
+  const std::string& secret = auth_cfg->rest_secrets.front();
 
   const int64_t expiry = now / 1000 + ttl;
   const std::string username = std::to_string(expiry) + separator_ + *user;
-  const std::string password = core::Authenticator::rest_password(secret_, username);
+  const std::string password = core::Authenticator::rest_password(secret, username);
   const nlohmann::ordered_json uris = uris_;
   Response r = json_response(200, {{"username", username},
                                    {"password", password},
@@ -154,7 +156,10 @@ Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
     return fail(400, "parameter 'username' must be a REST username '<expiry>" +
                          std::string(1, separator_) + "<user>'");
   const core::TimeMs until = expiry * 1000;
-  if (until > now) auth_.revoke(*username, until);
+  // A full list (auth.max_revocations) refuses rather than forgetting an older revocation.
+  if (until > now && !auth_.revoke(*username, until, now))
+    return fail(503, "the revocation list is full (auth.max_revocations); '" + *username +
+                         "' is not revoked: retry once older revocations expire, or raise the limit");
   // Refused from now on, and its live allocations end too (on every worker, at once).
   if (on_revoked_) on_revoked_(*username);
   log::info("http: API key '", a.key->name, "' revoked '", *username, "'");

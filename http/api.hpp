@@ -36,11 +36,12 @@ std::vector<std::string> derive_turn_uris(const std::string& public_host,
 class CredentialApi {
  public:
   /// `cfg`: the `api:` section (its default_ttl_s; the keys are `keys`'). `uris`: the TURN
-  /// URIs to return (already derived from config). `rest_secret`: the first REST secret (""
-  /// when there is none: minting answers 503). `auth` receives revocations; `keys` checks
-  /// API keys (shared with the other /api/v1 endpoints). Both must outlive this object.
-  CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris, std::string rest_secret,
-                char separator, core::Authenticator& auth, ApiKeys& keys);
+  /// URIs to return (already derived from config). Credentials are signed with the first
+  /// REST secret `auth` holds when they are minted (a reload may rotate it; none: minting
+  /// answers 503). `auth` receives revocations; `keys` checks API keys (shared with the other
+  /// /api/v1 endpoints). Both must outlive this object.
+  CredentialApi(const ApiConfig& cfg, std::vector<std::string> uris, char separator,
+                core::Authenticator& auth, ApiKeys& keys);
 
   /// GET|POST /api/v1/turn/credentials.
   Response credentials(const Request& req, core::TimeMs now);
@@ -68,7 +69,6 @@ class CredentialApi {
 
   uint32_t default_ttl_s_;
   std::vector<std::string> uris_;
-  std::string secret_;
   char separator_;
   core::Authenticator& auth_;
   ApiKeys& keys_;

@@ -1,6 +1,6 @@
-// WebSocket endpoints on the HTTP listener, as plain interfaces: the listener (server.cpp, with
-// RESTinio) upgrades the connection and moves text messages; what they mean is the endpoint's
-// business (the signaling service). Keeps http/ free of calls/ and calls/ free of RESTinio.
+// WebSocket endpoints on the HTTP listener, as plain interfaces: the listener (server.cpp)
+// upgrades the connection and moves text messages; what they mean is the endpoint's
+// business (the signaling service). Keeps http/ free of calls/ and calls/ free of the listener.
 #pragma once
 
 #include <cstddef>

@@ -44,8 +44,7 @@ class ApiTest : public ::testing::Test {
  protected:
   core::Authenticator auth_{auth_config()};
   ApiKeys keys_{api_config().keys};
-  CredentialApi api_{
-      api_config(), {"turn:relay.example.com:3478?transport=udp"}, kSecret, ':', auth_, keys_};
+  CredentialApi api_{api_config(), {"turn:relay.example.com:3478?transport=udp"}, ':', auth_, keys_};
   Readiness ready_;
   Router router_{4096, api_, ready_, [](core::TimeMs) { return std::string("m 1\n"); }};
 };
@@ -223,9 +222,41 @@ TEST_F(ApiTest, RevokeRefusesTheUsernameUntilItExpires) {
 }
 
 TEST_F(ApiTest, NoSecretIs503) {
-  CredentialApi api(api_config(), {}, "", ':', auth_, keys_);
+  core::AuthConfig static_only;
+  static_only.static_users["bob"] = "pw";
+  core::Authenticator auth(static_only);
+  CredentialApi api(api_config(), {}, ':', auth, keys_);
   EXPECT_EQ(api.credentials(get(std::string("service=turn&username=a&key=") + kKey), kNow).status,
             503);
+}
+
+TEST_F(ApiTest, MintsWithTheFirstSecretInForceAfterAReload) {
+  core::AuthConfig rotated = auth_config();
+  rotated.rest_secrets = {"new-secret", kSecret};
+  auth_.reconfigure(rotated);
+  const Response r = api_.credentials(
+      get("service=turn&username=alice&ttl=600", std::string("Bearer ") + kKey), kNow);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["password"],
+            core::Authenticator::rest_password("new-secret", "1700000600:alice"));
+}
+
+TEST_F(ApiTest, RevokeWhenTheListIsFullIs503AndChangesNothing) {
+  core::AuthConfig small = auth_config();
+  small.max_revocations = 1;
+  core::Authenticator auth(small);
+  CredentialApi api(api_config(), {}, ':', auth, keys_);
+  Request rev = get("username=1700000600%3Aalice", std::string("Bearer ") + kKey);
+  rev.method = "POST";
+  rev.path = "/api/v1/turn/revoke";
+  EXPECT_EQ(api.revoke(rev, kNow).status, 200);
+  rev.query = "username=1700000600%3Abob";
+  const Response full = api.revoke(rev, kNow);
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_NE(full.body.find("max_revocations"), std::string::npos) << full.body;
+  EXPECT_FALSE(auth.lookup("1700000600:bob", kNow).failure);
+  EXPECT_EQ(auth.lookup("1700000600:alice", kNow).failure, core::AuthFailure::kRevoked);
 }
 
 TEST_F(ApiTest, RoutesHealthReadinessMetricsAndErrors) {

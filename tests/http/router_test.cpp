@@ -44,7 +44,7 @@ class RouterTest : public ::testing::Test {
 
   core::Authenticator auth_{core::AuthConfig{}};
   ApiKeys keys_{{}};
-  CredentialApi api_{ApiConfig{}, {}, "", ':', auth_, keys_};
+  CredentialApi api_{ApiConfig{}, {}, ':', auth_, keys_};
   Readiness ready_;
   Router router_{4096, api_, ready_, {}};
   FakeEndpoint endpoint_;

@@ -163,7 +163,7 @@ class ServerLimitsTest : public ::testing::Test {
 
   core::Authenticator auth_{core::AuthConfig{}};
   ApiKeys keys_{{}};
-  CredentialApi api_{ApiConfig{}, {}, "", ':', auth_, keys_};
+  CredentialApi api_{ApiConfig{}, {}, ':', auth_, keys_};
   Readiness ready_;
   Router router_{65536, api_, ready_, [](core::TimeMs) { return std::string("x_total 1\n"); }};
   OpenEndpoint endpoint_;

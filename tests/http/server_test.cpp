@@ -1,4 +1,4 @@
-// The RESTinio server on a real loopback socket (port 0): routes reach the Router, errors come
+// The HTTP server on a real loopback socket (port 0): routes reach the Router, errors come
 // back as JSON with the right status, malformed and oversized input closes only that
 // connection, and stop() ends cleanly with clients still connected.
 #include <arpa/inet.h>
@@ -79,7 +79,7 @@ class ServerTest : public ::testing::Test {
 
   core::Authenticator auth_{core::AuthConfig{"callrelay", {"s"}, ':', {}}};
   ApiKeys keys_{{ApiKey{"k", kKey, 3600, {}}}};
-  CredentialApi api_{ApiConfig{{}, {}, "", 3600}, {"turn:127.0.0.1:3478?transport=udp"}, "s", ':',
+  CredentialApi api_{ApiConfig{{}, {}, "", 3600}, {"turn:127.0.0.1:3478?transport=udp"}, ':',
                      auth_, keys_};
   Readiness ready_;
   Router router_{2048, api_, ready_, [](core::TimeMs) { return std::string("x_total 1\n"); }};
@@ -133,7 +133,7 @@ TEST_F(ServerTest, OversizedAndMalformedRequestsOnlyCloseTheirConnection) {
 TEST(HttpServer, BindFailureNamesTheAddress) {
   core::Authenticator auth(core::AuthConfig{});
   ApiKeys keys({});
-  CredentialApi api(ApiConfig{}, {}, "", ':', auth, keys);
+  CredentialApi api(ApiConfig{}, {}, ':', auth, keys);
   Readiness ready;
   Router router(1024, api, ready, {});
   HttpConfig cfg;
@@ -151,7 +151,7 @@ TEST(HttpServer, BindFailureNamesTheAddress) {
 TEST(HttpServer, MissingTlsFilesAreReported) {
   core::Authenticator auth(core::AuthConfig{});
   ApiKeys keys({});
-  CredentialApi api(ApiConfig{}, {}, "", ':', auth, keys);
+  CredentialApi api(ApiConfig{}, {}, ':', auth, keys);
   Readiness ready;
   Router router(1024, api, ready, {});
   HttpConfig cfg;
