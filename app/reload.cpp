@@ -16,11 +16,11 @@ namespace callrelay::app {
 namespace {
 
 /// Keys a reload applies: the key itself and everything under it. Listeners, ports, workers,
-/// the state directory, the HTTP listener, the call service, telemetry and the abuse limits are
-/// built once at start and are not listed. Neither is auth.separator (credentials the API and
+/// the state directory, the HTTP listener, the call service, telemetry, the size of the
+/// reflection table and the per-connection byte limit are built once at start and are not listed. Neither is auth.separator (credentials the API and
 /// the call service minted carry the running one) nor the allocation settings a live core
 /// keeps (software, transports, channel ranges, media measurement).
-constexpr std::array<std::string_view, 23> kLiveKeys = {
+constexpr std::array<std::string_view, 32> kLiveKeys = {
     "realm",
     "auth.secrets",
     "auth.secret_file",
@@ -44,6 +44,17 @@ constexpr std::array<std::string_view, 23> kLiveKeys = {
     "allocations.max_channels",
     "allocations.max_tcp_connections",
     "bandwidth",
+    // The abuse limits, except the table's size and the per-connection byte limit, which are
+    // fixed when the table and the listeners are made.
+    "limits.unauthenticated.enabled",
+    "limits.unauthenticated.allowance_bytes",
+    "limits.unauthenticated.allowance_bytes_per_s",
+    "limits.unauthenticated.challenges_per_s",
+    "limits.unauthenticated.challenge_burst",
+    "limits.tcp.max_per_address",
+    "limits.tcp.max_total",
+    "limits.tcp.fd_reserve",
+    "limits.tls",
 };
 
 /// Defined and not null ("key:" with nothing counts as absent, as the loader reads it).

@@ -25,6 +25,14 @@ void TurnServer::update_limits(const CoreConfig& next) {
   // live in UserLimits (every worker stores the same values: harmless).
   c.bandwidth = next.bandwidth;
   impl_->users.reconfigure(next.bandwidth);
+  // Unauthenticated reflection and challenge rates: new values, the same table (its size and
+  // key are fixed at start) and what its slots have counted so far.
+  const uint32_t slots = c.abuse.table_slots;
+  const uint32_t unauth_bytes = c.abuse.tcp_unauth_bytes;
+  c.abuse = next.abuse;
+  c.abuse.table_slots = slots;
+  c.abuse.tcp_unauth_bytes = unauth_bytes;
+  impl_->reflection.reconfigure(c.abuse);
 }
 
 UserLimits& TurnServer::user_limits() { return impl_->users; }

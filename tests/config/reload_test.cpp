@@ -50,11 +50,14 @@ TEST(ChangedKeys, NeverReturnsValues) {
 TEST(LiveKeys, SecretsPolicyKeysCertificatesAndLimitsButNotListeners) {
   for (const char* k : {"realm", "auth.secrets", "auth.users.bob", "auth.secret_file", "peers",
                         "peers.deny", "log.level", "tls.cert", "tls.key", "api.keys",
-                        "allocations.max_per_user", "bandwidth.max_bps"})
+                        "allocations.max_per_user", "bandwidth.max_bps",
+                        "limits.tcp.max_total", "limits.unauthenticated.challenges_per_s",
+                        "limits.tls.handshakes_per_s"})
     EXPECT_TRUE(is_live_key(k)) << k;
   for (const char* k : {"listen.udp", "relay.ports.min", "workers", "state_dir", "http.listen",
                         "auth.separator", "auth.nonce_lifetime", "peersx", "calls.enabled",
-                        "realmx", "allocations.media_quality", "limits.tcp.max_total",
+                        "realmx", "allocations.media_quality", "limits.unauthenticated.table_slots",
+                        "limits.tcp.unauthenticated_bytes",
                         "(the whole document)"})
     EXPECT_FALSE(is_live_key(k)) << k;
 }
