@@ -194,9 +194,6 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   if (state_secret) {
     log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
   }
-  // The bound listeners are never peers (no loop into the server): known now, before workers run.
-  policy.set_own_addresses(app::own_addresses(
-      server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
   // Graceful drain (SIGTERM, POST /api/v1/admin/drain): /readyz 503, new Allocates refused.
   app::Drain drain(cfg.drain.deadline_s, [&readiness, &server, &cfg] {
     // The workers first: whoever sees /readyz 503 and tries elsewhere is already refused here.
@@ -226,6 +223,9 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                                return http->admin().authorize(req, params, now);
                              }));
   }
+  // The bound listeners are never peers (no loop into the server): known now, before workers run.
+  policy.set_own_addresses(app::own_addresses(
+      server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
   server.start();
   if (calls) calls->start();
   if (http) http->start();

@@ -111,11 +111,11 @@ class Server {
   /// TCP and TLS listeners on every worker (stream_server.cpp). Throws BindError.
   void bind_stream_listeners(const ServerSettings& settings, base::LimitCounters* counters);
 
+  /// Declared first: it outlives every worker's allocations (each holds a slot in it).
+  std::unique_ptr<core::UserLimits> users_;
   /// Admission of TCP/TLS connections shared by the workers (declared before them: their
   /// connections give their places back as they close).
   std::unique_ptr<StreamGuard> stream_guard_;
-  /// Declared first: it outlives every worker's allocations (each holds a slot in it).
-  std::unique_ptr<core::UserLimits> users_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<stun::Endpoint> listening_;
