@@ -195,7 +195,9 @@ TEST_F(ServerLimitsTest, ThreeThousandSlowClientsFromOneAddressDoNotLockOutAnoth
   EXPECT_TRUE(eventually([&] { return counters_.hits(Limit::kHttpPerAddress) == kSlow - 32; }))
       << counters_.hits(Limit::kHttpPerAddress);
   EXPECT_EQ(counters_.hits(Limit::kHttpTotal), 0u);
-  EXPECT_LE(server_->connections(), 32u);
+  // The other address's connections close on the client side first: wait until the server has
+  // seen them go; what stays open is the slow address's share.
+  EXPECT_TRUE(eventually([&] { return server_->connections() <= 32u; })) << server_->connections();
   using std::chrono::duration_cast;
   using ms = std::chrono::milliseconds;
   std::cout << "[ info ] 3000 slow connections opened in "
