@@ -30,7 +30,12 @@ int64_t monotonic_ms() {
 
 bool RateLimit::allow(int64_t now_ms, uint64_t* suppressed) {
   int64_t start = window_start_.load(std::memory_order_relaxed);
-  if (now_ms - start >= window_ms_ || now_ms < start) {
+  // The difference in unsigned arithmetic: the first window starts at INT64_MIN, and a signed
+  // now_ms - start would overflow.
+  const bool new_window =
+      now_ms < start || static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(start) >=
+                            static_cast<uint64_t>(window_ms_);
+  if (new_window) {
     // A new window: one thread wins the exchange and resets the count.
     if (window_start_.compare_exchange_strong(start, now_ms, std::memory_order_relaxed)) {
       used_.store(0, std::memory_order_relaxed);
