@@ -44,6 +44,9 @@ struct HttpConfig {
   std::chrono::milliseconds header_timeout{10000};
   /// http.idle_timeout_s: a kept-alive connection with no new request for this long is closed.
   std::chrono::milliseconds idle_timeout{60000};
+  /// http.status_page: serve the live status page at /status (its data comes from the admin
+  /// endpoints, so it shows nothing without an admin key). false: /status answers 404.
+  bool status_page = true;
 
   // Not configurable (fixed for production; tests change them).
   /// An answer must be written within this (a client that does not read is dropped).
