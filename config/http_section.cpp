@@ -176,6 +176,10 @@ void read_http_section(Reader& reader, const Field& f, http::HttpConfig& out,
                        if (auto n = r.integer(t, 1, kMaxIdleTimeoutS))
                          out.idle_timeout = std::chrono::seconds(*n);
                      }},
+                    {"status_page",
+                     [&](const Field& s) {
+                       if (auto b = r.boolean(s)) out.status_page = *b;
+                     }},
                 });
   if (out.max_connections_per_address > out.max_connections)
     r.error(f, "max_connections_per_address (" + std::to_string(out.max_connections_per_address) +
