@@ -1,6 +1,7 @@
 // TurnServer's operator actions: ending allocations because their credential was revoked or
-// expired (auth.strict_expiry) or because an operator said so, and draining (new Allocates
-// refused or sent to an alternate server while live allocations run to their end).
+// expired (auth.strict_expiry) or because an operator said so (a user's, or one allocation by
+// id), and draining (new Allocates refused or sent to an alternate server while live
+// allocations run to their end).
 #include <algorithm>
 #include <functional>
 
@@ -17,6 +18,11 @@ size_t TurnServer::end_username(std::string_view username, TimeMs now) {
 size_t TurnServer::end_user(std::string_view user_id, EndReason why, TimeMs now) {
   return impl_->end_matching(
       [user_id](const AllocationInfo& info) { return info.user_id == user_id; }, why, now);
+}
+
+bool TurnServer::end_allocation(uint64_t id, EndReason why, TimeMs now) {
+  return impl_->end_matching([id](const AllocationInfo& info) { return info.id == id; }, why,
+                             now) > 0;
 }
 
 void TurnServer::start_draining(std::vector<Endpoint> alternates) {

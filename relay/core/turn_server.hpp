@@ -191,6 +191,10 @@ class TurnServer {
   /// Ends every allocation of user `user_id` (AllocationInfo::user_id: the REST user part, or
   /// the static username), of every call, with reason `why`. Returns how many ended.
   size_t end_user(std::string_view user_id, EndReason why, TimeMs now);
+  /// Ends the allocation whose AllocationInfo::id is `id` with reason `why` (an operator
+  /// naming one allocation). Returns whether one did: false when no live allocation of this
+  /// shard has that id. Scans the shard's allocations, like end_user.
+  bool end_allocation(uint64_t id, EndReason why, TimeMs now);
   /// Drain: from now on a new Allocate is refused (RFC 8656 section 7.2) after authentication,
   /// with 300 (Try Alternate) and an ALTERNATE-SERVER of the client's address family from
   /// `alternates` (RFC 8489 section 10, round robin), or 403 when none fits. Live allocations

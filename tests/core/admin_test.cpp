@@ -1,6 +1,6 @@
-// Operator actions on a shard: ending a revoked username's allocations and all of a user's,
-// draining (new Allocates refused with 403, or 300 with an ALTERNATE-SERVER of the client's
-// family, live allocations untouched), and auth.strict_expiry on a stepped wall clock.
+// Operator actions on a shard: ending a revoked username's allocations, all of a user's and one
+// by id, draining (new Allocates refused with 403, or 300 with an ALTERNATE-SERVER of the
+// client's family, live allocations untouched), and auth.strict_expiry on a stepped wall clock.
 #include "tests/core/core_test_support.hpp"
 
 namespace callrelay::core::testing {
@@ -64,6 +64,28 @@ TEST(AdminEnd, EndUserEndsEveryCredentialOfTheUser) {
   EXPECT_EQ(h.server->end_all(EndReason::kDrained, kT0), 1u);
   EXPECT_EQ(ended_with(h.observer, EndReason::kDrained), 1u);
   EXPECT_EQ(h.server->allocation_count(), 0u);
+}
+
+TEST(AdminEnd, EndAllocationEndsOnlyThatId) {
+  Harness h;
+  Client a = h.rest_client("198.51.100.7:40000", "erin");
+  Client b = h.rest_client("198.51.100.8:40000", "erin");  // the same user, another 5-tuple
+  h.allocate(a, kT0);
+  h.allocate(b, kT0);
+  ASSERT_EQ(h.observer.created_ids.size(), 2u);
+  const uint64_t first = h.observer.created_ids[0];
+  const uint64_t second = h.observer.created_ids[1];
+  EXPECT_TRUE(h.server->end_allocation(first, EndReason::kAdminEnded, kT0 + kSecond));
+  ASSERT_EQ(h.observer.ended.size(), 1u);
+  EXPECT_EQ(h.observer.ended[0].id, first);
+  EXPECT_EQ(h.observer.ended[0].why, EndReason::kAdminEnded);
+  EXPECT_EQ(h.ports.closed.size(), 1u);  // its relay port goes back
+  EXPECT_EQ(h.refresh(a, 600, kT0 + 2 * kSecond).code(), 437);  // RFC 8656 7.3: no allocation
+  EXPECT_EQ(h.refresh(b, 600, kT0 + 2 * kSecond).code(), 0);
+  // Ended already, or never existed: nothing ends.
+  EXPECT_FALSE(h.server->end_allocation(first, EndReason::kAdminEnded, kT0 + 3 * kSecond));
+  EXPECT_FALSE(h.server->end_allocation(second + 1000, EndReason::kAdminEnded, kT0));
+  EXPECT_EQ(h.server->allocation_count(), 1u);
 }
 
 TEST(Drain, NewAllocatesGet403AfterAuthenticationLiveOnesRunOn) {
