@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <future>
 
 #include "relay/net/socket_ops.hpp"
 #include "base/log.hpp"
@@ -132,6 +133,34 @@ void Server::end_username(const std::string& username) {
 
 void Server::end_user(const std::string& user_id, core::EndReason why) {
   for (auto& w : workers_) w->end_user(user_id, why);
+}
+
+size_t Server::end_user_counted(const std::string& user_id, core::EndReason why,
+                                std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::future<size_t>> counts;
+  for (auto& w : workers_) counts.push_back(w->end_user(user_id, why));
+  size_t ended = 0;
+  for (auto& c : counts) {
+    if (c.wait_until(until) != std::future_status::ready) continue;
+    try {
+      ended += c.get();
+    } catch (const std::future_error&) {  // the worker's loop ended before it ran
+    }
+  }
+  return ended;
+}
+
+bool Server::end_allocation(unsigned worker, uint64_t id, core::EndReason why,
+                            std::chrono::milliseconds timeout) {
+  if (worker >= workers_.size()) return false;
+  std::future<bool> ended = workers_[worker]->end_allocation(id, why);
+  if (ended.wait_for(timeout) != std::future_status::ready) return false;
+  try {
+    return ended.get();
+  } catch (const std::future_error&) {  // the worker's loop ended before it ran
+    return false;
+  }
 }
 
 void Server::start_draining(const std::vector<stun::Endpoint>& alternates) {

@@ -2,6 +2,7 @@
 // started together, stopped together.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -81,6 +82,16 @@ class Server {
   /// Any thread; returns at once. Every worker ends the allocations of user `user_id`
   /// (core::TurnServer::end_user) with reason `why`.
   void end_user(const std::string& user_id, core::EndReason why);
+  /// Any thread: as end_user, then waits for every worker's count, each at most until
+  /// `timeout` from the call, and returns how many allocations ended. A worker that does not
+  /// answer in time (stopped, or stuck) counts none.
+  size_t end_user_counted(const std::string& user_id, core::EndReason why,
+                          std::chrono::milliseconds timeout);
+  /// Any thread: worker `worker` ends its allocation with core id `id` (the metrics' id
+  /// "<worker>-<id>") with reason `why`; waits at most `timeout` for it. False when there is no
+  /// such worker or allocation, or the worker did not answer in time.
+  bool end_allocation(unsigned worker, uint64_t id, core::EndReason why,
+                      std::chrono::milliseconds timeout);
   /// Any thread; returns at once. Every worker refuses new Allocates from now on (300 with
   /// one of `alternates` of the client's family, else 403); live allocations run on.
   void start_draining(const std::vector<stun::Endpoint>& alternates);

@@ -106,10 +106,22 @@ void Worker::end_username(std::string username) {
   });
 }
 
-void Worker::end_user(std::string user_id, core::EndReason why) {
-  asio::post(ctx_, [this, id = std::move(user_id), why] {
-    if (!stopping_) core_.end_user(id, why, now_ms());
+std::future<size_t> Worker::end_user(std::string user_id, core::EndReason why) {
+  auto done = std::make_shared<std::promise<size_t>>();
+  std::future<size_t> ended = done->get_future();
+  asio::post(ctx_, [this, id = std::move(user_id), why, done] {
+    done->set_value(stopping_ ? 0 : core_.end_user(id, why, now_ms()));
   });
+  return ended;
+}
+
+std::future<bool> Worker::end_allocation(uint64_t id, core::EndReason why) {
+  auto done = std::make_shared<std::promise<bool>>();
+  std::future<bool> ended = done->get_future();
+  asio::post(ctx_, [this, id, why, done] {
+    done->set_value(!stopping_ && core_.end_allocation(id, why, now_ms()));
+  });
+  return ended;
 }
 
 void Worker::start_draining(std::vector<stun::Endpoint> alternates) {

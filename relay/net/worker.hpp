@@ -7,6 +7,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,8 +91,13 @@ class Worker final : private core::RelayPorts {
   /// end, kRevoked) to the worker's thread (nothing once stopping).
   void end_username(std::string username);
   /// Thread-safe: posts core::TurnServer::end_user (every allocation of `user_id` ends with
-  /// reason `why`) to the worker's thread (nothing once stopping).
-  void end_user(std::string user_id, core::EndReason why);
+  /// reason `why`) to the worker's thread (nothing once stopping). The future gets how many
+  /// ended (0 once stopping; broken if the worker's loop is gone before it ran).
+  std::future<size_t> end_user(std::string user_id, core::EndReason why);
+  /// Thread-safe: posts core::TurnServer::end_allocation (the allocation with core id `id`
+  /// ends with reason `why`) to the worker's thread. The future gets whether one ended (false
+  /// once stopping; broken if the worker's loop is gone before it ran).
+  std::future<bool> end_allocation(uint64_t id, core::EndReason why);
   /// Thread-safe: posts core::TurnServer::start_draining to the worker's thread.
   void start_draining(std::vector<stun::Endpoint> alternates);
   /// Thread-safe: posts core::TurnServer::end_all (reason `why`) to the worker's thread.
