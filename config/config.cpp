@@ -33,6 +33,7 @@ constexpr size_t kMaxSoftwareChars = 127;  // RFC 8489 section 14.14: fewer than
 constexpr size_t kMaxUsernameBytes = 512;  // RFC 8489 section 14.3: less than 513 bytes
 constexpr size_t kMaxPathChars = 4096;
 constexpr const char* kLogLevels[] = {"error", "warn", "info", "debug"};
+constexpr const char* kLogFormats[] = {"text", "json"};
 
 using Handler = std::function<void(const Field&)>;
 
@@ -63,6 +64,7 @@ class Loader {
   void read_log(const Field& f);
   void read_telemetry(const Field& f);
   void read_log_level(const Field& f);
+  void read_log_format(const Field& f);
   void check_relations();
   void resolve_secret_file();
   // TCP/TLS listeners, the certificate and stream limits (section at the end of this file).
@@ -372,7 +374,8 @@ void Loader::read_telemetry(const Field& f) {
 }
 
 void Loader::read_log(const Field& f) {
-  reader_.read_map(f, {{"level", on(&Loader::read_log_level)}});
+  reader_.read_map(f, {{"level", on(&Loader::read_log_level)},
+                       {"format", on(&Loader::read_log_format)}});
 }
 
 void Loader::read_log_level(const Field& f) {
@@ -385,6 +388,18 @@ void Loader::read_log_level(const Field& f) {
     }
   }
   reader_.error(f, "must be one of error, warn, info, debug; not '" + *s + "'");
+}
+
+void Loader::read_log_format(const Field& f) {
+  const auto s = reader_.string(f);
+  if (!s) return;
+  for (const char* format : kLogFormats) {
+    if (*s == format) {
+      cfg_.log.format = *s;
+      return;
+    }
+  }
+  reader_.error(f, "must be text or json; not '" + *s + "'");
 }
 
 Handler Loader::on(void (Loader::*read)(const Field&)) {

@@ -50,7 +50,8 @@ struct RelayNetConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  ///< error, warn, info, debug
+  std::string level = "info";   ///< error, warn, info, debug
+  std::string format = "text";  ///< text (journald-friendly) or json (one object per line)
 };
 
 /// The `demo:` section: the page at /demo/ and its endpoints (a token for any user name, the
