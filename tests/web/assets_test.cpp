@@ -50,9 +50,9 @@ TEST(WebAssets, ServesTheSdkAsOnDisk) {
   EXPECT_EQ(tag.back(), '"');
 }
 
-TEST(WebAssets, EveryFileUnderSdkAndDemoIsServedAsOnDisk) {
+TEST(WebAssets, EveryFileUnderSdkDemoAndStatusIsServedAsOnDisk) {
   std::vector<std::string> on_disk;
-  for (const char* dir : {"sdk", "demo"}) {
+  for (const char* dir : {"sdk", "demo", "status"}) {
     const fs::path root = fs::path(CALLRELAY_WEB_DIR) / dir;
     if (!fs::exists(root)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(root)) {
