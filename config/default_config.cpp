@@ -32,6 +32,7 @@ peers:
   deny: []
 log:
   level: info
+  format: text
 http:
   listen: "127.0.0.1:9641"
   max_request_bytes: 65536
