@@ -37,7 +37,12 @@ LivePart log_part() {
   return {"log", [](const config::Config& next) -> Commit {
             const auto level = log::parse_level(next.log.level);
             if (!level) throw std::runtime_error("log.level '" + next.log.level + "' is unknown");
-            return [l = *level] { log::set_level(l); };
+            const auto format = log::parse_format(next.log.format);
+            if (!format) throw std::runtime_error("log.format '" + next.log.format + "' is unknown");
+            return [l = *level, f = *format] {
+              log::set_level(l);
+              log::set_format(f);
+            };
           }};
 }
 
