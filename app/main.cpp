@@ -278,6 +278,7 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   if (const auto level = log::parse_level(cfg.log.level)) log::set_level(*level);
+  if (const auto format = log::parse_format(cfg.log.format)) log::set_format(*format);
   if (cli.command == app::CommandLine::Command::kCheckConfig) {
     std::printf("config OK\n");
     return 0;
