@@ -107,9 +107,15 @@ core::Observer* Telemetry::observer_for_worker(unsigned index, core::Observer* n
 }
 
 void Telemetry::tick(core::TimeMs now) {
-  if (!impl_->cfg.per_allocation_enabled) return;  // rates feed only per-allocation series
+  // The rates feed the per-allocation series and the admin API's view, which is never off.
   for (auto& w : impl_->worker_metrics) w->sample(now);
 }
+
+std::vector<LiveAllocationView> Telemetry::live_allocations(core::TimeMs now) const {
+  return telemetry::live_allocations(impl_->worker_metrics, now);
+}
+
+LiveCounts Telemetry::live_counts() const { return telemetry::live_counts(impl_->worker_metrics); }
 
 namespace {
 

@@ -7,10 +7,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/limits.hpp"
 #include "relay/core/observer.hpp"
 #include "relay/core/types.hpp"
+#include "telemetry/live_view.hpp"
 
 namespace callrelay::telemetry {
 
@@ -56,6 +58,12 @@ class Telemetry {
   /// The Prometheus text exposition (format 0.0.4) of every metric. Any thread. `now`: as for
   /// tick() (the uptime is measured on the monotonic clock, so a stepped wall clock leaves it).
   std::string scrape_text(core::TimeMs now);
+
+  /// Every live allocation, uncapped (the admin API's view; see live_view.hpp). `now`: as for
+  /// tick(). Any thread.
+  std::vector<LiveAllocationView> live_allocations(core::TimeMs now) const;
+  /// Live allocations by client transport. Any thread.
+  LiveCounts live_counts() const;
 
  private:
   struct Impl;

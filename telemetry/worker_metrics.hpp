@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "relay/core/observer.hpp"
 #include "relay/core/types.hpp"
@@ -63,6 +64,16 @@ struct SeriesLabels {
   size_t family = 0;
 };
 
+/// What the admin API shows of an allocation besides its labels, copied at creation on the
+/// worker's thread (the core's AllocationInfo is read by other threads for its atomics only).
+struct AllocationFacts {
+  std::string user;     ///< the REST user id (or static username), as sent
+  std::string call_id;  ///< "" when not call-scoped
+  std::string client;   ///< "1.2.3.4:5" or "[::1]:5"
+  std::vector<std::string> relayed;  ///< the relayed address, then a dual allocation's second
+  core::TimeMs started = 0;          ///< the core's monotonic clock
+};
+
 /// A live allocation as the registry keeps it. `info` is read only for its traffic and media
 /// counters (atomics); its other fields are copied at creation on the worker's thread.
 struct LiveAllocation {
@@ -70,6 +81,7 @@ struct LiveAllocation {
   std::shared_ptr<const SeriesLabels> labels;
   RateWindow window;
   std::array<double, 2> throughput{};  ///< bytes/s each way as of the last tick
+  AllocationFacts facts;
 };
 
 /// Traffic of ended allocations, per transport: [direction] bytes and packets.
