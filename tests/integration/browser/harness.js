@@ -49,6 +49,10 @@ function freeUdpPort() {
 /// With options.apiKey (callrelay only, without credentialApi) the `api:` section has that one
 /// key and no `uris`, so TURN URIs (call credentials, preflights) are derived from the
 /// listeners: turn:...?transport=udp, and with streams turn:...?transport=tcp and turns:.
+/// With options.adminKey (callrelay only) the `api:` section also has that key with admin: true
+/// (the operator endpoints under /api/v1/admin/ and the status page's data). With options.http
+/// (callrelay only; an object of `http:` keys, e.g. { status_page: false }) those keys join
+/// the `http:` section.
 /// With options.unreachableUdpPort (callrelay only; with streams and apiKey) the TURN URIs
 /// (api.uris) name UDP at 127.0.0.1:that port, where the test holds a socket that never answers
 /// (a network that drops UDP), and TCP and TLS at their listeners, on ports chosen here.
@@ -76,9 +80,10 @@ async function startServer(workDir, options = {}) {
       `auth: {secrets: ["${SECRET}"], separator: ":"}`,
       'peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only',
       `log: {level: ${options.logLevel || 'info'}}`,
-      'http: {listen: "127.0.0.1:0"}   # never the default 9641: tests run in parallel',
-      ...(api ? credentialApiConfig(api, port) : []),
-      ...(!api && options.apiKey ? [`api: {keys: [{name: browser-test, key: "${options.apiKey}"}]${fixed ? unreachableUdpUris(options.unreachableUdpPort, fixed) : ''}}`] : []),
+      `http: {listen: "127.0.0.1:0"${httpKeys(options.http)}}   # never the default 9641: tests run in parallel`,
+      ...(api ? credentialApiConfig(api, port, options.adminKey) : []),
+      ...(!api && options.apiKey ? [`api: {keys: [{name: browser-test, key: "${options.apiKey}"}${adminKeyEntry(options.adminKey)}]${fixed ? unreachableUdpUris(options.unreachableUdpPort, fixed) : ''}}`] : []),
+      ...(!api && !options.apiKey && options.adminKey ? [`api: {keys: [${adminKeyEntry(options.adminKey).slice(2)}]}`] : []),
       ...(options.streams ? streamTlsConfig(options.streams) : []),
       ...(options.calls ? [`calls: ${JSON.stringify(options.calls)}   # JSON is YAML flow style`] : []),
       '',
@@ -129,7 +134,7 @@ async function startServer(workDir, options = {}) {
     if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
     port = Number(m[1]);
     if (options.ipv6) streamPorts.udp6 = ipv6UdpPort(output);
-    if (options.credentialApi || options.apiKey || options.calls) {
+    if (options.credentialApi || options.apiKey || options.calls || options.adminKey || options.http) {
       const h = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
       if (!h || h[1] === '0') throw new Error(`callrelay logged no 'listening http 127.0.0.1:PORT':\n${output}`);
       httpPort = Number(h[1]);
@@ -163,13 +168,24 @@ function ipv6UdpPort(output) {
   return Number(m[1]);
 }
 
-/// The api: config lines for startServer's credentialApi option.
-function credentialApiConfig(api, udpPort) {
+/// The api: config lines for startServer's credentialApi option (and its adminKey).
+function credentialApiConfig(api, udpPort, adminKey) {
   return [
     'api:',
-    `  keys: [{name: browser-test, key: "${api.key}", max_ttl: 3600, allowed_origins: ["${api.origin}"]}]`,
+    `  keys: [{name: browser-test, key: "${api.key}", max_ttl: 3600, allowed_origins: ["${api.origin}"]}${adminKeyEntry(adminKey)}]`,
     `  uris: ["turn:127.0.0.1:${udpPort}?transport=udp"]`,
   ];
+}
+
+/// startServer's adminKey option: ', {...}' to append to api.keys (nothing without a key).
+function adminKeyEntry(adminKey) {
+  return adminKey ? `, {name: browser-admin, key: "${adminKey}", admin: true}` : '';
+}
+
+/// startServer's http option: ', key: value' for each of its keys (values as JSON, which YAML
+/// flow style reads).
+function httpKeys(http) {
+  return Object.entries(http || {}).map(([k, v]) => `, ${k}: ${JSON.stringify(v)}`).join('');
 }
 
 /// startServer's streams option ({ cert, key }: PEM files): TCP and TLS listeners on
