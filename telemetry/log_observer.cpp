@@ -82,7 +82,11 @@ void LogObserver::on_allocation_ended(const core::AllocationInfo& a, core::EndRe
                                       core::TimeMs now) {
   counts_.allocations_ended.add(1);
   if (!log::enabled(log::Level::kInfo)) return;
-  log::write_line(allocation_json(a, reason, now, wall_ != nullptr ? wall_->unix_ms() : now));
+  // Already one JSON object: written as it is in text mode, merged into the line in json mode.
+  log::record(log::Level::kInfo,
+              allocation_json(a, reason, now, wall_ != nullptr ? wall_->unix_ms() : now),
+              log::concat("allocation of user '", a.user_id, "' from ", a.client.client.to_string(),
+                          " ended: ", core::to_string(reason)));
 }
 
 void LogObserver::on_request(stun::Method, core::Transport, uint16_t code) {
@@ -90,7 +94,17 @@ void LogObserver::on_request(stun::Method, core::Transport, uint16_t code) {
   if (code != 0) counts_.error_responses.add(1);
 }
 
-void LogObserver::on_auth_failure(core::AuthFailure) { counts_.auth_failures.add(1); }
+void LogObserver::on_auth_failure(core::AuthFailure why) {
+  counts_.auth_failures.add(1);
+  // A stale nonce is the normal start of every authenticated exchange (RFC 8489 section 9.2):
+  // not worth a line. The rest come from clients anyone can run: a budget of lines, shared by
+  // every worker, that never blocks the packet thread.
+  if (why == core::AuthFailure::kStaleNonce) return;
+  static log::RateLimit budget(10, 1000);
+  log::limited(budget, nullptr, log::Level::kInfo, "auth.failed",
+               {{"reason", core::to_string(why)}}, "TURN authentication failed: ",
+               core::to_string(why));
+}
 
 void LogObserver::on_peer_denied(core::PeerDenyReason) { counts_.peers_denied.add(1); }
 
