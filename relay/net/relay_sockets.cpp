@@ -85,7 +85,8 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
   asio::error_code ec;
   s.socket.assign(bound.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, ec);
   if (ec) {  // the reactor could not register it (out of memory)
-    log::warn("relay socket on port ", bound.port, ": ", ec.message());
+    log::warn("relay_socket.register_failed", {{"port", bound.port}, {"error", ec.message()}},
+              "relay socket on port ", bound.port, ": ", ec.message());
     ::close(fd);
     free_ids_.push_back(id);
     return std::nullopt;
@@ -102,13 +103,15 @@ std::optional<core::RelayPorts::Opened> RelaySockets::open(stun::Family family,
                                                            bool reserve_next) {
   const auto ip = bind_address(family, server);
   if (!ip) {
-    log::debug("no relay address of the requested family for a client on ", server.to_string());
+    log::debug("relay_socket.no_address", {{"server", server.to_string()}},
+               "no relay address of the requested family for a client on ", server.to_string());
     return std::nullopt;
   }
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
     const auto port = ports_.take(even, reserve_next);
     if (!port) {
-      log::debug("no free relay port (", ports_.free_count(), " free in this worker's slice)");
+      log::debug("relay_socket.no_free_port", {{"free_ports", ports_.free_count()}},
+                 "no free relay port (", ports_.free_count(), " free in this worker's slice)");
       return std::nullopt;
     }
     const int fd = bind_port(*ip, *port);
@@ -122,7 +125,9 @@ std::optional<core::RelayPorts::Opened> RelaySockets::open(stun::Family family,
       ports_.release(*port);  // to the back of the ring: tried again only after the others
       if (reserve_next) ports_.release(static_cast<uint16_t>(*port + 1));
       if (err == EADDRINUSE || err == EACCES) continue;
-      log::warn("relay socket on ", ip->ip_string(), " port ", *port, ": ", error_text(err));
+      log::warn("relay_socket.bind_failed",
+                {{"ip", ip->ip_string()}, {"port", *port}, {"error", error_text(err)}},
+                "relay socket on ", ip->ip_string(), " port ", *port, ": ", error_text(err));
       return std::nullopt;
     }
     return install_opened(*ip, *port, fd, fd_next);
@@ -170,7 +175,10 @@ std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family famil
     if (r.fd < 0) {
       ports_.release(*port);
       if (r.error == EADDRINUSE || r.error == EACCES) continue;
-      log::warn("tcp relay socket on ", bound.to_string(), ": ", r.step, ": ", error_text(r.error));
+      log::warn("relay_socket.tcp_failed",
+                {{"address", bound.to_string()}, {"step", r.step}, {"error", error_text(r.error)}},
+                "tcp relay socket on ", bound.to_string(), ": ", r.step, ": ",
+                error_text(r.error));
       return std::nullopt;
     }
     core::RelayId id;

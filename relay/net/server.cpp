@@ -60,7 +60,8 @@ void Server::bind_listeners(const std::vector<stun::Endpoint>& endpoints) {
     const OpenResult first = open_udp(ep, opts);
     if (first.fd < 0) {
       if (first.error == EAFNOSUPPORT && !ep.is_v4() && is_unspecified(ep)) {
-        log::warn("IPv6 is not available on this host; not listening on udp ", ep.to_string());
+        log::warn("listener.ipv6_unavailable", {{"transport", "udp"}, {"address", ep.to_string()}},
+                  "IPv6 is not available on this host; not listening on udp ", ep.to_string());
         continue;
       }
       throw BindError(describe(ep, first));
@@ -90,7 +91,11 @@ void Server::bind_listeners(const std::vector<stun::Endpoint>& endpoints) {
           steer_by_source_ip(workers_.back()->listener_fd(workers_.back()->listener_count() - 1),
                              bound->is_v4(), static_cast<unsigned>(workers_.size()));
       if (err != 0) {
-        log::warn("udp ", bound->to_string(), ": cannot steer by client address (", error_text(err),
+        log::warn("listener.steering_unavailable",
+                  {{"transport", "udp"}, {"address", bound->to_string()},
+                   {"error", error_text(err)}},
+                  "udp ", bound->to_string(), ": cannot steer by client address (",
+                  error_text(err),
                   "); RESERVATION-TOKEN from another port of a client may get 508");
       }
     }

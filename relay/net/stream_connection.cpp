@@ -34,7 +34,10 @@ void StreamConnection::send(const core::FiveTuple& /*to*/, std::span<const uint8
   if (!queue_.push(data)) {
     // A client that does not read: lose frames like UDP would, never grow without bound.
     if (dropped_++ == 0) {
-      log::debug(core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
+      log::debug("stream.send_queue_full",
+                 {{"transport", core::to_string(tuple_.transport)},
+                  {"client", tuple_.client.to_string()}},
+                 core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
                  ": send queue full, dropping frames");
     }
     return;
@@ -109,7 +112,9 @@ bool StreamConnection::within_unauth_budget(size_t n) {
     return true;
   }
   if (limits_.counters != nullptr) limits_.counters->hit(base::Limit::kTcpUnauthBytes);
-  log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+  log::limited(garbage_log(), limits_.counters, log::Level::kInfo, "stream.unauthenticated_bytes",
+               {{"transport", core::to_string(tuple_.transport)},
+                {"client", tuple_.client.to_string()}, {"bytes", unauth_bytes_}},
                core::to_string(tuple_.transport), " ", tuple_.client.to_string(), ": ",
                unauth_bytes_, " bytes without an allocation; closing the connection");
   shut("too many bytes without an allocation");
@@ -140,13 +145,18 @@ bool StreamConnection::take_frames() {
       case StreamFramer::Status::kNeedMore:
         return true;
       case StreamFramer::Status::kGarbage:
-        log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+        log::limited(garbage_log(), limits_.counters, log::Level::kInfo, "stream.garbage",
+                     {{"transport", core::to_string(tuple_.transport)},
+                      {"client", tuple_.client.to_string()}},
                      core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
                      ": not STUN or ChannelData; closing the connection");
         shut("garbage");
         return false;
       case StreamFramer::Status::kTooLarge:
-        log::limited(garbage_log(), limits_.counters, log::Level::kInfo,
+        log::limited(garbage_log(), limits_.counters, log::Level::kInfo, "stream.frame_too_large",
+                     {{"transport", core::to_string(tuple_.transport)},
+                      {"client", tuple_.client.to_string()}, {"frame_bytes", next.size},
+                      {"max_frame_bytes", framer_.max_frame()}},
                      core::to_string(tuple_.transport), " ", tuple_.client.to_string(),
                      ": a frame of ", next.size, " bytes exceeds the maximum of ",
                      framer_.max_frame(), "; closing the connection");
@@ -174,7 +184,11 @@ void StreamConnection::shut(const char* why) {
   closed_ = true;
   const auto self = shared_from_this();  // the host drops its reference in on_closed
   if (log::enabled(log::Level::kDebug)) {
-    log::debug(core::to_string(tuple_.transport), " ", tuple_.client.to_string(), ": ", why,
+    log::debug("stream.closed",
+               {{"transport", core::to_string(tuple_.transport)},
+                {"client", tuple_.client.to_string()}, {"reason", why},
+                {"frames_dropped", dropped_}},
+               core::to_string(tuple_.transport), " ", tuple_.client.to_string(), ": ", why,
                dropped_ ? " (" + std::to_string(dropped_) + " frames dropped)" : std::string());
   }
   close_socket();
@@ -259,7 +273,9 @@ class BasicStreamConnection final : public StreamConnection {
 
   void handshake_failed(const asio::error_code& ec) {
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("tls ", tuple().client.to_string(), ": handshake failed: ", ec.message());
+      log::debug("tls.handshake_failed",
+                 {{"client", tuple().client.to_string()}, {"error", ec.message()}}, "tls ",
+                 tuple().client.to_string(), ": handshake failed: ", ec.message());
     }
     shut("tls handshake failed");
   }
@@ -269,7 +285,10 @@ class BasicStreamConnection final : public StreamConnection {
       if (!log::enabled(log::Level::kDebug)) return;
       SSL* ssl = stream_.native_handle();
       const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-      log::debug("tls ", tuple().client.to_string(), ": ", SSL_get_version(ssl), " ",
+      log::debug("tls.handshake",
+                 {{"client", tuple().client.to_string()}, {"version", SSL_get_version(ssl)},
+                  {"cipher", SSL_get_cipher_name(ssl)}, {"sni", sni ? sni : ""}},
+                 "tls ", tuple().client.to_string(), ": ", SSL_get_version(ssl), " ",
                  SSL_get_cipher_name(ssl), ", SNI ", sni ? sni : "(none)");
     }
   }

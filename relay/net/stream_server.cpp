@@ -44,7 +44,8 @@ void Server::bind_stream_listeners(const ServerSettings& settings,
       } catch (const asio::system_error& e) {
         if (e.code() == asio::error::address_family_not_supported && !ep.is_v4() &&
             is_unspecified(ep)) {
-          log::warn("IPv6 is not available on this host; not listening on ", name, " ",
+          log::warn("listener.ipv6_unavailable", {{"transport", name}, {"address", ep.to_string()}},
+                    "IPv6 is not available on this host; not listening on ", name, " ",
                     ep.to_string());
           continue;
         }

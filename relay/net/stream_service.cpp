@@ -129,7 +129,10 @@ stun::Endpoint StreamService::listen(const stun::Endpoint& endpoint, bool join,
   if (steer_group > 1) {
     // Any member's descriptor attaches the program to the whole group.
     if (const int err = steer_by_source_ip(s.native_handle(), a->bound.is_v4(), steer_group)) {
-      log::warn(a->tls ? "tls " : "tcp ", a->bound.to_string(),
+      log::warn("listener.steering_unavailable",
+                {{"transport", a->tls ? "tls" : "tcp"}, {"address", a->bound.to_string()},
+                 {"error", error_text(err)}},
+                a->tls ? "tls " : "tcp ", a->bound.to_string(),
                 ": cannot steer by client address (", error_text(err),
                 "); RESERVATION-TOKEN from another connection of a client may get 508");
     }
@@ -154,7 +157,10 @@ void StreamService::accept(size_t ai) {
       return accept(ai);
     }
     // Out of descriptors or memory: try again shortly instead of spinning.
-    log::warn(acc.tls ? "tls" : "tcp", " ", acc.bound.to_string(), ": accept: ", ec.message());
+    log::warn("listener.accept_failed",
+              {{"transport", acc.tls ? "tls" : "tcp"}, {"address", acc.bound.to_string()},
+               {"error", ec.message()}},
+              acc.tls ? "tls" : "tcp", " ", acc.bound.to_string(), ": accept: ", ec.message());
     acc.retry.expires_after(std::chrono::milliseconds(100));
     acc.retry.async_wait([this, ai](const asio::error_code& e) {
       if (!e && !stopping_) accept(ai);
@@ -170,8 +176,11 @@ void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
   const core::Transport transport = a.tls ? core::Transport::kTls : core::Transport::kTcp;
   if (limits_.max_connections != 0 && connections_.size() >= limits_.max_connections) {
     if (limits_.counters != nullptr) limits_.counters->hit(base::Limit::kTcpTotal);
-    log::limited(refusal_log(), limits_.counters, log::Level::kWarn, core::to_string(transport),
-                 " ", from_asio(remote).to_string(), ": streams.max_connections reached; closing");
+    log::limited(refusal_log(), limits_.counters, log::Level::kWarn, "stream.refused",
+                 {{"transport", core::to_string(transport)},
+                  {"client", from_asio(remote).to_string()}, {"reason", "max_connections"}},
+                 core::to_string(transport), " ", from_asio(remote).to_string(),
+                 ": streams.max_connections reached; closing");
     return;  // the socket closes here
   }
   if (!admitted(a, from_asio(remote), socket.native_handle())) return;  // closes here
@@ -188,7 +197,10 @@ void StreamService::adopt(Acceptor& a, asio::ip::tcp::socket socket) {
   auto c = a.tls ? make_tls_connection(*this, std::move(socket), a.tls, tuple, limits_, now)
                  : make_tcp_connection(*this, std::move(socket), tuple, limits_, now);
   if (log::enabled(log::Level::kDebug)) {
-    log::debug(core::to_string(transport), " ", tuple.client.to_string(), ": connected to ",
+    log::debug("stream.connected",
+               {{"transport", core::to_string(transport)}, {"client", tuple.client.to_string()},
+                {"server", tuple.server.to_string()}},
+               core::to_string(transport), " ", tuple.client.to_string(), ": connected to ",
                tuple.server.to_string());
   }
   connections_.emplace(tuple.listener, c);
@@ -206,8 +218,11 @@ bool StreamService::admitted(const Acceptor& a, const stun::Endpoint& remote, in
   if (limits_.guard == nullptr) return true;
   const auto verdict = limits_.guard->admit(remote, fd, a.tls != nullptr, now_ms());
   if (verdict == StreamGuard::Verdict::kAccept) return true;
-  log::limited(refusal_log(), limits_.counters, log::Level::kWarn, a.tls ? "tls " : "tcp ",
-               remote.to_string(), ": connection refused: ", refusal_text(verdict));
+  log::limited(refusal_log(), limits_.counters, log::Level::kWarn, "stream.refused",
+               {{"transport", a.tls ? "tls" : "tcp"}, {"client", remote.to_string()},
+                {"reason", refusal_text(verdict)}},
+               a.tls ? "tls " : "tcp ", remote.to_string(), ": connection refused: ",
+               refusal_text(verdict));
   return false;
 }
 

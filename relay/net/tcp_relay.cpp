@@ -71,8 +71,9 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
       timer_.cancel();
       if (ec) {
         if (log::enabled(log::Level::kDebug)) {
-          log::debug("tcp relay: connect to ", peer.to_string(), ": ",
-                     timed_out_ ? std::string("timed out") : ec.message());
+          const std::string why = timed_out_ ? std::string("timed out") : ec.message();
+          log::debug("tcp_relay.connect_failed", {{"peer", peer.to_string()}, {"error", why}},
+                     "tcp relay: connect to ", peer.to_string(), ": ", why);
         }
         closed_ = true;
         asio::error_code ignored;
@@ -82,7 +83,8 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
       }
       connected_ = true;
       if (log::enabled(log::Level::kDebug)) {
-        log::debug("tcp relay: connected to peer ", peer.to_string(), " (connection ", cid_, ")");
+        log::debug("tcp_relay.connected", {{"peer", peer.to_string()}, {"connection_id", cid_}},
+                   "tcp relay: connected to peer ", peer.to_string(), " (connection ", cid_, ")");
       }
       if (owner_ != nullptr) owner_->connected(cid_, true);
       if (!closed_) read();  // buffer what the peer sends before the ConnectionBind
@@ -103,8 +105,12 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     gate_ = gate;
     client_->splice(shared_from_this());
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("tcp relay: connection ", cid_, " bound to ", core::to_string(client_->tuple().transport), " ",
-                 client_->tuple().client.to_string(), " (", in_len_, " bytes buffered)");
+      const auto& tuple = client_->tuple();
+      log::debug("tcp_relay.bound",
+                 {{"connection_id", cid_}, {"transport", core::to_string(tuple.transport)},
+                  {"client", tuple.client.to_string()}, {"buffered_bytes", in_len_}},
+                 "tcp relay: connection ", cid_, " bound to ", core::to_string(tuple.transport),
+                 " ", tuple.client.to_string(), " (", in_len_, " bytes buffered)");
     }
     // "This includes data that was received after the associated Connect or request was
     // successfully processed and before this ConnectionBind request was received."
@@ -244,7 +250,8 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     traffic_->bytes_to_client.add(bytes.size());
     traffic_->packets_to_client.add(1);
     if (client_->send_raw(bytes)) return true;
-    log::debug("tcp relay: client data connection's queue overflowed; closing");
+    log::debug("tcp_relay.client_overflow", {{"connection_id", cid_}},
+               "tcp relay: client data connection's queue overflowed; closing");
     close(true);
     return false;
   }
@@ -253,7 +260,8 @@ class TcpRelays::Peer final : public RawSink, public std::enable_shared_from_thi
     // "When a peer data connection is closed or times out, the server MUST close the
     // corresponding client data connection." What the peer sent before reaches the client.
     if (log::enabled(log::Level::kDebug) && ec != asio::error::eof) {
-      log::debug("tcp relay: peer connection: ", ec.message());
+      log::debug("tcp_relay.peer_closed", {{"connection_id", cid_}, {"error", ec.message()}},
+                 "tcp relay: peer connection: ", ec.message());
     }
     if (client_) client_->close_when_flushed();
     client_.reset();
@@ -310,7 +318,8 @@ bool TcpRelays::listen(core::RelayId id, int fd, const stun::Endpoint& bound) {
   asio::error_code ec;
   l->acceptor.assign(bound.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
   if (ec) {
-    log::warn("tcp relay on ", bound.to_string(), ": ", ec.message());
+    log::warn("tcp_relay.listen_failed", {{"address", bound.to_string()}, {"error", ec.message()}},
+              "tcp relay on ", bound.to_string(), ": ", ec.message());
     ::close(fd);
     return false;
   }
@@ -336,7 +345,9 @@ void TcpRelays::accept(core::RelayId id, uint64_t serial) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       // Out of descriptors: the peer's connection is lost; keep accepting the next ones.
-      log::debug("tcp relay on ", it->second->bound.to_string(), ": accept: ", ec.message());
+      log::debug("tcp_relay.accept_failed",
+                 {{"address", it->second->bound.to_string()}, {"error", ec.message()}},
+                 "tcp relay on ", it->second->bound.to_string(), ": accept: ", ec.message());
     } else {
       adopt_peer(id, std::move(socket));
     }
@@ -356,15 +367,20 @@ void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
   const core::Output out = core_.on_peer_connection(id, *peer, now_ms(), &cid);
   if (!cid) {
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("tcp relay: refused a connection from ", peer->to_string(), " (no permission)");
+      log::debug("tcp_relay.peer_refused",
+                 {{"peer", peer->to_string()}, {"reason", "no_permission"}},
+                 "tcp relay: refused a connection from ", peer->to_string(), " (no permission)");
     }
     return;
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   set_peer_timeouts(socket);
   if (log::enabled(log::Level::kDebug)) {
-    log::debug("tcp relay ", listeners_.at(id)->bound.to_string(), ": peer ", peer->to_string(),
-               " connected (connection ", *cid, ")");
+    const std::string bound = listeners_.at(id)->bound.to_string();
+    log::debug("tcp_relay.peer_connected",
+               {{"address", bound}, {"peer", peer->to_string()}, {"connection_id", *cid}},
+               "tcp relay ", bound, ": peer ", peer->to_string(), " connected (connection ", *cid,
+               ")");
   }
   auto p = std::make_shared<Peer>(*this, *cid, std::move(socket));
   peers_[*cid] = p;
@@ -379,8 +395,11 @@ bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun:
   // "The local endpoint is the relayed transport address associated with the allocation."
   const OpenResult r = open_tcp(it->second->bound, /*backlog=*/0);
   if (r.fd < 0) {
-    log::debug("tcp relay: cannot bind ", it->second->bound.to_string(), " to connect: ", r.step, ": ",
-               error_text(r.error));
+    log::debug("tcp_relay.bind_failed",
+               {{"address", it->second->bound.to_string()}, {"step", r.step},
+                {"error", error_text(r.error)}},
+               "tcp relay: cannot bind ", it->second->bound.to_string(), " to connect: ", r.step,
+               ": ", error_text(r.error));
     return false;
   }
   asio::ip::tcp::socket socket(ctx_);

@@ -101,7 +101,8 @@ void SendBatch::send_run(size_t begin, size_t end) {
     if (n < 0 && err == EINTR) continue;
     // The datagram at `begin` failed: drop it and go on with the rest.
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("sendmmsg on fd ", fd, ": ", error_text(err), "; datagram dropped");
+      log::debug("udp.send_failed", {{"fd", fd}, {"error", error_text(err)}}, "sendmmsg on fd ",
+                 fd, ": ", error_text(err), "; datagram dropped");
     }
     ++begin;
   }

@@ -19,7 +19,8 @@ void UdpListener::send(const core::FiveTuple& to, std::span<const uint8_t> data,
   }
   if (const int err = send_now(fd_, to.client, &to.server, data); err != 0) {
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("send to ", to.client.to_string(), ": ", error_text(err));
+      log::debug("udp.send_failed", {{"client", to.client.to_string()}, {"error", error_text(err)}},
+                 "send to ", to.client.to_string(), ": ", error_text(err));
     }
   }
 }

@@ -174,7 +174,9 @@ void Worker::on_listener_readable(size_t li) {
     if (n < 0) {
       // A queued socket error (e.g. ECONNREFUSED from an ICMP message): never fatal.
       if (log::enabled(log::Level::kDebug)) {
-        log::debug("receive on ", l.bound().to_string(), ": ", error_text(-n));
+        log::debug("udp.receive_failed",
+                   {{"address", l.bound().to_string()}, {"error", error_text(-n)}}, "receive on ",
+                   l.bound().to_string(), ": ", error_text(-n));
       }
       continue;
     }
@@ -196,7 +198,10 @@ void Worker::on_listener_readable(size_t li) {
 
 void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now, int64_t now_us) {
   if (batch_.truncated(i)) {
-    log::debug("dropped a truncated datagram on ", l.bound().to_string());
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("udp.truncated", {{"address", l.bound().to_string()}},
+                 "dropped a truncated datagram on ", l.bound().to_string());
+    }
     return;
   }
   const auto client = batch_.source(i);
@@ -259,7 +264,10 @@ void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
     const int n = batch_.receive(relays_.fd(id), /*pktinfo=*/false);
     if (n == -EAGAIN || n == -EWOULDBLOCK) return arm_relay(id);
     if (n < 0) {
-      if (log::enabled(log::Level::kDebug)) log::debug("relay receive: ", error_text(-n));
+      if (log::enabled(log::Level::kDebug)) {
+        log::debug("relay.receive_failed", {{"error", error_text(-n)}}, "relay receive: ",
+                   error_text(-n));
+      }
       continue;
     }
     const core::TimeMs now = now_ms();
@@ -306,7 +314,9 @@ void Worker::dispatch(const core::Output& out, bool batched) {
         to_peers_.add(fd, out.peer, nullptr, out.data);
       } else if (const int err = send_now(fd, out.peer, nullptr, out.data); err != 0) {
         if (log::enabled(log::Level::kDebug)) {
-          log::debug("send to peer ", out.peer.to_string(), ": ", error_text(err));
+          log::debug("relay.send_failed",
+                     {{"peer", out.peer.to_string()}, {"error", error_text(err)}},
+                     "send to peer ", out.peer.to_string(), ": ", error_text(err));
         }
       }
       return;
