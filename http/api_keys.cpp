@@ -147,7 +147,9 @@ std::variant<const ApiKey*, Response> ApiKeys::authorize(const Request& req, con
   // Checked again with the failure recorded under one lock: another thread may have spent
   // the last token since the first check.
   if (const auto retry_s = over_budget(req, now, true)) return too_many_failures(req, *retry_s);
-  log::info("http: rejected API request from ", req.client_ip,
+  log::info("auth.api_key_rejected",
+            {{"client_ip", req.client_ip}, {"reason", presented ? "invalid_key" : "no_key"}},
+            "http: rejected API request from ", req.client_ip,
             presented ? ": invalid API key" : ": no API key");
   Response r = json_error(401, presented ? "invalid API key"
                                          : "missing API key: send 'Authorization: Bearer <key>' "

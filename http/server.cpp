@@ -143,7 +143,8 @@ struct HttpServer::Impl {
                                                         asio::ip::tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) {  // out of descriptors, say: try again shortly rather than spin
-        log::debug("http: accept failed: ", ec.message());
+        log::debug("http.accept_failed", {{"error", ec.message()}}, "http: accept failed: ",
+                   ec.message());
         retry.expires_after(kAcceptRetry);
         retry.async_wait([this](const asio::error_code& e) {
           if (!e && acceptor.is_open()) accept();
@@ -245,7 +246,8 @@ void HttpServer::start() {
       try {
         impl->io.run();
       } catch (const std::exception& e) {
-        log::error("http: server thread stopped: ", e.what());
+        log::error("http.thread_stopped", {{"error", e.what()}},
+                   "http: server thread stopped: ", e.what());
       }
     });
   }

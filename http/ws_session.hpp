@@ -231,7 +231,8 @@ class WsSession final : public WsSessionBase,
           finish();
           return;
         }
-        log::debug("http: WebSocket session ", session_, " closed: ", e.payload);
+        log::debug("ws.closed", {{"session", session_}, {"reason", e.payload}},
+                   "http: WebSocket session ", session_, " closed: ", e.payload);
         // RFC 6455 section 7.1.1: the close frame, then our FIN, while the rest of what the
         // client sent (an oversized message's tail) is read and discarded. Closing the socket
         // with unread bytes would send a reset, and the client would lose the close frame.
@@ -289,7 +290,8 @@ class WsSession final : public WsSessionBase,
     if (phase_ == Phase::kClosed) return;
     queued_ += bytes.size();
     if (queued_ > opt_.max_queued_bytes) {
-      log::info("http: WebSocket session ", session_, " dropped: the client does not read");
+      log::info("ws.dropped", {{"session", session_}, {"reason", "slow_reader"}},
+                "http: WebSocket session ", session_, " dropped: the client does not read");
       finish();
       return;
     }
@@ -348,7 +350,8 @@ class WsSession final : public WsSessionBase,
     const auto now = Clock::now();
     if (now - last_rx_ >= opt_.idle_timeout ||
         (writing_ && now - write_started_ >= opt_.idle_timeout)) {
-      log::debug("http: WebSocket session ", session_, " dropped: no activity");
+      log::debug("ws.dropped", {{"session", session_}, {"reason", "idle"}},
+                 "http: WebSocket session ", session_, " dropped: no activity");
       if (writing_) {
         finish();  // a close frame could not get past the stuck write: 1006 for the peer
         return;
