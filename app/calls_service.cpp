@@ -146,7 +146,8 @@ void CallsService::start() { signaling_.start(); }
 void CallsService::stop() {
   signaling_.stop();
   if (!writer_.flush(kDrainTimeout))
-    log::warn("calls: ", writer_.pending(), " call record(s) not written at shutdown");
+    log::warn("call_records.unwritten", {{"records", writer_.pending()}}, "calls: ",
+              writer_.pending(), " call record(s) not written at shutdown");
 }
 
 void CallsService::tick(core::TimeMs now) {

@@ -102,10 +102,12 @@ http::Response DemoApi::token(const http::Request& req, TimeMs now_ms) {
   } catch (const std::invalid_argument& e) {
     return fail("user", e.what());
   } catch (const std::exception& e) {
-    log::error("demo: minting a token failed: ", e.what());
+    log::error("demo.token_failed", {{"error", e.what()}}, "demo: minting a token failed: ",
+               e.what());
     return no_store(http::json_error(500, "the token could not be signed"));
   }
-  log::info("demo: token for user '", name, "' handed to ", req.client_ip);
+  log::info("demo.token", {{"user", name}, {"client_ip", req.client_ip}},
+            "demo: token for user '", name, "' handed to ", req.client_ip);
   return no_store(http::json_response(200, {{"token", jwt},
                                             {"url", signal_url(req.origin)},
                                             {"user", name},

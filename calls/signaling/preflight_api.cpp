@@ -281,7 +281,9 @@ http::Response PreflightApi::finish(const TokenClaims& who, const http::Request&
       metrics_->on_result(r.transport, r.ok, r.gather_ms, r.rtt_ms);
   }
   relay_.end_call(id);
-  log::debug("preflight ", id, " of user '", who.user, "': ", results.size(), " result(s)");
+  log::debug("preflight.done",
+             {{"preflight_id", id}, {"user", who.user}, {"results", results.size()}},
+             "preflight ", id, " of user '", who.user, "': ", results.size(), " result(s)");
   return with_cors(http::Response{204, "", "", {}});
 }
 

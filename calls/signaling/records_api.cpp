@@ -139,7 +139,8 @@ http::Response RecordsApi::list(const http::Params& params) {
     return http::json_error(
         400, "parameter 'cursor' is malformed: pass next_cursor of the previous page");
   } catch (const std::exception& e) {
-    log::error("records API: cannot read call records: ", e.what());
+    log::error("call_records.read_failed", {{"error", e.what()}},
+               "records API: cannot read call records: ", e.what());
     return http::json_error(500, "cannot read call records");
   }
   nlohmann::json calls = nlohmann::json::array();
@@ -158,7 +159,8 @@ http::Response RecordsApi::one(const std::string& id) {
   try {
     rec = store_.get(id);
   } catch (const std::exception& e) {
-    log::error("records API: cannot read call record: ", e.what());
+    log::error("call_records.read_failed", {{"call_id", id}, {"error", e.what()}},
+               "records API: cannot read call record: ", e.what());
     return http::json_error(500, "cannot read call records");
   }
   if (!rec) return http::json_error(404, "no call '" + id + "'");

@@ -453,7 +453,14 @@ void SignalingService::Impl::apply(Actions& out) {
     r.bytes_callee_to_caller = std::max(t.callee_to_peer, t.caller_to_client);
     r.relay_allocations = t.allocations;
     deps.relay.end_call(r.id);
-    log::info("call ", r.id, " ended: ", to_string(r.outcome), " (", r.end_reason, ")");
+    log::info("call.ended",
+              {{"call_id", r.id}, {"caller", r.caller}, {"callee", r.callee},
+               {"outcome", to_string(r.outcome)}, {"end_reason", r.end_reason},
+               {"duration_ms", r.ended - r.created}, {"setup_ms", r.setup_ms},
+               {"bytes_caller_to_callee", r.bytes_caller_to_callee},
+               {"bytes_callee_to_caller", r.bytes_callee_to_caller},
+               {"relay_allocations", r.relay_allocations}},
+              "call ", r.id, " ended: ", to_string(r.outcome), " (", r.end_reason, ")");
     deps.store(std::move(r));
   }
   for (const DeviceId& dev : out.drop) forget(dev);

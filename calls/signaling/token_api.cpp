@@ -70,10 +70,12 @@ http::Response SignalTokenApi::handle(const http::Request& req, int64_t now_ms) 
   } catch (const std::invalid_argument& e) {
     return fail(400, e.what());
   } catch (const std::exception& e) {
-    log::error("signal token: minting failed: ", e.what());
+    log::error("signal_token.failed", {{"error", e.what()}}, "signal token: minting failed: ",
+               e.what());
     return fail(500, "the token could not be signed");
   }
-  log::debug("http: API key '", key->name, "' minted a signaling token for user '", *user,
+  log::debug("signal_token.minted", {{"key_name", key->name}, {"user", *user}, {"ttl_s", ttl}},
+             "http: API key '", key->name, "' minted a signaling token for user '", *user,
              "', ttl ", ttl, " s");
   http::Response r =
       http::json_response(200, {{"token", token},

@@ -24,7 +24,8 @@ RecordWriter::~RecordWriter() {
   wake_.notify_all();
   thread_.join();
   if (!queue_.empty()) {
-    log::error("call records: ", queue_.size(), " records could not be stored at shutdown");
+    log::error("call_records.lost", {{"records", queue_.size()}}, "call records: ",
+               queue_.size(), " records could not be stored at shutdown");
   }
 }
 
@@ -39,7 +40,8 @@ bool RecordWriter::submit(CallRecord record) {
     }
   }
   if (dropped_.fetch_add(1, std::memory_order_relaxed) == 0) {
-    log::warn("call records: the write queue is full (", options_.max_pending,
+    log::warn("call_records.queue_full", {{"max_pending", options_.max_pending}},
+              "call records: the write queue is full (", options_.max_pending,
               " records); dropping records until the store catches up");
   }
   return false;
@@ -66,7 +68,8 @@ bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
     lock.lock();
     retries_.fetch_add(1, std::memory_order_relaxed);
     if (!failing_)
-      log::warn("call records: cannot store ", record.id, " (", failure,
+      log::warn("call_records.store_failed", {{"call_id", record.id}, {"error", failure}},
+                "call records: cannot store ", record.id, " (", failure,
                 "); retrying with backoff");
     failing_ = true;
     return false;
@@ -75,11 +78,15 @@ bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
     try {
       on_stored_(record);
     } catch (const std::exception& e) {
-      log::warn("call records: after storing ", record.id, ": ", e.what());
+      log::warn("call_records.after_store_failed", {{"call_id", record.id}, {"error", e.what()}},
+                "call records: after storing ", record.id, ": ", e.what());
     }
   }
   lock.lock();
-  if (failing_) log::info("call records: storing again after ", retries(), " retries in all");
+  if (failing_) {
+    log::info("call_records.store_recovered", {{"retries", retries()}},
+              "call records: storing again after ", retries(), " retries in all");
+  }
   failing_ = false;
   queue_.pop_front();
   stored_.fetch_add(1, std::memory_order_relaxed);

@@ -123,7 +123,8 @@ Webhook::Webhook(WebhookConfig config, Options options)
   }
   if (config_.max_attempts == 0) config_.max_attempts = 1;
   if (config_.secret.empty()) {
-    log::warn("calls.webhook: no secret, so webhook requests are not signed");
+    log::warn("webhook.unsigned", {},
+              "calls.webhook: no secret, so webhook requests are not signed");
   }
   init_curl_once();
   client_ = std::make_unique<Client>(config_);
@@ -139,7 +140,8 @@ Webhook::~Webhook() {
   client_->wakeup();
   thread_.join();
   if (!queue_.empty()) {
-    log::warn("calls.webhook: ", queue_.size(), " records not sent at shutdown");
+    log::warn("webhook.unsent", {{"records", queue_.size()}}, "calls.webhook: ", queue_.size(),
+              " records not sent at shutdown");
   }
 }
 
@@ -155,7 +157,8 @@ bool Webhook::enqueue(const CallRecord& record) {
     }
   }
   if (dropped_.fetch_add(1, std::memory_order_relaxed) == 0) {
-    log::warn("calls.webhook: queue full (", config_.queue_size, " records); dropping records");
+    log::warn("webhook.queue_full", {{"queue_size", config_.queue_size}},
+              "calls.webhook: queue full (", config_.queue_size, " records); dropping records");
   }
   return false;
 }
@@ -193,12 +196,15 @@ bool Webhook::settle(Item& item, long status, const std::string& error) {
   const std::string why = status ? "HTTP " + std::to_string(status) : error;
   if (item.attempts >= config_.max_attempts) {
     failed_.fetch_add(1, std::memory_order_relaxed);
-    log::warn("calls.webhook: giving up on record ", item.id, " after ", item.attempts,
+    log::warn("webhook.gave_up",
+              {{"call_id", item.id}, {"attempts", item.attempts}, {"error", why}},
+              "calls.webhook: giving up on record ", item.id, " after ", item.attempts,
               " attempts (", why, ")");
     return false;
   }
   retries_.fetch_add(1, std::memory_order_relaxed);
-  log::debug("calls.webhook: record ", item.id, " attempt ", item.attempts, ": ", why);
+  log::debug("webhook.retry", {{"call_id", item.id}, {"attempts", item.attempts}, {"error", why}},
+             "calls.webhook: record ", item.id, " attempt ", item.attempts, ": ", why);
   item.due = Clock::now() + backoff(item.attempts);
   return true;
 }
