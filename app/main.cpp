@@ -29,6 +29,7 @@
 #include "telemetry/call_traffic.hpp"
 #include "telemetry/telemetry.hpp"
 #include "web/assets.hpp"
+#include "web/status_page.hpp"
 
 #ifndef CALLRELAY_VERSION
 #define CALLRELAY_VERSION "unknown"
@@ -160,6 +161,11 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
     http->router().add_route("/sdk/", [](const http::Request& req, core::TimeMs) {
       return web::serve_asset(req);
     });
+    if (cfg.http.status_page) {  // the live status page; its data needs an admin key
+      http->router().add_route(web::kStatusPrefix, [](const http::Request& req, core::TimeMs) {
+        return web::serve_status_page(req);
+      });
+    }
     if (cfg.calls.enabled) {
       std::vector<std::string> call_uris = app::turn_uris(cfg, server);
       if (call_uris.empty())
