@@ -84,12 +84,13 @@ StopCause SignalLoop::run(Drain& drain, const ServerHooks& hooks) {
     // Drained once every worker has ticked since the drain began (so each has refused new
     // Allocates and published a fresh count) and none has an allocation left.
     if (hooks.oldest_heartbeat() > drain.started_at() && hooks.allocations() == 0) {
-      log::info("drain: every allocation has ended");
+      log::info("drain.done", {}, "drain: every allocation has ended");
       return StopCause::kDrained;
     }
     if (now >= drain.deadline()) {
-      log::info("drain: deadline reached with ", hooks.allocations(),
-                " allocation(s) left; ending them");
+      const uint64_t left = hooks.allocations();
+      log::info("drain.deadline", {{"allocations_left", left}}, "drain: deadline reached with ",
+                left, " allocation(s) left; ending them");
       hooks.end_remaining();
       return StopCause::kDeadline;
     }
@@ -101,24 +102,28 @@ std::optional<StopCause> SignalLoop::on_signal(int sig, Drain& drain, const Serv
     if (reload_) {
       reload_();
     } else {
-      log::warn("SIGHUP: this server cannot reload its configuration; ignored");
+      log::warn("reload.unsupported", {{"signal", "SIGHUP"}},
+                "SIGHUP: this server cannot reload its configuration; ignored");
     }
     return std::nullopt;
   }
   if (sig == SIGINT) {
-    log::info("SIGINT: stopping now");
+    log::info("server.signal", {{"signal", "SIGINT"}, {"action", "stop"}}, "SIGINT: stopping now");
     return StopCause::kSignal;
   }
   // SIGTERM. The second stops at once; the first drains, or lets a drain the admin endpoint
   // started run on (a service manager's stop after an operator's drain must not cut it short).
   if (sigterm_seen_) {
-    log::info("SIGTERM while draining: stopping now");
+    log::info("server.signal", {{"signal", "SIGTERM"}, {"action", "stop"}},
+              "SIGTERM while draining: stopping now");
     return StopCause::kSignal;
   }
   sigterm_seen_ = true;
   const bool already = drain.started();
   const uint32_t left = drain.start(std::nullopt, hooks.now());
-  log::info(already ? "SIGTERM: already draining" : "SIGTERM: draining",
+  log::info("drain.started",
+            {{"signal", "SIGTERM"}, {"already_draining", already}, {"deadline_s", left}},
+            already ? "SIGTERM: already draining" : "SIGTERM: draining",
             ": new allocations are refused, live ones relay until they end or for ", left,
             " s at most (a second SIGTERM stops at once)");
   return std::nullopt;
@@ -133,7 +138,8 @@ void SignalLoop::keep_alive(const Drain& drain, const ServerHooks& hooks, core::
       stalled_logged_ = false;
     } else if (!stalled_logged_) {
       // No ping: the service manager restarts the process when its watchdog runs out.
-      log::error("a relay worker has not ticked for ", age, " ms: watchdog pings stop");
+      log::error("watchdog.stalled", {{"stalled_ms", age}}, "a relay worker has not ticked for ",
+                 age, " ms: watchdog pings stop");
       stalled_logged_ = true;
     }
   }

@@ -90,16 +90,29 @@ void add_demo(const config::Config& cfg, app::HttpService& http) {
   http.router().add_route("/demo", [](const http::Request& req, core::TimeMs) {
     return web::serve_asset(req);
   });
-  log::warn("demo: demo.enabled is on: anyone who reaches ", http.tls() ? "https://" : "http://",
+  log::warn("demo.enabled", {{"address", http.local_endpoint().to_string()}},
+            "demo: demo.enabled is on: anyone who reaches ", http.tls() ? "https://" : "http://",
             http.local_endpoint().to_string(),
             "/demo/ can get a signaling token for any user name (and TURN credentials with it). "
             "A demonstration only, never for production");
   if (cfg.http.listen.ip_string() != "127.0.0.1" && cfg.http.listen.ip_string() != "::1")
-    log::warn("demo: the HTTP listener is not on loopback: the demo's tokens are open to the "
+    log::warn("demo.not_loopback", {{"address", http.local_endpoint().to_string()}},
+              "demo: the HTTP listener is not on loopback: the demo's tokens are open to the "
               "network");
 }
 
+/// "listening PROTO ADDRESS": the line tests and operators read the bound ports from.
+void log_listener(std::string_view transport, const std::string& address) {
+  log::emit(log::Level::kInfo, "listener.bound", {{"transport", transport}, {"address", address}},
+            log::concat("listening ", transport, " ", address));
+}
+
 int serve(const app::CommandLine& cli, config::Config& cfg) {
+  log::info("server.starting",
+            {{"version", CALLRELAY_VERSION}, {"config", cli.config_path}},
+            "callrelay ", CALLRELAY_VERSION, " starting with ",
+            cli.config_path.empty() ? std::string("the embedded default configuration")
+                                    : cli.config_path);
   const auto state_secret = ensure_secret(cfg);
   // The core's `now` is monotonic; REST expiry and revocations are judged on the wall clock.
   static const app::SystemWallClock wall;
@@ -144,20 +157,18 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                            i, metrics.observer_for_worker(i, observers[i].get()));
                      });
   relay_server = &server;
-  // These lines are a contract: integration tests parse them (actual ports for port 0).
-  for (const auto& ep : server.listening()) log::write_line("listening udp " + ep.to_string());
-  for (const auto& l : server.stream_listening()) {
-    log::write_line(std::string("listening ") + core::to_string(l.transport) + " " +
-                    l.endpoint.to_string());
-  }
+  // These lines are a contract: integration tests parse them (actual ports for port 0). Written
+  // at every log level.
+  for (const auto& ep : server.listening()) log_listener("udp", ep.to_string());
+  for (const auto& l : server.stream_listening())
+    log_listener(core::to_string(l.transport), l.endpoint.to_string());
   const auto http = app::make_http_service(cfg, auth, metrics, readiness, server,
                                            &limit_counters);
   std::unique_ptr<app::RelayForCalls> relay_for_calls;
   std::unique_ptr<app::RelayForPreflight> relay_for_preflight;
   std::unique_ptr<app::CallsService> calls;
   if (http) {
-    log::write_line(std::string("listening ") + (http->tls() ? "https " : "http ") +
-                    http->local_endpoint().to_string());
+    log_listener(http->tls() ? "https" : "http", http->local_endpoint().to_string());
     http->router().add_route("/sdk/", [](const http::Request& req, core::TimeMs) {
       return web::serve_asset(req);
     });
@@ -169,7 +180,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
     if (cfg.calls.enabled) {
       std::vector<std::string> call_uris = app::turn_uris(cfg, server);
       if (call_uris.empty())
-        log::warn("calls: no TURN URI to hand out with call credentials (the listeners are "
+        log::warn("calls.no_turn_uri", {},
+                  "calls: no TURN URI to hand out with call credentials (the listeners are "
                   "wildcard addresses): set api.public_host or api.uris");
       relay_for_calls = std::make_unique<app::RelayForCalls>(
           auth, server, call_traffic,
@@ -191,14 +203,19 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
       http->add_tick([&calls](core::TimeMs now) { calls->tick(now); });
       if (cfg.demo.enabled) add_demo(cfg, *http);
       if (!calls->generated_secret_path().empty())
-        log::info("signaling tokens are signed with the secret in ",
+        log::info("calls.token_secret_file", {{"path", calls->generated_secret_path()}},
+                  "signaling tokens are signed with the secret in ",
                   calls->generated_secret_path(), " (or set calls.token_secret)");
     }
   } else if (cfg.calls.enabled) {
-    log::warn("calls: http.enabled is false, so there is no signaling endpoint");
+    log::warn("calls.no_http", {},
+              "calls: http.enabled is false, so there is no signaling endpoint");
   }
   if (state_secret) {
-    log::write_line(app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
+    // The secret's file, never the secret.
+    log::emit(log::Level::kInfo, "auth.state_secret",
+              {{"path", state_secret->path}, {"created", state_secret->created}},
+              app::mint_instructions(*state_secret, cfg.state_dir, cli.config_path));
   }
   // Graceful drain (SIGTERM, POST /api/v1/admin/drain): /readyz 503, new Allocates refused.
   app::Drain drain(cfg.drain.deadline_s, [&readiness, &server, &cfg] {
@@ -236,9 +253,12 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   if (calls) calls->start();
   if (http) http->start();
   readiness.set_listeners_bound(true);
-  log::info("relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
+  log::info("relay.started",
+            {{"port_min", settings.relay.port_min}, {"port_max", settings.relay.port_max},
+             {"workers", server.worker_count()}, {"realm", auth.realm()}},
+            "relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
             server.worker_count(), " worker(s), realm ", auth.realm());
-  log::write_line("ready");
+  log::emit(log::Level::kInfo, "server.ready", {{"version", CALLRELAY_VERSION}}, "ready");
   app::notify_ready("relaying");
 
   signals.run(drain, app::ServerHooks{
@@ -247,14 +267,14 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                          [&server] { server.end_all(core::EndReason::kDrained); },
                          [] { return net::now_ms(); },
                      });
-  log::info("shutting down");
+  log::info("server.stopping", {}, "shutting down");
   app::notify_stopping("stopping");
   readiness.set_draining(true);  // /readyz answers 503 from here on
   if (calls) calls->stop();      // live calls end (records written) while the relay still runs
   if (http) http->stop();
   server.stop();
   server.join();
-  log::info("stopped");
+  log::info("server.stopped", {}, "stopped");
   return 0;
 }
 
@@ -293,10 +313,10 @@ int main(int argc, char** argv) {
     return cli.command == app::CommandLine::Command::kMintCredential ? mint(cli, cfg)
                                                                      : serve(cli, cfg);
   } catch (const net::BindError& e) {
-    log::error(e.what());
+    log::error("listener.bind_failed", {{"error", e.what()}}, e.what());
     return kExitRuntime;
   } catch (const std::exception& e) {
-    log::error(e.what());
+    log::error("server.failed", {{"error", e.what()}}, e.what());
     return kExitRuntime;
   }
 }

@@ -173,14 +173,17 @@ ReloadResult Reloader::reload(std::string_view trigger) {
   const std::lock_guard lock(mu_);
   ReloadResult r = reload_locked();
   if (!r.ok) {
-    log::error("config reload (", trigger, ") rejected, nothing applied, the running "
+    log::error("reload.rejected", {{"trigger", trigger}, {"error", one_line(r.error)}},
+               "config reload (", trigger, ") rejected, nothing applied, the running "
                "configuration stays: ", one_line(r.error));
     return r;
   }
-  log::info("config reload (", trigger, ") applied",
+  log::info("reload.applied", {{"trigger", trigger}, {"changed", list(r.changed)}},
+            "config reload (", trigger, ") applied",
             r.changed.empty() ? std::string(": nothing changed") : ": changed " + list(r.changed));
   if (!r.need_restart.empty()) {
-    log::warn("config reload: ", list(r.need_restart),
+    log::warn("reload.restart_required", {{"trigger", trigger}, {"keys", list(r.need_restart)}},
+              "config reload: ", list(r.need_restart),
               " differ from the running server and take effect only at the next start");
   }
   return r;

@@ -22,7 +22,8 @@ http::Router::Handler reload_route(Reloader& reloader, AdminCheck check) {
     auto checked = check(req, params, now);
     if (auto* denied = std::get_if<http::Response>(&checked)) return std::move(*denied);
     const http::ApiKey* key = std::get<const http::ApiKey*>(checked);
-    log::info("http: API key '", key->name, "' asked for a configuration reload");
+    log::info("reload.requested", {{"key_name", key->name}},
+              "http: API key '", key->name, "' asked for a configuration reload");
     const ReloadResult result = reloader.reload("API");
     http::Response r =
         result.ok ? http::json_response(200, {{"outcome", "ok"},
