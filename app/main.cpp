@@ -3,13 +3,18 @@
 // SIGTERM's drain (or SIGINT), then shuts down cleanly.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "app/admin_key.hpp"
 #include "app/call_relay.hpp"
 #include "app/calls_service.hpp"
 #include "app/cli.hpp"
+#include "app/ctl.hpp"
 #include "app/credentials.hpp"
 #include "app/drain.hpp"
 #include "app/http_service.hpp"
@@ -107,6 +112,22 @@ void log_listener(std::string_view transport, const std::string& address) {
             log::concat("listening ", transport, " ", address));
 }
 
+/// The state directory's admin key (made on the first start) joins api.keys, so that a local
+/// operator's `callrelay ctl` works with nothing configured. Returns it ("" when there is no
+/// HTTP listener or the file could not be written). The key itself is never logged.
+std::string add_state_admin_key(config::Config& cfg) {
+  if (!cfg.http.enabled) return {};
+  const app::AdminKeyFile f = app::load_or_create_admin_key(cfg.state_dir);
+  if (!f.warning.empty())
+    log::warn("admin_key.problem", {{"path", f.path}}, "admin key: ", f.warning);
+  if (f.key.empty()) return {};
+  if (f.created)
+    log::info("admin_key.created", {{"path", f.path}},
+              "admin key for `callrelay ctl` generated in ", f.path, " (mode 0600)");
+  cfg.api.keys.push_back(app::admin_api_key(f.key, cfg.auth.max_credential_lifetime_s));
+  return f.key;
+}
+
 int serve(const app::CommandLine& cli, config::Config& cfg) {
   log::info("server.starting",
             {{"version", CALLRELAY_VERSION}, {"config", cli.config_path}},
@@ -162,6 +183,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   for (const auto& ep : server.listening()) log_listener("udp", ep.to_string());
   for (const auto& l : server.stream_listening())
     log_listener(core::to_string(l.transport), l.endpoint.to_string());
+  const std::string admin_key = add_state_admin_key(cfg);
   const auto http = app::make_http_service(cfg, auth, metrics, readiness, server,
                                            &limit_counters);
   std::unique_ptr<app::RelayForCalls> relay_for_calls;
@@ -231,9 +253,13 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // applied part by part while the relay runs.
   app::Reloader reloader(
       cli.config_path, cfg, app::read_text(cli.config_path),
-      app::file_loader([&cli](config::Config& next) {
+      app::file_loader([&cli, &admin_key](config::Config& next) {
         if (cli.state_dir) next.state_dir = *cli.state_dir;
         ensure_secret(next);
+        // The state directory's admin key stays accepted whatever the file's api.keys say.
+        if (!admin_key.empty())
+          next.api.keys.push_back(
+              app::admin_api_key(admin_key, next.auth.max_credential_lifetime_s));
       }),
       app::live_parts({auth, policy, server, http ? &http->api_keys() : nullptr}, cfg));
   signals.set_reload([&reloader] { reloader.reload("SIGHUP"); });
@@ -281,6 +307,10 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `callrelay ctl ...`: the operator's client of a running relay's admin API.
+  if (argc > 1 && std::string_view(argv[1]) == "ctl")
+    return app::run_ctl(std::vector<std::string>(argv + 2, argv + argc),
+                        std::getenv("CALLRELAY_ADMIN_KEY"), std::cout, std::cerr);
   const app::ParseResult parsed =
       app::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.cli) {
