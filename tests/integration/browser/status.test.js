@@ -143,7 +143,22 @@ describe('the live status page in Chromium', () => {
   const callAllocations = (all, id) => all.filter((r) => r.fields.call.text === id);
   const sum = (rs, name) => rs.reduce((n, r) => n + (r.fields[name].value || 0), 0);
 
+  // An error line for the page's recent errors: a reload of a broken file is rejected whole
+  // (logged as reload.rejected), then the file is put back.
+  async function provokeReloadError() {
+    const file = path.join(workDir, 'callrelay.yaml');
+    const good = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, `${good}status_test_unknown_key: 1\n`);
+    try {
+      const r = await signal.apiRequest(server.httpPort, 'POST', '/api/v1/admin/reload', ADMIN_KEY);
+      assert.notEqual(r.status, 200, `a broken file is not reloaded: ${r.text}`);
+    } finally {
+      fs.writeFileSync(file, good);
+    }
+  }
+
   it('shows the live call, its allocations and their changing numbers', { timeout: 180000 }, () => guarded(async () => {
+    await provokeReloadError();
     const callId = await establishCall();
     const page = await openStatusPage();
     await enterKey(page, ADMIN_KEY);
@@ -165,7 +180,7 @@ describe('the live status page in Chromium', () => {
     for (const a of first.mine) {
       assert.match(a.id, /^\d+-\d+$/, `allocation id: ${show(a)}`);
       assert.equal(a.fields.transport.text, 'udp', show(a));
-      assert.match(a.fields.client.text, /^127\.0\.0\.1:\d+$/, show(a));
+      assert.match(a.fields.client.text, /^\d+\.\d+\.\d+\.\d+:\d+$/, show(a));  // as the relay saw it
       assert.match(a.fields.relayed.text, /127\.0\.0\.1:\d+/, show(a));
     }
     const before = sum(first.mine, 'bytes_client_to_peer') + sum(first.mine, 'bytes_peer_to_client');
@@ -194,6 +209,11 @@ describe('the live status page in Chromium', () => {
     const summary = await page.$eval('#summary', (dl) => dl.textContent);
     assert.ok(summary.includes(api.body.version), `version ${api.body.version} in ${summary}`);
     assert.match(await page.$eval('#summary [data-field="state"]', (e) => e.textContent), /serving/);
+    await page.waitForFunction(() => {
+      const f = (n) => document.querySelector(`#summary [data-field="${n}"]`).textContent;
+      return /^1 active/.test(f('calls')) && Number(f('signaling')) >= 2 &&
+        /^[1-9]\d* \(udp [1-9]/.test(f('allocations'));
+    }, null, { timeout: WAIT_MS });
     // Newer lines may join while this runs: every line the API listed must show, newest first.
     const expected = api.body.recent_errors.map((e) => e.message);
     await waitRows(page, 'errors', `the recent errors ${show(expected)}`, (rs) => {
@@ -202,9 +222,11 @@ describe('the live status page in Chromium', () => {
     });
     const times = (await rows(page, 'errors')).map((r) => r.fields.time.text);
     assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
-    if (expected.length === 0) {
-      assert.match(await page.textContent('#errors tbody'), /none since the relay started/);
-    }
+    assert.ok(api.body.recent_errors.some((e) => e.event === 'reload.rejected'), show(api.body));
+    const rejected = (await rows(page, 'errors')).find((r) => r.fields.event.text === 'reload.rejected');
+    assert.ok(rejected, 'the rejected reload is among the recent errors');
+    assert.equal(rejected.fields.level.text, 'error');
+    assert.match(rejected.fields.time.text, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
     assert.equal(await page.isVisible('#message'), false, 'no error message while live');
     assert.ok(!consoleLines.some((l) => /Content Security Policy|page error/.test(l)),
       `no CSP violation or script error: ${show(consoleLines)}`);
