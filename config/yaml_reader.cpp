@@ -21,11 +21,63 @@ Field child(const Field& parent, const YAML::Node& key, const YAML::Node& value)
   return f;
 }
 
+namespace {
+
+/// Whether the value at `path` is a credential: a REST secret, a static user's password, an
+/// API key, the signaling token secret, a webhook's signing secret. Files that hold one
+/// (secret_file, key_file) are paths, not credentials.
+bool secret_path(std::string_view path) {
+  if (path.starts_with("auth.users")) return true;  // auth.users.<name>: the password
+  std::string_view last = path.substr(path.rfind('.') + 1);  // npos + 1 == 0: the whole path
+  last = last.substr(0, last.find('['));                      // "secrets[0]" -> "secrets"
+  if (last == "secrets" || last == "secret" || last == "token_secret") return true;
+  return path.starts_with("api.keys") && (last == "key" || last == "keys");
+}
+
+/// The credentials under `path` (the node itself, or members and items whose own path is
+/// one), bounded: a message masks at most this many.
+void secrets_under(const std::string& path, const YAML::Node& n, std::vector<std::string>& out,
+                   int depth = 0) {
+  if (depth > 8 || out.size() > 64) return;
+  if (n.IsScalar()) {
+    if (secret_path(path)) out.push_back(n.Scalar());
+  } else if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+      secrets_under(path.empty() ? key : path + "." + key, it->second, out, depth + 1);
+    }
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i)
+      secrets_under(path + "[" + std::to_string(i) + "]", n[i], out, depth + 1);
+  }
+}
+
+void replace_all(std::string& s, std::string_view what, std::string_view with) {
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size()))
+    s.replace(at, what.size(), with);
+}
+
+/// `message` with every credential under `f` replaced by "***": configuration errors reach the
+/// log (a rejected reload) and the terminal, and no secret may appear in either.
+std::string masked(const Field& f, std::string_view message) {
+  std::string m(message);
+  std::vector<std::string> values;
+  secrets_under(f.path, f.node, values);
+  for (const std::string& v : values) {
+    if (v.empty()) continue;
+    replace_all(m, "'" + v + "'", "'***'");
+    if (v.size() >= 4) replace_all(m, v, "***");
+  }
+  return m;
+}
+
+}  // namespace
+
 void Reader::error(const Field& f, std::string_view message) {
   std::string e = source_;
   if (f.line > 0) e += ":" + std::to_string(f.line);
   e += ": key '" + f.path + "': ";
-  e += message;
+  e += masked(f, message);
   errors_.push_back(std::move(e));
 }
 
