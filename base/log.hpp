@@ -56,7 +56,8 @@ class Field {
 
   Field(std::string_view key, std::string_view value) : key_(key), value_(value) {}
   Field(std::string_view key, const char* value) : key_(key), value_(std::string_view(value)) {}
-  Field(std::string_view key, const std::string& value) : key_(key), value_(std::string_view(value)) {}
+  Field(std::string_view key, const std::string& value)
+      : key_(key), value_(std::string_view(value)) {}
   Field(std::string_view key, double value) : key_(key), value_(value) {}
   template <std::integral T>
   Field(std::string_view key, T value) : key_(key), value_(integral(value)) {}
