@@ -3,8 +3,8 @@
 // traffic), then the page loaded from callrelay's HTTP origin under its strict CSP, the admin key
 // entered: the tables show the call and its allocations, their bytes and rates change between
 // polls, the top users are summed from them, and the recent errors are the relay's. A wrong key
-// and a key without admin rights show a clear message and the key prompt again; with
-// http.status_page: false, /status answers 404. Run with `node --test` (node 18 or later).
+// and a key without admin rights show a clear message and the key prompt again; a drain shows
+// its banner; with http.status_page: false, /status answers 404. Run with `node --test` (node 18 or later).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -256,6 +256,20 @@ describe('the live status page in Chromium', () => {
     await page.click('#forget-key');
     await page.waitForSelector('#key-form:not([hidden])', { timeout: WAIT_MS });
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'Change key forgets it');
+  }));
+
+  // Last on this server: a drain cannot be undone.
+  it('shows the draining state and its deadline', { timeout: 60000 }, () => guarded(async () => {
+    const page = await openStatusPage();
+    await enterKey(page, ADMIN_KEY);
+    await page.waitForSelector('body[data-connection="live"]', { timeout: WAIT_MS });
+    assert.equal(await page.isVisible('#draining'), false, 'no banner while serving');
+    const r = await signal.apiRequest(server.httpPort, 'POST', '/api/v1/admin/drain', ADMIN_KEY,
+      { deadline_s: 600 });
+    assert.equal(r.status, 202, `POST /api/v1/admin/drain: ${r.text}`);  // accepted: it runs on
+    await page.waitForSelector('#draining:not([hidden])', { timeout: WAIT_MS });
+    assert.match(await page.textContent('#draining'), /^Draining: .* within (9|10) min/);
+    assert.equal(await page.textContent('#summary [data-field="state"]'), 'draining');
   }));
 
   it('http.status_page: false answers 404', { timeout: 60000 }, () => guarded(async () => {
