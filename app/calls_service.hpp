@@ -88,6 +88,8 @@ class CallsService {
   }
   /// Where the token secret came from, for the startup log ("" when configured).
   const std::string& generated_secret_path() const { return secret_path_; }
+  /// The signaling service (the admin API's view of live calls, and ending one).
+  calls::SignalingService& signaling() { return signaling_; }
 
  private:
   std::string secret_path_;

@@ -1,5 +1,6 @@
 #include "app/http_service.hpp"
 
+#include "app/admin_views.hpp"
 #include "relay/net/worker.hpp"
 
 namespace callrelay::app {
@@ -20,11 +21,20 @@ HttpService::HttpService(const config::Config& cfg, core::Authenticator& auth,
       admin_(keys_,
              http::AdminApi::Actions{
                  [&relay](const std::string& user) {
-                   relay.end_user(user, core::EndReason::kAdminEnded);
+                   return relay.end_user_counted(user, core::EndReason::kAdminEnded, kAdminWait);
+                 },
+                 [&relay](unsigned worker, uint64_t id) {
+                   return relay.end_allocation(worker, id, core::EndReason::kAdminEnded,
+                                               kAdminWait);
                  },
                  [this](std::optional<uint32_t> deadline_s) -> uint32_t {
                    return drain_ ? drain_(deadline_s) : 0;
-                 }}),
+                 },
+                 [this, &metrics, &relay, &readiness] {
+                   return admin_status(metrics, relay, readiness,
+                                       drain_left_ ? drain_left_() : std::nullopt, net::now_ms());
+                 },
+                 [&metrics] { return admin_allocations(metrics, net::now_ms()); }}),
       router_(cfg.http.max_request_bytes, api_, readiness,
               [this, &metrics](core::TimeMs) {
                 // Telemetry compares with the core's times: its clock, not the HTTP wall time.

@@ -7,11 +7,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string>
 #include <vector>
 
 #include "base/limits.hpp"
 #include "config/config.hpp"
+#include "http/admin_api.hpp"
 #include "http/api.hpp"
 #include "http/api_keys.hpp"
 #include "http/router.hpp"
@@ -48,11 +48,16 @@ class HttpService {
   /// (both run on HTTP threads). Before start() only.
   void add_scrape(std::function<std::string()> scrape) { scrapes_.push_back(std::move(scrape)); }
   void add_tick(std::function<void(core::TimeMs)> tick) { ticks_.push_back(std::move(tick)); }
-  /// The operator endpoints under /api/v1/admin/ (admin keys): ending a user's allocations
-  /// on `relay`, and the drain, which runs `drain` (set it before start()).
+  /// The operator endpoints under /api/v1/admin/ (admin keys): the status, live allocations
+  /// (telemetry's view) and ending them on `relay`, and the drain, which runs `drain`; the
+  /// calls and the configuration are added with admin().set_calls / set_config. Before start().
   http::AdminApi& admin() { return admin_; }
   void set_drain(std::function<uint32_t(std::optional<uint32_t> deadline_s)> drain) {
     drain_ = std::move(drain);
+  }
+  /// Seconds left until a running drain's deadline, for the admin status (nullopt: none).
+  void set_drain_left(std::function<std::optional<int64_t>()> left) {
+    drain_left_ = std::move(left);
   }
   void start() { server_.start(); }
   void stop() { server_.stop(); }
@@ -63,6 +68,7 @@ class HttpService {
   http::ApiKeys keys_;
   http::CredentialApi api_;
   std::function<uint32_t(std::optional<uint32_t>)> drain_;
+  std::function<std::optional<int64_t>()> drain_left_;
   http::AdminApi admin_;
   http::Router router_;
   http::HttpServer server_;

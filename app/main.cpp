@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/admin_key.hpp"
+#include "app/admin_views.hpp"
 #include "app/call_relay.hpp"
 #include "app/calls_service.hpp"
 #include "app/cli.hpp"
@@ -221,6 +222,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                                                   *relay_for_calls, *relay_for_preflight,
                                                   http->api_keys(), demo_settings(cfg, *http));
       calls->add_routes(http->router());
+      http->admin().set_calls(app::admin_call_actions(calls->signaling(), metrics));
       http->add_scrape([&calls] { return calls->scrape_text(); });
       http->add_tick([&calls](core::TimeMs now) { calls->tick(now); });
       if (cfg.demo.enabled) add_demo(cfg, *http);
@@ -248,6 +250,10 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   });
   if (http) {
     http->set_drain([&drain](std::optional<uint32_t> s) { return drain.start(s, net::now_ms()); });
+    http->set_drain_left([&drain]() -> std::optional<int64_t> {
+      if (!drain.started()) return std::nullopt;
+      return (std::max<core::TimeMs>(drain.deadline() - net::now_ms(), 0) + 999) / 1000;
+    });
   }
   // Hot reload (SIGHUP, POST /api/v1/admin/reload): the same file, validated whole, then
   // applied part by part while the relay runs.

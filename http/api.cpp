@@ -34,13 +34,6 @@ std::optional<std::string> user_id_problem(const std::string& user, char separat
   return std::nullopt;
 }
 
-Response method_not_allowed(const std::string& method, const char* allow) {
-  Response r =
-      json_error(405, "method " + method.substr(0, 16) + " not allowed here (use " + allow + ")");
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
-
 }  // namespace
 
 std::vector<std::string> derive_turn_uris(const std::string& public_host,
@@ -132,8 +125,7 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
                                                       {"credential", password},
                                                   }})}});
   r.headers.emplace_back("Cache-Control", "no-store");
-  log::debug("credential.minted", {{"key_name", a.key->name}, {"user", *user}, {"ttl_s", ttl}},
-             "http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
+  log::debug("http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
              ttl, " s");
   return with_cors(std::move(r), req, a.key);
 }
@@ -163,76 +155,10 @@ Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
                          "' is not revoked: retry once older revocations expire, or raise the limit");
   // Refused from now on, and its live allocations end too (on every worker, at once).
   if (on_revoked_) on_revoked_(*username);
-  log::info("credential.revoked", {{"key_name", a.key->name}, {"username", *username}},
-            "http: API key '", a.key->name, "' revoked '", *username, "'");
+  log::info("http: API key '", a.key->name, "' revoked '", *username, "'");
   Response r =
       json_response(200, {{"username", *username}, {"revoked", until > now}, {"until", expiry}});
   return with_cors(std::move(r), req, a.key);
-}
-
-AdminApi::AdminApi(ApiKeys& keys, Actions actions) : keys_(keys), actions_(std::move(actions)) {}
-
-std::variant<const ApiKey*, Response> AdminApi::authorize(const Request& req, Params& params,
-                                                          core::TimeMs now) {
-  if (auto bad = read_params(req, params)) return std::move(*bad);
-  auto checked = keys_.authorize(req, params, now);
-  if (std::holds_alternative<Response>(checked)) return checked;
-  const ApiKey* key = std::get<const ApiKey*>(checked);
-  if (!key->admin)
-    return json_error(403, "API key '" + key->name +
-                               "' may not call /api/v1/admin/ (set admin: true on an operator's "
-                               "key in api.keys)");
-  return key;
-}
-
-std::optional<Response> AdminApi::handle(const Request& req, core::TimeMs now) {
-  if (req.path == "/api/v1/admin/allocations/end") {
-    if (req.method != "POST") return method_not_allowed(req.method, "POST");
-    return end_allocations(req, now);
-  }
-  if (req.path == "/api/v1/admin/drain") {
-    if (req.method != "POST") return method_not_allowed(req.method, "POST");
-    return drain(req, now);
-  }
-  return std::nullopt;
-}
-
-Response AdminApi::end_allocations(const Request& req, core::TimeMs now) {
-  Params params;
-  auto checked = authorize(req, params, now);
-  if (auto* denied = std::get_if<Response>(&checked)) return std::move(*denied);
-  const ApiKey* key = std::get<const ApiKey*>(checked);
-  const auto user = find_param(params, "user");
-  if (!user || user->empty())
-    return json_error(400, "missing parameter 'user' (the app's user id, or a static username)");
-  if (user->size() > kMaxUserIdBytes)
-    return json_error(400, "parameter 'user' is longer than " + std::to_string(kMaxUserIdBytes) +
-                               " bytes");
-  actions_.end_user(*user);
-  log::info("http: admin key '", key->name, "' ended the allocations of user '", *user, "'");
-  // The workers end them on their own threads, moments after this answer.
-  return json_response(202, {{"user", *user}, {"ending", true}});
-}
-
-Response AdminApi::drain(const Request& req, core::TimeMs now) {
-  Params params;
-  auto checked = authorize(req, params, now);
-  if (auto* denied = std::get_if<Response>(&checked)) return std::move(*denied);
-  const ApiKey* key = std::get<const ApiKey*>(checked);
-  std::optional<uint32_t> deadline;
-  if (const auto text = find_param(params, "deadline_s")) {
-    // 0 is allowed here (end now), unlike a credential's ttl.
-    if (*text == "0") {
-      deadline = 0;
-    } else if (const auto parsed = parse_ttl(*text)) {
-      deadline = *parsed;
-    } else {
-      return json_error(400, "parameter 'deadline_s' must be a whole number of seconds");
-    }
-  }
-  const uint32_t left = actions_.drain(deadline);
-  log::info("http: admin key '", key->name, "' started a drain (deadline in ", left, " s)");
-  return json_response(202, {{"draining", true}, {"deadline_s", left}});
 }
 
 }  // namespace callrelay::http

@@ -2,14 +2,13 @@
 // Cloudflare clients call it) and revocation, behind API keys. Pure request -> response logic;
 // thread-safe (the HTTP listener's threads call it at once): its state is immutable, the key
 // checks are ApiKeys' and revocations the Authenticator's, both thread-safe. The operator
-// endpoints (AdminApi) sit beside them.
+// endpoints are AdminApi's (http/admin_api.hpp).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "http/api_keys.hpp"
@@ -73,39 +72,6 @@ class CredentialApi {
   core::Authenticator& auth_;
   ApiKeys& keys_;
   std::function<void(const std::string&)> on_revoked_;
-};
-
-/// The operator endpoints under /api/v1/admin/, for API keys marked `admin: true`:
-///   POST /api/v1/admin/allocations/end {"user": U}  ends every allocation of user U;
-///   POST /api/v1/admin/drain {"deadline_s": S}       starts draining (S optional).
-/// Thread-safe as long as the actions are.
-class AdminApi {
- public:
-  struct Actions {
-    /// Ends every live allocation of `user` (the app's user id, or a static username).
-    std::function<void(const std::string& user)> end_user;
-    /// Starts draining (or, when draining already, shortens the deadline to `deadline_s`);
-    /// returns the seconds left until the drain's deadline.
-    std::function<uint32_t(std::optional<uint32_t> deadline_s)> drain;
-  };
-  /// `keys` (which must outlive this) checks the key; `actions` do the work.
-  AdminApi(ApiKeys& keys, Actions actions);
-
-  /// The answer to a request under /api/v1/admin/, or nullopt for a path this class does not
-  /// serve (another admin route may).
-  std::optional<Response> handle(const Request& req, core::TimeMs now);
-
-  /// The key of an admin request, or the response to send: 401/429 as ApiKeys::authorize,
-  /// 403 for a valid key not marked admin. `params` receives the request's parameters.
-  std::variant<const ApiKey*, Response> authorize(const Request& req, Params& params,
-                                                  core::TimeMs now);
-
- private:
-  Response end_allocations(const Request& req, core::TimeMs now);
-  Response drain(const Request& req, core::TimeMs now);
-
-  ApiKeys& keys_;
-  Actions actions_;
 };
 
 }  // namespace callrelay::http

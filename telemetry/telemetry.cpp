@@ -117,6 +117,10 @@ std::vector<LiveAllocationView> Telemetry::live_allocations(core::TimeMs now) co
 
 LiveCounts Telemetry::live_counts() const { return telemetry::live_counts(impl_->worker_metrics); }
 
+const ProcessProbes& Telemetry::probes() const { return impl_->probes; }
+
+core::TimeMs Telemetry::started_at() const { return impl_->started_at; }
+
 namespace {
 
 /// Every limit is rendered, hit or not, so that rate() and alerts work from the first scrape.

@@ -64,6 +64,11 @@ class Telemetry {
   std::vector<LiveAllocationView> live_allocations(core::TimeMs now) const;
   /// Live allocations by client transport. Any thread.
   LiveCounts live_counts() const;
+  /// The process facts given at construction (version, start, probes). Any thread.
+  const ProcessProbes& probes() const;
+  /// When the process started (ProcessProbes::started_at, or the construction), on the core's
+  /// monotonic clock.
+  core::TimeMs started_at() const;
 
  private:
   struct Impl;

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -84,6 +85,26 @@ struct ActiveCall {
   TimeMs connected = 0;        ///< when it became active
 };
 
+/// A call's quality so far, as the operator sees it: the figures of its worst measured stream
+/// (the direction, kind and source, relay-observed or client-reported, with the lowest mean
+/// MOS).
+struct LiveCallQuality {
+  double mos = 0;
+  double loss_ratio = 0;  ///< lost / expected over the call so far
+  double jitter_ms = 0;   ///< mean
+  double rtt_ms = -1;     ///< mean; -1: never known
+};
+
+/// A live call (ringing, connecting or active) for the operator.
+struct LiveCall {
+  std::string id;
+  CallState state = CallState::kRinging;
+  std::string caller, callee;  ///< user ids
+  std::string tenant;
+  TimeMs created = 0;
+  std::optional<LiveCallQuality> quality;  ///< nullopt: nothing measured yet
+};
+
 /// One relay-observed interval of an active call, for one direction and kind.
 struct RelayInterval {
   Direction direction = Direction::kCallerToCallee;
@@ -151,6 +172,13 @@ class CallEngine {
 
   /// Ends every live call (reason "shutdown", by the server).
   void shutdown(TimeMs now, Actions& out);
+
+  /// Every live call, sorted by creation time then id (engine_admin.cpp).
+  std::vector<LiveCall> live_calls() const;
+  /// Ends live call `call_id` as a hang-up by the server would (reason "operator-ended", by
+  /// the server): both devices get `ended`, the record goes out in `out`. An active call is
+  /// completed, one that never became active cancelled. False when no live call has that id.
+  bool end_by_operator(std::string_view call_id, TimeMs now, Actions& out);
 
   size_t calls_in(CallState s) const;
   size_t device_count() const;

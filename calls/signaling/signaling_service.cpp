@@ -60,6 +60,21 @@ std::optional<uint64_t> parse_u64(const std::string& text) {
 
 http::Response refuse(int status, const std::string& why) { return http::json_error(status, why); }
 
+/// Runs `fn` on `io`'s thread and waits at most `timeout` for its result. `fn` owns what it
+/// uses: it may run after the wait gave up. nullopt when it did not run in time (or never will).
+template <typename R, typename F>
+std::optional<R> ask(asio::io_context& io, F fn, std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<std::promise<R>>();
+  std::future<R> result = done->get_future();
+  asio::post(io, [fn = std::move(fn), done]() mutable { done->set_value(fn()); });
+  if (result.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  try {
+    return result.get();
+  } catch (const std::future_error&) {  // the loop was destroyed before it ran
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 Clock monotonic_unix_clock() {
@@ -196,6 +211,25 @@ void SignalingService::run_sync(std::function<void()> fn) {
 void SignalingService::run_due() {
   if (!impl_->thread.joinable()) return;  // not started, or stopped: nothing runs
   run_sync([impl = impl_.get()] { impl->run_due(); });
+}
+
+std::optional<std::vector<LiveCall>> SignalingService::live_calls(
+    std::chrono::milliseconds timeout) {
+  return ask<std::vector<LiveCall>>(
+      impl_->io, [impl = impl_.get()] { return impl->engine.live_calls(); }, timeout);
+}
+
+std::optional<bool> SignalingService::end_call(std::string call_id,
+                                               std::chrono::milliseconds timeout) {
+  return ask<bool>(
+      impl_->io,
+      [impl = impl_.get(), id = std::move(call_id)] {
+        Actions out;
+        const bool found = impl->engine.end_by_operator(id, impl->clock(), out);
+        impl->apply(out);
+        return found;
+      },
+      timeout);
 }
 
 std::vector<std::string> SignalingService::online_users(std::string_view tenant,

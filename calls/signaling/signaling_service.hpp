@@ -11,10 +11,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -78,6 +80,14 @@ class SignalingService : public http::WsEndpoint {
   /// an injected clock call it instead of waiting.
   void run_due();
   size_t open_sessions() const { return open_.load(); }
+  /// The live calls (CallEngine::live_calls), read on the signaling thread for the operator.
+  /// nullopt when the thread does not answer within `timeout` (not started, or stopped).
+  std::optional<std::vector<LiveCall>> live_calls(std::chrono::milliseconds timeout);
+  /// Ends live call `call_id` for the operator (CallEngine::end_by_operator) on the signaling
+  /// thread: both devices get `ended`, the record is stored and the call's allocations end, as
+  /// for any call that ends. Whether the call was live; nullopt when the thread does not
+  /// answer within `timeout`.
+  std::optional<bool> end_call(std::string call_id, std::chrono::milliseconds timeout);
   /// Users of `tenant` with at least one open signaling connection, sorted, at most `max`
   /// (the demo page's list). Any thread.
   std::vector<std::string> online_users(std::string_view tenant, size_t max) const;
