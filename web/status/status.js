@@ -104,8 +104,10 @@
 
   async function poll(gen) {
     try {
-      const [status, allocations, calls] =
-          await Promise.all([get('status'), get('allocations'), get('calls')]);
+      // The status first: a refused key costs one failed attempt, not three, against the
+      // relay's per-address budget of failed keys.
+      const status = await get('status');
+      const [allocations, calls] = await Promise.all([get('allocations'), get('calls')]);
       if (gen !== generation) return;
       render(status, list(allocations.allocations), list(calls.calls));
       polls += 1;
