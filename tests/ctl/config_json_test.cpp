@@ -42,9 +42,8 @@ drain: {alternate_servers: ["198.51.100.1:3478"]}
 )";
 
 const std::vector<std::string> kSecrets = {
-    "rest-secret-AAAA",      "rest-secret-BBBB",    "alice-password-CCCC",
-    "admin-key-DDDD",        "app-key-EEEE",        "token-secret-FFFF",
-    "webhook-url-password-GGGG", "webhook-secret-HHHH"};
+    "rest-secret-AAAA", "rest-secret-BBBB",  "alice-password-CCCC",       "admin-key-DDDD",
+    "app-key-EEEE",     "token-secret-FFFF", "webhook-url-password-GGGG", "webhook-secret-HHHH"};
 
 TEST(ConfigJson, NoSecretAppearsAnywhere) {
   const std::string text = to_masked_json(parse(kSecretYaml, "t.yaml")).dump();
@@ -101,7 +100,8 @@ TEST(ConfigJson, WebhookUrlWithoutPasswordIsKept) {
   Config c = parse(default_yaml(), "<default>");
   c.calls.webhook.url = "https://hooks.example/records?user=a:b@c";
   c.calls.webhook.secret = "0123456789abcdef";
-  EXPECT_EQ(to_masked_json(c)["calls"]["webhook"]["url"], "https://hooks.example/records?user=a:b@c");
+  EXPECT_EQ(to_masked_json(c)["calls"]["webhook"]["url"],
+            "https://hooks.example/records?user=a:b@c");
   c.calls.webhook.url = "http://name@hooks.example/";
   EXPECT_EQ(to_masked_json(c)["calls"]["webhook"]["url"], "http://name@hooks.example/");
 }
