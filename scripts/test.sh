@@ -3,7 +3,9 @@
 # packages, then the browser tests' npm packages), then
 #   normal  builds build/ (warnings are errors) and runs every test, all labels;
 #   asan    builds build-asan/ (ASan + UBSan) and runs every test but the browser ones
-#           (those run once, in the normal build, to stay within the CI time budget);
+#           (those run once, in the normal build, to stay within the CI time budget), the
+#           servers logging JSON (log.format: json): a test fails if any line of its server's
+#           log is not one JSON object;
 #   fuzz    builds the libFuzzer targets with clang and runs each (ctest label fuzz) for a
 #           bounded time (CALLRELAY_FUZZ_SECONDS, default 60) from tests/fuzz/corpus.
 # Prints a summary and exits non-zero if any step failed.
@@ -13,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 skip_deps=0
 stages=()
@@ -101,7 +103,10 @@ if wants normal; then
 fi
 if wants asan; then
   if step "build (ASan + UBSan)" bash scripts/build.sh asan; then
+    # Read by the integration harnesses when they write the servers' configs.
+    export CALLRELAY_TEST_LOG_FORMAT=json
     run_ctest build-asan 'unit|browser'
+    unset CALLRELAY_TEST_LOG_FORMAT
   else
     record SKIP "build-asan: tests (build failed)" 0
   fi

@@ -30,11 +30,12 @@ api:
     - {name: web, key: "$WEB_KEY", max_ttl: 600, allowed_origins: ["$ORIGIN"]}
   default_ttl: 3600
 YAML
+apply_log_format "$WORK_DIR/callrelay.yaml"
 "$CALLRELAY_BIN" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
-wait_for_log '^ready$' 10 || fail "callrelay did not log 'ready' within 10 s"
-SERVER_PORT="$(sed -nE 's/^listening udp 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
-HTTP_PORT="$(sed -nE 's/^listening http 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
+wait_for_log "$(log_line info ready)" 10 || fail "callrelay did not log 'ready' within 10 s"
+SERVER_PORT="$(logged_port udp '127\.0\.0\.1')"
+HTTP_PORT="$(logged_port http '127\.0\.0\.1')"
 [ -n "$SERVER_PORT" ] || fail "no 'listening udp' line"
 [ -n "$HTTP_PORT" ] && [ "$HTTP_PORT" != 0 ] || fail "no 'listening http 127.0.0.1:PORT' line"
 BASE="http://127.0.0.1:$HTTP_PORT"
@@ -170,8 +171,8 @@ sed -i 's|^http: .*$|http: {listen: "127.0.0.1:0", tls: {cert: http-cert.pem, ke
 : >"$SERVER_LOG"
 "$CALLRELAY_BIN" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
-wait_for_log '^ready$' 10 || fail "callrelay with http.tls did not log 'ready' within 10 s"
-HTTPS_PORT="$(sed -nE 's/^listening https 127\.0\.0\.1:([0-9]+)$/\1/p' "$SERVER_LOG" | head -n1)"
+wait_for_log "$(log_line info ready)" 10 || fail "callrelay with http.tls did not log 'ready' within 10 s"
+HTTPS_PORT="$(logged_port https '127\.0\.0\.1')"
 [ -n "$HTTPS_PORT" ] || fail "no 'listening https 127.0.0.1:PORT' line"
 req --cacert "$WORK_DIR/http-cert.pem" -H "Authorization: Bearer $API_KEY" \
   "https://127.0.0.1:$HTTPS_PORT/api/v1/turn/credentials?service=turn&username=tls-user"

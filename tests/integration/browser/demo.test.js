@@ -11,6 +11,7 @@ const path = require('node:path');
 const { describe, it, before, after } = require('node:test');
 
 const harness = require('./harness.js');
+const { logConfigLine, lineRe, listeningPort } = require('../lib/server_log.js');
 
 const TURN_SECRET = 'demo-test-turn-secret';
 const TOKEN_SECRET = 'demo-test-signaling-secret-0123456789abcdef';
@@ -34,6 +35,7 @@ async function startCallrelay(workDir, demo) {
     `api: {uris: ["turn:127.0.0.1:${udpPort}?transport=udp"]}`,
     `calls: {token_secret: "${TOKEN_SECRET}", records: {path: "${path.join(dir, 'calls.sqlite3')}"}}`,
     `demo: {enabled: ${demo}}`,
+    logConfigLine('info'),
     '',
   ].join('\n'));
   const child = childProcess.spawn(bin, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -43,7 +45,7 @@ async function startCallrelay(workDir, demo) {
   child.stderr.on('data', (d) => { output += d; });
   const exit = new Promise((resolve) => child.on('exit', (code) => { exited = code; resolve(); }));
   const deadline = Date.now() + 10000;
-  while (!/^ready$/m.test(output)) {
+  while (!lineRe('ready').test(output)) {
     if (exited !== null) throw new Error(`callrelay exited (${exited}):\n${output}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -51,11 +53,11 @@ async function startCallrelay(workDir, demo) {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const m = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
-  assert.ok(m, `no 'listening http' line:\n${output}`);
+  const httpPort = listeningPort(output, 'http', '127\\.0\\.0\\.1');
+  assert.ok(httpPort, `no 'listening http' line:\n${output}`);
   return {
     kind: 'callrelay',
-    httpPort: Number(m[1]),
+    httpPort,
     log: () => output,
     alive: () => exited === null,
     exitStatus: () => exited,

@@ -12,6 +12,7 @@ const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { logConfigLine, lineRe, listeningPort, checkJsonLog } = require('../lib/server_log.js');
 
 const SECRET = 'testsecret';
 const REALM = 'callrelay';
@@ -79,7 +80,7 @@ async function startServer(workDir, options = {}) {
       `realm: ${REALM}`,
       `auth: {secrets: ["${SECRET}"], separator: ":"}`,
       'peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only',
-      `log: {level: ${options.logLevel || 'info'}}`,
+      logConfigLine(options.logLevel || 'info'),
       `http: {listen: "127.0.0.1:0"${httpKeys(options.http)}}   # never the default 9641: tests run in parallel`,
       ...(api ? credentialApiConfig(api, port, options.adminKey) : []),
       ...(!api && options.apiKey ? [`api: {keys: [{name: browser-test, key: "${options.apiKey}"}${adminKeyEntry(options.adminKey)}]${fixed ? unreachableUdpUris(options.unreachableUdpPort, fixed) : ''}}`] : []),
@@ -89,7 +90,7 @@ async function startServer(workDir, options = {}) {
       '',
     ].join('\n'));
     child = childProcess.spawn(bin, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    readyPattern = /^ready$/m;
+    readyPattern = lineRe('ready');
   } else if (kind === 'coturn') {
     port = await freeUdpPort();
     child = childProcess.spawn('turnserver', [
@@ -124,20 +125,18 @@ async function startServer(workDir, options = {}) {
   const streamPorts = {};
   if (kind === 'callrelay' && options.streams) {
     for (const t of ['tcp', 'tls']) {
-      const s = output.match(new RegExp(`^listening ${t} 127\\.0\\.0\\.1:(\\d+)$`, 'm'));
-      if (!s || s[1] === '0') throw new Error(`callrelay logged no 'listening ${t} 127.0.0.1:PORT':\n${output}`);
-      streamPorts[t] = Number(s[1]);
+      const s = listeningPort(output, t, '127\\.0\\.0\\.1');
+      if (!s) throw new Error(`callrelay logged no 'listening ${t} 127.0.0.1:PORT':\n${output}`);
+      streamPorts[t] = s;
     }
   }
   if (kind === 'callrelay') {
-    const m = output.match(/^listening udp 127\.0\.0\.1:(\d+)$/m);
-    if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
-    port = Number(m[1]);
+    port = listeningPort(output, 'udp', '127\\.0\\.0\\.1');
+    if (!port) throw new Error(`callrelay logged no 'listening udp 127.0.0.1:PORT':\n${output}`);
     if (options.ipv6) streamPorts.udp6 = ipv6UdpPort(output);
     if (options.credentialApi || options.apiKey || options.calls || options.adminKey || options.http) {
-      const h = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
-      if (!h || h[1] === '0') throw new Error(`callrelay logged no 'listening http 127.0.0.1:PORT':\n${output}`);
-      httpPort = Number(h[1]);
+      httpPort = listeningPort(output, 'http', '127\\.0\\.0\\.1');
+      if (!httpPort) throw new Error(`callrelay logged no 'listening http 127.0.0.1:PORT':\n${output}`);
     }
   }
   return {
@@ -163,9 +162,9 @@ async function startServer(workDir, options = {}) {
 
 /// startServer's options.ipv6 (callrelay only): the port of the extra `[::1]:0` UDP listener.
 function ipv6UdpPort(output) {
-  const m = output.match(/^listening udp \[::1\]:(\d+)$/m);
-  if (!m || m[1] === '0') throw new Error(`callrelay logged no 'listening udp [::1]:PORT':\n${output}`);
-  return Number(m[1]);
+  const p = listeningPort(output, 'udp', '\\[::1\\]');
+  if (!p) throw new Error(`callrelay logged no 'listening udp [::1]:PORT':\n${output}`);
+  return p;
 }
 
 /// The api: config lines for startServer's credentialApi option (and its adminKey).
@@ -299,6 +298,10 @@ async function stopServerChecked(server, printLog = false) {
   if (printLog || !wasAlive) console.log(`---- ${server.kind} log ----\n${log.slice(-8000)}`);
   assert.ok(wasAlive, `${server.kind} died during the test: ${show(server.exitStatus())}`);
   assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
+  if (server.kind === 'callrelay') {
+    const bad = checkJsonLog(log);  // log.format json: every line one JSON object
+    assert.equal(bad.length, 0, `server log lines that are not one JSON object:\n${bad.join('\n')}`);
+  }
   return log;
 }
 

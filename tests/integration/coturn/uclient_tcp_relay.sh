@@ -49,9 +49,9 @@ check_uclient_result $((clients * messages))
 count() { grep -cE "$1" "$SERVER_LOG"; }
 # Peer connections made by Connect, and accepted by a partner's relay (ConnectionAttempt);
 # uclient decides how many per pair, so the counts are checked against each other.
-made="$(count "^debug: tcp relay: connected to peer $ip_re:[0-9]+ \\(connection [0-9]+\\)\$")"
-accepted="$(count "^debug: tcp relay $ip_re:[0-9]+: peer $ip_re:[0-9]+ connected \\(connection [0-9]+\\)\$")"
-bound="$(count "^debug: tcp relay: connection [0-9]+ bound to $transport $ip_re:[0-9]+ ")"
+made="$(count "$(log_line debug "tcp relay: connected to peer $ip_re:[0-9]+ \\(connection [0-9]+\\)")")"
+accepted="$(count "$(log_line debug "tcp relay $ip_re:[0-9]+: peer $ip_re:[0-9]+ connected \\(connection [0-9]+\\)")")"
+bound="$(count "$(log_line debug "tcp relay: connection [0-9]+ bound to $transport $ip_re:[0-9]+ .*")")"
 log "peer connections: $made made by Connect, $accepted accepted; $bound client data connections bound"
 [ "$made" -ge $((clients / 2)) ] || fail "expected at least $((clients / 2)) Connect-made peer connections"
 [ "$accepted" -eq "$made" ] || fail "$made connections made but $accepted accepted by a TCP relay"

@@ -9,6 +9,10 @@
 #                building blocks for scripts that start callrelay with their own listeners.
 # run_uclient, check_uclient_result
 #                run turnutils_uclient and fail unless every message came back.
+# log_line       an ERE for a server log line of a level and message, in either log format.
+# CALLRELAY_TEST_LOG_FORMAT=json (scripts/test.sh sets it for the sanitizer stage) makes every
+# callrelay these helpers configure log JSON lines, and fails the test when any line of the
+# server log is not one JSON object (lib/check_json_log.py).
 # On exit (success or failure) everything started here is killed and the server log is
 # printed if the test failed. Every client must run under `timeout`.
 
@@ -22,6 +26,8 @@ SERVER_PID=""
 PEER_PID=""
 SERVER_LOG="$WORK_DIR/server.log"
 SERVER_KIND="${CALLRELAY_TEST_SERVER:-callrelay}"
+LOG_FORMAT="${CALLRELAY_TEST_LOG_FORMAT:-text}"
+LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 fail() {
@@ -58,6 +64,11 @@ cleanup() {
     echo "FAIL: sanitizer report in the server log" >&2
     rc=1
   fi
+  if [ "$LOG_FORMAT" = json ] && [ "$SERVER_KIND" = callrelay ] && [ -f "$SERVER_LOG" ] &&
+    ! python3 "$LIB_DIR/check_json_log.py" "$SERVER_LOG"; then
+    echo "FAIL: a server log line is not one JSON object (log.format: json)" >&2
+    rc=1
+  fi
   if [ "$rc" -ne 0 ] && [ -f "$SERVER_LOG" ]; then
     echo "---- server log (last 80 lines): $SERVER_LOG ----" >&2
     tail -n 80 "$SERVER_LOG" >&2
@@ -89,6 +100,31 @@ http: {listen: "127.0.0.1:0"}
 EOF
     printf '%s\n' "$@"
   } >"$WORK_DIR/callrelay.yaml"
+  apply_log_format "$WORK_DIR/callrelay.yaml"
+}
+
+# apply_log_format FILE: with CALLRELAY_TEST_LOG_FORMAT=json, adds `format: json` to the
+# config's one-line `log: {...}` mapping (or adds one).
+apply_log_format() {
+  [ "$LOG_FORMAT" = json ] || return 0
+  if grep -qE '^log: \{' "$1"; then
+    sed -i -E 's/^log: \{(.*)\}[[:space:]]*$/log: {\1, format: json}/' "$1"
+  else
+    echo 'log: {format: json}' >>"$1"
+  fi
+}
+
+# log_line LEVEL MESSAGE_ERE: an ERE matching a server log line at LEVEL (error, warn, info,
+# debug) whose whole message matches MESSAGE_ERE, in either log format: text ("warning: MSG",
+# "debug: MSG", "error: MSG", plain "MSG" at info) or json ({"level":"warn",...,"message":"MSG"}).
+log_line() {
+  local prefix=""
+  case "$1" in
+    error) prefix='error: ' ;;
+    warn) prefix='warning: ' ;;
+    debug) prefix='debug: ' ;;
+  esac
+  printf '(^%s%s$|"level":"%s",.*"message":"%s"\}$)' "$prefix" "$2" "$1" "$2"
 }
 
 # launch_callrelay BIN: runs BIN on $WORK_DIR/callrelay.yaml (output in SERVER_LOG), sets
@@ -96,13 +132,13 @@ EOF
 launch_callrelay() {
   "$1" --config "$WORK_DIR/callrelay.yaml" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
-  wait_for_log '^ready$' 10 || fail "callrelay did not log 'ready' within 10 s"
+  wait_for_log "$(log_line info ready)" 10 || fail "callrelay did not log 'ready' within 10 s"
 }
 
 # logged_port PROTO ADDRESS_REGEX: the port of callrelay's first 'listening PROTO ADDRESS:PORT'
-# log line (empty if none).
+# log line, text or json (empty if none).
 logged_port() {
-  sed -nE "s/^listening $1 $2:([0-9]+)\$/\1/p" "$SERVER_LOG" | head -n1
+  sed -nE "s/^(.*\"message\":\")?listening $1 $2:([0-9]+)(\"\})?\$/\2/p" "$SERVER_LOG" | head -n1
 }
 
 start_callrelay() {

@@ -22,9 +22,12 @@ case "$transport" in
 esac
 
 # tcp_connections: how many TCP connections the server accepted on its TCP listener (debug log).
-tcp_connections() { grep -cE "^debug: tcp 127\.0\.0\.1:[0-9]+: connected to 127\.0\.0\.1:$port\$" "$SERVER_LOG"; }
-# allocation_records: the server's allocation_ended records (one per allocation, at its end).
-allocation_records() { grep -E '^\{"event":"allocation_ended",' "$SERVER_LOG"; }
+tcp_connections() {
+  grep -cE "$(log_line debug "tcp 127\.0\.0\.1:[0-9]+: connected to 127\.0\.0\.1:$port")" "$SERVER_LOG"
+}
+# allocation_records: the server's allocation_ended records (one per allocation, at its end;
+# the record itself in text format, merged into the line's object in json).
+allocation_records() { grep -E '^\{("time":"[^"]*","level":"info",)?"event":"allocation_ended",' "$SERVER_LOG"; }
 
 user="$(($(date +%s) + 3600)):nice"
 timeout 60 "$INTEG_NICE" 127.0.0.1 "$port" "$user" "$(mint_password "$user")" "$messages" \

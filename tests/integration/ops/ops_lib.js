@@ -8,6 +8,7 @@ const dgram = require('node:dgram');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { logConfigLine, lineRe, listeningPort, checkJsonLog } = require('../lib/server_log.js');
 
 const SECRET = 'opstestsecret';
 const REALM = 'callrelay';
@@ -45,7 +46,7 @@ async function startServer({ lines = [], auth = '' } = {}) {
     'api:',
     `  keys: [{name: ops-admin, key: "${ADMIN_KEY}", admin: true},`,
     `         {name: ops-app, key: "${APP_KEY}"}]`,
-    'log: {level: info}',
+    logConfigLine('info'),
     ...lines,
   ].join('\n');
   fs.writeFileSync(path.join(dir, 'callrelay.yaml'), config + '\n');
@@ -61,14 +62,14 @@ async function startServer({ lines = [], auth = '' } = {}) {
   }));
   await waitFor('callrelay to log "ready"', () => {
     if (exitInfo) throw new Error(`callrelay exited during startup:\n${output}`);
-    return /^ready$/m.test(output);
+    return lineRe('ready').test(output);
   });
-  const udp = output.match(/^listening udp 127\.0\.0\.1:(\d+)$/m);
-  const http = output.match(/^listening http 127\.0\.0\.1:(\d+)$/m);
+  const udp = listeningPort(output, 'udp', '127\\.0\\.0\\.1');
+  const http = listeningPort(output, 'http', '127\\.0\\.0\\.1');
   assert.ok(udp && http, `no listening lines:\n${output}`);
   return {
-    udpPort: Number(udp[1]),
-    httpPort: Number(http[1]),
+    udpPort: udp,
+    httpPort: http,
     child,
     log: () => output,
     exited: () => exitInfo,
@@ -84,6 +85,9 @@ async function startServer({ lines = [], auth = '' } = {}) {
         clearTimeout(timer);
       }
       fs.rmSync(dir, { recursive: true, force: true });
+      // log.format json (CALLRELAY_TEST_LOG_FORMAT): every line one JSON object.
+      const bad = checkJsonLog(output);
+      assert.equal(bad.length, 0, `server log lines that are not one JSON object:\n${bad.join('\n')}`);
     },
   };
 }

@@ -11,7 +11,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import check_json_log  # noqa: E402  (the JSON-log check every harness applies)
+
 TIMEOUT_S = 30
+# CALLRELAY_TEST_LOG_FORMAT=json: the server logs JSON lines, each checked at the end.
+JSON_LOGS = os.environ.get("CALLRELAY_TEST_LOG_FORMAT") == "json"
 
 
 def fail(msg, log=""):
@@ -32,7 +37,8 @@ def main():
                 "relay: {ports: {min: 61000, max: 65000}}\n"
                 f"workers: 2\nstate_dir: {work}\n"
                 'auth: {secrets: ["notifytestsecret"]}\n'
-                'http: {listen: "127.0.0.1:0"}\n')
+                'http: {listen: "127.0.0.1:0"}\n'
+                + ("log: {format: json}\n" if JSON_LOGS else ""))
     env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="2000000")
     env.pop("WATCHDOG_PID", None)  # unset: the watchdog applies to the process that reads it
     log_path = os.path.join(work, "out.log")
@@ -55,7 +61,8 @@ def main():
 
     try:
         wait_for("READY=1", lambda m: "READY=1" in m.split("\n"))
-        if "\nready\n" not in "\n" + log():
+        ready = '"message":"ready"}\n' if JSON_LOGS else "\nready\n"
+        if ready not in "\n" + log():
             fail("READY=1 came before the listeners were bound ('ready' line)", log())
         before = sum(m == "WATCHDOG=1" for m in messages)
         wait_for("three watchdog pings",
@@ -68,6 +75,8 @@ def main():
             fail("callrelay did not exit after SIGTERM with no allocation live", log())
         if code != 0:
             fail(f"exit status {code}, expected 0", log())
+        if JSON_LOGS and not check_json_log.check(log_path):
+            fail("a log line is not one JSON object (log.format: json)", log())
         print(f"ok: {len(messages)} notifications: "
               f"{sorted(set(m.split(chr(10))[0] for m in messages))}")
     finally:

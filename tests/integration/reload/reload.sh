@@ -55,6 +55,7 @@ log: {level: info}
 EOF
     printf '%s\n' "$@"
   } >"$CONFIG.tmp"
+  apply_log_format "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"  # whole, so a reload never reads half a file
 }
 
@@ -144,7 +145,7 @@ write_config '"new", "old"' '"127.0.0.2/32"' live 'workers: 3'
 sighup_and_wait "reload 1" 1
 grep -q 'config reload (SIGHUP) applied: changed auth.secrets, peers.deny' "$SERVER_LOG" ||
   fail "reload 1: no 'applied' line naming auth.secrets and peers.deny"
-grep -qE '^warning: config reload: .*workers.* take effect only at the next start' "$SERVER_LOG" ||
+grep -qE "$(log_line warn 'config reload: .*workers.* take effect only at the next start')" "$SERVER_LOG" ||
   fail "reload 1: the restart-only key 'workers' was not named in a warning"
 expect_allocate new alice 200 "after reload 1"
 expect_allocate old alice 200 "after reload 1 (old secret kept)"

@@ -67,7 +67,7 @@ named="$(echo "$OUT_ALL" | sed -nE 's/^connection-id ([0-9]+) buffered ([0-9]+)(
 [ "$(echo "$named" | wc -w)" -eq 4 ] || fail "expected 4 connection-id lines, got: $named"
 for entry in $named; do
   id="${entry%%:*}" buffered="${entry##*:}"
-  grep -qE "^debug: tcp relay: connection $id bound to (tcp|tls) 127\.0\.0\.1:[0-9]+ \($buffered bytes buffered\)$" \
+  grep -qE "$(log_line debug "tcp relay: connection $id bound to (tcp|tls) 127\.0\.0\.1:[0-9]+ \($buffered bytes buffered\)")" \
     "$SERVER_LOG" || fail "the server log does not show connection $id bound with $buffered bytes buffered"
 done
 assert_server_alive
