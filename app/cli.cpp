@@ -26,12 +26,15 @@ const char* usage() {
   return "usage: callrelay [--config FILE] [--check-config] [--state-dir DIR] [--version] "
          "[--help]\n"
          "       callrelay mint-credential USER [--ttl SECONDS] [--config FILE] [--state-dir DIR]\n"
+         "       callrelay ctl COMMAND [OPTIONS]  (callrelay ctl --help lists them)\n"
          "\n"
          "  --config FILE     YAML configuration (default: the embedded default configuration)\n"
          "  --check-config    validate the configuration, print \"config OK\" and exit\n"
          "  --state-dir DIR   where a generated REST secret is kept (overrides state_dir)\n"
          "  mint-credential   print a TURN REST username and password for USER, valid for\n"
-         "                    --ttl seconds (default 86400), made with the first REST secret\n";
+         "                    --ttl seconds (default 86400), made with the first REST secret\n"
+         "  ctl               the operator's client of a running relay's admin API: status,\n"
+         "                    allocations, calls, end, revoke, reload, drain, config\n";
 }
 
 ParseResult parse_command_line(const std::vector<std::string>& args) {
