@@ -175,7 +175,8 @@ void SignalingService::start() {
     try {
       impl->io.run();
     } catch (const std::exception& e) {
-      log::error("signaling: thread stopped: ", e.what());
+      log::error("signaling.thread_stopped", {{"error", e.what()}},
+                 "signaling: thread stopped: ", e.what());
     }
   });
 }
