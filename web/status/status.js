@@ -14,12 +14,17 @@
   /// Rows drawn at most per table: a relay may hold many thousands of allocations, and a table
   /// redrawn every second must stay cheap. The highest rates come first.
   const MAX_ROWS = 300;
+  /// A relay holding more allocations than this sends a large list (a few hundred bytes each):
+  /// it is then fetched every BIG_LIST_EVERY polls only, the rest of the page still every second.
+  const BIG_LIST = 5000;
+  const BIG_LIST_EVERY = 5;
 
   const $ = (id) => document.getElementById(id);
   let key = null;
   let timer = null;
   let generation = 0;  // bumped on every (re)start, so that a late answer of an old poll is ignored
   let polls = 0;
+  let allocationsSeen = null;  // the last allocation list, reused between fetches of a big one
 
   /// An HTTP answer other than 2xx, with the relay's {"error": ...} text.
   class ApiError extends Error {
@@ -78,6 +83,7 @@
 
   function stop() {
     ++generation;
+    allocationsSeen = null;
     if (timer !== null) clearTimeout(timer);
     timer = null;
   }
@@ -107,9 +113,15 @@
       // The status first: a refused key costs one failed attempt, not three, against the
       // relay's per-address budget of failed keys.
       const status = await get('status');
-      const [allocations, calls] = await Promise.all([get('allocations'), get('calls')]);
+      const fetchAllocations = allocationsSeen === null || allocationsSeen.length <= BIG_LIST ||
+          polls % BIG_LIST_EVERY === 0;
+      const [allocations, calls] = await Promise.all([
+        fetchAllocations ? get('allocations').then((a) => list(a.allocations)) : allocationsSeen,
+        get('calls'),
+      ]);
       if (gen !== generation) return;
-      render(status, list(allocations.allocations), list(calls.calls));
+      allocationsSeen = allocations;
+      render(status, allocations.slice(), list(calls.calls));
       polls += 1;
       document.body.dataset.polls = String(polls);
       showMessage(null);
@@ -307,7 +319,8 @@
   }
 
   function renderAllocations(allocations) {
-    $('allocations-count').textContent = `(${allocations.length})`;
+    const slow = allocations.length > BIG_LIST ? `, refreshed every ${BIG_LIST_EVERY} s` : '';
+    $('allocations-count').textContent = `(${allocations.length}${slow})`;
     fillTable('allocations', allocations, (tr, a) => {
       const b = a.bytes;
       const r = a.rate_bytes_per_s;
