@@ -258,6 +258,41 @@ describe('the live status page in Chromium', () => {
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'Change key forgets it');
   }));
 
+  // The page's side of a relay with many allocations, and of hostile names: the allocation list
+  // is answered here (6000 entries, one user name that is markup), the rest by the relay.
+  it('a big allocation list is fetched less often, drawn in part, and names stay text', { timeout: 90000 }, () => guarded(async () => {
+    const page = await openStatusPage();
+    const hostile = '<img src=x id=injected>';
+    const big = Array.from({ length: 6000 }, (_, i) => ({
+      id: `0-${i}`, user: i === 0 ? hostile : `user${i % 50}`, transport: 'udp', family: 'ipv4',
+      client: '127.0.0.1:5000', relayed: ['127.0.0.1:61000'], age_s: 1,
+      bytes: { client_to_peer: i, peer_to_client: i },
+      rate_bytes_per_s: { client_to_peer: i === 0 ? 1e6 : i, peer_to_client: 0 },
+      quality: null, call_id: null,
+    }));
+    const served = { allocations: 0, status: 0 };
+    page.on('request', (req) => {
+      const m = new URL(req.url()).pathname.match(/^\/api\/v1\/admin\/(status|allocations)$/);
+      if (m) served[m[1]] += 1;
+    });
+    await page.route('**/api/v1/admin/allocations', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: JSON.stringify({ allocations: big }),
+    }));
+    await enterKey(page, ADMIN_KEY);
+    await page.waitForFunction(() => Number(document.body.dataset.polls || 0) >= 11, null,
+      { timeout: WAIT_MS * 2 });
+    assert.ok(served.allocations * 2 < served.status, `fetched less often: ${show(served)}`);
+    assert.ok(served.allocations >= 2, `but still fetched again: ${show(served)}`);
+    assert.equal(await page.textContent('#allocations-count'), '(6000, refreshed every 5 s)');
+    const drawn = await rows(page, 'allocations');
+    assert.equal(drawn.length, 300, 'at most 300 rows drawn');
+    assert.match(await page.textContent('#allocations tr.note'), /^5700 more not shown$/);
+    assert.equal(drawn[0].fields.user.text, hostile, 'highest rate first, the name as text');
+    const top = await rows(page, 'top-users');
+    assert.equal(top[0].id, hostile);
+    assert.equal(await page.$('#injected'), null, 'no element made from a user name');
+  }));
+
   // Last on this server: a drain cannot be undone.
   it('shows the draining state and its deadline', { timeout: 60000 }, () => guarded(async () => {
     const page = await openStatusPage();
