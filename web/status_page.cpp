@@ -37,15 +37,14 @@ std::optional<http::Response> serve_status_page(const http::Request& req) {
   auto r = serve_asset(file_req);
   if (!r) return std::nullopt;
   if (!read) {
-    http::Response refused = http::json_error(
-        405, "method " + req.method.substr(0, 16) + " not allowed here (use " + kAllowedMethods +
-                 ")");
+    http::Response refused =
+        http::json_error(405, "method " + req.method.substr(0, 16) + " not allowed here (use " +
+                                  kAllowedMethods + ")");
     refused.headers.emplace_back("Allow", kAllowedMethods);
     return refused;
   }
   // Same origin only: the page and its API calls share the listener's origin.
-  std::erase_if(r->headers,
-                [](const auto& h) { return h.first == "Access-Control-Allow-Origin"; });
+  std::erase_if(r->headers, [](const auto& h) { return h.first == "Access-Control-Allow-Origin"; });
   r->headers.emplace_back("Content-Security-Policy", kStatusPageCsp);
   r->headers.emplace_back("Referrer-Policy", "no-referrer");
   r->headers.emplace_back("X-Frame-Options", "DENY");

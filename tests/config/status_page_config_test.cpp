@@ -33,8 +33,7 @@ TEST(StatusPageConfig, ANonBooleanNamesTheKeyAndLine) {
   const std::string e = error_of("log: {level: info}\nhttp:\n  status_page: sometimes\n");
   EXPECT_NE(e.find("test.yaml:3"), std::string::npos) << e;
   EXPECT_NE(e.find("http.status_page"), std::string::npos) << e;
-  EXPECT_NE(error_of("http: {status_page: [true]}\n").find("http.status_page"),
-            std::string::npos);
+  EXPECT_NE(error_of("http: {status_page: [true]}\n").find("http.status_page"), std::string::npos);
 }
 
 TEST(StatusPageConfig, ExampleFileDocumentsItsDefault) {

@@ -128,8 +128,8 @@ TEST(StatusPage, TheMarkupHasNoInlineCodeAndLoadsOnlyEmbeddedFiles) {
   EXPECT_EQ(opened, scripts) << "every script element is an empty one with src";
   const std::regex ref(R"re((?:src|href)="([^"]*)")re");
   size_t refs = 0;
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref);
-       it != std::sregex_iterator(); ++it, ++refs) {
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator();
+       ++it, ++refs) {
     const std::string url = (*it)[1];
     auto r = serve_status_page(request("GET", url));
     ASSERT_TRUE(r.has_value()) << url << " is not an embedded file of the page";
