@@ -20,6 +20,25 @@ std::optional<std::string> option_value(const std::vector<std::string>& args, si
   return std::nullopt;
 }
 
+/// `import-coturn FILE`: exactly one file, or --help.
+ParseResult parse_import_coturn(const std::vector<std::string>& args) {
+  CommandLine cli;
+  cli.command = CommandLine::Command::kImportCoturn;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      cli.command = CommandLine::Command::kHelp;
+    } else if (cli.import_path.empty() && !a.empty() && a[0] != '-') {
+      cli.import_path = a;
+    } else {
+      return {std::nullopt, "import-coturn takes one FILE, not also '" + a + "'"};
+    }
+  }
+  if (cli.command == CommandLine::Command::kImportCoturn && cli.import_path.empty())
+    return {std::nullopt, "import-coturn needs coturn's configuration FILE (/etc/turnserver.conf)"};
+  return {cli, ""};
+}
+
 }  // namespace
 
 const char* usage() {
@@ -27,6 +46,7 @@ const char* usage() {
          "[--help]\n"
          "       callrelay mint-credential USER [--ttl SECONDS] [--config FILE] [--state-dir DIR]\n"
          "       callrelay ctl COMMAND [OPTIONS]  (callrelay ctl --help lists them)\n"
+         "       callrelay import-coturn FILE > callrelay.yaml\n"
          "\n"
          "  --config FILE     YAML configuration (default: the embedded default configuration)\n"
          "  --check-config    validate the configuration, print \"config OK\" and exit\n"
@@ -34,13 +54,17 @@ const char* usage() {
          "  mint-credential   print a TURN REST username and password for USER, valid for\n"
          "                    --ttl seconds (default 86400), made with the first REST secret\n"
          "  ctl               the operator's client of a running relay's admin API: status,\n"
-         "                    allocations, calls, end, revoke, reload, drain, config\n";
+         "                    allocations, calls, end, revoke, reload, drain, config\n"
+         "  import-coturn     print coturn's turnserver.conf FILE as callrelay's YAML; what\n"
+         "                    cannot be carried over is listed in it and on stderr. Exit 1: FILE\n"
+         "                    unreadable; 2: the result does not validate (nothing printed)\n";
 }
 
 ParseResult parse_command_line(const std::vector<std::string>& args) {
   CommandLine cli;
   std::string error;
   size_t i = 0;
+  if (!args.empty() && args[0] == "import-coturn") return parse_import_coturn(args);
   if (!args.empty() && args[0] == "mint-credential") {
     cli.command = CommandLine::Command::kMintCredential;
     i = 1;

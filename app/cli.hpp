@@ -1,5 +1,6 @@
 // The command line: `callrelay [--config FILE] [--check-config] [--state-dir DIR] [--version]
-// [--help]` and `callrelay mint-credential USER [--ttl SECONDS] [--config FILE] [--state-dir DIR]`.
+// [--help]`, `callrelay mint-credential USER [--ttl SECONDS] [--config FILE] [--state-dir DIR]`
+// and `callrelay import-coturn FILE`.
 #pragma once
 
 #include <cstdint>
@@ -10,12 +11,13 @@
 namespace callrelay::app {
 
 struct CommandLine {
-  enum class Command { kServe, kCheckConfig, kMintCredential, kVersion, kHelp };
+  enum class Command { kServe, kCheckConfig, kMintCredential, kVersion, kHelp, kImportCoturn };
   Command command = Command::kServe;
   std::string config_path;               ///< empty: the embedded default
   std::optional<std::string> state_dir;  ///< overrides the config's state_dir
   std::string user;                      ///< mint-credential USER
   int64_t ttl_s = 86400;                 ///< mint-credential --ttl
+  std::string import_path;               ///< import-coturn FILE (a coturn turnserver.conf)
 };
 
 /// Parses argv (without argv[0]). Returns the command line, or an error message.

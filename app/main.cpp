@@ -19,6 +19,7 @@
 #include "app/credentials.hpp"
 #include "app/drain.hpp"
 #include "app/http_service.hpp"
+#include "app/import_coturn.hpp"
 #include "app/reload_api.hpp"
 #include "app/reload_parts.hpp"
 #include "app/notify.hpp"
@@ -332,6 +333,8 @@ int main(int argc, char** argv) {
     std::printf("callrelay %s\n", CALLRELAY_VERSION);
     return 0;
   }
+  if (cli.command == app::CommandLine::Command::kImportCoturn)
+    return app::run_import_coturn(cli.import_path);
   config::Config cfg;
   try {
     cfg = load_config(cli);

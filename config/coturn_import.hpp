@@ -3,6 +3,7 @@
 // from disk here, so the same input always gives the same output.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,8 +13,12 @@ namespace callrelay::config {
 struct CoturnImportOptions {
   /// The coturn file's name, shown in the output's header comment.
   std::string source_name = "turnserver.conf";
-  /// Directory relative cert= and pkey= paths are taken from (coturn reads them relative to
-  /// its configuration file); written absolute into the YAML. Empty: left as they are.
+  /// Finds the file coturn would open for a relative cert= or pkey= name (coturn 4.6 searches
+  /// the working directory, then /etc and /usr/local/etc; see app/import_coturn.cpp). Unset:
+  /// the name is taken relative to base_dir. The YAML gets the path it returns.
+  std::function<std::string(const std::string& name)> find_file;
+  /// Directory relative cert= and pkey= names are taken from when find_file is unset; empty:
+  /// left as they are (callrelay then reads them relative to its own file).
   std::string base_dir;
 };
 

@@ -276,9 +276,11 @@ void write_peers(Writer& w, const Draft& d) {
     w.list_key(1, "deny", deny, "denied-peer-ip without the allowed-peer-ip addresses");
 }
 
-std::string absolute(const std::string& path, const std::string& base_dir) {
-  if (base_dir.empty() || std::filesystem::path(path).is_absolute()) return path;
-  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+std::string absolute(const std::string& path, const CoturnImportOptions& o) {
+  if (std::filesystem::path(path).is_absolute()) return path;
+  if (o.find_file) return o.find_file(path);
+  if (o.base_dir.empty()) return path;
+  return (std::filesystem::path(o.base_dir) / path).lexically_normal().string();
 }
 
 void write_tls(Writer& w, const Draft& d, const CoturnImportOptions& o, bool tls_active, Report& r) {
@@ -289,8 +291,8 @@ void write_tls(Writer& w, const Draft& d, const CoturnImportOptions& o, bool tls
     return;
   }
   w.section("tls");
-  w.key(1, "cert", quote(absolute(*d.cert, o.base_dir)), d.cert.origin());
-  w.key(1, "key", quote(absolute(*d.pkey, o.base_dir)), d.pkey.origin());
+  w.key(1, "cert", quote(absolute(*d.cert, o)), d.cert.origin());
+  w.key(1, "key", quote(absolute(*d.pkey, o)), d.pkey.origin());
   if (on(d.no_tlsv1_2)) w.key(1, "min_version", quote("1.3"), d.no_tlsv1_2.origin());
 }
 
