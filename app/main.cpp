@@ -28,6 +28,7 @@
 #include "app/wall_clock.hpp"
 #include "base/limits.hpp"
 #include "config/config.hpp"
+#include "config/config_json.hpp"
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/net/server.hpp"
@@ -278,6 +279,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                                                                  core::TimeMs now) {
                                return http->admin().authorize(req, params, now);
                              }));
+    // GET /api/v1/admin/config: what runs now (reloads included), every secret masked.
+    http->admin().set_config([&reloader] { return config::to_masked_json(reloader.running()); });
   }
   // The bound listeners are never peers (no loop into the server): known now, before workers run.
   policy.set_own_addresses(app::own_addresses(
