@@ -84,9 +84,10 @@ class Field {
 /// The fields of one line, written in this order after "event".
 using Fields = std::initializer_list<Field>;
 
-/// Writes one line at level `l` (the caller checked enabled(l)): event name, fields and the
-/// human message, in the configured format. Warnings and errors are also kept for
-/// recent_lines().
+/// Writes one line at level `l` whatever the configured level (the level functions below check
+/// it first; call emit directly for lines that are a contract, like "listening ..." and
+/// "ready"): event name, fields and the human message, in the configured format. Warnings and
+/// errors are also kept for recent_lines().
 void emit(Level l, std::string_view event, Fields fields, std::string_view message);
 
 /// Writes a record that is already one JSON object whose first member is "event" (an
@@ -191,29 +192,6 @@ void limited(RateLimit& limit, base::LimitCounters* counters, Level l, std::stri
   }
   if (!try_emit(l, event, fields, concat(message...), suppressed) && counters != nullptr)
     counters->hit(base::Limit::kLogSuppressed);
-}
-
-/// Lines without an event name (event "log"): the form every call site used before lines were
-/// structured. Kept only until no caller is left; name the event instead.
-template <typename... Args>
-void limited(RateLimit& limit, base::LimitCounters* counters, Level l, const Args&... message) {
-  limited(limit, counters, l, "log", {}, message...);
-}
-template <typename... Args>
-void error(const Args&... a) {
-  error("log", {}, a...);
-}
-template <typename... Args>
-void warn(const Args&... a) {
-  warn("log", {}, a...);
-}
-template <typename... Args>
-void info(const Args&... a) {
-  info("log", {}, a...);
-}
-template <typename... Args>
-void debug(const Args&... a) {
-  debug("log", {}, a...);
 }
 
 }  // namespace callrelay::log
