@@ -19,7 +19,8 @@ constexpr std::streamsize kMaxBytes = 4 << 20;
 /// The file's text, or nullopt having said on stderr why it cannot be read.
 std::optional<std::string> read_conf(const std::string& path) {
   const auto fail = [&path](const std::string& why) {
-    std::fprintf(stderr, "callrelay import-coturn: cannot read %s: %s\n", path.c_str(), why.c_str());
+    std::fprintf(stderr, "callrelay import-coturn: cannot read %s: %s\n", path.c_str(),
+                 why.c_str());
     return std::nullopt;
   };
   std::error_code ec;
@@ -43,12 +44,21 @@ std::optional<std::string> read_conf(const std::string& path) {
 /// configuration file's own directory, as coturn's documentation promises. None: the name in
 /// the working directory (the check that follows then says it cannot be read).
 std::string find_like_coturn(const std::string& name, const std::filesystem::path& conf_dir) {
-  static const char* const kDirs[] = {
-      "./",              "./turnserver/",   "./coturn/",
-      "./etc/",          "./etc/turnserver/", "./etc/coturn/",
-      "../etc/",         "../etc/turnserver/", "../etc/coturn/",
-      "/etc/",           "/etc/turnserver/", "/etc/coturn/",
-      "/usr/local/etc/", "/usr/local/etc/turnserver/", "/usr/local/etc/coturn/"};
+  static const char* const kDirs[] = {"./",
+                                      "./turnserver/",
+                                      "./coturn/",
+                                      "./etc/",
+                                      "./etc/turnserver/",
+                                      "./etc/coturn/",
+                                      "../etc/",
+                                      "../etc/turnserver/",
+                                      "../etc/coturn/",
+                                      "/etc/",
+                                      "/etc/turnserver/",
+                                      "/etc/coturn/",
+                                      "/usr/local/etc/",
+                                      "/usr/local/etc/turnserver/",
+                                      "/usr/local/etc/coturn/"};
   std::error_code ec;
   const auto absolute = [&ec](const std::filesystem::path& p) {
     return std::filesystem::absolute(p, ec).lexically_normal().string();
@@ -70,7 +80,8 @@ int run_import_coturn(const std::string& path) {
   options.source_name = path;
   std::error_code ec;
   const auto absolute = std::filesystem::absolute(path, ec);
-  const std::filesystem::path conf_dir = (ec ? std::filesystem::path(path) : absolute).parent_path();
+  const std::filesystem::path conf_dir =
+      (ec ? std::filesystem::path(path) : absolute).parent_path();
   options.find_file = [conf_dir](const std::string& name) {
     return find_like_coturn(name, conf_dir);
   };

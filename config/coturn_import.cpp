@@ -9,7 +9,9 @@ namespace coturn {
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
 bool is_separator(char c) { return c == ' ' || c == '\t' || c == '='; }
 
 /// One line split as coturn does: leading blanks skipped, trailing white space cut, the name
@@ -67,7 +69,8 @@ std::string printable(std::string_view text) {
 CoturnImport import_coturn(std::string_view conf_text, const CoturnImportOptions& options) {
   coturn::Draft draft;
   coturn::Report report;
-  for (const coturn::Line& line : coturn::split_lines(conf_text)) coturn::apply(line, draft, report);
+  for (const coturn::Line& line : coturn::split_lines(conf_text))
+    coturn::apply(line, draft, report);
   CoturnImport out;
   out.yaml = coturn::write_yaml(draft, options, report);
   out.not_imported = std::move(report.not_imported);

@@ -99,8 +99,8 @@ struct Report {
     not_imported.push_back({l.name, l.number, std::move(reason)});
   }
   void cover(const Line& l, std::string_view how) {
-    covered.emplace_back(l.number, l.name + " (line " + std::to_string(l.number) +
-                                       "): " + std::string(how));
+    covered.emplace_back(l.number,
+                         l.name + " (line " + std::to_string(l.number) + "): " + std::string(how));
   }
 };
 

@@ -19,8 +19,9 @@ std::optional<bool> flag(const Line& l, Report& r) {
   if (c == 'y' || c == 'Y' || c == 't' || c == 'T' || (c > '0' && c <= '9')) return true;
   if (v == "off" || v == "OFF" || v == "Off") return false;
   if (v == "on" || v == "ON" || v == "On") return true;
-  r.skip(l, "'" + printable(v) + "' is not a boolean (coturn takes on/off, yes/no, 1/0, "
-                                 "true/false)");
+  r.skip(l, "'" + printable(v) +
+                "' is not a boolean (coturn takes on/off, yes/no, 1/0, "
+                "true/false)");
   return std::nullopt;
 }
 
@@ -31,8 +32,8 @@ std::optional<int64_t> number(const Line& l, Report& r, int64_t min, int64_t max
   const char* end = l.value.data() + l.value.size();
   const auto [ptr, ec] = std::from_chars(l.value.data(), end, n);
   if (l.value.empty() || ec != std::errc() || ptr != end || n < min || n > max) {
-    r.skip(l, "'" + printable(l.value) + "' is not a number from " + std::to_string(min) +
-                  " to " + std::to_string(max));
+    r.skip(l, "'" + printable(l.value) + "' is not a number from " + std::to_string(min) + " to " +
+                  std::to_string(max));
     return std::nullopt;
   }
   return n;
@@ -46,7 +47,8 @@ std::optional<int64_t> number_or(const Line& l, Report& r, int64_t fallback) {
 
 std::optional<stun::Endpoint> ip(const Line& l, Report& r, std::string_view text) {
   auto e = stun::Endpoint::parse_ip(text, 0);
-  if (!e) r.skip(l, "'" + printable(text) + "' is not an IP address (host names are not looked up)");
+  if (!e)
+    r.skip(l, "'" + printable(text) + "' is not an IP address (host names are not looked up)");
   return e;
 }
 
@@ -111,7 +113,8 @@ void external_ip(const Line& l, Draft& d, Report& r) {
 
 void relay_threads(const Line& l, Draft& d, Report& r) {
   // coturn: 0 relays on the listener thread (one thread); callrelay's 0 means one per core.
-  if (auto n = number(l, r, 0, 1024)) d.relay_threads.set(static_cast<unsigned>(std::max<int64_t>(*n, 1)), l);
+  if (auto n = number(l, r, 0, 1024))
+    d.relay_threads.set(static_cast<unsigned>(std::max<int64_t>(*n, 1)), l);
 }
 
 void user(const Line& l, Draft& d, Report& r) {
@@ -124,13 +127,15 @@ void user(const Line& l, Draft& d, Report& r) {
   std::string password = l.value.substr(colon + 1);
   password.erase(0, password.find_first_not_of(" \t"));
   if (password.rfind("0x", 0) == 0) {
-    r.skip(l, "user '" + printable(name) + "' has a turnadmin key (0x...), not a password: "
-              "callrelay needs the password (auth.users)");
+    r.skip(l, "user '" + printable(name) +
+                  "' has a turnadmin key (0x...), not a password: "
+                  "callrelay needs the password (auth.users)");
     return;
   }
   if (password.empty() || name.size() > 512) {
-    r.skip(l, "user '" + printable(name) + "': callrelay needs a name of 1 to 512 bytes and a "
-              "password");
+    r.skip(l, "user '" + printable(name) +
+                  "': callrelay needs a name of 1 to 512 bytes and a "
+                  "password");
     return;
   }
   d.user_lines.push_back(l);
@@ -181,8 +186,9 @@ void bytes_per_s(Setting<uint64_t>& s, const Line& l, Report& r) {
   auto n = number(l, r, 0, kMaxBytes);
   if (!n) return;
   if (*n != 0 && *n < 1000) {
-    r.skip(l, std::to_string(*n) + " bytes/s is below callrelay's smallest cap (8 kbit/s = "
-                                   "1000 bytes/s)");
+    r.skip(l, std::to_string(*n) +
+                  " bytes/s is below callrelay's smallest cap (8 kbit/s = "
+                  "1000 bytes/s)");
     return;
   }
   s.set(static_cast<uint64_t>(*n), l);
@@ -201,8 +207,9 @@ void allocation_family(const Line& l, Draft&, Report& r) {
   if (l.value == "ipv4") {
     r.cover(l, "callrelay relays IPv4 unless the client asks for IPv6 (RFC 8656 section 7.1)");
   } else {
-    r.skip(l, "callrelay always follows RFC 8656: IPv4 unless the client sends "
-              "REQUESTED-ADDRESS-FAMILY");
+    r.skip(l,
+           "callrelay always follows RFC 8656: IPv4 unless the client sends "
+           "REQUESTED-ADDRESS-FAMILY");
   }
 }
 
@@ -210,8 +217,9 @@ void log_file(const Line& l, Draft&, Report& r) {
   if (l.value == "stdout" || l.value == "-" || l.value == "syslog") {
     r.cover(l, "callrelay logs to stderr: the journal under systemd (and syslog from there)");
   } else {
-    r.skip(l, "callrelay logs to stderr (the journal under systemd), never to a file of its own; "
-              "StandardOutput=append:FILE in the unit writes one");
+    r.skip(l,
+           "callrelay logs to stderr (the journal under systemd), never to a file of its own; "
+           "StandardOutput=append:FILE in the unit writes one");
   }
 }
 
@@ -225,7 +233,10 @@ struct Rule {
   std::string_view text = {};  ///< kSkip, kSkipFlag (skipped when on), kCover
 };
 
-#define MAP(name, body) {name, Rule::kMap, [](const Line& l, Draft& d, Report& r) { body; }}
+#define MAP(name, body)                                                \
+  {                                                                    \
+    name, Rule::kMap, [](const Line& l, Draft& d, Report& r) { body; } \
+  }
 
 constexpr std::string_view kNoDatabase =
     "callrelay keeps no user database: put static users in auth.users and REST secrets in "
@@ -282,7 +293,8 @@ const Rule kRules[] = {
     MAP("allow-loopback-peers", set_flag(d.allow_loopback, l, r)),
     MAP("prometheus", set_flag(d.prometheus, l, r)),
     MAP("prometheus-port", set_port(d.prometheus_port, l, r, 1)),
-    MAP("verbose", if (flag(l, r).value_or(false)) d.log_level.set("info", l)),
+    // coturn: Verbose (extra) wins over verbose whatever their order.
+    MAP("verbose", if (flag(l, r).value_or(false) && !d.log_level) d.log_level.set("info", l)),
     MAP("Verbose", if (flag(l, r).value_or(false)) d.log_level.set("debug", l)),
     MAP("log-file", log_file(l, d, r)),
     MAP("allocation-default-address-family", allocation_family(l, d, r)),
@@ -334,8 +346,9 @@ const Rule kRules[] = {
     {"pkey-pwd", Rule::kSkip, nullptr,
      "callrelay reads unencrypted keys only: `openssl pkey -in KEY -out PLAIN` (mode 0600)"},
     {"CA-file", Rule::kSkip, nullptr, "callrelay does not verify client certificates"},
-    {"listening-device", Rule::kSkip, nullptr, "callrelay binds addresses, not devices: use "
-                                               "listening-ip's address in listen.udp/tcp/tls"},
+    {"listening-device", Rule::kSkip, nullptr,
+     "callrelay binds addresses, not devices: use "
+     "listening-ip's address in listen.udp/tcp/tls"},
     {"relay-device", Rule::kSkip, nullptr,
      "callrelay binds addresses, not devices: relay.bind_ipv4 / bind_ipv6"},
     {"tcp-proxy-port", Rule::kSkip, nullptr, "callrelay does not take the PROXY protocol"},

@@ -122,9 +122,10 @@ Listeners listeners(const Draft& d, bool tls_active, Report& r) {
   out.origin = all_addresses ? "every address (no listening-ip)" : "listening-ip";
   if (on(d.no_rfc5780)) r.cover(line_of(d.no_rfc5780), "callrelay does no RFC 5780");
   if (rfc5780) {
-    r.notes.push_back("coturn listened on the RFC 5780 alternate ports too (no no-rfc5780): so "
-                      "does this file, as plain TURN ports; callrelay does not do RFC 5780 NAT "
-                      "behaviour discovery (remove them if no client uses them)");
+    r.notes.push_back(
+        "coturn listened on the RFC 5780 alternate ports too (no no-rfc5780): so "
+        "does this file, as plain TURN ports; callrelay does not do RFC 5780 NAT "
+        "behaviour discovery (remove them if no client uses them)");
   } else {
     for (const auto* s : {&d.alt_port, &d.alt_tls_port})
       if (*s) r.cover(line_of(*s), "coturn listens on it only for RFC 5780, off here");
@@ -132,8 +133,9 @@ Listeners listeners(const Draft& d, bool tls_active, Report& r) {
   if (on(d.no_udp))
     r.skip(line_of(d.no_udp), "callrelay always listens on UDP (listen.udp needs an endpoint)");
   if (tls_active && !on(d.no_dtls)) {
-    r.notes.push_back("coturn also answered DTLS on the TLS ports; callrelay has no TURN over "
-                      "DTLS (clients use UDP, TCP or TLS)");
+    r.notes.push_back(
+        "coturn also answered DTLS on the TLS ports; callrelay has no TURN over "
+        "DTLS (clients use UDP, TCP or TLS)");
   }
   if (d.no_dtls) r.cover(line_of(d.no_dtls), "callrelay has no DTLS");
   return out;
@@ -142,13 +144,16 @@ Listeners listeners(const Draft& d, bool tls_active, Report& r) {
 void write_listen(Writer& w, const Draft& d, bool tls_active, Report& r) {
   const Listeners l = listeners(d, tls_active, r);
   w.section("listen");
-  const std::string port = d.listening_port ? ", listening-port" : ", port 3478 (no listening-port)";
+  const std::string port =
+      d.listening_port ? ", listening-port" : ", port 3478 (no listening-port)";
   const std::string tls_port =
       d.tls_port ? ", tls-listening-port" : ", port 5349 (no tls-listening-port)";
   w.key(1, "udp", list(l.udp), l.origin + port);
   w.key(1, "tcp", list(l.tcp), on(d.no_tcp) ? d.no_tcp.origin() : l.origin + port);
   w.key(1, "tls", list(l.tls),
-        tls_active ? l.origin + tls_port : on(d.no_tls) ? d.no_tls.origin() : "no cert and pkey");
+        tls_active     ? l.origin + tls_port
+        : on(d.no_tls) ? d.no_tls.origin()
+                       : "no cert and pkey");
 }
 
 void write_relay(Writer& w, const Draft& d, Report& r) {
@@ -158,8 +163,11 @@ void write_relay(Writer& w, const Draft& d, Report& r) {
   if (d.min_port || d.max_port) {
     if (min < 1024 || max < 1024 || min > max) {
       for (const auto* s : {&d.min_port, &d.max_port})
-        if (*s) r.skip(line_of(*s), "callrelay's relay ports are 1024 to 65535 with min <= max, "
-                                    "not " + std::to_string(min) + "-" + std::to_string(max));
+        if (*s)
+          r.skip(line_of(*s),
+                 "callrelay's relay ports are 1024 to 65535 with min <= max, "
+                 "not " +
+                     std::to_string(min) + "-" + std::to_string(max));
     } else {
       w.key(1, "ports", "{min: " + std::to_string(min) + ", max: " + std::to_string(max) + "}",
             "min-port, max-port");
@@ -173,8 +181,9 @@ void write_relay(Writer& w, const Draft& d, Report& r) {
   address("external_ipv4", d.external_ipv4);
   address("external_ipv6", d.external_ipv6);
   if (d.external_ipv4 || d.external_ipv6) {
-    r.notes.push_back("external-ip: callrelay advertises the external address for every relayed "
-                      "address of its family (coturn's PUBLIC/PRIVATE form only for PRIVATE)");
+    r.notes.push_back(
+        "external-ip: callrelay advertises the external address for every relayed "
+        "address of its family (coturn's PUBLIC/PRIVATE form only for PRIVATE)");
   }
 }
 
@@ -187,15 +196,18 @@ void write_auth(Writer& w, const Draft& d, Report& r) {
     for (const auto& s : d.secrets) secrets.push_back(s.value);
     w.list_key(1, "secrets", secrets, "static-auth-secret");
   } else if (rest) {
-    r.skip(line_of(d.use_auth_secret), "no static-auth-secret: coturn's secrets are in its "
-                                        "database (turn_secret): add them to auth.secrets");
+    r.skip(line_of(d.use_auth_secret),
+           "no static-auth-secret: coturn's secrets are in its "
+           "database (turn_secret): add them to auth.secrets");
   }
   if (d.separator) w.key(1, "separator", quote(std::string(1, *d.separator)), d.separator.origin());
-  if (d.stale_nonce) w.key(1, "nonce_lifetime", std::to_string(*d.stale_nonce), d.stale_nonce.origin());
+  if (d.stale_nonce)
+    w.key(1, "nonce_lifetime", std::to_string(*d.stale_nonce), d.stale_nonce.origin());
   if (rest) {
     for (const Line& l : d.user_lines)
-      r.skip(l, "coturn ignores user= lines while use-auth-secret is on (callrelay would take "
-                "both: add them to auth.users to keep them)");
+      r.skip(l,
+             "coturn ignores user= lines while use-auth-secret is on (callrelay would take "
+             "both: add them to auth.users to keep them)");
   } else if (!d.users.empty()) {
     w.key(1, "users", "", "user= lines");
     std::vector<std::string> seen;  // coturn keeps the last line of a name
@@ -210,21 +222,24 @@ void write_auth(Writer& w, const Draft& d, Report& r) {
     }
   }
   if (on(d.no_auth)) {
-    r.skip(line_of(d.no_auth), "callrelay always authenticates TURN requests (RFC 8656 section "
-                               "5): clients need credentials");
+    r.skip(line_of(d.no_auth),
+           "callrelay always authenticates TURN requests (RFC 8656 section "
+           "5): clients need credentials");
   }
   if (on(d.lt_cred_mech))
     r.cover(line_of(d.lt_cred_mech), "callrelay always uses long-term credentials");
   if (!rest && d.users.empty()) {
-    r.notes.push_back(on(d.lt_cred_mech)
-        ? "lt-cred-mech without user= lines: coturn's users were in its database; add them to "
-          "auth.users (without any, callrelay generates a REST secret in state_dir)"
-        : "coturn allowed anonymous TURN here; callrelay always authenticates (it generates a "
-          "REST secret in state_dir: `callrelay mint-credential USER` prints credentials)");
+    r.notes.push_back(
+        on(d.lt_cred_mech)
+            ? "lt-cred-mech without user= lines: coturn's users were in its database; add them to "
+              "auth.users (without any, callrelay generates a REST secret in state_dir)"
+            : "coturn allowed anonymous TURN here; callrelay always authenticates (it generates a "
+              "REST secret in state_dir: `callrelay mint-credential USER` prints credentials)");
   }
   if ((rest || !d.users.empty()) && !d.realm) {
-    r.notes.push_back("no realm: coturn used the host's domain name, callrelay uses 'callrelay' "
-                      "(clients take it from the server; only turnadmin keys depend on it)");
+    r.notes.push_back(
+        "no realm: coturn used the host's domain name, callrelay uses 'callrelay' "
+        "(clients take it from the server; only turnadmin keys depend on it)");
   }
   if (on(d.secure_stun)) w.key(0, "binding_requires_auth", "true", d.secure_stun.origin());
 }
@@ -249,12 +264,14 @@ void write_allocations(Writer& w, const Draft& d) {
 void write_bandwidth(Writer& w, const Draft& d, Report& r) {
   w.section("bandwidth");
   // coturn counts bytes per second; callrelay's caps are bits per second (0: off in both).
-  if (d.max_bps) w.key(1, "max_bps", std::to_string(*d.max_bps * 8), d.max_bps.origin() + ", x8 bits");
+  if (d.max_bps)
+    w.key(1, "max_bps", std::to_string(*d.max_bps * 8), d.max_bps.origin() + ", x8 bits");
   if (d.bps_capacity) {
     w.key(1, "total_max_bps", std::to_string(*d.bps_capacity * 8),
           d.bps_capacity.origin() + ", x8 bits");
-    r.notes.push_back("bps-capacity: coturn shared it out at allocation time; callrelay's "
-                      "total_max_bps drops what goes over it as it is relayed");
+    r.notes.push_back(
+        "bps-capacity: coturn shared it out at allocation time; callrelay's "
+        "total_max_bps drops what goes over it as it is relayed");
   }
 }
 
@@ -283,9 +300,12 @@ std::string absolute(const std::string& path, const CoturnImportOptions& o) {
   return (std::filesystem::path(o.base_dir) / path).lexically_normal().string();
 }
 
-void write_tls(Writer& w, const Draft& d, const CoturnImportOptions& o, bool tls_active, Report& r) {
-  if (d.cert && !d.pkey) r.skip(line_of(d.cert), "cert needs pkey: callrelay takes both or neither");
-  if (d.pkey && !d.cert) r.skip(line_of(d.pkey), "pkey needs cert: callrelay takes both or neither");
+void write_tls(Writer& w, const Draft& d, const CoturnImportOptions& o, bool tls_active,
+               Report& r) {
+  if (d.cert && !d.pkey)
+    r.skip(line_of(d.cert), "cert needs pkey: callrelay takes both or neither");
+  if (d.pkey && !d.cert)
+    r.skip(line_of(d.pkey), "pkey needs cert: callrelay takes both or neither");
   if (!tls_active) {
     if (d.cert && d.pkey) r.cover(line_of(d.cert), "not needed: no-tls");
     return;
@@ -297,7 +317,8 @@ void write_tls(Writer& w, const Draft& d, const CoturnImportOptions& o, bool tls
 }
 
 void write_rest(Writer& w, const Draft& d, Report& r) {
-  if (d.relay_threads) w.key(0, "workers", std::to_string(*d.relay_threads), d.relay_threads.origin());
+  if (d.relay_threads)
+    w.key(0, "workers", std::to_string(*d.relay_threads), d.relay_threads.origin());
   if (d.log_level) {
     w.section("log");
     w.key(1, "level", *d.log_level, d.log_level.origin());
@@ -307,9 +328,10 @@ void write_rest(Writer& w, const Draft& d, Report& r) {
     w.section("http");
     w.key(1, "enabled", "true", d.prometheus.origin());
     w.key(1, "listen", quote("0.0.0.0:" + std::to_string(port)), "coturn's exporter port");
-    r.notes.push_back("prometheus: the HTTP listener serving /metrics also serves /healthz, the "
-                      "credential and admin APIs (keys needed) and /status; firewall it as "
-                      "coturn's exporter was");
+    r.notes.push_back(
+        "prometheus: the HTTP listener serving /metrics also serves /healthz, the "
+        "credential and admin APIs (keys needed) and /status; firewall it as "
+        "coturn's exporter was");
   } else if (d.prometheus_port) {
     r.cover(line_of(d.prometheus_port), "coturn uses it only with prometheus, off here");
   }
@@ -342,8 +364,9 @@ std::string write_yaml(const Draft& d, const CoturnImportOptions& options, Repor
   write_peers(w, d);
   write_tls(w, d, options, tls_active, r);
   write_rest(w, d, r);
-  r.notes.push_back("callrelay refuses peers in private, loopback, link-local, CGNAT and other "
-                    "special ranges unless peers.allow lists them (coturn refused loopback only)");
+  r.notes.push_back(
+      "callrelay refuses peers in private, loopback, link-local, CGNAT and other "
+      "special ranges unless peers.allow lists them (coturn refused loopback only)");
   // The header lists skipped and covered options in the order of the file.
   const auto key = [](int line) { return line > 0 ? line : INT32_MAX; };
   std::stable_sort(r.not_imported.begin(), r.not_imported.end(),

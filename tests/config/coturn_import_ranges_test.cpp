@@ -33,13 +33,14 @@ TEST(CoturnRanges, AlignedRangesAreOneBlock) {
 
 TEST(CoturnRanges, UnalignedRangesAreTheFewestBlocks) {
   EXPECT_EQ(cidrs("192.0.2.5-192.0.2.20"),
-            (std::vector<std::string>{"192.0.2.5", "192.0.2.6/31", "192.0.2.8/29",
-                                      "192.0.2.16/30", "192.0.2.20"}));
+            (std::vector<std::string>{"192.0.2.5", "192.0.2.6/31", "192.0.2.8/29", "192.0.2.16/30",
+                                      "192.0.2.20"}));
   EXPECT_EQ(cidrs("83.166.64.0-83.166.95.255"), std::vector<std::string>{"83.166.64.0/19"});
   EXPECT_EQ(cidrs("255.255.255.254-255.255.255.255"),
             std::vector<std::string>{"255.255.255.254/31"});
-  EXPECT_EQ(cidrs("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-            std::vector<std::string>{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"});
+  EXPECT_EQ(
+      cidrs("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+      std::vector<std::string>{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"});
 }
 
 TEST(CoturnRanges, BadRangesSayWhy) {
@@ -57,10 +58,10 @@ TEST(CoturnRanges, SubtractPunchesHoles) {
                             {range("10.0.0.16"), range("10.0.0.200-10.0.1.50"), range("::1")});
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(to_cidrs(out[0]), (std::vector<std::string>{"10.0.0.0/28"}));
-  EXPECT_EQ(to_cidrs(out[1]),
-            (std::vector<std::string>{"10.0.0.17", "10.0.0.18/31", "10.0.0.20/30", "10.0.0.24/29",
-                                      "10.0.0.32/27", "10.0.0.64/26", "10.0.0.128/26",
-                                      "10.0.0.192/29"}));
+  EXPECT_EQ(
+      to_cidrs(out[1]),
+      (std::vector<std::string>{"10.0.0.17", "10.0.0.18/31", "10.0.0.20/30", "10.0.0.24/29",
+                                "10.0.0.32/27", "10.0.0.64/26", "10.0.0.128/26", "10.0.0.192/29"}));
   EXPECT_TRUE(subtract({range("10.0.0.1")}, {range("10.0.0.0-10.0.0.9")}).empty());
   EXPECT_EQ(subtract({range("::-::ff")}, {range("::")}).size(), 1u);
 }

@@ -23,7 +23,9 @@ std::string read(const std::string& path) {
   return s.str();
 }
 
-std::string data(const std::string& name) { return read(std::string(COTURN_DATA_DIR) + "/" + name); }
+std::string data(const std::string& name) {
+  return read(std::string(COTURN_DATA_DIR) + "/" + name);
+}
 
 /// The imported YAML parsed as --check-config parses a file; fails the test with the YAML and
 /// the errors when it does not pass.
@@ -31,7 +33,8 @@ Config parse_imported(const CoturnImport& imp) {
   try {
     return parse(imp.yaml, "<imported>");
   } catch (const ConfigError& e) {
-    ADD_FAILURE() << "the imported configuration does not validate:\n" << e.what() << "\n----\n"
+    ADD_FAILURE() << "the imported configuration does not validate:\n"
+                  << e.what() << "\n----\n"
                   << imp.yaml;
     return Config{};
   }
@@ -150,7 +153,7 @@ TEST(CoturnImport, TlsWithQuotas) {
   EXPECT_EQ(cfg.auth.realm, "voice.example.org");
   EXPECT_EQ(cfg.core.max_allocations_per_user, 12u);
   EXPECT_EQ(cfg.core.max_allocations, 1000u);
-  EXPECT_EQ(cfg.core.bandwidth.max_bps, 24'000'000u);         // 3 MB/s
+  EXPECT_EQ(cfg.core.bandwidth.max_bps, 24'000'000u);           // 3 MB/s
   EXPECT_EQ(cfg.core.bandwidth.total_max_bps, 1'000'000'000u);  // 125 MB/s
   EXPECT_EQ(cfg.core.max_lifetime_s, 1800u);
   EXPECT_EQ(cfg.core.default_lifetime_s, 600u);
@@ -182,8 +185,8 @@ TEST(CoturnImport, LockedDownPeersAndStaticUsers) {
   EXPECT_EQ(cfg.core.channel_lifetime_s, 600u);
   EXPECT_EQ(cfg.core.permission_lifetime_s, 300u);
   // coturn: allowed beats denied. The same addresses get through callrelay, and only those.
-  for (const char* ip : {"192.0.2.50", "192.0.2.64", "192.0.2.100", "192.0.2.127", "83.166.68.45",
-                         "2001:db8:5::1"})
+  for (const char* ip :
+       {"192.0.2.50", "192.0.2.64", "192.0.2.100", "192.0.2.127", "83.166.68.45", "2001:db8:5::1"})
     EXPECT_TRUE(peer_allowed(cfg, ip)) << ip;
   for (const char* ip : {"192.0.2.49", "192.0.2.51", "192.0.2.128", "83.166.68.44", "8.8.8.8",
                          "203.0.113.1", "2001:db8:5::2", "2a00:1450::1"})
@@ -203,8 +206,8 @@ TEST(CoturnImport, LineSyntaxAsCoturnReadsIt) {
   const Config cfg = parse_imported(imp);
   EXPECT_EQ(cfg.auth.realm, "quoted.example");
   // Every address and no no-rfc5780: the RFC 5780 alternate port (listening-port + 1) too.
-  EXPECT_EQ(strings(cfg.listen.udp), (std::vector<std::string>{"0.0.0.0:3479", "0.0.0.0:3480",
-                                                               "[::]:3479", "[::]:3480"}));
+  EXPECT_EQ(strings(cfg.listen.udp),
+            (std::vector<std::string>{"0.0.0.0:3479", "0.0.0.0:3480", "[::]:3479", "[::]:3480"}));
   EXPECT_EQ(cfg.listen.tcp.size(), 4u);  // no-tcp=off keeps TCP
   EXPECT_EQ(cfg.relay.port_min, 50000);
   EXPECT_EQ(cfg.auth.static_users.at("carol"), "pass with spaces");
@@ -267,9 +270,11 @@ TEST(CoturnImport, LifetimesTlsVersionAndExternalAddresses) {
   std::ofstream(dir / "k.pem") << "key";
   const CoturnImport imp = import_coturn(
       "max-allocate-lifetime=300\nstale-nonce=0\nchannel-lifetime=100000\n"
-      "cert=" + (dir / "c.pem").string() + "\npkey=" + (dir / "k.pem").string() + "\n"
+      "cert=" +
+      (dir / "c.pem").string() + "\npkey=" + (dir / "k.pem").string() +
+      "\n"
       "no-tlsv1_2\nexternal-ip=203.0.113.9\nexternal-ip=203.0.113.10\n"
-      "external-ip=2001:db8::9/fd00::9\nrelay-threads=0\nVerbose\nallow-loopback-peers\n");
+      "external-ip=2001:db8::9/fd00::9\nrelay-threads=0\nVerbose\nverbose\nallow-loopback-peers\n");
   const Config cfg = parse_imported(imp);
   std::filesystem::remove_all(dir);
   EXPECT_EQ(cfg.core.max_lifetime_s, 300u);
