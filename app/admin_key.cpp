@@ -59,8 +59,8 @@ std::optional<std::string> read_key_file(const std::string& path) {
 }
 
 /// Writes `key` to a private temporary file and links it to `path` unless `path` exists.
-/// Returns false when `path` appeared meanwhile; throws std::system_error-style text on
-/// other failures.
+/// Returns false when `path` appeared meanwhile; throws std::runtime_error naming the file
+/// on any other failure.
 bool write_new(const std::string& path, const std::string& key) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   ::unlink(tmp.c_str());
@@ -129,7 +129,9 @@ AdminKeyFile load_or_create_admin_key(const std::string& state_dir, RandomSource
                   "mark a key of api.keys admin: true)";
     return out;
   }
+  // Another server made the file first: its key is the one both accept.
   out.key = out.created ? key : read_key_file(out.path).value_or(std::string());
+  if (out.key.empty()) out.warning = "'" + out.path + "' vanished while it was made: no admin key";
   return out;
 }
 
