@@ -135,7 +135,8 @@ fi
 # an HTTP listener on a free port (the default 9641 would collide with parallel tests).
 ! grep -qE '^(state_dir|http):' "$IMPORTED" || fail "the import wrote state_dir or http itself"
 cp "$IMPORTED" "$WORK_DIR/callrelay.yaml"
-printf 'state_dir: %s\nhttp: {listen: "127.0.0.1:0"}\n' "$WORK_DIR/state" >>"$WORK_DIR/callrelay.yaml"
+printf 'state_dir: %s\nhttp: {listen: "127.0.0.1:0"}\n' "$WORK_DIR/state" \
+  >>"$WORK_DIR/callrelay.yaml"
 apply_log_format "$WORK_DIR/callrelay.yaml"
 SERVER_LOG="$WORK_DIR/callrelay.log"
 launch_callrelay "$CALLRELAY_BIN"
@@ -156,4 +157,4 @@ printf 'cert=/nonexistent/cert.pem\npkey=/nonexistent/key.pem\n' >"$WORK_DIR/bad
   fail "an import that does not validate does not exit 2 with nothing on stdout"
 "$CALLRELAY_BIN" import-coturn >"$WORK_DIR/out" 2>&1
 [ $? = 2 ] && grep -q 'needs coturn' "$WORK_DIR/out" || fail "import-coturn without FILE"
-echo "PASS: $mode: a client that relayed through coturn relays through callrelay on the imported file"
+echo "PASS: $mode: the client that relayed through coturn relays through callrelay on the import"
