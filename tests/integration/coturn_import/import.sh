@@ -137,7 +137,12 @@ fi
 cp "$IMPORTED" "$WORK_DIR/callrelay.yaml"
 printf 'state_dir: %s\nhttp: {listen: "127.0.0.1:0"}\n' "$WORK_DIR/state" \
   >>"$WORK_DIR/callrelay.yaml"
-apply_log_format "$WORK_DIR/callrelay.yaml"
+# The json-log stage: the import wrote a block `log:` section (from verbose); the format joins it.
+if [ "$LOG_FORMAT" = json ] && grep -q '^log:$' "$WORK_DIR/callrelay.yaml"; then
+  sed -i 's/^log:$/log:\n  format: json/' "$WORK_DIR/callrelay.yaml"
+else
+  apply_log_format "$WORK_DIR/callrelay.yaml"
+fi
 SERVER_LOG="$WORK_DIR/callrelay.log"
 launch_callrelay "$CALLRELAY_BIN"
 [ "$(logged_port udp '127\.0\.0\.1')" = "$UDP_PORT" ] ||
