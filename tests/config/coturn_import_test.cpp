@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -300,6 +301,73 @@ TEST(CoturnImport, ValuesThatLookLikeYamlStayText) {
   const Config cfg = parse_imported(imp);
   EXPECT_EQ(cfg.auth.realm, "a \\\"b\\\" # c");
   EXPECT_EQ(cfg.auth.static_users.at("*star"), "&anchor: [x] {y} 'z' \\ \x01");
+}
+
+}  // namespace
+}  // namespace callrelay::config
+
+namespace callrelay::config {
+namespace {
+
+/// Files of random option lines (every option Debian's file documents but cert and pkey, whose
+/// files would have to exist, and some unknown ones) with values good, bad and hostile: the
+/// import never fails and what it writes always validates.
+TEST(CoturnImport, AnyFileGivesAValidConfiguration) {
+  std::vector<std::string> names = {"frobnicate", "", "=", "user", "static-auth-secret"};
+  std::istringstream in(data("debian-turnserver.conf"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() < 2 || line[0] != '#' || !std::isalpha(static_cast<unsigned char>(line[1])))
+      continue;
+    const size_t end = line.find_first_of("= \t", 1);
+    const std::string name = line.substr(1, end == std::string::npos ? end : end - 1);
+    if (name != "cert" && name != "pkey" && name.find(':') == std::string::npos)
+      names.push_back(name);
+  }
+  const std::vector<std::string> values = {"",
+                                           "0",
+                                           "1",
+                                           "3478",
+                                           "65535",
+                                           "70000",
+                                           "-5",
+                                           "on",
+                                           "off",
+                                           "maybe",
+                                           "10.0.0.1",
+                                           "::1",
+                                           "10.0.0.1-10.0.0.9",
+                                           "2001:db8::1-2001:db8::ff",
+                                           "0.0.0.0-255.255.255.255",
+                                           "203.0.113.7/10.0.0.5",
+                                           "2001:db8::7/fd00::7",
+                                           "alice:secret",
+                                           "bob:0xabc",
+                                           "x:",
+                                           "\"quoted value\"",
+                                           "a: b # c",
+                                           "*&!|>'\"%@`",
+                                           std::string("ctl\x01\x7f", 5),
+                                           "ipv4",
+                                           "keep",
+                                           std::string(600, 'u') + ":pw",
+                                           "\xc3\xa9t\xc3\xa9"};
+  std::mt19937 rng(20261203);
+  for (int file = 0; file < 300; ++file) {
+    std::string text;
+    const int lines = static_cast<int>(rng() % 40);
+    for (int i = 0; i < lines; ++i) {
+      text += names[rng() % names.size()];
+      if (rng() % 4 != 0) text += (rng() % 2 ? "=" : " ") + values[rng() % values.size()];
+      text += rng() % 8 == 0 ? "\r\n" : "\n";
+    }
+    const CoturnImport imp = import_coturn(text);
+    try {
+      (void)parse(imp.yaml, "<imported>");
+    } catch (const ConfigError& e) {
+      ADD_FAILURE() << e.what() << "\n---- coturn file:\n" << text << "\n---- YAML:\n" << imp.yaml;
+      return;
+    }
+  }
 }
 
 }  // namespace
