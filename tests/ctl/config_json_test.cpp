@@ -3,7 +3,10 @@
 #include "config/config_json.hpp"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -104,6 +107,38 @@ TEST(ConfigJson, WebhookUrlWithoutPasswordIsKept) {
             "https://hooks.example/records?user=a:b@c");
   c.calls.webhook.url = "http://name@hooks.example/";
   EXPECT_EQ(to_masked_json(c)["calls"]["webhook"]["url"], "http://name@hooks.example/");
+}
+
+}  // namespace
+}  // namespace callrelay::config
+
+namespace callrelay::config {
+namespace {
+
+/// Every mapping key of `node` under `path` that `j` lacks, descending while both are
+/// mappings (a list or a masked value ends the walk).
+void missing_keys(const YAML::Node& node, const nlohmann::json& j, const std::string& path,
+                  std::vector<std::string>& out) {
+  if (!node.IsMap() || !j.is_object()) return;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string at = path.empty() ? key : path + "." + key;
+    if (!j.contains(key)) {
+      out.push_back(at);
+      continue;
+    }
+    missing_keys(kv.second, j[key], at, out);
+  }
+}
+
+TEST(ConfigJson, EveryKeyOfTheExampleFileIsShown) {
+  std::ifstream in(CALLRELAY_EXAMPLE_CONFIG);
+  std::stringstream text;
+  text << in.rdbuf();
+  const YAML::Node example = YAML::Load(text.str());
+  std::vector<std::string> missing;
+  missing_keys(example, to_masked_json(parse(text.str(), "example.yaml")), "", missing);
+  EXPECT_TRUE(missing.empty()) << ::testing::PrintToString(missing);
 }
 
 }  // namespace
