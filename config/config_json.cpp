@@ -52,15 +52,15 @@ json auth_json(const Config& cfg) {
   json algorithms = json::array();
   for (const auto a : cfg.auth.password_algorithms)
     algorithms.push_back(a == stun::PasswordAlgorithm::kSha256 ? "sha256" : "md5");
-  return {{"secrets", secrets},
-          {"secret_file", cfg.auth_secret_file.empty() ? json(nullptr)
-                                                        : json(cfg.auth_secret_file)},
-          {"separator", std::string(1, cfg.auth.rest_separator)},
-          {"users", users},
-          {"nonce_lifetime", cfg.nonce_lifetime_s},
-          {"strict_expiry", cfg.core.strict_expiry},
-          {"password_algorithms", algorithms},
-          {"max_revocations", cfg.auth.max_revocations}};
+  return {
+      {"secrets", secrets},
+      {"secret_file", cfg.auth_secret_file.empty() ? json(nullptr) : json(cfg.auth_secret_file)},
+      {"separator", std::string(1, cfg.auth.rest_separator)},
+      {"users", users},
+      {"nonce_lifetime", cfg.nonce_lifetime_s},
+      {"strict_expiry", cfg.core.strict_expiry},
+      {"password_algorithms", algorithms},
+      {"max_revocations", cfg.auth.max_revocations}};
 }
 
 json allocations_json(const core::CoreConfig& c) {
