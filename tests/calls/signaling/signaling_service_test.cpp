@@ -214,6 +214,36 @@ TEST_F(SignalingServiceTest, ACallEndsWithTheRelaysTrafficAndItsAllocationsEnded
   EXPECT_EQ(relay_.ended, std::vector<std::string>{id});
 }
 
+TEST_F(SignalingServiceTest, AnOperatorListsAndEndsALiveCall) {
+  uint64_t a = 0, b = 0;
+  const auto alice = open("alice", &a);
+  const auto bob = open("bob", &b);
+  say(a, {{"type", "invite"}, {"seq", 1}, {"payload", {{"to", "bob"}}}});
+  const std::string id = alice->of_type("ack").at(0)["call"];
+  const auto live = service_->live_calls(std::chrono::seconds(30));
+  ASSERT_TRUE(live.has_value());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ(live->at(0).id, id);
+  EXPECT_EQ(live->at(0).state, CallState::kRinging);
+  EXPECT_EQ(service_->end_call("c_unknown", std::chrono::seconds(30)), std::optional<bool>(false));
+  EXPECT_EQ(service_->end_call(id, std::chrono::seconds(30)), std::optional<bool>(true));
+  sync();
+  ASSERT_EQ(alice->of_type("ended").size(), 1u);
+  EXPECT_EQ(alice->of_type("ended")[0]["payload"]["reason"], "operator-ended");
+  EXPECT_EQ(bob->of_type("ended").size(), 1u);  // the ringing device too
+  EXPECT_EQ(relay_.ended, std::vector<std::string>{id});
+  {
+    const std::lock_guard lock(records_mutex_);
+    ASSERT_EQ(records_.size(), 1u);
+    EXPECT_EQ(records_[0].ended_by, Party::kServer);
+  }
+  EXPECT_TRUE(service_->live_calls(std::chrono::seconds(30))->empty());
+  // A stopped service does not answer: nullopt rather than a wait without end.
+  service_->stop();
+  EXPECT_FALSE(service_->live_calls(std::chrono::milliseconds(50)).has_value());
+  EXPECT_FALSE(service_->end_call(id, std::chrono::milliseconds(50)).has_value());
+}
+
 TEST_F(SignalingServiceTest, AResumedDeviceGetsWhatItMissedInOrder) {
   uint64_t a = 0, b = 0;
   const auto alice = open("alice", &a);
