@@ -125,7 +125,8 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
                                                       {"credential", password},
                                                   }})}});
   r.headers.emplace_back("Cache-Control", "no-store");
-  log::debug("http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
+  log::debug("credential.minted", {{"key_name", a.key->name}, {"user", *user}, {"ttl_s", ttl}},
+             "http: API key '", a.key->name, "' minted a credential for user '", *user, "', ttl ",
              ttl, " s");
   return with_cors(std::move(r), req, a.key);
 }
@@ -155,7 +156,8 @@ Response CredentialApi::revoke(const Request& req, core::TimeMs now) {
                          "' is not revoked: retry once older revocations expire, or raise the limit");
   // Refused from now on, and its live allocations end too (on every worker, at once).
   if (on_revoked_) on_revoked_(*username);
-  log::info("http: API key '", a.key->name, "' revoked '", *username, "'");
+  log::info("credential.revoked", {{"key_name", a.key->name}, {"username", *username}},
+            "http: API key '", a.key->name, "' revoked '", *username, "'");
   Response r =
       json_response(200, {{"username", *username}, {"revoked", until > now}, {"until", expiry}});
   return with_cors(std::move(r), req, a.key);
