@@ -20,7 +20,8 @@ http::AdminAllocation to_admin(telemetry::LiveAllocationView&& v) {
   a.age_s = v.age_s;
   a.bytes = v.bytes;
   a.rate = v.rate;
-  if (v.quality) a.quality = http::AdminAllocationQuality{v.quality->loss_ratio, v.quality->jitter_ms};
+  if (v.quality)
+    a.quality = http::AdminAllocationQuality{v.quality->loss_ratio, v.quality->jitter_ms};
   a.call_id = std::move(v.call_id);
   return a;
 }
@@ -34,8 +35,8 @@ http::AdminCall to_admin(const calls::LiveCall& c, uint32_t allocations, calls::
   a.age_s = static_cast<double>(std::max<calls::TimeMs>(now - c.created, 0)) / 1000.0;
   a.allocations = allocations;
   if (c.quality) {
-    a.quality = http::AdminCallQuality{c.quality->mos, c.quality->loss_ratio,
-                                       c.quality->jitter_ms, std::nullopt};
+    a.quality = http::AdminCallQuality{c.quality->mos, c.quality->loss_ratio, c.quality->jitter_ms,
+                                       std::nullopt};
     if (c.quality->rtt_ms >= 0) a.quality->rtt_ms = c.quality->rtt_ms;
   }
   return a;

@@ -53,7 +53,8 @@ bool plausible_call_id(const std::string& id) {
 
 Json to_json(const AdminAllocation& a) {
   Json quality = nullptr;
-  if (a.quality) quality = {{"loss_ratio", a.quality->loss_ratio}, {"jitter_ms", a.quality->jitter_ms}};
+  if (a.quality)
+    quality = {{"loss_ratio", a.quality->loss_ratio}, {"jitter_ms", a.quality->jitter_ms}};
   return {{"id", a.id},
           {"user", a.user},
           {"transport", a.transport},
@@ -75,9 +76,12 @@ Json to_json(const AdminCall& c) {
                {"jitter_ms", c.quality->jitter_ms},
                {"rtt_ms", c.quality->rtt_ms ? Json(*c.quality->rtt_ms) : Json(nullptr)}};
   }
-  return {{"id", c.id},          {"state", c.state},
-          {"caller", c.caller},  {"callee", c.callee},
-          {"age_s", c.age_s},    {"allocations", c.allocations},
+  return {{"id", c.id},
+          {"state", c.state},
+          {"caller", c.caller},
+          {"callee", c.callee},
+          {"age_s", c.age_s},
+          {"allocations", c.allocations},
           {"quality", std::move(quality)}};
 }
 
@@ -174,8 +178,7 @@ Response AdminApi::status(const Request& req, core::TimeMs now) {
                {"uptime_s", s.uptime_s},
                {"workers", s.workers},
                {"draining", s.draining},
-               {"drain_deadline_s",
-                s.drain_deadline_s ? Json(*s.drain_deadline_s) : Json(nullptr)},
+               {"drain_deadline_s", s.drain_deadline_s ? Json(*s.drain_deadline_s) : Json(nullptr)},
                {"allocations",
                 {{"total", t[0] + t[1] + t[2]},
                  {"by_transport", {{"udp", t[0]}, {"tcp", t[1]}, {"tls", t[2]}}}}},
@@ -192,8 +195,8 @@ Response AdminApi::allocations(const Request& req, core::TimeMs now) {
   const auto user = find_param(params, "user");
   if (user && user->empty()) return json_error(400, "parameter 'user' must not be empty");
   if (user && user->size() > kMaxUserIdBytes)
-    return json_error(400, "parameter 'user' is longer than " + std::to_string(kMaxUserIdBytes) +
-                               " bytes");
+    return json_error(
+        400, "parameter 'user' is longer than " + std::to_string(kMaxUserIdBytes) + " bytes");
   Json list = Json::array();
   for (const AdminAllocation& a : actions_.allocations())
     if (!user || a.user == *user) list.push_back(to_json(a));
@@ -224,8 +227,9 @@ Response AdminApi::end_allocations(const Request& req, core::TimeMs now) {
   if (id) {
     const auto parsed = parse_allocation_id(*id);
     if (!parsed)
-      return json_error(400, "parameter 'allocation' must be an allocation id '<worker>-<number>' "
-                             "as GET /api/v1/admin/allocations lists them");
+      return json_error(400,
+                        "parameter 'allocation' must be an allocation id '<worker>-<number>' "
+                        "as GET /api/v1/admin/allocations lists them");
     if (!actions_.end_allocation(parsed->first, parsed->second))
       return json_error(404, "no live allocation '" + *id + "'");
     log::info("admin.end_allocation", {{"key_name", key->name}, {"allocation", *id}},
@@ -233,11 +237,12 @@ Response AdminApi::end_allocations(const Request& req, core::TimeMs now) {
     return json_response(200, {{"allocation", *id}, {"ended", 1}});
   }
   if (!user || user->empty())
-    return json_error(400, "missing parameter 'user' (the app's user id, or a static username) "
-                           "or 'allocation' (an allocation id)");
+    return json_error(400,
+                      "missing parameter 'user' (the app's user id, or a static username) "
+                      "or 'allocation' (an allocation id)");
   if (user->size() > kMaxUserIdBytes)
-    return json_error(400, "parameter 'user' is longer than " + std::to_string(kMaxUserIdBytes) +
-                               " bytes");
+    return json_error(
+        400, "parameter 'user' is longer than " + std::to_string(kMaxUserIdBytes) + " bytes");
   const size_t ended = actions_.end_user(*user);
   log::info("admin.end_user", {{"key_name", key->name}, {"user", *user}, {"ended", ended}},
             "http: admin key '", key->name, "' ended the allocations of user '", *user, "' (",
@@ -253,8 +258,9 @@ Response AdminApi::end_call(const Request& req, core::TimeMs now) {
   const auto id = find_param(params, "call");
   if (!id || id->empty()) return json_error(400, "missing parameter 'call' (a call id)");
   if (!plausible_call_id(*id))
-    return json_error(400, "parameter 'call' must be a call id as GET /api/v1/admin/calls lists "
-                           "them");
+    return json_error(400,
+                      "parameter 'call' must be a call id as GET /api/v1/admin/calls lists "
+                      "them");
   if (!calls_.end_call) return json_error(404, "calls are not enabled (calls.enabled)");
   const auto ended = calls_.end_call(*id);
   if (!ended) return json_error(503, "the signaling service did not answer; try again");
@@ -278,8 +284,8 @@ Response AdminApi::drain(const Request& req, core::TimeMs now) {
     deadline = static_cast<uint32_t>(*parsed);
   }
   const uint32_t left = actions_.drain(deadline);
-  log::info("drain.started", {{"key_name", key->name}, {"deadline_s", left}},
-            "http: admin key '", key->name, "' started a drain (deadline in ", left, " s)");
+  log::info("drain.started", {{"key_name", key->name}, {"deadline_s", left}}, "http: admin key '",
+            key->name, "' started a drain (deadline in ", left, " s)");
   return json_response(202, {{"draining", true}, {"deadline_s", left}});
 }
 

@@ -18,9 +18,8 @@ std::optional<LiveQuality> quality_of(const media::MediaCounters& m) {
     if (r > 0) jitter_us = std::max(jitter_us, k.jitter_us.get());
   }
   if (expected == 0) return std::nullopt;
-  return LiveQuality{
-      static_cast<double>(expected - received) / static_cast<double>(expected),
-      static_cast<double>(jitter_us) / 1000.0};
+  return LiveQuality{static_cast<double>(expected - received) / static_cast<double>(expected),
+                     static_cast<double>(jitter_us) / 1000.0};
 }
 
 /// The numeric parts of "<worker>-<core id>" for sorting (ids are made by WorkerMetrics).

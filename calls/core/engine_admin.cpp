@@ -16,10 +16,9 @@ std::optional<LiveCallQuality> worst_stream(const CallQuality& q) {
       for (const QualitySummary* s : {&pair.relay, &pair.client}) {
         if (s->intervals == 0) continue;
         if (worst && s->mean_mos >= worst->mos) continue;
-        const double loss =
-            s->expected == 0 ? 0.0
-                             : static_cast<double>(std::min(s->lost, s->expected)) /
-                                   static_cast<double>(s->expected);
+        const double loss = s->expected == 0 ? 0.0
+                                             : static_cast<double>(std::min(s->lost, s->expected)) /
+                                                   static_cast<double>(s->expected);
         worst = LiveCallQuality{s->mean_mos, loss, s->mean_jitter_ms, s->mean_rtt_ms};
       }
     }

@@ -89,8 +89,8 @@ class AdminApiTest : public ::testing::Test {
     c.calls = [this]() -> std::optional<std::vector<AdminCall>> {
       if (!signaling_up_) return std::nullopt;
       AdminCall ringing{"c_ring", "ringing", "carol", "dave", 1.0, 0, std::nullopt};
-      AdminCall active{"c_live", "active", "alice", "bob", 3.1, 2,
-                       AdminCallQuality{4.2, 0.0, 2.0, 40.0}};
+      AdminCall active{
+          "c_live", "active", "alice", "bob", 3.1, 2, AdminCallQuality{4.2, 0.0, 2.0, 40.0}};
       return std::vector<AdminCall>{ringing, active};
     };
     c.end_call = [this](const std::string& id) -> std::optional<bool> {
@@ -187,10 +187,10 @@ TEST_F(AdminApiTest, AllocationsListEveryOneAndFilterByUser) {
   EXPECT_EQ(body["allocations"], Json::array());
   EXPECT_EQ(call(request("GET", "/api/v1/admin/allocations", kAdmin, "", "user=")).first.status,
             400);
-  EXPECT_EQ(call(request("GET", "/api/v1/admin/allocations", kAdmin, "",
-                         "user=" + std::string(300, 'u')))
-                .first.status,
-            400);
+  EXPECT_EQ(
+      call(request("GET", "/api/v1/admin/allocations", kAdmin, "", "user=" + std::string(300, 'u')))
+          .first.status,
+      400);
 }
 
 TEST_F(AdminApiTest, CallsListedWithQualityOrNull) {
@@ -229,14 +229,13 @@ TEST_F(AdminApiTest, EndByUserOrAllocationId) {
 }
 
 TEST_F(AdminApiTest, EndRefusesBadBodies) {
-  for (const char* bad : {R"({})", R"({"user":""})", R"({"user":"a","allocation":"0-1"})",
-                          R"({"allocation":"17"})", R"({"allocation":"-1-2"})",
-                          R"({"allocation":"0-"})", R"({"allocation":"0-1x"})",
-                          R"({"allocation":"+1-2"})", R"({"allocation":"99999999-1"})",
-                          R"({"allocation":"0-99999999999999999999999"})", R"({"user":[1]})",
-                          R"(not json)"}) {
-    const auto r = api_->handle(request("POST", "/api/v1/admin/allocations/end", kAdmin, bad),
-                                kNow);
+  for (const char* bad :
+       {R"({})", R"({"user":""})", R"({"user":"a","allocation":"0-1"})", R"({"allocation":"17"})",
+        R"({"allocation":"-1-2"})", R"({"allocation":"0-"})", R"({"allocation":"0-1x"})",
+        R"({"allocation":"+1-2"})", R"({"allocation":"99999999-1"})",
+        R"({"allocation":"0-99999999999999999999999"})", R"({"user":[1]})", R"(not json)"}) {
+    const auto r =
+        api_->handle(request("POST", "/api/v1/admin/allocations/end", kAdmin, bad), kNow);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;
     EXPECT_TRUE(Json::parse(r->body, nullptr, false).contains("error")) << r->body;
@@ -253,25 +252,27 @@ TEST_F(AdminApiTest, EndACall) {
   auto [r, body] = call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_live"})"));
   EXPECT_EQ(r.status, 404) << r.body;  // calls off
   with_calls();
-  std::tie(r, body) = call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_live"})"));
+  std::tie(r, body) =
+      call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_live"})"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(body["ended"], true);
-  std::tie(r, body) = call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_gone"})"));
+  std::tie(r, body) =
+      call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_gone"})"));
   EXPECT_EQ(r.status, 404);
   for (const char* bad : {R"({})", R"({"call":""})", R"({"call":"c/../x"})", R"({"call":"c x"})"}) {
     EXPECT_EQ(call(request("POST", "/api/v1/admin/calls/end", kAdmin, bad)).first.status, 400)
         << bad;
   }
   const std::string long_id(AdminApi::kMaxCallIdBytes + 1, 'c');
-  EXPECT_EQ(call(request("POST", "/api/v1/admin/calls/end", kAdmin,
-                         R"({"call":")" + long_id + R"("})"))
-                .first.status,
-            400);
+  EXPECT_EQ(
+      call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":")" + long_id + R"("})"))
+          .first.status,
+      400);
   EXPECT_EQ(ended_calls_, (std::vector<std::string>{"c_live", "c_gone"}));
   signaling_up_ = false;
-  EXPECT_EQ(call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_live"})"))
-                .first.status,
-            503);
+  EXPECT_EQ(
+      call(request("POST", "/api/v1/admin/calls/end", kAdmin, R"({"call":"c_live"})")).first.status,
+      503);
 }
 
 TEST_F(AdminApiTest, ConfigIsWhatTheActionGives) {
@@ -286,9 +287,12 @@ TEST_F(AdminApiTest, KeysAndMethodsAreChecked) {
   with_calls();
   api_->set_config([] { return Json::object(); });
   const std::vector<std::pair<std::string, std::string>> routes = {
-      {"GET", "/api/v1/admin/status"},          {"GET", "/api/v1/admin/allocations"},
-      {"GET", "/api/v1/admin/calls"},           {"GET", "/api/v1/admin/config"},
-      {"POST", "/api/v1/admin/allocations/end"}, {"POST", "/api/v1/admin/calls/end"},
+      {"GET", "/api/v1/admin/status"},
+      {"GET", "/api/v1/admin/allocations"},
+      {"GET", "/api/v1/admin/calls"},
+      {"GET", "/api/v1/admin/config"},
+      {"POST", "/api/v1/admin/allocations/end"},
+      {"POST", "/api/v1/admin/calls/end"},
       {"POST", "/api/v1/admin/drain"}};
   int address = 10;  // each route from its own address: failures spend a per-address budget
   for (const auto& [method, path] : routes) {

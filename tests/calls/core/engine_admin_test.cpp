@@ -32,10 +32,10 @@ TEST_F(EngineAdminTest, QualityIsTheWorstMeasuredStream) {
   const std::string id = active_call("b1");
   IntervalMeasure good{500, 0, 2.0, 40.0};
   IntervalMeasure lossy{500, 50, 9.0, -1};
-  ASSERT_TRUE(engine_->on_relay_interval(id, Direction::kCallerToCallee, MediaKind::kAudio,
-                                         now_, now_ + 5000, good));
-  ASSERT_TRUE(engine_->on_relay_interval(id, Direction::kCalleeToCaller, MediaKind::kAudio,
-                                         now_, now_ + 5000, lossy));
+  ASSERT_TRUE(engine_->on_relay_interval(id, Direction::kCallerToCallee, MediaKind::kAudio, now_,
+                                         now_ + 5000, good));
+  ASSERT_TRUE(engine_->on_relay_interval(id, Direction::kCalleeToCaller, MediaKind::kAudio, now_,
+                                         now_ + 5000, lossy));
   const auto q = engine_->live_calls().at(0).quality;
   ASSERT_TRUE(q.has_value());
   const QualityInterval worst = score_interval(QualitySource::kRelay, Direction::kCalleeToCaller,
