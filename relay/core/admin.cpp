@@ -88,12 +88,14 @@ void TurnServer::Impl::track_credential(const Allocation& a) {
   std::push_heap(credential_deadlines.begin(), credential_deadlines.end(), std::greater<>{});
 }
 
-void TurnServer::Impl::expire_credentials(TimeMs now) {
+void TurnServer::Impl::expire_credentials(TimeMs now, size_t* budget) {
   if (credential_deadlines.empty()) return;
   // REST expiry is wall time (Authenticator::lookup judges it so): compare with the wall clock
   // now, so a stepped wall clock moves these deadlines as it moves new logins'.
   const TimeMs wall = auth.wall_now(now);
-  while (!credential_deadlines.empty() && credential_deadlines.front().wall_expires <= wall) {
+  while (*budget > 0 && !credential_deadlines.empty() &&
+         credential_deadlines.front().wall_expires <= wall) {
+    --*budget;
     std::pop_heap(credential_deadlines.begin(), credential_deadlines.end(), std::greater<>{});
     const CredentialDeadline due = credential_deadlines.back();
     credential_deadlines.pop_back();

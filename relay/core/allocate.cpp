@@ -55,14 +55,12 @@ std::optional<uint64_t> TurnServer::Impl::new_token() {
 }
 
 std::optional<Reservation> TurnServer::Impl::take_reservation(uint64_t token, TimeMs now) {
-  for (auto it = reservations.begin(); it != reservations.end(); ++it) {
-    if (it->token == token && it->expires > now) {
-      Reservation r = *it;
-      reservations.erase(it);
-      return r;
-    }
-  }
-  return std::nullopt;
+  // One past its 30 s is not handed out even before the timer closes it.
+  const auto it = reservations.find(token);
+  if (it == reservations.end() || it->second.expires <= now) return std::nullopt;
+  Reservation r = it->second;
+  reservations.erase(it);
+  return r;
 }
 
 Output TurnServer::Impl::allocate_success(Request& req, const Allocation& a) {
@@ -236,7 +234,9 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
     if (opened->reserved_next) {
       // Step 6, R bit set: port+1 is reserved for a later Allocate with the token (30 s).
       // (Never in a dual allocation: R=1 with ADDITIONAL-ADDRESS-FAMILY is a 400.)
-      const auto token = new_token();
+      auto token = new_token();
+      // A token in use (one chance in 2^64 per reservation held) is drawn again.
+      while (token && reservations.contains(*token)) token = new_token();
       if (!token) {
         ports.close(opened->reserved_next->id);
         ports.close(opened->relay.id);
@@ -244,8 +244,8 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
       }
       const Reservation r{*token, *opened->reserved_next,
                           req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
-      reservations.push_back(r);
-      note_deadline(r.expires);
+      reservations.emplace(r.token, r);
+      reservation_timers.push(r.expires, r.token);
       p.new_reservation = r.token;
     }
   }
@@ -387,7 +387,7 @@ Output TurnServer::Impl::handle_refresh(Request& req) {
     if (applies[fi]) a->relays[fi].expires = req.now + ms_from_seconds(lifetime);
   }
   a->update_expiry();
-  note_deadline(req.now + ms_from_seconds(lifetime));  // a refresh may shorten a lifetime
+  schedule(*a, req.now + ms_from_seconds(lifetime));  // a refresh may shorten a lifetime
   return respond(req, 0, {}, [&](stun::MessageBuilder& b) { b.add_u32(stun::attr::kLifetime, lifetime); });
 }
 

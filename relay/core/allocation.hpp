@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "relay/core/observer.hpp"
+#include "relay/core/timers.hpp"
 #include "relay/core/types.hpp"
 #include "relay/core/user_limits.hpp"
 #include "relay/stun/message.hpp"
@@ -69,6 +70,8 @@ struct Allocation {
   /// Bandwidth caps every relayed byte passes (datagrams here, RFC 6062 splices in relay/net);
   /// holds the allocation's place in its user's quota until the allocation is destroyed.
   BandwidthGate gate;
+  /// Its place in the shard's deadline heap (TurnServer housekeeping, timers.cpp).
+  TimerSlot timer;
 
   /// The open, unexpired relay of `family`, or null (no relay of that family: 443 / discard).
   const FamilyRelay* relay_for(Family family, TimeMs now) const {

@@ -39,22 +39,21 @@ void TurnServer::Impl::set_payload_types(std::string_view call_id,
     p->second.idle_since = -1;
   } else {
     // A call without allocations here (yet): kept for those to come, not forever.
-    p->second.idle_since = now;
-    note_deadline(now + TurnServer::kPayloadTypesIdleMs);
+    idle_payloads(p->second, call_id, now);
   }
 }
 
-TimeMs TurnServer::Impl::expire_payloads(TimeMs now) {
-  TimeMs next = INT64_MAX;
-  std::erase_if(payloads_by_call, [&](const auto& entry) {
-    const TimeMs idle_since = entry.second.idle_since;
-    if (idle_since < 0) return false;
-    const TimeMs due = idle_since + TurnServer::kPayloadTypesIdleMs;
-    if (due <= now) return true;  // no allocation of the call is left to point at it
-    next = std::min(next, due);
-    return false;
+void TurnServer::Impl::idle_payloads(CallPayloads& p, std::string_view call_id, TimeMs now) {
+  p.idle_since = now;
+  payload_timers.push(now + TurnServer::kPayloadTypesIdleMs, std::string(call_id));
+  // A call that idles again and again leaves an entry each time; they are dropped once they
+  // outnumber the maps, so the queue stays within twice the shard's maps.
+  if (payload_timers.size() <= 2 * payloads_by_call.size() + 64) return;
+  payload_timers.compact([this](const DeadlineQueue<std::string>::Entry& e) {
+    const auto it = payloads_by_call.find(e.key);
+    return it == payloads_by_call.end() || it->second.idle_since < 0 ||
+           it->second.idle_since + TurnServer::kPayloadTypesIdleMs != e.due;
   });
-  return next;
 }
 
 }  // namespace callrelay::core

@@ -58,7 +58,7 @@ Output TurnServer::Impl::handle_create_permission(Request& req) {
   // XOR-PEER-ADDRESS attribute ... The port portion of each attribute is ignored."
   const TimeMs until = req.now + ms_from_seconds(cfg.permission_lifetime_s);
   for (size_t i = 0; i < n; ++i) a->install_permission(peers[i], until, cfg.max_permissions_per_allocation);
-  note_deadline(until);
+  schedule(*a, until);
   return respond(req, 0, {}, [](stun::MessageBuilder&) {});
 }
 
@@ -123,7 +123,7 @@ Output TurnServer::Impl::handle_channel_bind(Request& req) {
   // address in the XOR-PEER-ADDRESS attribute as described in Section 9."
   const TimeMs permission_until = req.now + ms_from_seconds(cfg.permission_lifetime_s);
   a->install_permission(*peer, permission_until, cfg.max_permissions_per_allocation);
-  note_deadline(std::min(permission_until, channel_until));
+  schedule(*a, std::min(permission_until, channel_until));
   return respond(req, 0, {}, [](stun::MessageBuilder&) {});
 }
 

@@ -15,6 +15,7 @@
 
 #include "relay/core/abuse.hpp"
 #include "relay/core/allocation.hpp"
+#include "relay/core/timers.hpp"
 #include "relay/core/turn_server.hpp"
 #include "relay/stun/builder.hpp"
 #include "relay/stun/message.hpp"
@@ -104,8 +105,11 @@ struct TurnServer::Impl {
   std::unordered_map<std::string, std::vector<FiveTuple>, CallIdHash, std::equal_to<>> by_call;
   /// Payload maps of calls (set_payload_types), with or without live allocations here.
   std::unordered_map<std::string, CallPayloads, CallIdHash, std::equal_to<>> payloads_by_call;
-  std::vector<Reservation> reservations;
+  std::unordered_map<uint64_t, Reservation> reservations;  ///< by RESERVATION-TOKEN
   std::unordered_map<ConnectionId, TcpPeer> tcp_peers;  ///< RFC 6062 peer data connections
+  /// The peer connections of each TCP allocation, by its control connection (no scan of the
+  /// shard's connections to count or close one allocation's).
+  std::unordered_map<FiveTuple, std::vector<ConnectionId>, FiveTupleHash> tcp_peers_by_control;
   std::array<uint8_t, kScratchSize> scratch{};
   uint64_t indication_counter = 0;
   /// Answers to unauthenticated requests per source (abuse.hpp) and where refusals count.
@@ -115,8 +119,14 @@ struct TurnServer::Impl {
   /// (budget_answer holds back unsigned answers over their source's budget).
   uint16_t answered_code = 0;
   bool answered_signed = false;
-  /// No deadline is due before this (a cache so that on_timer does not scan when idle).
-  TimeMs next_due = INT64_MAX;
+
+  // --- housekeeping (timers.cpp): what falls due is found at a heap's top, never by a scan ---
+  /// Every allocation, at (or before) the earliest of its deadlines: lifetime, relays,
+  /// permissions, channels. Handling it there finds its next one.
+  DeadlineHeap<Allocation, &Allocation::timer> allocation_timers;
+  DeadlineQueue<uint64_t> reservation_timers;  ///< reservations' expiries, by token
+  DeadlineQueue<ConnectionId> bind_timers;     ///< RFC 6062 ConnectionBind deadlines
+  DeadlineQueue<std::string> payload_timers;   ///< idle payload maps' ends, by call id
 
   // --- operator actions (admin.cpp) ---
   bool draining = false;             ///< start_draining: new Allocates are refused
@@ -149,10 +159,11 @@ struct TurnServer::Impl {
   void attach_payloads(Allocation& a);
   void set_payload_types(std::string_view call_id, std::shared_ptr<const media::PayloadMap> map,
                          TimeMs now);
-  /// Frees payload maps idle for kPayloadTypesIdleMs; returns the next such deadline.
-  TimeMs expire_payloads(TimeMs now);
+  /// Starts the idle time of call `call_id`'s payload map at `now`.
+  void idle_payloads(CallPayloads& p, std::string_view call_id, TimeMs now);
   static const std::string& quota_key(const AllocationInfo& info);
-  void note_deadline(TimeMs t) { next_due = std::min(next_due, t); }
+  /// `a` has a deadline at `due`: its place in allocation_timers moves there if sooner.
+  void schedule(Allocation& a, TimeMs due) { allocation_timers.schedule_by(a, due); }
   void drop(DropReason why) const;
   /// Credits a UDP request's bytes to its source and withholds `out` when it is an unsigned
   /// answer over the source's budget or a 401/438 over its rate (counted in `limits`).
@@ -167,9 +178,21 @@ struct TurnServer::Impl {
                       TimeMs now);
   /// CoreConfig::strict_expiry: remembers when `a`'s REST credential expires (wall time).
   void track_credential(const Allocation& a);
-  /// Ends the allocations whose REST credential expired by wall_now(now) (kCredentialExpired).
-  /// Looks at the heap's top only when nothing is due.
-  void expire_credentials(TimeMs now);
+  /// Ends the allocations whose REST credential expired by wall_now(now) (kCredentialExpired),
+  /// at most `*budget` of them (each one spends one). Looks at the heap's top only when nothing
+  /// is due.
+  void expire_credentials(TimeMs now, size_t* budget);
+
+  // --- housekeeping (timers.cpp); each handles at most `*budget` due entries ---
+  TimeMs on_timer(TimeMs now);
+  void expire_allocations(TimeMs now, size_t* budget);
+  void expire_reservations(TimeMs now, size_t* budget);
+  /// RFC 6062 sections 5.2 and 5.3: closes peer connections left without a ConnectionBind.
+  void expire_tcp_peers(TimeMs now, size_t* budget);
+  /// Frees payload maps idle for kPayloadTypesIdleMs.
+  void expire_payloads(TimeMs now, size_t* budget);
+  /// Whether any queue has an entry due at `now`.
+  bool anything_due(TimeMs now) const;
 
   // --- responses and the checks every request shares (request.cpp) ---
   /// Builds a response (success when code == 0) with `extra` adding method attributes, then
@@ -268,8 +291,11 @@ struct TurnServer::Impl {
   /// Closes the peer connections of the allocation on `control` (all, when it ends; those of
   /// `family` when only that relay goes). By value: callers pass keys of erased entries.
   void close_tcp_peers(FiveTuple control, std::optional<Family> family = std::nullopt);
-  /// Closes peer connections whose ConnectionBind did not come in time; next deadline.
-  TimeMs expire_tcp_peers(TimeMs now);
+  /// Adds peer connection `cid` to tcp_peers and its allocation's index (and its ConnectionBind
+  /// deadline to bind_timers when it waits for one).
+  void add_tcp_peer(ConnectionId cid, const TcpPeer& p);
+  /// Removes peer connection `cid` from tcp_peers and its allocation's index.
+  void erase_tcp_peer(ConnectionId cid);
   /// RFC 6062 section 6.2.1: an unused, unguessable CONNECTION-ID; nullopt when randomness failed.
   std::optional<ConnectionId> new_connection_id();
 };

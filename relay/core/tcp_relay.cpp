@@ -22,41 +22,48 @@ std::optional<ConnectionId> TurnServer::Impl::new_connection_id() {
   }
 }
 
-size_t TurnServer::Impl::tcp_peer_count(const FiveTuple& control, const Endpoint* peer, bool* same_peer) const {
-  size_t n = 0;
-  for (const auto& [cid, p] : tcp_peers) {
-    (void)cid;
-    if (!(p.control == control)) continue;
-    ++n;
-    if (peer != nullptr && p.peer == *peer) *same_peer = true;
+void TurnServer::Impl::add_tcp_peer(ConnectionId cid, const TcpPeer& p) {
+  tcp_peers.emplace(cid, p);
+  tcp_peers_by_control[p.control].push_back(cid);
+  if (p.state == TcpPeer::State::kPendingBind) bind_timers.push(p.bind_deadline, cid);
+}
+
+void TurnServer::Impl::erase_tcp_peer(ConnectionId cid) {
+  const auto it = tcp_peers.find(cid);
+  if (it == tcp_peers.end()) return;
+  const auto idx = tcp_peers_by_control.find(it->second.control);
+  if (idx != tcp_peers_by_control.end()) {
+    std::erase(idx->second, cid);
+    if (idx->second.empty()) tcp_peers_by_control.erase(idx);
   }
-  return n;
+  tcp_peers.erase(it);
+}
+
+size_t TurnServer::Impl::tcp_peer_count(const FiveTuple& control, const Endpoint* peer,
+                                        bool* same_peer) const {
+  const auto idx = tcp_peers_by_control.find(control);
+  if (idx == tcp_peers_by_control.end()) return 0;
+  if (peer != nullptr) {
+    for (const ConnectionId cid : idx->second) {
+      if (const auto it = tcp_peers.find(cid); it != tcp_peers.end() && it->second.peer == *peer) {
+        *same_peer = true;
+      }
+    }
+  }
+  return idx->second.size();
 }
 
 void TurnServer::Impl::close_tcp_peers(FiveTuple control, std::optional<Family> family) {
-  std::erase_if(tcp_peers, [&](const auto& entry) {
-    if (!(entry.second.control == control)) return false;
-    if (family && entry.second.peer.family != *family) return false;
-    ports.close_peer(entry.first);
-    return true;
-  });
-}
-
-TimeMs TurnServer::Impl::expire_tcp_peers(TimeMs now) {
-  TimeMs next = INT64_MAX;
-  std::erase_if(tcp_peers, [&](const auto& entry) {
-    const TcpPeer& p = entry.second;
-    if (p.state != TcpPeer::State::kPendingBind) return false;
-    if (p.bind_deadline > now) {
-      next = std::min(next, p.bind_deadline);
-      return false;
-    }
-    // "If no ConnectionBind request associated with this peer data connection is received
-    // after 30 seconds, the peer data connection MUST be closed."
-    ports.close_peer(entry.first);
-    return true;
-  });
-  return next;
+  const auto idx = tcp_peers_by_control.find(control);
+  if (idx == tcp_peers_by_control.end()) return;
+  // erase_tcp_peer edits the index entry: work on a copy (at most the per-allocation limit).
+  const std::vector<ConnectionId> cids = idx->second;
+  for (const ConnectionId cid : cids) {
+    const auto it = tcp_peers.find(cid);
+    if (it == tcp_peers.end() || (family && it->second.peer.family != *family)) continue;
+    ports.close_peer(cid);
+    erase_tcp_peer(cid);
+  }
 }
 
 Output TurnServer::Impl::handle_connect(Request& req) {
@@ -112,7 +119,7 @@ Output TurnServer::Impl::handle_connect(Request& req) {
   p.connect_tid = req.msg.transaction_id();
   p.connect_key = req.key;
   p.connect_fingerprint = req.fingerprint;
-  tcp_peers.emplace(cid, p);
+  add_tcp_peer(cid, p);
   return {};
 }
 
@@ -128,7 +135,7 @@ Output TurnServer::Impl::on_peer_connected(ConnectionId cid, bool ok, TimeMs now
   TcpPeer& p = it->second;
   if (!ok) {
     const TcpPeer failed = p;
-    tcp_peers.erase(it);
+    erase_tcp_peer(cid);
     return respond_to(failed.control, stun::Method::kConnect, failed.connect_tid, failed.connect_key,
                       failed.connect_fingerprint, 447, "Connection Timeout or Failure",
                       [](stun::MessageBuilder&) {});
@@ -138,7 +145,7 @@ Output TurnServer::Impl::on_peer_connected(ConnectionId cid, bool ok, TimeMs now
   // the CONNECTION-ID that the ConnectionBind will name, within 30 seconds.
   p.state = TcpPeer::State::kPendingBind;
   p.bind_deadline = now + kConnectionBindTimeoutMs;
-  note_deadline(p.bind_deadline);
+  bind_timers.push(p.bind_deadline, cid);
   return respond_to(p.control, stun::Method::kConnect, p.connect_tid, p.connect_key, p.connect_fingerprint, 0, {},
                     [cid](stun::MessageBuilder& b) { b.add_u32(stun::attr::kConnectionId, cid); });
 }
@@ -176,8 +183,7 @@ Output TurnServer::Impl::on_peer_connection(RelayId relay, const Endpoint& peer,
   p.peer = peer;
   p.state = TcpPeer::State::kPendingBind;
   p.bind_deadline = now + kConnectionBindTimeoutMs;
-  tcp_peers.emplace(id, p);
-  note_deadline(p.bind_deadline);
+  add_tcp_peer(id, p);
   *cid = id;
 
   stun::MessageBuilder b(scratch, stun::Method::kConnectionAttempt, stun::Class::kIndication, tid);
@@ -193,7 +199,7 @@ Output TurnServer::Impl::on_peer_connection(RelayId relay, const Endpoint& peer,
   return out;
 }
 
-void TurnServer::Impl::on_peer_closed(ConnectionId cid) { tcp_peers.erase(cid); }
+void TurnServer::Impl::on_peer_closed(ConnectionId cid) { erase_tcp_peer(cid); }
 
 Output TurnServer::Impl::handle_connection_bind(Request& req) {
   // RFC 6062 section 5.4: "If the client connection transport is not TCP or TLS, the server
@@ -217,7 +223,7 @@ Output TurnServer::Impl::handle_connection_bind(Request& req) {
   // Past the 30 s the connection is gone, even if the timer has not run yet to close it.
   if (it->second.bind_deadline <= req.now) {
     ports.close_peer(it->first);
-    tcp_peers.erase(it);
+    erase_tcp_peer(it->first);
     return respond_error(req, 400, "Unknown CONNECTION-ID");
   }
   const FiveTuple control = it->second.control;

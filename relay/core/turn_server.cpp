@@ -70,50 +70,6 @@ Output TurnServer::on_peer_connection(RelayId relay, const Endpoint& peer, TimeM
 
 void TurnServer::on_peer_closed(ConnectionId cid, TimeMs /*now*/) { impl_->on_peer_closed(cid); }
 
-TimeMs TurnServer::on_timer(TimeMs now) {
-  Impl& s = *impl_;
-  const TimeMs heartbeat = now + 1000;
-  if (s.cfg.strict_expiry) s.expire_credentials(now);  // wall-clock deadlines: heap top only
-  if (now < s.next_due) return std::min(s.next_due, heartbeat);
-  TimeMs next = INT64_MAX;
-  // RFC 8656 section 3.2 / 9 / 12: allocations, permissions and channel bindings end when
-  // their time-to-expiry reaches zero.
-  for (auto it = s.by_tuple.begin(); it != s.by_tuple.end();) {
-    Allocation& a = *it->second;
-    if (a.expires <= now) {
-      const FiveTuple tuple = it->first;
-      ++it;  // end_allocation erases the entry
-      s.end_allocation(tuple, EndReason::kExpired, now);
-      continue;
-    }
-    next = std::min(next, s.expire_relays(a, now));
-    ++it;
-  }
-  // RFC 8656 section 7.2: an unclaimed reservation is released after 30 seconds.
-  std::erase_if(s.reservations, [&](const Reservation& r) {
-    if (r.expires > now) return false;
-    s.ports.close(r.relay.id);
-    return true;
-  });
-  for (const auto& r : s.reservations) next = std::min(next, r.expires);
-  // RFC 6062 sections 5.2 and 5.3: peer connections left without a ConnectionBind close.
-  if (!s.tcp_peers.empty()) next = std::min(next, s.expire_tcp_peers(now));
-  if (!s.payloads_by_call.empty()) next = std::min(next, s.expire_payloads(now));
-  s.next_due = next;
-  return std::min(next, heartbeat);
-}
-
-void TurnServer::shutdown(TimeMs now) {
-  Impl& s = *impl_;
-  while (!s.by_tuple.empty()) {
-    const FiveTuple tuple = s.by_tuple.begin()->first;
-    s.end_allocation(tuple, EndReason::kShutdown, now);
-  }
-  for (const auto& r : s.reservations) s.ports.close(r.relay.id);
-  s.reservations.clear();
-  s.payloads_by_call.clear();  // no allocation points at a map any more
-}
-
 void TurnServer::end_call(std::string_view call_id, TimeMs now) {
   Impl& s = *impl_;
   if (const auto it = s.by_call.find(call_id); it != s.by_call.end()) {
@@ -245,7 +201,7 @@ Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
     by_call[a->info.call_id].push_back(a->info.client);
     attach_payloads(*a);
   }
-  note_deadline(a->expires);
+  schedule(*a, a->expires);
   if (cfg.strict_expiry) track_credential(*a);
   const FiveTuple tuple = a->info.client;
   by_tuple[tuple] = std::move(a);
@@ -258,6 +214,7 @@ void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, Tim
   if (it == by_tuple.end()) return;
   std::unique_ptr<Allocation> a = std::move(it->second);
   by_tuple.erase(it);
+  allocation_timers.remove(*a);
   // The allocation's quota slot is given back when `a` goes (its BandwidthGate holds it).
   unindex_call(*a, now);
   // RFC 6062 section 5.5: "If the allocation associated with a data connection expires, the
@@ -276,8 +233,7 @@ void TurnServer::Impl::unindex_call(const Allocation& a, TimeMs now) {
   if (!it->second.empty()) return;
   by_call.erase(it);
   if (const auto p = payloads_by_call.find(a.info.call_id); p != payloads_by_call.end()) {
-    p->second.idle_since = now;
-    note_deadline(now + kPayloadTypesIdleMs);
+    idle_payloads(p->second, a.info.call_id, now);
   }
 }
 

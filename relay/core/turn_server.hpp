@@ -160,9 +160,18 @@ class TurnServer {
   /// client data connection closing); relay/net closed both ends already.
   void on_peer_closed(ConnectionId cid, TimeMs now);
 
-  /// Expires allocations, permissions, channels and reservations due at `now`; returns the next
-  /// deadline (or now + 1 s at the latest, so housekeeping keeps running).
+  /// Expires allocations, permissions, channels, reservations and RFC 6062 ConnectionBind
+  /// deadlines due at `now`; returns the next deadline (or now + kHeartbeatMs at the latest, so
+  /// housekeeping keeps running). Costs what is due, not the number of allocations: deadlines
+  /// are kept in heaps. Handles at most kTimerBatch due entries per call and returns `now` when
+  /// more are due, so that the caller relays its waiting packets before calling again.
   TimeMs on_timer(TimeMs now);
+  /// Due entries on_timer handles per call: ending an allocation costs a few microseconds
+  /// (its relay socket closes, its record is written), so a burst of expiries holds the
+  /// worker's packets back well under a millisecond at a time.
+  static constexpr size_t kTimerBatch = 64;
+  /// The longest on_timer asks to wait.
+  static constexpr TimeMs kHeartbeatMs = 1000;
 
   /// Ends every allocation (reason kShutdown) and closes their relay sockets.
   void shutdown(TimeMs now);

@@ -397,6 +397,26 @@ TEST(TcpLifecycle, ShutdownClosesEveryPeerConnectionOfEveryAllocation) {
   EXPECT_EQ(h.server->allocation_count(), 0u);
 }
 
+TEST(TcpLifecycle, EndingOneAllocationClosesOnlyItsOwnPeerConnections) {
+  Harness h;
+  Client c1 = stream_client(h);
+  Client c2 = stream_client(h, Transport::kTls, "198.51.100.8:40000", "carol");
+  c2.tuple.listener = 500;
+  const FourConnections f1 = four_connections(h, c1);
+  const FourConnections f2 = four_connections(h, c2);
+  h.server->on_client_closed(c1.tuple, kT0 + 1);
+  EXPECT_EQ(sorted(h.ports.closed_peers), f1.all());
+  EXPECT_EQ(h.server->allocation_count(), 1u);
+  // c2's connections live on, its pending ones until their own ConnectionBind deadline.
+  h.server->on_timer(kT0 + 30 * kSecond);
+  EXPECT_EQ(h.ports.closed_peers.size(), 6u) << "c2's two waiting for a ConnectionBind";
+  h.server->on_client_closed(c2.tuple, kT0 + 30 * kSecond + 1);
+  std::vector<ConnectionId> all = f1.all();
+  const std::vector<ConnectionId> all2 = f2.all();
+  all.insert(all.end(), all2.begin(), all2.end());
+  EXPECT_EQ(sorted(h.ports.closed_peers), sorted(all)) << "each closed once";
+}
+
 TEST(TcpLifecycle, PeerClosedForgetsTheConnection) {
   Harness h;
   Client c = stream_client(h);
