@@ -16,7 +16,7 @@
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (s per measurement, 5),
 # BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
 # CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
-# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows),
+# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
 # BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0).
 set -uo pipefail
 
@@ -315,6 +315,25 @@ bench_floor() {
   stop_server
 }
 
+# Housekeeping with 100k allocations held and a burst of 100k expiries (bench_timers: the core
+# driven as a worker drives it, in process, on CPU $SERVER_CPU).
+bench_timers() {
+  log "== housekeeping (bench_timers)"
+  background_check timers
+  local mode out
+  for mode in "held --allocations 0" "held --allocations 100000" "burst --allocations 100000"; do
+    # shellcheck disable=SC2086  # mode is words on purpose
+    out=$(nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_timers" $mode 2>>"$WORK/timers.err") ||
+      NOTES+=("bench_timers $mode failed (see $WORK/timers.err)")
+    echo "$out" >>"$WORK/timers.out"
+    local key value suffix=
+    [[ $mode == "held --allocations 0" ]] && suffix=_none
+    while read -r key value; do
+      [[ $key == timers.* ]] && R[$key$suffix]=$value
+    done <<<"$out"
+  done
+}
+
 # --- table ---------------------------------------------------------------------------------
 val() { local v=${R[$1]:-}; echo "${v:-n/a}"; }
 fmt() {  # fmt VALUE DECIMALS [DIVISOR]
@@ -381,6 +400,13 @@ table() {
   row "RSS after 20k Allocates on 16 ports (MiB)" "flat" storm_after 1 1024
   echo "| storm answers (code:count) | $(val callrelay.storm_errors) | $(val coturn.storm_errors) | n/a | | |"
   echo "| CPU $SERVER_CPU busy with other work before the server's runs (%) | $(val callrelay.bg) | $(val coturn.bg) | $(val floor.bg) | | |"
+  [[ ${BENCH_SKIP_TIMERS:-0} == 1 ]] && return
+  local held none
+  held=$(val timers.held_p99_us); none=$(val timers.held_p99_us_none)
+  echo "| core round trip p99 of a 50 pps flow, 100k allocations held / none (µs) | $held / $none | n/a | n/a | $(ratio "$held" "$none") held/none | ≤ 1.10x |"
+  echo "| longest on_timer call, 100k allocations held (µs) | $(val timers.held_longest_timer_us) | n/a | n/a | | |"
+  echo "| longest stop in relaying, 100k expiries at once (µs; flow every 1 ms) | $(val timers.burst_longest_flow_delay_us) | n/a | n/a | | ≤ 1000 |"
+  echo "| longest on_timer call during that burst (µs) | $(val timers.burst_longest_timer_us) | n/a | n/a | | |"
 }
 
 machine() {
@@ -432,6 +458,7 @@ else
   NOTES+=("coturn: turnserver not run")
 fi
 bench_floor
+[[ ${BENCH_SKIP_TIMERS:-0} != 1 ]] && bench_timers
 
 {
   echo "# Benchmark results"
@@ -459,6 +486,15 @@ bench_floor
     echo "server's leg to the peer is UDP as in the other rows; the generator does the client side's"
     echo "TLS work on CPU $GEN_CPU."
     echo "Negotiated: callrelay $(val callrelay.tls_cipher), coturn $(val coturn.tls_cipher)."
+  fi
+  if [[ ${BENCH_SKIP_TIMERS:-0} != 1 ]]; then
+    echo
+    echo "Housekeeping rows (bench/timers): one worker's TurnServer driven in process on CPU"
+    echo "$SERVER_CPU as its thread drives it, in real time and in the order work falls due: the held"
+    echo "allocations' clients refreshing as clients do (CreatePermission every 240 s, ChannelBind"
+    echo "and Refresh every 540 s, after 600 s of that traffic replayed to reach steady state), a"
+    echo "flow's ChannelData round trip through the core, and on_timer at the deadlines it returns."
+    echo "The core's share only: no sockets (100k relay ports need several relay addresses)."
   fi
   if [[ ${#NOTES[@]} -gt 0 ]]; then
     echo
