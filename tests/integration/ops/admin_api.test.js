@@ -77,9 +77,10 @@ test('the admin API shows and ends live allocations and calls', async () => {
     assert.equal(s.workers, 2);
     assert.equal(s.draining, false);
     assert.equal(s.drain_deadline_s, null);
-    assert.deepEqual(s.allocations, { total: 2, by_transport: { udp: 2, tcp: 0, tls: 0 } });
-    assert.deepEqual(s.calls, { ringing: 0, connecting: 0, active: 1 });
-    assert.equal(s.signaling_connections, 2);
+    const said = JSON.stringify(s);
+    assert.deepEqual(s.allocations, { total: 2, by_transport: { udp: 2, tcp: 0, tls: 0 } }, said);
+    assert.deepEqual(s.calls, { ringing: 0, connecting: 0, active: 1 }, said);
+    assert.equal(s.signaling_connections, 2, said);
     assert.equal(s.relay_ports.total, 4001);
     assert.ok(s.relay_ports.in_use >= 2, JSON.stringify(s.relay_ports));
     assert.ok(Array.isArray(s.recent_errors));
@@ -108,7 +109,7 @@ test('the admin API shows and ends live allocations and calls', async () => {
     });
     assert.equal(later.id, listed.id);
     const all = (await get(server, '/api/v1/admin/allocations')).body.allocations;
-    assert.equal(all.length, 2);
+    assert.equal(all.length, 2, JSON.stringify(all));
     const bobs = all.find((a) => a.user === 'bob');
     assert.ok(bobs, JSON.stringify(all));
     assert.equal(bobs.call_id, call.call);
@@ -116,13 +117,13 @@ test('the admin API shows and ends live allocations and calls', async () => {
     // Calls: the active call with its one live allocation.
     const calls = await get(server, '/api/v1/admin/calls');
     assert.equal(calls.status, 200);
-    assert.equal(calls.body.calls.length, 1);
+    assert.equal(calls.body.calls.length, 1, JSON.stringify(calls.body));
     const c = calls.body.calls[0];
     assert.equal(c.id, call.call);
     assert.equal(c.state, 'active');
     assert.equal(c.caller, 'alice');
     assert.equal(c.callee, 'bob');
-    assert.equal(c.allocations, 1);
+    assert.equal(c.allocations, 1, JSON.stringify(c));
     assert.ok(c.age_s >= 0);
     assert.ok('quality' in c);
 
@@ -157,7 +158,7 @@ test('the admin API shows and ends live allocations and calls', async () => {
     assert.equal(ended.status, 200, JSON.stringify(ended.body));
     assert.equal(ended.body.ended, 1);
     const left = (await get(server, '/api/v1/admin/allocations')).body.allocations;
-    assert.deepEqual(left.map((a) => a.user), ['bob']);
+    assert.deepEqual(left.map((a) => a.user), ['bob'], JSON.stringify(left));
     await waitFor('the admin_ended record', () => endedCount(server, 'admin_ended') >= 1);
     assert.equal(await carol.client.refresh(600), 437);  // RFC 8656 7.3: no allocation
 
@@ -167,9 +168,9 @@ test('the admin API shows and ends live allocations and calls', async () => {
     assert.equal(endCall.body.ended, true);
     for (const d of [call.alice, call.bob]) {
       const m = await d.next('ended', { call: call.call }, 15000);
-      assert.equal(m.payload.by, 'server');
-      assert.equal(m.payload.reason, 'operator-ended');
-      assert.equal(m.payload.outcome, 'completed');
+      assert.equal(m.payload.by, 'server', JSON.stringify(m));
+      assert.equal(m.payload.reason, 'operator-ended', JSON.stringify(m));
+      assert.equal(m.payload.outcome, 'completed', JSON.stringify(m));
     }
     assert.deepEqual((await get(server, '/api/v1/admin/calls')).body.calls, []);
     await waitFor('the call\'s allocation to end', async () =>
@@ -178,12 +179,12 @@ test('the admin API shows and ends live allocations and calls', async () => {
       const r = await get(server, `/api/v1/calls/${call.call}`, APP_KEY);
       return r.status === 200 ? r.body : null;
     });
-    assert.equal(record.end_reason, 'operator-ended');
+    assert.equal(record.end_reason, 'operator-ended', JSON.stringify(record));
     assert.equal(record.ended_by, 'server');
     assert.ok(record.relay.allocations >= 1, JSON.stringify(record.relay));
     assert.equal((await post(server, '/api/v1/admin/calls/end', { call: call.call })).status, 404);
     const after = (await get(server, '/api/v1/admin/status')).body;
-    assert.equal(after.allocations.total, 0);
+    assert.equal(after.allocations.total, 0, JSON.stringify(after));
     assert.deepEqual(after.calls, { ringing: 0, connecting: 0, active: 0 });
   } finally {
     for (const f of flows) f.stop();
