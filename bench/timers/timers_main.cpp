@@ -15,6 +15,8 @@
 //       Prints the longest on_timer call and the flow's longest delay around the burst.
 //
 // Lines "timers.<key> <value>" are for bench/run.sh.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -141,6 +143,7 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
   };
   const auto period_ns = static_cast<uint64_t>(1e9 / rate);
   const uint64_t end = t0 + static_cast<uint64_t>(seconds * 1e9);
+  st.flow_ns.reserve(static_cast<size_t>(seconds * rate) + 16);  // the bench's own bookkeeping
   uint64_t flow_due = t0 + period_ns;
   while (!stop_requested()) {
     const uint64_t timer_ns = to_ns(timer_due);
@@ -231,6 +234,9 @@ int burst(uint32_t n, double rate) {
 int main(int argc, char** argv) {
   using namespace callrelay::bench;
   install_stop_handlers();
+  // As callrelay's main does: no glibc fastbins, whose merging after a burst of frees would
+  // stall the next large malloc for milliseconds.
+  (void)mallopt(M_MXFAST, 0);
   const std::string mode = argc > 1 ? argv[1] : "";
   uint32_t n = 100'000;
   double seconds = 20;
