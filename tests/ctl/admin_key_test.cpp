@@ -89,21 +89,13 @@ TEST_F(AdminKeyTest, ReadableByOthersWarns) {
   EXPECT_NE(f.warning.find("chmod 600"), std::string::npos);
 }
 
-TEST_F(AdminKeyTest, UnwritableStateDirWarnsWithoutAKey) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root writes anywhere";
-  std::filesystem::create_directories(state_);
-  ::chmod(state_.c_str(), 0500);
-  const AdminKeyFile f = load_or_create_admin_key(state_);
-  ::chmod(state_.c_str(), 0700);
-  EXPECT_TRUE(f.key.empty());
-  EXPECT_NE(f.warning.find("--key"), std::string::npos);
-}
-
 TEST_F(AdminKeyTest, StateDirUnderAFileWarnsWithoutAKey) {
   std::ofstream(root_ / "plain-file") << "x";
   const AdminKeyFile f = load_or_create_admin_key((root_ / "plain-file" / "state").string());
+  // A path under a regular file cannot be created even by root (ENOTDIR), unlike a directory
+  // without write permission, so this runs wherever the tests do.
   EXPECT_TRUE(f.key.empty());
-  EXPECT_FALSE(f.warning.empty());
+  EXPECT_NE(f.warning.find("--key"), std::string::npos);
 }
 
 TEST_F(AdminKeyTest, AbsentFileReadsNothing) { EXPECT_EQ(read_admin_key(state_), std::nullopt); }
