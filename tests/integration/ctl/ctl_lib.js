@@ -12,6 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { TurnClient, restPassword } = require('../ops/turn_udp.js');
+const { waitFor: opsWaitFor } = require('../ops/ops_lib.js');
 const { SignalClient, mintToken, expectAck } = require('../lib/signal_client.js');
 const { logConfigLine, lineRe, listeningPort, checkJsonLog } = require('../lib/server_log.js');
 
@@ -20,16 +21,9 @@ const ADMIN_KEY = 'ctl-admin-key-0123456789abcdef';
 const APP_KEY = 'ctl-app-key-0123456789abcdef';
 const TOKEN_SECRET = 'ctl-token-secret-0123456789abcdef0123456789';
 
-/// Polls `cond` until it returns a truthy value (returned); throws after `timeoutMs`.
-async function waitFor(what, cond, timeoutMs = 30000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/// ops_lib's poller with this suite's longer defaults (every test here starts a call too).
+const waitFor = (what, cond, timeoutMs = 30000, everyMs = 100) =>
+  opsWaitFor(what, cond, timeoutMs, everyMs);
 
 /// Starts callrelay with admin and app keys, calls and `lines`; resolves to
 /// { dir, configPath, stateDir, udpPort, httpPort, url, log(), stop() }.
