@@ -14,87 +14,11 @@
 #include "config/demo_section.hpp"
 #include "config/http_section.hpp"
 #include "config/limits_section.hpp"
+#include "config/loader.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace callrelay::config {
-namespace {
-
-using detail::Field;
-using detail::KeyHandler;
-using detail::Reader;
-using stun::Family;
-
-constexpr int64_t kMaxLifetimeS = 86400;  // one day: longer lifetimes only pin state
-constexpr int64_t kMaxWorkers = 1024;
-constexpr int64_t kMinRelayPort = 1024;    // below: privileged, well-known services
-constexpr int64_t kMaxChannels = 4096;     // RFC 8656 section 12: numbers 0x4000-0x4FFF
-constexpr size_t kMaxRealmChars = 127;     // RFC 8489 section 14.9: fewer than 128 characters
-constexpr size_t kMaxSoftwareChars = 127;  // RFC 8489 section 14.14: fewer than 128 characters
-constexpr size_t kMaxUsernameBytes = 512;  // RFC 8489 section 14.3: less than 513 bytes
-constexpr size_t kMaxPathChars = 4096;
-constexpr const char* kLogLevels[] = {"error", "warn", "info", "debug"};
-constexpr const char* kLogFormats[] = {"text", "json"};
-
-using Handler = std::function<void(const Field&)>;
-
-/// Reads one document into a Config, collecting every problem in `reader_`.
-class Loader {
- public:
-  Loader(std::string source, std::filesystem::path base_dir)
-      : reader_(std::move(source)), base_dir_(std::move(base_dir)) {}
-
-  /// The Config, or (when anything is wrong) throws ConfigError listing every problem.
-  Config load(const std::string& yaml_text);
-
- private:
-  // One reader per mapping or non-trivial key; each records its problems and goes on.
-  void read_root(const Field& root);
-  void read_listen(const Field& f);
-  void read_udp(const Field& f);
-  void read_relay(const Field& f);
-  void read_ports(const Field& f);
-  void read_auth(const Field& f);
-  void read_secrets(const Field& f);
-  void read_secret_file(const Field& f);
-  void read_separator(const Field& f);
-  void read_users(const Field& f);
-  void read_password_algorithms(const Field& f);
-  void read_allocations(const Field& f);
-  void read_peers(const Field& f);
-  void read_log(const Field& f);
-  void read_telemetry(const Field& f);
-  void read_log_level(const Field& f);
-  void read_log_format(const Field& f);
-  void check_relations();
-  void resolve_secret_file();
-  // TCP/TLS listeners, the certificate and stream limits (section at the end of this file).
-  void read_stream_listen(const Field& f, std::vector<stun::Endpoint>& out, bool& given);
-  void read_tls(const Field& f);
-  void read_tls_file(const Field& f, std::string& out);
-  void read_tls_min_version(const Field& f);
-  void read_streams(const Field& f);
-  void apply_stream_defaults();
-
-  /// A handler calling one of the readers above.
-  Handler on(void (Loader::*read)(const Field&));
-  /// Handlers validating one scalar and storing it into `out`; `seen` (if given) records
-  /// where a valid value came from, for checks that relate two keys.
-  Handler flag(bool& out);
-  Handler port(uint16_t& out, Field* seen);
-  Handler u32(uint32_t& out, int64_t min, int64_t max, Field* seen = nullptr);
-  Handler text(std::string& out, size_t max_chars);
-  Handler address(std::optional<stun::Endpoint>& out, Family family);
-  Handler cidrs(std::vector<core::Cidr>& out);
-
-  Reader reader_;
-  std::filesystem::path base_dir_;
-  Config cfg_;
-  bool listen_given_ = false;
-  bool tcp_given_ = false, tls_given_ = false;
-  Field listen_tls_, tls_cert_;
-  Field ports_min_, ports_max_, default_lifetime_, max_lifetime_, secret_file_;
-  Field demo_enabled_;
-};
+namespace detail {
 
 std::string family_name(Family f) { return f == Family::kIPv4 ? "IPv4" : "IPv6"; }
 
@@ -520,102 +444,20 @@ void Loader::resolve_secret_file() {
     reader_.error(secret_file_, "'" + path.string() + "' holds no secret (one per line)");
 }
 
-// --- TCP and TLS ---------------------------------------------------------------------------
-
-void Loader::read_stream_listen(const Field& f, std::vector<stun::Endpoint>& out, bool& given) {
-  given = true;  // [] (or null) is allowed: no listener of this kind
-  if (f.node.IsNull()) return;
-  reader_.for_each_item(f, [this, &out](const Field& item) {
-    const auto s = reader_.string(item);
-    if (!s) return;
-    const auto ep = stun::Endpoint::parse(*s);
-    if (!ep) {
-      reader_.error(
-          item, "must be an address and port like '0.0.0.0:3478' or '[::]:3478', not '" + *s + "'");
-      return;
-    }
-    for (const stun::Endpoint& other : out) {
-      if (other == *ep) reader_.error(item, "'" + *s + "' is listed twice");
-    }
-    out.push_back(*ep);
-  });
-}
-
-void Loader::read_tls(const Field& f) {
-  reader_.read_map(f, {{"cert",
-                        [this](const Field& x) {
-                          tls_cert_ = x;
-                          read_tls_file(x, cfg_.tls.cert);
-                        }},
-                       {"key", [this](const Field& x) { read_tls_file(x, cfg_.tls.key); }},
-                       {"min_version", on(&Loader::read_tls_min_version)}});
-}
-
-void Loader::read_tls_file(const Field& f, std::string& out) {
-  if (f.node.IsNull()) return;
-  text(out, kMaxPathChars)(f);
-  if (out.empty()) return;
-  std::filesystem::path path(out);
-  if (path.is_relative()) path = base_dir_ / path;
-  out = path.string();
-  std::ifstream in;
-  if (const auto why = open_regular(path, in)) {
-    reader_.error(f, "cannot read '" + out + "': " + *why);
-  }
-}
-
-void Loader::read_tls_min_version(const Field& f) {
-  const auto s = reader_.string(f);
-  if (!s) return;
-  if (*s != "1.2" && *s != "1.3") {
-    reader_.error(f, "must be \"1.2\" or \"1.3\" (older TLS is never accepted), not '" + *s + "'");
-    return;
-  }
-  cfg_.tls.min_version = *s;
-}
-
-void Loader::read_streams(const Field& f) {
-  StreamConfig& st = cfg_.streams;
-  const std::vector<KeyHandler> keys = {
-      {"idle_timeout", u32(st.idle_timeout_s, 1, kMaxLifetimeS)},
-      {"max_frame", u32(st.max_frame_bytes, 548, 65552)},
-      {"send_queue", u32(st.send_queue_bytes, 65560, 64 << 20)},
-      {"max_connections", u32(st.max_connections, 0, UINT32_MAX)},
-  };
-  reader_.read_map(f, keys);
-}
-
-/// listen.tcp left out: TCP on the UDP endpoints. listen.tls left out: 5349 when a
-/// certificate is configured. TLS needs both cert and key.
-void Loader::apply_stream_defaults() {
-  if (!tcp_given_) cfg_.listen.tcp = cfg_.listen.udp;
-  const bool has_cert = !cfg_.tls.cert.empty() && !cfg_.tls.key.empty();
-  if (!cfg_.tls.cert.empty() != !cfg_.tls.key.empty()) {
-    reader_.error(tls_cert_.path.empty() ? Field{"tls", {}, 0} : tls_cert_,
-                  "tls.cert and tls.key go together: give both or neither");
-  }
-  if (!tls_given_ && has_cert) {
-    cfg_.listen.tls = {*stun::Endpoint::parse("0.0.0.0:5349"), *stun::Endpoint::parse("[::]:5349")};
-  }
-  if (!cfg_.listen.tls.empty() && !has_cert) {
-    reader_.error(listen_tls_, "listening on TLS needs tls.cert and tls.key");
-  }
-}
-
-}  // namespace
+}  // namespace detail
 
 Config parse(const std::string& yaml_text, const std::string& source_name) {
-  return Loader(source_name, std::filesystem::path()).load(yaml_text);
+  return detail::Loader(source_name, std::filesystem::path()).load(yaml_text);
 }
 
 Config load_file(const std::string& path) {
   std::ifstream in;
-  if (const auto why = open_regular(path, in)) {
+  if (const auto why = detail::open_regular(path, in)) {
     throw ConfigError(path + ": cannot read the configuration file: " + *why);
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return Loader(path, std::filesystem::path(path).parent_path()).load(text.str());
+  return detail::Loader(path, std::filesystem::path(path).parent_path()).load(text.str());
 }
 
 }  // namespace callrelay::config
