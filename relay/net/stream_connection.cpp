@@ -1,9 +1,18 @@
 #include "relay/net/stream_connection.hpp"
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "base/log.hpp"
+#include "relay/net/stream_handoff.hpp"
 
 namespace callrelay::net {
 
@@ -81,6 +90,51 @@ bool StreamConnection::deliver_raw() {
   if (closed_) return false;
   if (!more) paused_ = true;
   return more;
+}
+
+std::unique_ptr<StreamHandoff> StreamConnection::hand_off(std::span<const uint8_t> frame) {
+  // Only a connection with nothing on its way out moves: its socket changes threads, and a
+  // queued answer would be lost or sent twice.
+  if (closed_ || spliced_ || queue_.in_flight() || queue_.ready()) return nullptr;
+  auto h = std::make_unique<StreamHandoff>();
+  h->transport = tuple_.transport;
+  h->client = tuple_.client;
+  h->server = tuple_.server;
+  h->bytes.assign(frame.begin(), frame.end());
+  const std::span<const uint8_t> after = framer_.take_buffered();
+  h->bytes.insert(h->bytes.end(), after.begin(), after.end());
+  if (!release_stream(*h)) {
+    if (closed_) return nullptr;
+    // Nothing moved: the frame stays this worker's to answer; what followed it is read again.
+    shut("could not hand the connection over");
+    return nullptr;
+  }
+  closed_ = true;  // the adopting worker's connection carries on; the host is not told
+  h->guard = limits_.guard;
+  return h;
+}
+
+void StreamConnection::start_adopted(std::span<const uint8_t> bytes) {
+  // The bytes go through the framer as if read from the socket: the ConnectionBind is answered
+  // and spliced here, and what the client sent after it is handled in order.
+  while (!bytes.empty() && !closed_) {
+    const std::span<uint8_t> area = framer_.write_area();
+    const size_t n = std::min(area.size(), bytes.size());
+    std::memcpy(area.data(), bytes.data(), n);
+    bytes = bytes.subspan(n);
+    if (on_read(n)) continue;
+    if (closed_ || bytes.empty()) return;
+    // The splice's far end is not keeping up: keep the rest in the framer for resume_reading().
+    while (!bytes.empty()) {
+      const std::span<uint8_t> room = framer_.write_area();
+      const size_t k = std::min(room.size(), bytes.size());
+      std::memcpy(room.data(), bytes.data(), k);
+      framer_.commit(k);
+      bytes = bytes.subspan(k);
+    }
+    return;
+  }
+  if (!closed_) start_reading();
 }
 
 void StreamConnection::kick_write() {
@@ -242,6 +296,54 @@ class BasicStreamConnection final : public StreamConnection {
 
   void read_more() override { read(); }
 
+  void start_reading() override { read(); }
+
+  bool release_stream(StreamHandoff& h) override {
+    asio::error_code ec;
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      SSL* ssl = stream_.native_handle();
+      // Asio keeps ciphertext it read from the socket in a 17 KiB BIO pair and, when that is
+      // full, in a buffer of its own that cannot be reached; only a nearly empty BIO proves that
+      // buffer empty (one record is at most 16 KiB + 256 + 5 bytes, RFC 8446 section 5.2). A
+      // client waits for the ConnectionBind's answer before sending data, so this is the case.
+      if (BIO_ctrl_pending(SSL_get_rbio(ssl)) >= kMaxUnseenCiphertext) return false;
+      // Decrypt what the session already holds, so the adopting worker gets it as bytes.
+      std::array<uint8_t, 4096> plain{};
+      for (;;) {
+        ERR_clear_error();
+        const int r = SSL_read(ssl, plain.data(), static_cast<int>(plain.size()));
+        if (r > 0) {
+          h.bytes.insert(h.bytes.end(), plain.begin(), plain.begin() + r);
+          continue;
+        }
+        const int err = SSL_get_error(ssl, r);
+        ERR_clear_error();
+        if (err == SSL_ERROR_WANT_READ) break;  // a partial record stays in the session
+        shut("tls error before a hand-over");
+        return false;
+      }
+      // Reading may have made output (a TLS 1.3 KeyUpdate's answer) that only this engine's
+      // BIO holds: it would be lost with it.
+      if (BIO_ctrl_wpending(SSL_get_wbio(ssl)) > 0) {
+        shut("tls output pending at a hand-over");
+        return false;
+      }
+      const int fd = stream_.lowest_layer().release(ec);
+      if (ec) return false;
+      SSL_up_ref(ssl);  // the hand-off's reference; the engine below drops its own
+      h.ssl = ssl;
+      h.tls = context_;
+      h.fd = fd;
+      // The engine (and its BIO pair) must be gone before the adopting thread gives the
+      // session new BIOs: destroy it here, on this thread, now.
+      { Stream gone(std::move(stream_)); }
+    } else {
+      h.fd = stream_.release(ec);
+      if (ec) return false;
+    }
+    return true;
+  }
+
  public:
   /// TLS: holds the context the handshake runs with for as long as the connection lives.
   void keep_context(std::shared_ptr<asio::ssl::context> ctx) { context_ = std::move(ctx); }
@@ -293,6 +395,10 @@ class BasicStreamConnection final : public StreamConnection {
     }
   }
 
+  /// TLS: the BIO pair's pending bytes at or above which Asio may hold more ciphertext that a
+  /// hand-over could not take along (17 KiB pair - the largest record).
+  static constexpr size_t kMaxUnseenCiphertext = 17 * 1024 - (16384 + 256 + 5);
+
   std::shared_ptr<asio::ssl::context> context_;  ///< TLS: outlives stream_'s SSL object
   Stream stream_;
   std::vector<asio::const_buffer> records_;  ///< TLS: the frames of the write in flight
@@ -306,6 +412,24 @@ std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
                                                       const StreamLimits& limits,
                                                       core::TimeMs now) {
   return std::make_shared<BasicStreamConnection<Tcp>>(host, tuple, limits, now, std::move(socket));
+}
+
+std::shared_ptr<StreamConnection> make_adopted_connection(StreamHost& host,
+                                                          asio::ip::tcp::socket socket,
+                                                          StreamHandoff& handoff,
+                                                          const core::FiveTuple& tuple,
+                                                          const StreamLimits& limits,
+                                                          core::TimeMs now) {
+  if (handoff.ssl == nullptr) {
+    return std::make_shared<BasicStreamConnection<Tcp>>(host, tuple, limits, now,
+                                                        std::move(socket));
+  }
+  // asio::ssl::stream takes the established session over (and gives it BIOs of its own).
+  SSL* ssl = std::exchange(handoff.ssl, nullptr);
+  auto c = std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now,
+                                                        std::move(socket), ssl);
+  c->keep_context(std::move(handoff.tls));
+  return c;
 }
 
 std::shared_ptr<StreamConnection> make_tls_connection(

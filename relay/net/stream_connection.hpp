@@ -17,6 +17,7 @@
 namespace callrelay::net {
 
 class StreamGuard;
+struct StreamHandoff;
 
 /// Limits of every stream connection of a worker.
 struct StreamLimits {
@@ -113,6 +114,18 @@ class StreamConnection : public ClientTransport,
   /// reach the client).
   void close_when_flushed();
 
+  /// RFC 6062 on another worker: gives up the connection so that the worker holding the peer
+  /// data connection can adopt it. Call from the host's on_frame with the `frame` being
+  /// delivered (a ConnectionBind). Returns the descriptor, the TLS session and `frame` with
+  /// every byte read after it; the connection is then closed without telling the host. Null
+  /// with the connection open when it cannot move now (an answer queued or being written: the
+  /// frame is this worker's to answer); null with it closed through the host as usual when
+  /// moving failed half-way (TLS input buffered beyond what can be taken, a socket error).
+  std::unique_ptr<StreamHandoff> hand_off(std::span<const uint8_t> frame);
+  /// A connection adopted from another worker: handles the handed bytes as if just read, then
+  /// reads on (no TLS handshake: the session is established). Instead of start().
+  void start_adopted(std::span<const uint8_t> bytes);
+
   const core::FiveTuple& tuple() const { return tuple_; }
   uint32_t id() const { return tuple_.listener; }
   bool is_open() const { return !closed_; }
@@ -131,6 +144,12 @@ class StreamConnection : public ClientTransport,
   void write_done(const asio::error_code& ec);
   /// Closes the socket (pending operations end with operation_aborted).
   virtual void close_socket() = 0;
+  /// hand_off(): moves the descriptor (and TLS session, with any plaintext it already holds
+  /// appended to h.bytes) into `h`. False: nothing moved (the connection stays as it was),
+  /// unless it closed (is_open() tells).
+  virtual bool release_stream(StreamHandoff& h) = 0;
+  /// start_adopted() without the bytes: reads (and, for TLS, no handshake).
+  virtual void start_reading() = 0;
   /// Closes with a reason (debug log) and tells the host.
   void shut(const char* why);
   void mark_established(core::TimeMs now);
@@ -167,6 +186,14 @@ std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
                                                       asio::ip::tcp::socket socket,
                                                       const core::FiveTuple& tuple,
                                                       const StreamLimits& limits, core::TimeMs now);
+/// A connection handed over by another worker (StreamHandoff: its descriptor, now in `socket`,
+/// and for TLS its established session and context); start with start_adopted().
+std::shared_ptr<StreamConnection> make_adopted_connection(StreamHost& host,
+                                                          asio::ip::tcp::socket socket,
+                                                          StreamHandoff& handoff,
+                                                          const core::FiveTuple& tuple,
+                                                          const StreamLimits& limits,
+                                                          core::TimeMs now);
 /// A TLS connection on an accepted socket (server side of the handshake with `tls`, which the
 /// connection keeps alive: a certificate reload replaces the acceptor's context, not this one).
 std::shared_ptr<StreamConnection> make_tls_connection(StreamHost& host,

@@ -1,5 +1,7 @@
 // Server's stream part: one TCP/TLS listen socket per endpoint on every worker, in one
-// SO_REUSEPORT group, so the kernel spreads connections over the workers.
+// SO_REUSEPORT group, so the kernel spreads connections over the workers by their 4-tuple
+// (clients behind one NAT address use every worker); RFC 6062 data connections reach their
+// peer connection's worker through the links the workers share (stream_handoff.hpp).
 #include <cerrno>
 
 #include "relay/net/server.hpp"
@@ -54,9 +56,7 @@ void Server::bind_stream_listeners(const ServerSettings& settings,
       }
       for (size_t w = 1; w < workers_.size(); ++w) {
         try {
-          const bool last = w + 1 == workers_.size();
-          workers_[w]->add_stream_listener(bound, /*join=*/true, limits, ctx,
-                                           last ? static_cast<unsigned>(workers_.size()) : 0);
+          workers_[w]->add_stream_listener(bound, /*join=*/true, limits, ctx);
         } catch (const asio::system_error& e) {
           throw BindError(std::string("cannot listen on ") + name + " " + bound.to_string() + ": " +
                           e.code().message());
@@ -67,6 +67,10 @@ void Server::bind_stream_listeners(const ServerSettings& settings,
   };
   bind_all(st.listen_tcp, core::Transport::kTcp, nullptr);
   bind_all(st.listen_tls, core::Transport::kTls, tls);
+  if (workers_.size() > 1 && !stream_listening_.empty()) {
+    auto links = std::make_shared<StreamLinks>(workers_.size());
+    for (auto& w : workers_) w->link_streams(links);
+  }
 }
 
 size_t Server::stream_connection_count() const {

@@ -246,7 +246,53 @@ std::shared_ptr<StreamConnection> StreamService::find(const core::FiveTuple& tup
   return it->second;
 }
 
+bool StreamService::hand_off(StreamConnection& c, std::span<const uint8_t> frame) {
+  const auto cid = connection_bind_target(frame);
+  if (!cid) return false;
+  const auto owner = links_->owners.owner(*cid);
+  // Unknown (the core answers 400), ours, or on a control connection (the core's 400 too).
+  if (!owner || *owner == worker_ || *owner >= links_->deliver.size() ||
+      core_.has_allocation(c.tuple())) {
+    return false;
+  }
+  auto h = c.hand_off(frame);
+  if (!h) return !c.is_open();
+  // The connection lives on with the owner: it is no longer this worker's, and its admission
+  // stays counted (the adopting worker releases it when the connection closes).
+  connections_.erase(c.id());
+  count_stream_handoff();
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("stream.handed_off",
+               {{"transport", core::to_string(h->transport)}, {"client", h->client.to_string()},
+                {"connection_id", *cid}, {"to_worker", *owner}},
+               core::to_string(h->transport), " ", h->client.to_string(), ": ConnectionBind for ",
+               *cid, " handed to worker ", *owner);
+  }
+  links_->deliver[*owner](std::move(h));
+  return true;
+}
+
+void StreamService::adopt(std::unique_ptr<StreamHandoff> h) {
+  if (stopping_) return;  // dropped: closes the descriptor and releases the admission
+  asio::ip::tcp::socket socket(ctx_);
+  asio::error_code ec;
+  socket.assign(h->client.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), h->fd, ec);
+  if (ec) {
+    log::warn("stream.adopt_failed", {{"client", h->client.to_string()}, {"error", ec.message()}},
+              core::to_string(h->transport), " ", h->client.to_string(),
+              ": cannot adopt a connection handed over by another worker: ", ec.message());
+    return;
+  }
+  h->fd = -1;  // the socket owns it now
+  const core::FiveTuple tuple{h->transport, h->client, h->server, next_id()};
+  auto c = make_adopted_connection(*this, std::move(socket), *h, tuple, limits_, now_ms());
+  h->guard = nullptr;  // released by on_closed from now on
+  connections_.emplace(tuple.listener, c);
+  c->start_adopted(h->bytes);
+}
+
 void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
+  if (links_ != nullptr && hand_off(c, frame)) return;
   const int64_t now_us = media_clock_ ? media_now_us() : -1;
   dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms(), now_us), /*batched=*/true);
   if (after_frame_ && c.is_open()) after_frame_(c);

@@ -1,7 +1,9 @@
 // A worker's TURN-over-TCP and TURN-over-TLS side: its acceptors (each worker has its own
 // SO_REUSEPORT listen socket per stream endpoint, so the kernel spreads connections over the
-// workers), its open connections and their timeouts. A connection's allocation lives in the
-// core shard of the worker that accepted it; everything here runs on that worker's thread.
+// workers by their 4-tuple), its open connections and their timeouts. A connection's
+// allocation lives in the core shard of the worker that accepted it, except an RFC 6062 data
+// connection, which moves to the worker holding its peer connection (stream_handoff.hpp);
+// everything here runs on that worker's thread.
 #pragma once
 
 #include <asio.hpp>
@@ -15,6 +17,7 @@
 
 #include "relay/core/turn_server.hpp"
 #include "relay/net/stream_connection.hpp"
+#include "relay/net/stream_handoff.hpp"
 #include "relay/stun/endpoint.hpp"
 
 namespace callrelay::net {
@@ -64,9 +67,9 @@ class StreamService final : private StreamHost {
   /// endpoint (same port) and this socket joins its group; otherwise a port held by anyone
   /// fails. `tls` non-null makes it a TLS listener. `steer_group` > 1 (given by the last
   /// member): the group's kernel choice becomes a hash of the client IP over that many
-  /// members, as for UDP, so one client's connections (an RTP/RTCP pair with its
-  /// RESERVATION-TOKEN) meet on one worker. Returns the bound endpoint. Throws
-  /// asio::system_error. Before start() only.
+  /// members instead of the kernel's 4-tuple hash (the server leaves it 0: every state a
+  /// client's second connection needs is found on any worker). Returns the bound endpoint.
+  /// Throws asio::system_error. Before start() only.
   stun::Endpoint listen(const stun::Endpoint& endpoint, bool join,
                         std::shared_ptr<asio::ssl::context> tls, unsigned steer_group = 0);
 
@@ -86,6 +89,16 @@ class StreamService final : private StreamHost {
   void set_tls_context(std::shared_ptr<asio::ssl::context> tls);
   /// Whether frames carry the media clock (core::CoreConfig::media_quality). Before start().
   void set_media_clock(bool on) { media_clock_ = on; }
+  /// This service is worker `worker`'s of a server whose workers share `links`: a
+  /// ConnectionBind for a CONNECTION-ID another worker holds hands the connection to it.
+  /// Before start(); null: no hand-offs (one worker).
+  void set_links(StreamLinks* links, unsigned worker) {
+    links_ = links;
+    worker_ = worker;
+  }
+  /// Adopts a connection another worker handed over (on this worker's thread). Once stopping,
+  /// the hand-off is dropped (which closes the connection).
+  void adopt(std::unique_ptr<StreamHandoff> handoff);
   /// Stops accepting and closes every connection without ending allocations through the core
   /// (the worker's core shutdown does that). Idempotent.
   void close_all();
@@ -110,6 +123,9 @@ class StreamService final : private StreamHost {
   bool admitted(const Acceptor& a, const stun::Endpoint& remote, int fd);
   void accept(size_t ai);
   void adopt(Acceptor& a, asio::ip::tcp::socket socket);
+  /// A ConnectionBind naming a CONNECTION-ID another worker holds: hands `c` over to it. True
+  /// when `frame` is not this worker's to handle any more (handed over, or `c` closed).
+  bool hand_off(StreamConnection& c, std::span<const uint8_t> frame);
   uint32_t next_id();
   void arm_sweep();
 
@@ -124,6 +140,8 @@ class StreamService final : private StreamHost {
   std::unordered_map<uint32_t, std::shared_ptr<StreamConnection>> connections_;
   asio::steady_timer sweep_;
   uint32_t next_id_ = kFirstConnectionId;
+  StreamLinks* links_ = nullptr;  ///< see set_links
+  unsigned worker_ = 0;
   bool stopping_ = false;
 };
 

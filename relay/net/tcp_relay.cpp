@@ -373,6 +373,10 @@ void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
     }
     return;
   }
+  if (!claim(*cid)) {  // another worker holds the same random id: refuse this peer
+    core_.on_peer_closed(*cid, now_ms());
+    return;
+  }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   set_peer_timeouts(socket);
   if (log::enabled(log::Level::kDebug)) {
@@ -392,6 +396,9 @@ void TcpRelays::adopt_peer(core::RelayId id, asio::ip::tcp::socket socket) {
 bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun::Endpoint& peer) {
   const auto it = listeners_.find(relay);
   if (it == listeners_.end() || peer.family != it->second->bound.family) return false;
+  // Registered before the Connect's answer can name it; another worker's identical random id
+  // makes this Connect fail (447) rather than leave a ConnectionBind two places to go.
+  if (!claim(cid)) return false;
   // "The local endpoint is the relayed transport address associated with the allocation."
   const OpenResult r = open_tcp(it->second->bound, /*backlog=*/0);
   if (r.fd < 0) {
@@ -400,6 +407,7 @@ bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun:
                 {"error", error_text(r.error)}},
                "tcp relay: cannot bind ", it->second->bound.to_string(), " to connect: ", r.step,
                ": ", error_text(r.error));
+    unclaim(cid);
     return false;
   }
   asio::ip::tcp::socket socket(ctx_);
@@ -407,6 +415,7 @@ bool TcpRelays::connect(core::RelayId relay, core::ConnectionId cid, const stun:
   socket.assign(peer.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), r.fd, ec);
   if (ec) {
     ::close(r.fd);
+    unclaim(cid);
     return false;
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -422,6 +431,7 @@ void TcpRelays::connected(core::ConnectionId cid, bool ok) {
   if (!ok) {
     peers_.erase(cid);  // the core forgets it with its 447
     count_peers();
+    unclaim(cid);
   }
   dispatch_(core_.on_peer_connected(cid, ok, now_ms()));
 }
@@ -450,12 +460,14 @@ void TcpRelays::close_peer(core::ConnectionId cid) {
   const std::shared_ptr<Peer> p = std::move(it->second);
   peers_.erase(it);
   count_peers();
+  unclaim(cid);
   p->close(false);
 }
 
 void TcpRelays::forget(core::ConnectionId cid) {
   peers_.erase(cid);
   count_peers();
+  unclaim(cid);
   if (!closing_) core_.on_peer_closed(cid, now_ms());
 }
 
@@ -465,7 +477,7 @@ void TcpRelays::close_all() {
   peers_.clear();
   count_peers();
   for (auto& [cid, p] : peers) {
-    (void)cid;
+    unclaim(cid);
     p->detach();
   }
   for (auto& [id, l] : listeners_) {

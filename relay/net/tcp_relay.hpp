@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "relay/core/turn_server.hpp"
+#include "relay/net/stream_handoff.hpp"
 #include "relay/net/stream_service.hpp"
 
 namespace callrelay::net {
@@ -29,6 +30,12 @@ class TcpRelays {
   /// Where client data connections are found (the worker's stream service; may stay null
   /// when the worker has no TCP/TLS listener: then no TCP allocation exists either).
   void set_streams(StreamService* streams) { streams_ = streams; }
+  /// Where the peer data connections of this worker (`worker`) are registered, so that a
+  /// ConnectionBind read by another worker finds them (null: one worker, none).
+  void set_owners(ConnectionOwners* owners, unsigned worker) {
+    owners_ = owners;
+    worker_ = worker;
+  }
 
   /// Adopts the listening socket `fd` of TCP relay `id` (RelaySockets::open_tcp) and accepts
   /// peers on it. False (fd closed) if the reactor refuses it.
@@ -79,11 +86,18 @@ class TcpRelays {
   void connected(core::ConnectionId cid, bool ok);
   /// Publishes peers_.size() to peer_count() after every change.
   void count_peers() { peer_count_.store(peers_.size(), std::memory_order_relaxed); }
+  /// Registers `cid` as this worker's; false when another worker holds the same id.
+  bool claim(core::ConnectionId cid) { return owners_ == nullptr || owners_->claim(cid, worker_); }
+  void unclaim(core::ConnectionId cid) {
+    if (owners_ != nullptr) owners_->release(cid, worker_);
+  }
 
   asio::io_context& ctx_;
   core::TurnServer& core_;
   Dispatch dispatch_;
   StreamService* streams_ = nullptr;
+  ConnectionOwners* owners_ = nullptr;
+  unsigned worker_ = 0;
   std::unordered_map<core::RelayId, std::unique_ptr<Listener>> listeners_;
   std::unordered_map<core::ConnectionId, std::shared_ptr<Peer>> peers_;
   struct PendingBind {

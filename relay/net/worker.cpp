@@ -65,6 +65,17 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
   return streams_->listen(endpoint, join, std::move(tls), steer_group);
 }
 
+void Worker::link_streams(std::shared_ptr<StreamLinks> links) {
+  links_ = std::move(links);
+  links_->deliver.at(index_) = [this](std::unique_ptr<StreamHandoff> h) {
+    mailbox_.post([this, handoff = std::move(h)]() mutable {
+      if (!stopping_ && streams_) streams_->adopt(std::move(handoff));
+    });
+  };
+  tcp_.set_owners(&links_->owners, index_);
+  if (streams_) streams_->set_links(links_.get(), index_);
+}
+
 void Worker::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
   asio::post(ctx_, [this, t = std::move(tls)]() mutable {
     if (!stopping_ && streams_) streams_->set_tls_context(std::move(t));
@@ -74,6 +85,7 @@ void Worker::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
 void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
   if (streams_) streams_->start();
+  mailbox_.start();
   const core::TimeMs now = now_ms();
   heartbeat_.store(now, std::memory_order_relaxed);
   arm_timer(core_.on_timer(now), now);
@@ -149,6 +161,7 @@ void Worker::shutdown() {
   flush_all();
   tcp_.close_all();
   if (streams_) streams_->close_all();
+  mailbox_.close();  // hand-offs still arriving are dropped with the mailbox
   for (auto& l : listeners_) l->close();
   relays_.close_all();
   timer_.cancel();

@@ -15,6 +15,7 @@
 
 #include "base/limits.hpp"
 #include "relay/core/turn_server.hpp"
+#include "relay/net/mailbox.hpp"
 #include "relay/net/relay_sockets.hpp"
 #include "relay/net/stream_service.hpp"
 #include "relay/net/tcp_relay.hpp"
@@ -67,6 +68,15 @@ class Worker final : private core::RelayPorts {
                                      const StreamLimits& limits,
                                      std::shared_ptr<asio::ssl::context> tls,
                                      unsigned steer_group = 0);
+  /// Joins the workers sharing `links` (RFC 6062 data connections handed between workers:
+  /// stream_handoff.hpp). After the stream listeners were added, before run().
+  void link_streams(std::shared_ptr<StreamLinks> links);
+  /// Any thread: `fn` runs on this worker's thread (its mailbox; destroyed unrun if the worker
+  /// stops first).
+  template <typename Fn>
+  void post_to(Fn&& fn) {
+    mailbox_.post(std::forward<Fn>(fn));
+  }
   /// Thread-safe: new TLS handshakes on this worker's TLS listeners use `tls` (a certificate
   /// reload); connections already open keep the context they started with. No TLS listener:
   /// nothing changes.
@@ -176,6 +186,10 @@ class Worker final : private core::RelayPorts {
   bool media_clock_ = true;
   /// TCP/TLS clients (null without stream listeners); destroyed first, before the core.
   std::unique_ptr<StreamService> streams_;
+  /// What other threads hand this worker (see post_to); destroyed before streams_, so that a
+  /// hand-off never run is dropped while its target still exists.
+  Mailbox mailbox_{ctx_};
+  std::shared_ptr<StreamLinks> links_;  ///< see link_streams
 };
 
 }  // namespace callrelay::net
