@@ -459,6 +459,12 @@ else
 fi
 bench_floor
 [[ ${BENCH_SKIP_TIMERS:-0} != 1 ]] && bench_timers
+# Two workers: clients behind one address against clients on many (bench/shard.sh).
+SHARD_ROWS=
+if [[ ${BENCH_SKIP_SHARD:-0} != 1 && -n ${CALLRELAY_BIN:-} ]]; then
+  SHARD_ROWS=$(BENCH_BUILD_DIR=$BUILD CALLRELAY_BIN=$CALLRELAY_BIN "$ROOT/bench/shard.sh") ||
+    NOTES+=("bench/shard.sh failed: the one-address rows are missing or partial")
+fi
 
 {
   echo "# Benchmark results"
@@ -495,6 +501,14 @@ bench_floor
     echo "and Refresh every 540 s, after 600 s of that traffic replayed to reach steady state), a"
     echo "flow's ChannelData round trip through the core, and on_timer at the deadlines it returns."
     echo "The core's share only: no sockets (100k relay ports need several relay addresses)."
+  fi
+  if [[ -n $SHARD_ROWS ]]; then
+    echo
+    echo "Sharding rows (bench/shard.sh): callrelay with 2 workers, unpinned, generator and echo"
+    echo "peer on the same 2 CPUs; $CLIENTS clients from one address (distinct ports) against"
+    echo "$CLIENTS from 127.0.0.1-50; median of the runs by CPU per packet."
+    echo
+    echo "$SHARD_ROWS"
   fi
   if [[ ${#NOTES[@]} -gt 0 ]]; then
     echo

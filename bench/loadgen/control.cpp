@@ -88,7 +88,9 @@ bool ControlDriver::add_sessions(size_t n) {
 int ControlDriver::open_socket() {
   sockaddr_in local{};
   local.sin_family = AF_INET;
-  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // --sources: clients behind one address (127.0.0.1) or spread over 127.0.0.1..N.
+  local.sin_addr.s_addr =
+      htonl(INADDR_LOOPBACK + static_cast<uint32_t>(sockets_opened_++ % options_.sources));
   for (int tries = 0; tries < 200; ++tries) {
     local.sin_port = htons(next_port_);
     next_port_ =

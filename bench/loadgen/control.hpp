@@ -96,6 +96,7 @@ class ControlDriver {
   bool cycling_ = true;
   uint64_t next_scan_ns_ = 0;
   uint16_t next_port_ = kFirstCyclePort;
+  uint64_t sockets_opened_ = 0;  ///< picks each socket's source address (--sources)
   ControlStats stats_;
 };
 

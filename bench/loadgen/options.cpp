@@ -68,6 +68,8 @@ Options parse_options(Args& args) {
   o.gen_cpu = static_cast<int>(args.num("gen-cpu", -1));
   o.echo_stats = args.str("echo-stats", "");
   o.rtp = args.flag("rtp");
+  o.sources = positive(args.num("sources", 1), "sources");
+  if (o.sources > 254) throw std::invalid_argument("--sources must be 1..254 (127.0.0.x)");
   if (o.rtp && (o.mode != Mode::kMax || o.transport != Transport::kUdp)) {
     throw std::invalid_argument("--rtp only shapes the max mode's UDP packets");
   }
@@ -98,6 +100,7 @@ const char* usage() {
          "  --payload BYTES    payload per packet                      [160]\n"
          "  --window W         max: packets in flight per client       [8]\n"
          "  --rtp              max, UDP: payloads are RTP packets (Opus, one SSRC per client)\n"
+         "  --sources N        UDP clients bind 127.0.0.1..127.0.0.N in turn [1]\n"
          "  --pps R            rate: packets/s per client              [50]\n"
          "  --warmup S --duration S --timeout S                        [1 5 60]\n"
          "  --count N[,N...]   hold: allocations to hold (stages); storm: Allocates to send\n"

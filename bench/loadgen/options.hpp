@@ -45,6 +45,9 @@ struct Options {
   /// payload type 111, one SSRC per client, sequence numbers and 20 ms timestamps counting up),
   /// so that a relay measuring media parses every packet as it would a call's.
   bool rtp = false;
+  /// UDP control and data sockets bind 127.0.0.1 .. 127.0.0.<sources> in turn: 1 puts every
+  /// client behind one address (as behind a NAT), 50 gives 50 clients 50 addresses.
+  size_t sources = 1;
 };
 
 /// "udp", "tcp" or "tls".

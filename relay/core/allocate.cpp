@@ -205,9 +205,17 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
   // RFC 8656 section 7.2, step 5: "If the token is not valid for some reason, the server
   // rejects the request with a 508 (Insufficient Capacity) error."
   if (p.token) {
-    auto r = take_reservation(*p.token, req.now);
-    if (!r) return respond_error(req, 508, "Insufficient Capacity");
-    p.relays[family_index(r->relay.address.family)] = r->relay;
+    std::optional<RelayAddress> relay;
+    if (ports.shares_reservations()) {
+      // The token may be another shard's: the client may send this Allocate from another
+      // 5-tuple (its RTCP port) than the one that reserved the port.
+      relay = ports.claim_reservation(*p.token, req.now);
+      if (relay) reservations.erase(*p.token);  // this shard's own: no longer to expire here
+    } else if (auto r = take_reservation(*p.token, req.now)) {
+      relay = r->relay;
+    }
+    if (!relay) return respond_error(req, 508, "Insufficient Capacity");
+    p.relays[family_index(relay->address.family)] = *relay;
     return std::nullopt;
   }
   // Step 6: "If the server cannot satisfy the request, then the server rejects the request with
@@ -246,6 +254,7 @@ std::optional<Output> TurnServer::Impl::obtain_relay(Request& req, AllocateParam
                           req.now + ms_from_seconds(cfg.reservation_lifetime_s)};
       reservations.emplace(r.token, r);
       reservation_timers.push(r.expires, r.token);
+      ports.share_reservation(r.token, r.relay.id, r.expires);
       p.new_reservation = r.token;
     }
   }

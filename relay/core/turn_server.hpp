@@ -47,6 +47,24 @@ class RelayPorts {
   /// configured or available: false). Allocate answers 440 then, rather than 508.
   virtual bool supports(Family /*family*/) const { return true; }
 
+  // --- RFC 8656 section 7.2 reservations every shard can claim. The defaults keep none: the
+  // core then hands out its own shard's reservations only. ---
+
+  /// Whether reservations are shared (share_reservation, claim_reservation): a client may send
+  /// the Allocate with the RESERVATION-TOKEN from another 5-tuple, which may reach another
+  /// shard than the one that reserved the port.
+  virtual bool shares_reservations() const { return false; }
+  /// Relay `id` (an Opened::reserved_next) is reserved for `token` until `expires` (the core's
+  /// clock, common to every shard). The core still closes `id` when the reservation expires
+  /// or the server shuts down; a reservation another shard claimed keeps its port then.
+  virtual void share_reservation(uint64_t /*token*/, RelayId /*id*/, TimeMs /*expires*/) {}
+  /// Claims reservation `token` for an allocation on this shard at `now`: the reserved relay,
+  /// now this shard's (its id is this shard's; another shard's reservation is moved here).
+  /// nullopt: unknown, expired or claimed already (the client gets 508).
+  virtual std::optional<RelayAddress> claim_reservation(uint64_t /*token*/, TimeMs /*now*/) {
+    return std::nullopt;
+  }
+
   // --- RFC 6062 TCP allocations. The defaults refuse: a RelayPorts without TCP relays. ---
 
   /// Opens a TCP relayed transport address of `family`: a socket listening for peers on a

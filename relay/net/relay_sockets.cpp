@@ -1,5 +1,6 @@
 #include "relay/net/relay_sockets.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,12 +27,21 @@ stun::Endpoint loopback_of(stun::Family family) {
 
 RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                            unsigned count, const std::vector<stun::Endpoint>& listen)
-    : ctx_(ctx), settings_(settings), ports_(settings.port_min, settings.port_max, index, count) {
+    : ctx_(ctx),
+      settings_(settings),
+      share_(settings.share ? settings.share
+                            : std::make_shared<RelayShare>(settings.port_min, settings.port_max)),
+      cursor_(share_->pool.cursor(index, count)) {
+  settings_.share.reset();  // share_ holds it
   for (const auto& ep : listen) {
     (ep.is_v4() ? listens_v4_ : listens_v6_) = true;
     if (is_loopback(ep)) (ep.is_v4() ? loopback_v4_ : loopback_v6_) = true;
     if (!is_unspecified(ep)) fallback_.push_back(ep);
   }
+}
+
+RelaySockets::~RelaySockets() {
+  for (const auto& [id, token] : reserved_) share_->reservations.withdraw(token, this);
 }
 
 bool RelaySockets::supports(stun::Family family) const {
@@ -108,10 +118,13 @@ std::optional<core::RelayPorts::Opened> RelaySockets::open(stun::Family family,
     return std::nullopt;
   }
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
-    const auto port = ports_.take(even, reserve_next);
+    const auto port = share_->pool.take(cursor_, even, reserve_next);
     if (!port) {
-      log::debug("relay_socket.no_free_port", {{"free_ports", ports_.free_count()}},
-                 "no free relay port (", ports_.free_count(), " free in this worker's slice)");
+      if (log::enabled(log::Level::kDebug)) {
+        const size_t free = share_->pool.free_count();
+        log::debug("relay_socket.no_free_port", {{"free_ports", free}},
+                   "no free relay port that fits (", free, " free in the range)");
+      }
       return std::nullopt;
     }
     const int fd = bind_port(*ip, *port);
@@ -122,8 +135,9 @@ std::optional<core::RelayPorts::Opened> RelaySockets::open(stun::Family family,
     }
     const int err = fd < 0 ? -fd : (reserve_next && fd_next < 0 ? -fd_next : 0);
     if (err != 0) {
-      ports_.release(*port);  // to the back of the ring: tried again only after the others
-      if (reserve_next) ports_.release(static_cast<uint16_t>(*port + 1));
+      // The cursor has moved past it: tried again only after the rest of the range.
+      share_->pool.release(*port);
+      if (reserve_next) share_->pool.release(static_cast<uint16_t>(*port + 1));
       if (err == EADDRINUSE || err == EACCES) continue;
       log::warn("relay_socket.bind_failed",
                 {{"ip", ip->ip_string()}, {"port", *port}, {"error", error_text(err)}},
@@ -143,8 +157,8 @@ std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const stun:
   const auto relay = install(fd, bound);
   if (!relay) {
     if (fd_next >= 0) ::close(fd_next);
-    ports_.release(port);
-    if (fd_next >= 0) ports_.release(static_cast<uint16_t>(port + 1));
+    share_->pool.release(port);
+    if (fd_next >= 0) share_->pool.release(static_cast<uint16_t>(port + 1));
     return std::nullopt;
   }
   core::RelayPorts::Opened opened{*relay, std::nullopt};
@@ -152,7 +166,7 @@ std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const stun:
     bound.port = static_cast<uint16_t>(port + 1);
     opened.reserved_next = install(fd_next, bound);
     if (!opened.reserved_next) {
-      ports_.release(bound.port);
+      share_->pool.release(bound.port);
       close(relay->id);
       return std::nullopt;
     }
@@ -167,13 +181,13 @@ std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family famil
   // A short backlog: peers connect one at a time, and each needs a permission anyway.
   constexpr int kBacklog = 16;
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
-    const auto port = ports_.take(false, false);
+    const auto port = share_->pool.take(cursor_, false, false);
     if (!port) return std::nullopt;
     stun::Endpoint bound = *ip;
     bound.port = *port;
     const OpenResult r = net::open_tcp(bound, kBacklog);
     if (r.fd < 0) {
-      ports_.release(*port);
+      share_->pool.release(*port);
       if (r.error == EADDRINUSE || r.error == EACCES) continue;
       log::warn("relay_socket.tcp_failed",
                 {{"address", bound.to_string()}, {"step", r.step}, {"error", error_text(r.error)}},
@@ -203,14 +217,73 @@ std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family famil
 void RelaySockets::close(core::RelayId id) {
   if (id >= slots_.size() || !slots_[id].open) return;
   Slot& s = slots_[id];
+  // A reservation still listed goes back with its port; one that another worker claimed
+  // (withdraw finds it gone) keeps its port taken: the claimer's socket holds it now.
+  bool release = true;
+  if (const auto r = reserved_.find(id); r != reserved_.end()) {
+    release = share_->reservations.withdraw(r->second, this);
+    reserved_.erase(r);
+  }
   asio::error_code ec;
-  if (!s.tcp) s.socket.close(ec);
+  if (!s.tcp && !s.detached) s.socket.close(ec);
+  if (!s.detached) {
+    open_count_.store(open_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
   s.tcp = false;
+  s.detached = false;
   s.fd = -1;
   s.open = false;
   ++s.generation;
-  ports_.release(s.port);
+  if (release) share_->pool.release(s.port);
   free_ids_.push_back(id);
+}
+
+void RelaySockets::share_reservation(uint64_t token, core::RelayId id, core::TimeMs expires) {
+  if (id >= slots_.size() || !slots_[id].open || slots_[id].tcp) return;
+  const auto bound = local_endpoint(slots_[id].fd);
+  if (!bound) return;  // not listed: only this worker's Allocates find it (the core's own map)
+  const int dup = ::fcntl(slots_[id].fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return;  // likewise
+  reserved_[id] = token;
+  share_->reservations.add(token, {this, id, slots_[id].generation, dup, *bound, expires});
+}
+
+std::optional<core::RelayAddress> RelaySockets::claim_reservation(uint64_t token,
+                                                                  core::TimeMs now, bool* moved) {
+  *moved = false;
+  const auto e = share_->reservations.claim(token, now, this);
+  if (!e) return std::nullopt;
+  if (e->owner == this) {
+    reserved_.erase(e->id);  // an ordinary relay of this worker from now on
+    return core::RelayAddress{e->id, advertised(e->bound)};
+  }
+  // The owner lets go of its descriptor on its own thread; until then both hold the socket,
+  // and only a peer that already knew the reserved port could have a datagram read there.
+  RelaySockets* owner = e->owner;
+  asio::post(owner->ctx_, [owner, id = e->id, generation = e->generation] {
+    owner->detach(id, generation);
+  });
+  const auto relay = install(e->fd, e->bound);
+  if (!relay) {
+    share_->pool.release(e->bound.port);  // install closed the duplicate; the owner lets go
+    return std::nullopt;
+  }
+  log::debug("relay_socket.reservation_moved",
+             {{"port", e->bound.port}, {"relay_id", relay->id}},
+             "reserved relay port ", e->bound.port, " claimed from another worker");
+  *moved = true;
+  return relay;
+}
+
+void RelaySockets::detach(core::RelayId id, uint32_t generation) {
+  if (!is_open(id, generation) || slots_[id].tcp || slots_[id].detached) return;
+  if (detach_hook_) detach_hook_(id);
+  Slot& s = slots_[id];
+  asio::error_code ec;
+  s.socket.close(ec);  // this worker's descriptor only: the claimer's duplicate lives on
+  s.fd = -1;
+  s.detached = true;
+  ++s.generation;  // a read already queued for it does nothing
   open_count_.store(open_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 

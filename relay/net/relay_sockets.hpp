@@ -1,6 +1,7 @@
 // A worker's relay sockets (RFC 8656 section 7.2: one relayed transport address per allocation
 // and family; a dual allocation has an IPv4 and an IPv6 one): UDP sockets bound to ports from
-// the worker's PortSlice, kept in a slab whose dense indexes are the core's RelayIds.
+// the relay port pool every worker shares, kept in a slab whose dense indexes are the core's
+// RelayIds. Reserved ports (EVEN-PORT R=1) are found by any worker through the shared registry.
 #pragma once
 
 #include <atomic>
@@ -8,11 +9,15 @@
 #include <asio.hpp>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "relay/core/turn_server.hpp"
-#include "relay/net/port_slice.hpp"
+#include "relay/net/port_pool.hpp"
+#include "relay/net/reservation_registry.hpp"
 #include "relay/stun/endpoint.hpp"
 
 namespace callrelay::net {
@@ -25,6 +30,9 @@ struct RelayNetSettings {
   std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
   /// Address advertised in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
   std::optional<stun::Endpoint> external_ipv4, external_ipv6;
+  /// The port pool and reservations shared by the server's workers (relay/net's Server makes
+  /// one). Null: each RelaySockets has its own, over the whole range (a single worker, tests).
+  std::shared_ptr<RelayShare> share;
 };
 
 /// Thread: owned and used by one worker thread.
@@ -32,8 +40,11 @@ class RelaySockets {
  public:
   /// `listen` are the listen endpoints: a specific (non-wildcard) one is the bind address when
   /// a client asks for a family other than the one it reached us on.
+  /// `index` of `count`: where this worker's searches of the shared pool start.
   RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                unsigned count, const std::vector<stun::Endpoint>& listen);
+  /// Gives back the reservations it still lists in the shared registry.
+  ~RelaySockets();
 
   /// Whether relay addresses of `family` can exist at all (core::RelayPorts::supports; 440
   /// otherwise): a bind address is configured for it, or the server listens on it, or the
@@ -43,11 +54,11 @@ class RelaySockets {
   RelaySockets(const RelaySockets&) = delete;
   RelaySockets& operator=(const RelaySockets&) = delete;
 
-  /// As core::RelayPorts::open. Ports another process holds (EADDRINUSE) are rotated to the
-  /// back of the slice and the next one is tried, a bounded number of times.
+  /// As core::RelayPorts::open. Ports another process holds (EADDRINUSE) are given back and
+  /// the next one is tried (the cursor has moved past them), a bounded number of times.
   std::optional<core::RelayPorts::Opened> open(stun::Family family, const stun::Endpoint& server,
                                                bool even, bool reserve_next);
-  /// RFC 6062: a TCP relay of `family` listening on a port of the slice (see open_tcp in
+  /// RFC 6062: a TCP relay of `family` listening on a port of the shared pool (see open_tcp in
   /// socket_ops). The slot only holds the port and the id: the caller adopts `fd` (the
   /// listening socket) and closes it before close(id). nullopt when no port is free.
   struct OpenedTcp {
@@ -59,9 +70,28 @@ class RelaySockets {
   /// Whether `id` is an open TCP relay (open_tcp) rather than a UDP one.
   bool is_tcp(core::RelayId id) const { return id < slots_.size() && slots_[id].open && slots_[id].tcp; }
 
-  /// Closes the socket and returns its port to the slice. Pending waits end with
-  /// operation_aborted; their handlers see a new generation() and do nothing.
+  /// Closes the socket and returns its port to the pool. Pending waits end with
+  /// operation_aborted; their handlers see a new generation() and do nothing. A reservation
+  /// another worker claimed keeps its port: it is that worker's now.
   void close(core::RelayId id);
+
+  // --- RFC 8656 section 7.2 reservations (core::RelayPorts' shared reservations) ---
+
+  /// Lists relay `id` (the reserved port+1 of open()) in the shared registry under `token`
+  /// until `expires`.
+  void share_reservation(uint64_t token, core::RelayId id, core::TimeMs expires);
+  /// Claims reservation `token` at `now`: this worker's own is its relay again; another
+  /// worker's is installed here on a duplicate of its descriptor (`*moved` set: the caller
+  /// waits for reads on it), and that worker is told to let go of its own descriptor
+  /// (detach, on its thread). nullopt: unknown, expired or claimed.
+  std::optional<core::RelayAddress> claim_reservation(uint64_t token, core::TimeMs now,
+                                                      bool* moved);
+  /// Runs first when another worker claimed reservation `id` (on this worker's thread): the
+  /// worker stops reading the socket by other means than its asio socket (an io_uring ring),
+  /// closing the descriptor it took from it.
+  void set_detach_hook(std::function<void(core::RelayId)> hook) { detach_hook_ = std::move(hook); }
+  /// Reserved relays of this worker listed in the registry (claimed or not).
+  size_t reservation_count() const { return reserved_.size(); }
   void close_all();
 
   /// The socket's descriptor, or -1 when `id` is not open.
@@ -71,7 +101,8 @@ class RelaySockets {
   asio::ip::udp::socket& socket(core::RelayId id) { return slots_[id].socket; }
   /// Relay sockets open now. Written by the owning worker only; any thread may read it.
   size_t open_count() const { return open_count_.load(std::memory_order_relaxed); }
-  const PortSlice& ports() const { return ports_; }
+  const PortPool& ports() const { return share_->pool; }
+  RelayShare& share() { return *share_; }
 
   /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one).
   static constexpr int kMaxBindAttempts = 16;
@@ -85,6 +116,9 @@ class RelaySockets {
     uint32_t generation = 0;
     bool open = false;
     bool tcp = false;  ///< RFC 6062 relay: the descriptor belongs to its acceptor elsewhere
+    /// A reservation another worker claimed: the socket is theirs; the slot only keeps its
+    /// id until the core closes it (the port stays taken: the claimer gives it back).
+    bool detached = false;
   };
   std::optional<stun::Endpoint> bind_address(stun::Family family,
                                              const stun::Endpoint& server) const;
@@ -96,13 +130,22 @@ class RelaySockets {
   /// Installs the socket(s) open() bound; on failure everything is closed and released.
   std::optional<core::RelayPorts::Opened> install_opened(const stun::Endpoint& ip, uint16_t port,
                                                          int fd, int fd_next);
+  /// Runs on this worker's thread after another worker claimed reservation slot `id`: closes
+  /// this worker's descriptor of it (the claimer's duplicate keeps the socket) so that only
+  /// the claimer reads it.
+  void detach(core::RelayId id, uint32_t generation);
 
   asio::io_context& ctx_;
   RelayNetSettings settings_;
   std::vector<stun::Endpoint> fallback_;  // specific listen addresses
   bool listens_v4_ = false, listens_v6_ = false;
   bool loopback_v4_ = false, loopback_v6_ = false;  // a listener on 127.0.0.0/8 or [::1]
-  PortSlice ports_;
+  std::shared_ptr<RelayShare> share_;
+  PortPool::Cursor cursor_;  ///< this worker's place in the shared pool
+  /// Tokens of this worker's reserved relays listed in the registry, by RelayId (only
+  /// reserved ones: the slots of ordinary relays pay nothing for it).
+  std::unordered_map<core::RelayId, uint64_t> reserved_;
+  std::function<void(core::RelayId)> detach_hook_;
   std::deque<Slot> slots_;  // deque: stable addresses while growing
   std::vector<core::RelayId> free_ids_;
   std::atomic<size_t> open_count_{0};

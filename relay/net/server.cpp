@@ -33,10 +33,14 @@ Server::Server(const ServerSettings& settings, const SharedAuth& shared,
                const ObserverFactory& observers)
     : users_(std::make_unique<core::UserLimits>(settings.core.bandwidth, shared.limits)) {
   const unsigned count = resolve_worker_count(settings.workers);
+  // One relay port range for all workers (any of them can use any port) and the reservations
+  // any of them can claim.
+  RelayNetSettings relay = settings.relay;
+  if (!relay.share) relay.share = std::make_shared<RelayShare>(relay.port_min, relay.port_max);
   workers_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     core::Observer* observer = observers ? observers(i) : nullptr;
-    workers_.push_back(std::make_unique<Worker>(i, count, settings.core, settings.relay,
+    workers_.push_back(std::make_unique<Worker>(i, count, settings.core, relay,
                                                 settings.listen_udp, shared, observer, users_.get()));
   }
   bind_listeners(settings.listen_udp);
@@ -85,20 +89,9 @@ void Server::bind_listeners(const std::vector<stun::Endpoint>& endpoints) {
       if (r.fd < 0) throw BindError(describe(*bound, r));
       workers_[w]->add_listener(r.fd, *bound);
     }
-    if (workers_.size() > 1) {
-      // Any member's descriptor attaches the program to the whole group.
-      const int err =
-          steer_by_source_ip(workers_.back()->listener_fd(workers_.back()->listener_count() - 1),
-                             bound->is_v4(), static_cast<unsigned>(workers_.size()));
-      if (err != 0) {
-        log::warn("listener.steering_unavailable",
-                  {{"transport", "udp"}, {"address", bound->to_string()},
-                   {"error", error_text(err)}},
-                  "udp ", bound->to_string(), ": cannot steer by client address (",
-                  error_text(err),
-                  "); RESERVATION-TOKEN from another port of a client may get 508");
-      }
-    }
+    // No steering program: the kernel's SO_REUSEPORT hash covers the client's address and
+    // port, so clients behind one NAT address spread over every worker. What a client's
+    // second 5-tuple needs (a RESERVATION-TOKEN) is found through the workers' RelayShare.
     listening_.push_back(*bound);
   }
 }

@@ -59,10 +59,9 @@ OpenResult open_tcp(const stun::Endpoint& ep, int backlog);
 
 /// Makes the kernel pick a reuse-group member by the client's source IP address (a hash of it,
 /// modulo `group_size`) instead of by the whole 5-tuple: every port of one client host then
-/// reaches the same worker. Needed because RFC 8656 section 7.2 lets a client use a
-/// RESERVATION-TOKEN from another 5-tuple (RTP/RTCP port pairs), and the reserved port lives
-/// in the shard that issued the token. `fd` must already be in its SO_REUSEPORT group.
-/// Returns 0 or the errno.
+/// reaches the same worker (and every client behind one NAT address too). UDP listeners do
+/// not use it: what a client's other 5-tuples need (RESERVATION-TOKEN) is shared by the
+/// workers. `fd` must already be in its SO_REUSEPORT group. Returns 0 or the errno.
 int steer_by_source_ip(int fd, bool ipv4, unsigned group_size);
 
 /// The address a socket is bound to (getsockname), nullopt on failure.

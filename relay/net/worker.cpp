@@ -247,6 +247,13 @@ std::optional<core::RelayAddress> Worker::open_tcp(core::Family family, const co
   return opened->relay;
 }
 
+std::optional<core::RelayAddress> Worker::claim_reservation(uint64_t token, core::TimeMs now) {
+  bool moved = false;
+  auto relay = relays_.claim_reservation(token, now, &moved);
+  if (relay && moved) arm_relay(relay->id);  // another worker's socket, read here from now on
+  return relay;
+}
+
 void Worker::close(core::RelayId id) {
   if (relays_.is_tcp(id)) {
     tcp_.close_listener(id);  // the acceptor owns the descriptor

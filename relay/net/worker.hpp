@@ -44,9 +44,10 @@ int64_t media_now_us();
 
 class Worker final : private core::RelayPorts {
  public:
-  /// `index` of `count` workers picks this worker's slice of the relay port range. `listen`:
-  /// the configured listen endpoints (see RelaySockets). `observer` may be null. `users`: the
-  /// quotas and shared bandwidth caps of every worker (null: this worker's own).
+  /// `index` of `count` workers: where this worker starts its searches of the shared relay
+  /// port pool. `listen`: the configured listen endpoints (see RelaySockets). `observer` may
+  /// be null. `users`: the quotas and shared bandwidth caps of every worker (null: this
+  /// worker's own).
   Worker(unsigned index, unsigned count, const core::CoreConfig& core_config,
          const RelayNetSettings& relay, const std::vector<stun::Endpoint>& listen,
          const SharedAuth& shared, core::Observer* observer, core::UserLimits* users = nullptr);
@@ -130,6 +131,12 @@ class Worker final : private core::RelayPorts {
                              bool reserve_next) override;
   void close(core::RelayId id) override;
   bool supports(core::Family family) const override { return relays_.supports(family); }
+  // RFC 8656 section 7.2 reservations, shared by the workers (RelaySockets' registry).
+  bool shares_reservations() const override { return true; }
+  void share_reservation(uint64_t token, core::RelayId id, core::TimeMs expires) override {
+    relays_.share_reservation(token, id, expires);
+  }
+  std::optional<core::RelayAddress> claim_reservation(uint64_t token, core::TimeMs now) override;
   std::optional<core::RelayAddress> open_tcp(core::Family family, const core::Endpoint& server) override;
   bool connect_peer(core::RelayId relay, core::ConnectionId cid, const core::Endpoint& peer) override {
     return tcp_.connect(relay, cid, peer);

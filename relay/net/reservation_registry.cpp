@@ -1,0 +1,53 @@
+#include "relay/net/reservation_registry.hpp"
+
+#include <unistd.h>
+
+namespace callrelay::net {
+
+ReservationRegistry::~ReservationRegistry() {
+  for (const auto& [token, e] : entries_) {
+    if (e.fd >= 0) ::close(e.fd);
+  }
+}
+
+void ReservationRegistry::add(uint64_t token, const Entry& entry) {
+  const std::lock_guard lock(mu_);
+  const auto [it, added] = entries_.try_emplace(token, entry);
+  if (!added) {  // a token drawn twice (one chance in 2^64): the newer one wins
+    if (it->second.fd >= 0) ::close(it->second.fd);
+    it->second = entry;
+  }
+}
+
+std::optional<ReservationRegistry::Entry> ReservationRegistry::claim(uint64_t token,
+                                                                     core::TimeMs now,
+                                                                     const RelaySockets* claimer) {
+  const std::lock_guard lock(mu_);
+  const auto it = entries_.find(token);
+  // RFC 8656 section 7.2: one past its lifetime is not handed out, even before its owner's
+  // timer closes it.
+  if (it == entries_.end() || it->second.expires <= now) return std::nullopt;
+  Entry e = it->second;
+  if (e.owner == claimer && e.fd >= 0) {  // its own socket: the duplicate is not needed
+    ::close(e.fd);
+    e.fd = -1;
+  }
+  entries_.erase(it);
+  return e;
+}
+
+bool ReservationRegistry::withdraw(uint64_t token, const RelaySockets* owner) {
+  const std::lock_guard lock(mu_);
+  const auto it = entries_.find(token);
+  if (it == entries_.end() || it->second.owner != owner) return false;
+  if (it->second.fd >= 0) ::close(it->second.fd);
+  entries_.erase(it);
+  return true;
+}
+
+size_t ReservationRegistry::size() const {
+  const std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace callrelay::net
