@@ -23,18 +23,18 @@ RecordWriter::~RecordWriter() {
   }
   wake_.notify_all();
   thread_.join();
-  if (!queue_.empty()) {
-    log::error("call_records.lost", {{"records", queue_.size()}}, "call records: ",
-               queue_.size(), " records could not be stored at shutdown");
+  if (waiting() != 0) {
+    log::error("call_records.lost", {{"records", waiting()}}, "call records: ", waiting(),
+               " records could not be stored at shutdown");
   }
 }
 
 bool RecordWriter::submit(CallRecord record) {
   {
     std::lock_guard lock(mutex_);
-    if (!stopping_ && queue_.size() < options_.max_pending) {
+    if (!stopping_ && waiting() < options_.max_pending) {
       queue_.push_back(std::move(record));
-      pending_.store(queue_.size(), std::memory_order_relaxed);
+      pending_.store(waiting(), std::memory_order_relaxed);
       wake_.notify_one();
       return true;
     }
@@ -49,17 +49,22 @@ bool RecordWriter::submit(CallRecord record) {
 
 bool RecordWriter::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  return drained_.wait_for(lock, timeout, [this] { return queue_.empty(); });
+  return drained_.wait_for(lock, timeout, [this] { return waiting() == 0; });
 }
 
-bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
-  // The head stays queued during put(): submit() only appends, so the reference is stable,
-  // and a failure leaves the record where it was.
-  const CallRecord& record = queue_.front();
+bool RecordWriter::store_batch(std::unique_lock<std::mutex>& lock) {
+  // Only this thread changes batch_, so it is read unlocked during put_batch(); submit() only
+  // appends to queue_. A retried batch is topped up too: records are stored by id, so the
+  // ones a failed attempt did store are stored once.
+  const size_t max_batch = std::max<size_t>(options_.max_batch, 1);
+  while (batch_.size() < max_batch && !queue_.empty()) {
+    batch_.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
   lock.unlock();
   std::string failure;
   try {
-    store_.put(record);
+    store_.put_batch(batch_);
   } catch (const std::exception& e) {
     failure = e.what();
     if (failure.empty()) failure = "unknown error";
@@ -68,18 +73,21 @@ bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
     lock.lock();
     retries_.fetch_add(1, std::memory_order_relaxed);
     if (!failing_)
-      log::warn("call_records.store_failed", {{"call_id", record.id}, {"error", failure}},
-                "call records: cannot store ", record.id, " (", failure,
-                "); retrying with backoff");
+      log::warn("call_records.store_failed",
+                {{"call_id", batch_.front().id}, {"records", batch_.size()}, {"error", failure}},
+                "call records: cannot store ", batch_.size(), " record(s) from ", batch_.front().id,
+                " (", failure, "); retrying with backoff");
     failing_ = true;
     return false;
   }
   if (on_stored_) {
-    try {
-      on_stored_(record);
-    } catch (const std::exception& e) {
-      log::warn("call_records.after_store_failed", {{"call_id", record.id}, {"error", e.what()}},
-                "call records: after storing ", record.id, ": ", e.what());
+    for (const CallRecord& record : batch_) {
+      try {
+        on_stored_(record);
+      } catch (const std::exception& e) {
+        log::warn("call_records.after_store_failed", {{"call_id", record.id}, {"error", e.what()}},
+                  "call records: after storing ", record.id, ": ", e.what());
+      }
     }
   }
   lock.lock();
@@ -88,10 +96,10 @@ bool RecordWriter::store_head(std::unique_lock<std::mutex>& lock) {
               "call records: storing again after ", retries(), " retries in all");
   }
   failing_ = false;
-  queue_.pop_front();
-  stored_.fetch_add(1, std::memory_order_relaxed);
-  pending_.store(queue_.size(), std::memory_order_relaxed);
-  if (queue_.empty()) drained_.notify_all();
+  stored_.fetch_add(batch_.size(), std::memory_order_relaxed);
+  batch_.clear();
+  pending_.store(waiting(), std::memory_order_relaxed);
+  if (waiting() == 0) drained_.notify_all();
   return true;
 }
 
@@ -99,9 +107,9 @@ void RecordWriter::run() {
   std::unique_lock lock(mutex_);
   auto backoff = options_.retry_initial;
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping with nothing left
-    if (store_head(lock)) {
+    wake_.wait(lock, [this] { return stopping_ || waiting() != 0; });
+    if (waiting() == 0) return;  // stopping with nothing left
+    if (store_batch(lock)) {
       backoff = options_.retry_initial;
       continue;
     }

@@ -11,15 +11,18 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "calls/store/record_store.hpp"
 
 namespace callrelay::calls {
 
-/// Owns one thread that put()s submitted records into a RecordStore in submission order.
+/// Owns one thread that stores submitted records into a RecordStore in submission order, up
+/// to Options::max_batch at a time in one put_batch() (one transaction: a burst of ended calls
+/// costs one commit, not one per call).
 ///
-/// A record submit() accepted is never given up while the writer lives: when put() throws
-/// (disk full, I/O error) the record stays at the head of the queue and is retried with
+/// A record submit() accepted is never given up while the writer lives: when put_batch()
+/// throws (disk full, I/O error, database unreachable) the batch is kept and retried with
 /// backoff, a warning is logged once per failure streak, and the records behind it wait.
 /// The queue is bounded so that a store that stays broken cannot exhaust memory: beyond
 /// Options::max_pending, submit() refuses and counts the record as dropped.
@@ -31,9 +34,10 @@ class RecordWriter {
   using StoredCallback = std::function<void(const CallRecord&)>;
 
   struct Options {
-    size_t max_pending = 100'000;                  ///< queued records, the one in put() too
-    std::chrono::milliseconds retry_initial{100};  ///< first wait after a failed put()
+    size_t max_pending = 100'000;                  ///< queued records, the batch being stored too
+    std::chrono::milliseconds retry_initial{100};  ///< first wait after a failed put_batch()
     std::chrono::milliseconds retry_max{5'000};    ///< the doubling wait stops here
+    size_t max_batch = 100;                        ///< records per put_batch(), at least 1
   };
 
   /// `store` must outlive the writer.
@@ -61,8 +65,10 @@ class RecordWriter {
 
  private:
   void run();
-  /// Stores the head record; false when put() threw (the record stays queued).
-  bool store_head(std::unique_lock<std::mutex>& lock);
+  /// Stores batch_ (topped up from the queue); false when put_batch() threw (the batch is
+  /// kept for the next attempt).
+  bool store_batch(std::unique_lock<std::mutex>& lock);
+  size_t waiting() const { return queue_.size() + batch_.size(); }  ///< under mutex_
 
   RecordStore& store_;
   StoredCallback on_stored_;
@@ -71,9 +77,12 @@ class RecordWriter {
   std::mutex mutex_;
   std::condition_variable wake_;     ///< a record arrived, or stopping
   std::condition_variable drained_;  ///< the queue became empty
-  std::deque<CallRecord> queue_;     ///< guarded by mutex_; the head is being stored
-  bool stopping_ = false;            ///< guarded by mutex_
-  bool failing_ = false;             ///< guarded by mutex_: in a failure streak (logged once)
+  std::deque<CallRecord> queue_;     ///< guarded by mutex_: not yet taken into a batch
+  /// The batch being stored, or kept after a failure: older than every queued record. Changed
+  /// only by the writer thread with mutex_ held; that thread reads it unlocked in put_batch().
+  std::vector<CallRecord> batch_;
+  bool stopping_ = false;  ///< guarded by mutex_
+  bool failing_ = false;   ///< guarded by mutex_: in a failure streak (logged once)
 
   std::atomic<uint64_t> stored_{0};
   std::atomic<uint64_t> retries_{0};
