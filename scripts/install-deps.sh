@@ -25,6 +25,8 @@ build_packages=(
   nlohmann-json3-dev libjwt-dev libsqlite3-dev libcurl4-openssl-dev
   libsystemd-dev
 )
+# io_uring data path for the relay sockets (liburing 2.3 in Debian 12).
+build_packages+=(liburing-dev)
 # Test suite: GoogleTest, clang + libFuzzer/sanitizer runtimes for the fuzz build, real clients
 # (coturn's turnutils_*, libnice, headless Chromium driven by playwright-core on node), and the
 # process/network tools the integration tests use.
@@ -32,6 +34,10 @@ test_packages=(
   clang libclang-rt-14-dev libgtest-dev libgmock-dev googletest libnice-dev
   coturn chromium nodejs iproute2 procps
 )
+# Call records in PostgreSQL (cluster.postgres_url): libpq to build; the server for the tests,
+# which start their own as an unprivileged process.
+build_packages+=(libpq-dev)
+test_packages+=(postgresql)
 # Prometheus server and promtool (deploy/prometheus checks, live scrape test); curl for /metrics.
 test_packages+=(prometheus curl)
 # The TCP/TLS tests make a self-signed certificate and probe TLS versions with the openssl CLI.

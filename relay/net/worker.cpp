@@ -1,5 +1,7 @@
 #include "relay/net/worker.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 
@@ -30,6 +32,28 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
       timer_(ctx_),
       media_clock_(core_config.media_quality) {
   core_.set_limit_counters(shared.limits);
+  // A reservation of this worker claimed by another: the ring (if it holds the socket) stops
+  // receiving on it before RelaySockets lets go of this worker's descriptor.
+  relays_.set_detach_hook([this](core::RelayId id) {
+    if (!uring_ || !uring_->watching(id)) return;
+    const int fd = relays_.fd(id);
+    uring_->unwatch(id);
+    if (fd >= 0) ::close(fd);
+  });
+  const RelayIo io = resolve_relay_io(configured_relay_io());
+  if (io == RelayIo::kUring) {
+    if (!uring_unavailable().empty()) {
+      throw std::runtime_error("relay.io is io_uring but io_uring cannot be used here: " +
+                               uring_unavailable());
+    }
+    uring_ = std::make_unique<UringRelay>(ctx_);  // throws std::system_error (startup)
+  }
+  if (index == 0) {
+    const std::string why = uring_ ? std::string() : uring_unavailable();
+    log::info("relay.io", {{"io", to_string(relay_io())}, {"configured", to_string(configured_relay_io())}, {"io_uring_unavailable", why}},
+              "relay sockets use ", to_string(relay_io()), uring_ ? "" : " (io_uring: ",
+              uring_ ? "" : (why.empty() ? "not chosen" : why), uring_ ? "" : ")");
+  }
 }
 
 Worker::~Worker() {
@@ -42,6 +66,7 @@ Worker::~Worker() {
   tcp_.close_all();
   if (streams_) streams_->close_all();
   for (auto& l : listeners_) l->close();
+  close_uring();
   relays_.close_all();
 }
 
@@ -84,6 +109,7 @@ void Worker::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
 
 void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
+  if (uring_) arm_uring();
   if (streams_) streams_->start();
   mailbox_.start();
   const core::TimeMs now = now_ms();
@@ -163,6 +189,7 @@ void Worker::shutdown() {
   if (streams_) streams_->close_all();
   mailbox_.close();  // hand-offs still arriving are dropped with the mailbox
   for (auto& l : listeners_) l->close();
+  close_uring();
   relays_.close_all();
   timer_.cancel();
   work_.reset();
@@ -260,11 +287,77 @@ void Worker::close(core::RelayId id) {
   } else {
     // Queued datagrams name the socket by descriptor: send them before it can be reused.
     flush_all();
+    if (uring_ && uring_->watching(id)) {
+      // The ring holds the socket, not the reactor (watch_relay released it from there): end
+      // its receive, then close the descriptor here; RelaySockets only frees the slot and port.
+      const int fd = relays_.fd(id);
+      uring_->unwatch(id);
+      if (fd >= 0) ::close(fd);
+    }
   }
   relays_.close(id);
 }
 
+void Worker::close_uring() {
+  if (!uring_) return;
+  const std::vector<int> fds = uring_->watched_fds();
+  uring_->close();  // ends every receive still armed
+  for (const int fd : fds) ::close(fd);
+  uring_.reset();
+}
+
+void Worker::watch_relay(core::RelayId id) {
+  // The socket stays in RelaySockets' slot (its descriptor, port and generation) but leaves the
+  // reactor: each datagram would otherwise also wake the epoll loop for nothing.
+  asio::error_code ec;
+  const int fd = relays_.socket(id).release(ec);
+  if (ec || fd < 0) {
+    log::warn("relay.uring_watch_failed", {{"error", ec.message()}},
+              "relay socket not handed to io_uring: ", ec.message());
+    return;
+  }
+  uring_->watch(fd, id);
+}
+
+void Worker::arm_uring() {
+  if (uring_armed_ || !uring_) return;
+  uring_armed_ = true;
+  uring_->async_wait([this](const asio::error_code& ec) {
+    uring_armed_ = false;
+    if (ec || stopping_ || !uring_) return;
+    on_uring_ready();
+  });
+}
+
+void Worker::on_uring_ready() {
+  // Each batch of datagrams from peers is relayed (its sends to clients, one sendmmsg per
+  // listener) and its buffers returned to the kernel before the next batch is taken.
+  for (int round = 0; round < kDrainRounds; ++round) {
+    uring_now_ = now_ms();
+    uring_now_us_ = media_clock_ ? media_now_us() : -1;
+    uring_->harvest(*this, RecvBatch::kBatch);
+    flush_round();
+    if (stopping_ || !uring_) return;
+    if (!uring_->ready()) {
+      arm_uring();
+      // A completion posted between the check and the wait's registration would not wake
+      // the wait (the ring's readiness is an edge): look once more after registering.
+      if (!uring_->ready()) return;
+    }
+  }
+  asio::post(ctx_, [this] {
+    if (!stopping_ && uring_) on_uring_ready();
+  });
+}
+
+void Worker::on_relay_datagram(core::RelayId id, const stun::Endpoint& peer,
+                               std::span<uint8_t> slot, size_t len) {
+  if (relays_.fd(id) < 0) return;
+  dispatch(core_.on_peer_packet(id, peer, slot, len, uring_now_, uring_now_us_));
+}
+
 void Worker::arm_relay(core::RelayId id) {
+  if (uring_) return watch_relay(id);
   const uint32_t generation = relays_.generation(id);
   relays_.socket(id).async_wait(asio::socket_base::wait_read,
                                 [this, id, generation](const asio::error_code& ec) {
@@ -311,7 +404,8 @@ void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
 // --- outputs and housekeeping ------------------------------------------------------------
 
 void Worker::dispatch(const core::Output& out, bool batched) {
-  const bool stable = batch_.contains(out.data.data());
+  const bool stable =
+      batch_.contains(out.data.data()) || (uring_ && uring_->contains(out.data.data()));
   switch (out.kind) {
     case core::Output::Kind::kNone:
       return;
@@ -329,7 +423,9 @@ void Worker::dispatch(const core::Output& out, bool batched) {
     case core::Output::Kind::kToPeer: {
       const int fd = relays_.fd(out.relay);
       if (fd < 0) return;
-      if (stable || batched) {
+      if (uring_ && (stable || batched)) {
+        uring_->send(fd, out.peer, out.data);  // leaves with the others in one submit
+      } else if (stable || batched) {
         if (to_peers_.full()) to_peers_.flush();
         to_peers_.add(fd, out.peer, nullptr, out.data);
       } else if (const int err = send_now(fd, out.peer, nullptr, out.data); err != 0) {
@@ -347,6 +443,7 @@ void Worker::dispatch(const core::Output& out, bool batched) {
 void Worker::flush_round() {
   flush_all();
   batch_.reset();
+  if (uring_) uring_->release_buffers();
 }
 
 void Worker::schedule_flush() {
@@ -360,6 +457,7 @@ void Worker::schedule_flush() {
 }
 
 void Worker::flush_all() {
+  if (uring_) uring_->submit();
   to_peers_.flush();
   for (auto& l : listeners_) l->flush();
 }

@@ -21,6 +21,7 @@
 #include "relay/net/tcp_relay.hpp"
 #include "relay/net/udp_batch.hpp"
 #include "relay/net/udp_listener.hpp"
+#include "relay/net/uring_relay.hpp"
 
 namespace callrelay::net {
 
@@ -42,7 +43,7 @@ core::TimeMs now_ms();
 /// receive batch like now_ms(). Never steps with the wall clock.
 int64_t media_now_us();
 
-class Worker final : private core::RelayPorts {
+class Worker final : private core::RelayPorts, private UringRelay::Sink {
  public:
   /// `index` of `count` workers: where this worker starts its searches of the shared relay
   /// port pool. `listen`: the configured listen endpoints (see RelaySockets). `observer` may
@@ -122,6 +123,8 @@ class Worker final : private core::RelayPorts {
   unsigned index() const { return index_; }
   /// Open relay sockets (on the worker's thread, or after run() returned).
   size_t relay_count() const { return relays_.open_count(); }
+  /// How this worker drives its relay sockets: RelayIo::kUring or RelayIo::kEpoll.
+  RelayIo relay_io() const { return uring_ ? RelayIo::kUring : RelayIo::kEpoll; }
   /// RFC 6062 peer data connections open now (any thread).
   size_t tcp_peer_count() const { return tcp_.peer_count(); }
 
@@ -156,6 +159,17 @@ class Worker final : private core::RelayPorts {
   void arm_relay(core::RelayId id);
   void on_relay_readable(core::RelayId id, uint32_t generation);
   void arm_timer(core::TimeMs deadline, core::TimeMs now);
+  /// io_uring path: waits for the ring's completions (at most one wait pending).
+  void arm_uring();
+  /// io_uring path: harvests completions in batches, each batch's replies sent before the next.
+  void on_uring_ready();
+  /// UringRelay::Sink: a datagram from a peer on relay socket `id` (io_uring path).
+  void on_relay_datagram(core::RelayId id, const stun::Endpoint& peer, std::span<uint8_t> slot,
+                         size_t len) override;
+  /// Hands relay socket `id` to the ring (its reactor registration dropped).
+  void watch_relay(core::RelayId id);
+  /// Ends the io_uring path (shutdown): its receives, then the sockets it held.
+  void close_uring();
   /// Routes a core output. `batched`: its data stays valid until the next flush_all(), so a
   /// packet to a peer may wait in the sendmmsg batch (as datagrams in the receive batch do).
   void dispatch(const core::Output& out, bool batched = false);
@@ -191,6 +205,14 @@ class Worker final : private core::RelayPorts {
   bool flush_scheduled_ = false;
   /// CoreConfig::media_quality: read media_now_us() per batch (else the core gets none).
   bool media_clock_ = true;
+  /// The io_uring data path of the relay sockets (null: each relay socket waits in the Asio
+  /// reactor). Declared after the relay sockets, so destroyed before them: its requests end
+  /// before the sockets close.
+  std::unique_ptr<UringRelay> uring_;
+  bool uring_armed_ = false;
+  /// Clocks of the batch being harvested (read once per batch, as on the Asio path).
+  core::TimeMs uring_now_ = 0;
+  int64_t uring_now_us_ = -1;
   /// TCP/TLS clients (null without stream listeners); destroyed first, before the core.
   std::unique_ptr<StreamService> streams_;
   /// What other threads hand this worker (see post_to); destroyed before streams_, so that a

@@ -9,6 +9,7 @@
 
 #include "relay/core/auth.hpp"
 #include "relay/net/server.hpp"
+#include "relay/net/uring_relay.hpp"
 #include "relay/stun/channel_data.hpp"
 #include "tests/net/net_test_support.hpp"
 
@@ -37,8 +38,10 @@ using testing::loopback;
 using testing::TurnClient;
 using testing::UdpSocket;
 
-TEST(HotPath, RelayingChannelDataAllocatesNothing) {
+// Both relay socket paths: io_uring and the Asio reactor (relay.io).
+void relay_without_allocating(RelayIo io) {
   t_is_test_thread = true;
+  set_relay_io(io);
   core::AuthConfig ac;
   ac.realm = "hot.path";
   ac.rest_secrets = {"hot-secret"};
@@ -81,9 +84,20 @@ TEST(HotPath, RelayingChannelDataAllocatesNothing) {
   const uint64_t before = g_worker_allocations.load();
   for (int i = 0; i < 300; ++i) ASSERT_TRUE(round_trip()) << "round trip " << i;
   const uint64_t during = g_worker_allocations.load() - before;
-  EXPECT_EQ(during, 0u) << "heap allocations on the worker while relaying 600 packets";
+  EXPECT_EQ(during, 0u) << "heap allocations on the worker while relaying 600 packets ("
+                        << to_string(io) << ")";
   server.stop();
   server.join();
+  set_relay_io(RelayIo::kAuto);
+}
+
+TEST(HotPath, RelayingChannelDataAllocatesNothingWithIoUring) {
+  if (!uring_unavailable().empty()) GTEST_SKIP() << "io_uring unavailable: " << uring_unavailable();
+  relay_without_allocating(RelayIo::kUring);
+}
+
+TEST(HotPath, RelayingChannelDataAllocatesNothingWithEpoll) {
+  relay_without_allocating(RelayIo::kEpoll);
 }
 
 }  // namespace

@@ -1,0 +1,390 @@
+#include "relay/net/uring_relay.hpp"
+
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+
+#include "base/log.hpp"
+#include "relay/net/socket_ops.hpp"
+
+namespace callrelay::net {
+
+namespace {
+
+// user_data of a submission: its kind in the top two bits; a receive carries the watch's
+// generation and relay id (a completion of a socket closed since is recognised and dropped), a
+// send its slot.
+constexpr uint64_t kKindShift = 62;
+constexpr uint64_t kRecv = 1, kSend = 2, kCancel = 3;
+constexpr uint32_t kGenerationMask = (1u << 30) - 1;
+constexpr uint16_t kGroup = 0;  // the one provided buffer group
+
+uint64_t recv_tag(core::RelayId id, uint32_t generation) {
+  return (kRecv << kKindShift) | (static_cast<uint64_t>(generation & kGenerationMask) << 32) | id;
+}
+
+std::system_error uring_error(int err, const char* what) {
+  return std::system_error(err, std::generic_category(), what);
+}
+
+}  // namespace
+
+std::optional<RelayIo> parse_relay_io(std::string_view text) {
+  if (text == "auto") return RelayIo::kAuto;
+  if (text == "io_uring") return RelayIo::kUring;
+  if (text == "epoll") return RelayIo::kEpoll;
+  return std::nullopt;
+}
+
+const char* to_string(RelayIo io) {
+  switch (io) {
+    case RelayIo::kAuto: return "auto";
+    case RelayIo::kUring: return "io_uring";
+    case RelayIo::kEpoll: return "epoll";
+  }
+  return "auto";
+}
+
+namespace {
+
+// Uses every feature the data path needs once, on a loopback socket pair: a provided buffer
+// ring, a multishot recvmsg that gets a datagram and stays armed, a sendmsg, a cancel.
+std::string probe_uring() {
+  asio::io_context ctx;
+  std::optional<UringRelay> ring;
+  try {
+    ring.emplace(ctx);
+  } catch (const std::system_error& e) {
+    return e.what();
+  }
+  const OpenResult rx = open_udp(stun::Endpoint::v4({127, 0, 0, 1}, 0), UdpOptions{});
+  const OpenResult tx = open_udp(stun::Endpoint::v4({127, 0, 0, 1}, 0), UdpOptions{});
+  if (rx.fd < 0 || tx.fd < 0) {
+    if (rx.fd >= 0) ::close(rx.fd);
+    if (tx.fd >= 0) ::close(tx.fd);
+    return "no loopback UDP socket to probe with";
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(rx.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  const auto to = from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+  struct Probe final : UringRelay::Sink {
+    size_t got = 0;
+    void on_relay_datagram(core::RelayId, const stun::Endpoint&, std::span<uint8_t> slot,
+                           size_t n) override {
+      if (n == 5 && std::memcmp(slot.data() + core::kPeerHeadroom, "probe", 5) == 0) ++got;
+    }
+  } sink;
+  std::string why;
+  ring->watch(rx.fd, 0);
+  ring->submit();
+  static constexpr uint8_t kProbe[] = {'p', 'r', 'o', 'b', 'e'};
+  for (int i = 0; i < 2 && to; ++i) {
+    ring->send(tx.fd, *to, kProbe);
+    ring->submit();
+  }
+  // Loopback delivery is synchronous; completions may still take a moment to be posted.
+  for (int spin = 0; spin < 200 && sink.got < 2; ++spin) {
+    if (ring->harvest(sink, 16) == 0) ::usleep(1000);
+    ring->release_buffers();
+  }
+  if (!to) {
+    why = "no local address to probe with";
+  } else if (sink.got < 2) {
+    why = "multishot recvmsg with provided buffers did not deliver (kernel too old?)";
+  } else if (ring->send_errors() != 0) {
+    why = "sendmsg failed";
+  }
+  ring->unwatch(0);
+  ring->close();
+  ::close(rx.fd);
+  ::close(tx.fd);
+  return why;
+}
+
+}  // namespace
+
+const std::string& uring_unavailable() {
+  static const std::string why = probe_uring();
+  return why;
+}
+
+namespace {
+std::atomic<RelayIo> g_relay_io{RelayIo::kAuto};
+}  // namespace
+
+void set_relay_io(RelayIo io) { g_relay_io.store(io, std::memory_order_relaxed); }
+RelayIo configured_relay_io() { return g_relay_io.load(std::memory_order_relaxed); }
+
+RelayIo resolve_relay_io(RelayIo configured) {
+  if (configured == RelayIo::kAuto) {
+    if (const char* env = std::getenv("CALLRELAY_RELAY_IO")) {
+      if (const auto forced = parse_relay_io(env); forced && *forced != RelayIo::kAuto) {
+        configured = *forced;
+        if (configured == RelayIo::kUring) return configured;
+      }
+    }
+  }
+  if (configured != RelayIo::kAuto) return configured;
+  return uring_unavailable().empty() ? RelayIo::kUring : RelayIo::kEpoll;
+}
+
+UringRelay::UringRelay(asio::io_context& ctx) : ring_fd_(ctx) {
+  io_uring_params params{};
+  // Not IORING_SETUP_SINGLE_ISSUER: the ring is made on the thread that builds the worker and
+  // used on the worker's own, and that flag ties submissions to the creating thread.
+  params.cq_entries = 4096;  // room for a burst of receives of every socket between harvests
+  params.flags = IORING_SETUP_CQSIZE;
+  const int r = io_uring_queue_init_params(1024, &ring_, &params);
+  if (r < 0) throw uring_error(-r, "io_uring_setup");
+  ring_ok_ = true;
+  // Throws from here on leave the destructor to undo what was done: it is not run for a
+  // constructor that throws, so undo by hand.
+  try {
+    buf_ring_bytes_ = kBuffers * sizeof(io_uring_buf);
+    void* mem = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw uring_error(errno, "mmap of the buffer ring");
+    buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+    reg.ring_entries = kBuffers;
+    reg.bgid = kGroup;
+    const int rr = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (rr < 0) throw uring_error(-rr, "io_uring_register_buf_ring");
+    // Not zeroed: a page is touched only when a datagram that large arrives.
+    buffers_.reset(new uint8_t[static_cast<size_t>(kBuffers) * kBufferSize]);
+    io_uring_buf_ring_init(buf_ring_);
+    const int mask = io_uring_buf_ring_mask(kBuffers);
+    for (unsigned i = 0; i < kBuffers; ++i) {
+      io_uring_buf_ring_add(buf_ring_, buffers_.get() + i * kBufferSize, kBufferSize,
+                            static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(buf_ring_, kBuffers);
+    recv_template_.msg_namelen = kNameSpace;
+    recv_template_.msg_controllen = 0;
+    for (size_t i = 0; i < kSendSlots; ++i) free_sends_[i] = static_cast<uint16_t>(i);
+    asio::error_code ec;
+    ring_fd_.assign(ring_.ring_fd, ec);
+    if (ec) throw uring_error(ec.value(), "registering the ring with the reactor");
+  } catch (...) {
+    close();
+    throw;
+  }
+}
+
+UringRelay::~UringRelay() { close(); }
+
+void UringRelay::close() {
+  if (!ring_ok_) return;
+  if (ring_fd_.is_open()) ring_fd_.release();  // io_uring_queue_exit closes the descriptor
+  // Ends every request still armed: the kernel drops its references to the relay sockets.
+  io_uring_queue_exit(&ring_);
+  ring_ok_ = false;
+  if (buf_ring_ != nullptr) ::munmap(buf_ring_, buf_ring_bytes_);
+  buf_ring_ = nullptr;
+  for (auto& w : watches_) w = Watch{-1, w.generation + 1, false};
+}
+
+io_uring_sqe* UringRelay::next_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {  // the submission queue is full: send it on its way first
+    submit();
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  if (sqe != nullptr) ++queued_;
+  return sqe;
+}
+
+void UringRelay::watch(int fd, core::RelayId id) {
+  if (id >= watches_.size()) watches_.resize(static_cast<size_t>(id) + 1);
+  Watch& w = watches_[id];
+  w.fd = fd;
+  ++w.generation;
+  w.armed = false;
+  arm(id);
+}
+
+void UringRelay::arm(core::RelayId id) {
+  Watch& w = watches_[id];
+  if (w.fd < 0 || w.armed || !ring_ok_) return;
+  io_uring_sqe* sqe = next_sqe();
+  if (sqe == nullptr) return;
+  io_uring_prep_recvmsg_multishot(sqe, w.fd, &recv_template_, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kGroup;
+  io_uring_sqe_set_data64(sqe, recv_tag(id, w.generation));
+  w.armed = true;
+}
+
+void UringRelay::unwatch(core::RelayId id) {
+  if (!watching(id)) return;
+  Watch& w = watches_[id];
+  if (w.armed && ring_ok_) {
+    if (io_uring_sqe* sqe = next_sqe()) {
+      io_uring_prep_cancel64(sqe, recv_tag(id, w.generation), 0);
+      io_uring_sqe_set_data64(sqe, kCancel << kKindShift);
+    }
+  }
+  w.fd = -1;
+  w.armed = false;
+  ++w.generation;
+  // Now, not with the next batch: the caller closes the socket next, and the port is free for
+  // another allocation only once the cancelled request has let go of it.
+  submit();
+}
+
+std::vector<int> UringRelay::watched_fds() const {
+  std::vector<int> fds;
+  for (const auto& w : watches_) {
+    if (w.fd >= 0) fds.push_back(w.fd);
+  }
+  return fds;
+}
+
+void UringRelay::send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data) {
+  if (!ring_ok_) return;
+  if (free_send_count_ == 0) submit();
+  io_uring_sqe* sqe = next_sqe();
+  if (sqe == nullptr) return;
+  const uint16_t slot_index = free_sends_[--free_send_count_];
+  SendSlot& s = sends_[slot_index];
+  s.hdr = msghdr{};
+  s.hdr.msg_name = &s.name;
+  s.hdr.msg_namelen = write_sockaddr(to, s.name);
+  s.iov.iov_base = const_cast<uint8_t*>(data.data());
+  s.iov.iov_len = data.size();
+  s.hdr.msg_iov = &s.iov;
+  s.hdr.msg_iovlen = 1;
+  // MSG_DONTWAIT makes the kernel issue the send inside io_uring_enter and fail it with EAGAIN
+  // rather than park it until the socket is writable (REQ_F_NOWAIT): once submit() returns, the
+  // payload has been copied into the socket or dropped, as with sendmmsg(MSG_DONTWAIT).
+  io_uring_prep_sendmsg(sqe, fd, &s.hdr, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, (kSend << kKindShift) | slot_index);
+}
+
+void UringRelay::submit() {
+  if (!ring_ok_ || queued_ == 0) return;
+  int r;
+  do {
+    r = io_uring_submit(&ring_);
+  } while (r == -EINTR);
+  if (r < 0 && log::enabled(log::Level::kDebug)) {
+    log::debug("relay.uring_submit_failed", {{"error", error_text(-r)}}, "io_uring submit: ",
+               error_text(-r));
+  }
+  queued_ = 0;
+  // The kernel copied each message header while issuing it (sendmsg copies its msghdr, name
+  // and iovec at prep): the slots are free again whatever the completions say.
+  free_send_count_ = kSendSlots;
+  for (size_t i = 0; i < kSendSlots; ++i) free_sends_[i] = static_cast<uint16_t>(i);
+}
+
+bool UringRelay::ready() const {
+  return ring_ok_ && io_uring_cq_ready(const_cast<io_uring*>(&ring_)) > 0;
+}
+
+size_t UringRelay::harvest(Sink& sink, size_t max) {
+  if (!ring_ok_) return 0;
+  size_t consumed = 0;
+  size_t datagrams = 0;
+  io_uring_cqe* cqe = nullptr;
+  while (datagrams < max && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    const io_uring_cqe c = *cqe;
+    io_uring_cqe_seen(&ring_, cqe);
+    ++consumed;
+    switch (c.user_data >> kKindShift) {
+      case kRecv:
+        if ((c.flags & IORING_CQE_F_BUFFER) != 0) ++datagrams;
+        on_receive(c, sink);
+        break;
+      case kSend:
+        on_send(c);
+        break;
+      default:  // a cancel's own completion
+        break;
+    }
+  }
+  return consumed;
+}
+
+void UringRelay::on_receive(const io_uring_cqe& c, Sink& sink) {
+  const auto id = static_cast<core::RelayId>(c.user_data & 0xFFFFFFFFu);
+  const auto generation = static_cast<uint32_t>((c.user_data >> 32) & kGenerationMask);
+  const bool current = id < watches_.size() && watches_[id].fd >= 0 &&
+                       (watches_[id].generation & kGenerationMask) == generation;
+  const bool has_buffer = (c.flags & IORING_CQE_F_BUFFER) != 0;
+  if (has_buffer) {
+    const auto bid = static_cast<uint16_t>(c.flags >> IORING_CQE_BUFFER_SHIFT);
+    held_[held_count_++] = bid;  // back to the kernel at release_buffers()
+    uint8_t* buf = buffers_.get() + static_cast<size_t>(bid) * kBufferSize;
+    auto* out = io_uring_recvmsg_validate(buf, c.res, &recv_template_);
+    if (current && c.res >= 0 && out != nullptr && (out->flags & MSG_TRUNC) == 0 &&
+        out->namelen <= kNameSpace) {
+      const auto peer =
+          from_sockaddr(static_cast<const sockaddr*>(io_uring_recvmsg_name(out)), out->namelen);
+      const size_t len = io_uring_recvmsg_payload_length(out, c.res, &recv_template_);
+      if (peer) {
+        ++received_;
+        sink.on_relay_datagram(id, *peer, {buf, kBufferSize}, len);
+      }
+    } else if (current && out != nullptr && log::enabled(log::Level::kDebug)) {
+      log::debug("relay.truncated", {{"flags", out->flags}},
+                 "dropped a truncated datagram on a relay socket");
+    }
+  }
+  if ((c.flags & IORING_CQE_F_MORE) != 0 || id >= watches_.size()) return;
+  // The multishot request ended: re-arm if the socket is still watched (an ICMP error or a
+  // full completion queue ends it), or once buffers are back when it ran out of them.
+  Watch& w = watches_[id];
+  if ((w.generation & kGenerationMask) != generation || w.fd < 0) return;
+  w.armed = false;
+  if (c.res == -ENOBUFS) {
+    starved_.push_back(id);
+    return;
+  }
+  if (c.res < 0 && c.res != -ECANCELED && log::enabled(log::Level::kDebug)) {
+    log::debug("relay.receive_failed", {{"error", error_text(-c.res)}}, "relay receive: ",
+               error_text(-c.res));
+  }
+  arm(id);
+}
+
+void UringRelay::on_send(const io_uring_cqe& c) {
+  if (c.res >= 0) {
+    ++sent_;
+    return;
+  }
+  ++send_errors_;
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("relay.send_failed", {{"error", error_text(-c.res)}}, "send to peer: ",
+               error_text(-c.res));
+  }
+}
+
+void UringRelay::release_buffers() {
+  if (!ring_ok_) return;
+  if (held_count_ > 0) {
+    const int mask = io_uring_buf_ring_mask(kBuffers);
+    for (size_t i = 0; i < held_count_; ++i) {
+      const uint16_t bid = held_[i];
+      io_uring_buf_ring_add(buf_ring_, buffers_.get() + static_cast<size_t>(bid) * kBufferSize,
+                            kBufferSize, bid, mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(buf_ring_, static_cast<int>(held_count_));
+    held_count_ = 0;
+  }
+  if (!starved_.empty()) {
+    for (const core::RelayId id : starved_) arm(id);
+    starved_.clear();
+    submit();
+  }
+}
+
+}  // namespace callrelay::net
