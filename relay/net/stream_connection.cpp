@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -51,7 +52,7 @@ void StreamConnection::send(const core::FiveTuple& /*to*/, std::span<const uint8
     }
     return;
   }
-  kick_write();
+  if (queue_.ready()) defer_write();
 }
 
 void StreamConnection::splice(std::shared_ptr<RawSink> sink) {
@@ -64,7 +65,7 @@ void StreamConnection::splice(std::shared_ptr<RawSink> sink) {
 bool StreamConnection::send_raw(std::span<const uint8_t> bytes) {
   if (closed_) return false;
   if (!queue_.push(bytes)) return false;
-  kick_write();
+  if (queue_.ready()) defer_write();
   return true;
 }
 
@@ -284,14 +285,40 @@ class BasicStreamConnection final : public StreamConnection {
     const std::span<uint8_t> area = framer_.write_area();
     stream_.async_read_some(
         asio::buffer(area.data(), area.size()),
-        [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
+        [this, self = shared_from_this(), area](const asio::error_code& ec, size_t n) {
           if (!is_open()) return;  // operation_aborted after close
           if (ec) {
             const bool clean = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
             return shut(clean ? "closed by the client" : "read failed");
           }
+          if constexpr (std::is_same_v<Stream, Tls>) n += drain_records(area.subspan(n));
           if (on_read(n)) read();
         });
+  }
+
+  /// TLS: one read of Asio's stream returns at most one record (SSL_read), yet the socket read
+  /// behind it usually brought more (a browser sends a record per frame). Takes the records
+  /// already received into `room` without going back to the socket, so that their frames are
+  /// handled, and their outputs sent, in one batch. Returns the bytes added.
+  size_t drain_records(std::span<uint8_t> room) requires std::is_same_v<Stream, Tls> {
+    SSL* ssl = stream_.native_handle();
+    size_t got = 0;
+    // Plaintext left of a record (SSL_pending) or whole records waiting in the memory BIO
+    // (Asio's input, already read from the socket): neither needs I/O.
+    while (got < room.size() &&
+           (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0)) {
+      ERR_clear_error();
+      const int max = static_cast<int>(std::min<size_t>(room.size() - got, INT_MAX));
+      const int r = SSL_read(ssl, room.data() + got, max);
+      if (r <= 0) {
+        // A partial record (WANT_READ) waits for the next read; an alert or error is
+        // reported by that read as well, through Asio's error mapping.
+        ERR_clear_error();
+        break;
+      }
+      got += static_cast<size_t>(r);
+    }
+    return got;
   }
 
   void read_more() override { read(); }
@@ -354,18 +381,23 @@ class BasicStreamConnection final : public StreamConnection {
     const auto done = [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
       write_done(ec);
     };
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      // One buffer per frame: the TLS stream writes each buffer as its own record.
-      records_.clear();  // keeps its capacity: no allocation in steady state
-      size_t begin = 0;
-      for (const size_t end : queue_.writing_frame_ends()) {
-        records_.emplace_back(bytes.data() + begin, end - begin);
-        begin = end;
-      }
-      asio::async_write(stream_, records_, done);
-    } else {
-      asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), done);
-    }
+    // TLS: the frames of one write go into as few records as fit (each SSL_write of Asio's
+    // stream makes one record of up to 16 KiB, RFC 8446 section 5.1), each record in one send:
+    // a stream carries frames, not records, and every TURN client reframes what it reads (RFC
+    // 8656 section 12.5). One buffer also spares Asio's copy of a buffer sequence into its
+    // 8 KiB linearisation area before each SSL_write.
+    asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), done);
+  }
+
+  void defer_write() override {
+    if (write_deferred_) return;
+    write_deferred_ = true;
+    // Runs after the handler that queued the frame, so the other frames that handler queues
+    // (a batch of peer packets for this client) go out in the same write.
+    asio::post(stream_.get_executor(), [this, self = shared_from_this()] {
+      write_deferred_ = false;
+      if (is_open()) kick_write();
+    });
   }
 
   void close_socket() override {
@@ -401,7 +433,7 @@ class BasicStreamConnection final : public StreamConnection {
 
   std::shared_ptr<asio::ssl::context> context_;  ///< TLS: outlives stream_'s SSL object
   Stream stream_;
-  std::vector<asio::const_buffer> records_;  ///< TLS: the frames of the write in flight
+  bool write_deferred_ = false;  ///< a posted defer_write() has not run yet
 };
 
 }  // namespace

@@ -140,6 +140,11 @@ class StreamConnection : public ClientTransport,
   virtual void read_more() = 0;
   /// Starts one write of `bytes` (valid until write_done()).
   virtual void start_write(std::span<const uint8_t> bytes) = 0;
+  /// Calls kick_write() once the current handler has returned (queued frames wait for it, so
+  /// the frames queued by one handler leave in one write). At most one pending at a time.
+  virtual void defer_write() = 0;
+  /// Starts a write of everything queued, unless one is in flight or nothing is queued.
+  void kick_write();
   /// A write finished.
   void write_done(const asio::error_code& ec);
   /// Closes the socket (pending operations end with operation_aborted).
@@ -158,7 +163,6 @@ class StreamConnection : public ClientTransport,
   StreamSendQueue queue_;
 
  private:
-  void kick_write();
   /// Hands everything read to the sink; false when reading must stop (paused or closed).
   bool deliver_raw();
   /// on_read() without the on_read_done() call.

@@ -37,15 +37,19 @@ struct StreamSettings {
   StreamLimits limits;  ///< limits.max_connections is per server here
 };
 
-/// TLS 1.2 ciphers offered (all forward-secret AEAD; TLS 1.3 uses OpenSSL's default suites).
+/// TLS 1.3 suites offered, in the server's order of preference (make_tls_context).
+inline constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+/// TLS 1.2 ciphers offered (all forward-secret AEAD), in the server's order of preference.
 inline constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 /// A server TLS context from `tls`: the chain and key loaded and checked, TLS 1.2+ only, the
-/// cipher list above, no compression or renegotiation. Throws std::runtime_error naming the
-/// file and OpenSSL's reason.
+/// suites above in the server's order, no compression or renegotiation. Throws
+/// std::runtime_error naming the file and OpenSSL's reason.
 std::shared_ptr<asio::ssl::context> make_tls_context(const TlsSettings& tls);
 
 /// Runs on its worker's io_context; not thread-safe.
