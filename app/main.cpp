@@ -34,6 +34,7 @@
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/net/server.hpp"
+#include "relay/net/uring_relay.hpp"
 #include "base/log.hpp"
 #include "telemetry/log_observer.hpp"
 #include "telemetry/call_traffic.hpp"
@@ -146,6 +147,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   const core::NonceCodec nonces(app::random_bytes32(), cfg.nonce_lifetime_s);
   core::PeerPolicy policy(cfg.peers);  // not const: its own addresses; reload swaps its lists
   const net::ServerSettings settings = app::server_settings(cfg);
+  // relay.io (validated by the loader): each worker resolves it as it starts and logs relay.io.
+  net::set_relay_io(net::parse_relay_io(cfg.relay.io).value_or(net::RelayIo::kAuto));
 
   std::vector<std::unique_ptr<telemetry::LogObserver>> observers;
   const unsigned workers = net::resolve_worker_count(settings.workers);

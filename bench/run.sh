@@ -16,7 +16,7 @@
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (s per measurement, 5),
 # BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
 # CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
-# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
+# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_EPOLL=1 (no relay.io epoll rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
 # BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0).
 set -uo pipefail
 
@@ -100,7 +100,7 @@ tls: {cert: $WORK/cert.pem, key: $WORK/key.pem}"
   mkdir -p "$dir/state"
   cat >"$dir/config.yaml" <<EOF
 $listen
-relay: {ports: {min: $PORT_MIN, max: $port_max}}
+relay: {ports: {min: $PORT_MIN, max: $port_max}${RELAY_IO:+, io: $RELAY_IO}}
 workers: 1
 state_dir: $dir/state
 realm: callrelay
@@ -307,6 +307,17 @@ bench_streams() {  # bench_streams NAME START_FUNCTION
   stop_server
 }
 
+# callrelay with its relay sockets on the Asio (epoll) path instead of io_uring (relay.io), for
+# the rows that compare the two data paths (UDP saturation runs only).
+bench_callrelay_epoll() {
+  log "== callrelay, relay.io epoll"
+  background_check callrelay_epoll
+  RELAY_IO=epoll start_callrelay $PORT_MAX || { NOTES+=("callrelay (relay.io epoll): did not start"); stop_server; return; }
+  max_runs callrelay_epoll udp 160
+  max_runs callrelay_epoll udp 1200
+  stop_server
+}
+
 bench_floor() {
   log "== floor"
   background_check floor
@@ -369,6 +380,13 @@ table() {
   echo "|---|---:|---:|---:|---:|---|"
   row "**server CPU per relayed packet, 160 B (ns)**" "≤ 0.70x, ≤ floor" cpu160 0
   row "server CPU per relayed packet, 1200 B (ns)" "" cpu1200 0
+  local io
+  for io in 160 1200; do
+    echo "| server CPU per relayed packet, $io B, callrelay relay.io epoll (ns) | $(fmt "$(val callrelay_epoll.cpu$io)" 0) | $(fmt "$(val coturn.cpu$io)" 0) | $(fmt "$(val floor.cpu$io)" 0) | $(ratio "$(val callrelay_epoll.cpu$io)" "$(val coturn.cpu$io)") | |"
+  done
+  for io in 160 1200; do
+    echo "| callrelay / floor, CPU per relayed packet, $io B: relay.io auto / epoll | $(ratio "$(val callrelay.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_epoll.cpu$io)" "$(val floor.cpu$io)") | | | | ≤ 1.00x |"
+  done
   row "server CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_cpu160 0
   row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
   row "server CPU per relayed packet, TLS client, 160 B (ns)" "" tls_cpu160 0
@@ -449,6 +467,7 @@ if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
 fi
 if [[ -n ${CALLRELAY_BIN:-} ]]; then
   bench_turn_server callrelay start_callrelay
+  [[ ${BENCH_SKIP_EPOLL:-0} != 1 ]] && bench_callrelay_epoll
   [[ $STREAMS == 1 ]] && bench_streams callrelay start_callrelay
 fi
 if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
@@ -483,6 +502,9 @@ fi
   echo "IRQ_TIME_ACCOUNTING, softirq work done in a thread's context is charged to it): they stay"
   echo "right when other work shares CPU $SERVER_CPU, which inflates the busy-time rows."
   echo "Ratios below 1 are better except for packets/s and allocations/s."
+  echo "callrelay runs with relay.io auto (io_uring where the kernel allows it: multishot receive"
+  echo "into provided buffers, sends of all relay sockets in one submit); the relay.io epoll rows"
+  echo "are the same binary on the Asio path (one reactor wake-up and recvmmsg/sendmmsg per socket)."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"

@@ -157,6 +157,16 @@ void Loader::read_relay(const Field& f) {
       {"bind_ipv6", address(r.bind_ipv6, Family::kIPv6)},
       {"external_ipv4", address(r.external_ipv4, Family::kIPv4)},
       {"external_ipv6", address(r.external_ipv6, Family::kIPv6)},
+      {"io",
+       [this, &r](const Field& item) {
+         const auto s = reader_.string(item);
+         if (!s) return;
+         if (*s != "auto" && *s != "io_uring" && *s != "epoll") {
+           reader_.error(item, "must be auto, io_uring or epoll, not '" + *s + "'");
+           return;
+         }
+         r.io = *s;
+       }},
   };
   reader_.read_map(f, keys);
 }

@@ -47,6 +47,9 @@ struct RelayNetConfig {
   std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
   /// Address to advertise in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
   std::optional<stun::Endpoint> external_ipv4, external_ipv6;
+  /// relay.io: how relay sockets are driven: "auto" (io_uring when it works here, else
+  /// epoll), "io_uring" or "epoll". Read at start only.
+  std::string io = "auto";
 };
 
 struct LogConfig {
