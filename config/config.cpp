@@ -107,6 +107,8 @@ void Loader::read_root(const Field& root) {
       {"limits",
        [this](const Field& f) { detail::read_limits_section(reader_, f, cfg_.core.abuse); }},
       {"drain", [this](const Field& f) { detail::read_drain_section(reader_, f, cfg_.drain); }},
+      {"cluster",
+       [this](const Field& f) { detail::read_cluster_section(reader_, f, cfg_.cluster); }},
       {"demo",
        [this](const Field& f) {
          detail::read_demo_section(reader_, f, cfg_.demo, demo_enabled_);

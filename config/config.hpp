@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calls/core/config.hpp"
+#include "config/cluster_section.hpp"
 #include "config/drain_section.hpp"
 #include "http/http_config.hpp"
 #include "telemetry/telemetry.hpp"
@@ -83,6 +84,7 @@ struct Config {
   calls::CallsConfig calls;  ///< signaling, the call state machine, records, the webhook
   DemoConfig demo;           ///< the /demo/ page and its endpoints
   DrainConfig drain;         ///< graceful drain: deadline and alternate servers
+  ClusterConfig cluster;     ///< several instances as one service (records in PostgreSQL)
 };
 
 /// A configuration error: names the key and line, and says what to fix.

@@ -209,6 +209,11 @@ json to_masked_json(const Config& cfg) {
       {"limits", limits_json(cfg.core.abuse)},
       {"drain", {{"deadline_s", cfg.drain.deadline_s}, {"alternate_servers", alternates}}},
       {"demo", {{"enabled", cfg.demo.enabled}}},
+      {"cluster",
+       {{"instance_id", cfg.cluster.instance_id},
+        {"postgres_url", cfg.cluster.postgres_url.empty()
+                             ? json(nullptr)
+                             : json(mask_postgres_url(cfg.cluster.postgres_url))}}},
   });
   return out;
 }
