@@ -315,6 +315,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->tcp = p.tcp;
   a->address_error = p.address_error;
   a->gate = BandwidthGate(&cfg.bandwidth, &users, std::move(slot));
+  a->monitor.attach(&monitors);
   return allocate_success(req, add_allocation(std::move(a)));
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "relay/core/monitor_pool.hpp"
 #include "relay/core/observer.hpp"
 #include "relay/core/timers.hpp"
 #include "relay/core/types.hpp"
@@ -65,8 +66,9 @@ struct Allocation {
   std::vector<Permission> permissions;
   std::vector<ChannelBinding> channels;
   /// Measures the relayed media into info.media (its payload map is owned by the shard's
-  /// per-call table, which outlives every allocation pointing at it).
-  media::MediaMonitor monitor;
+  /// per-call table, which outlives every allocation pointing at it). Holds a monitor only
+  /// once a datagram came: an idle allocation pays a pointer, not the monitor's ~400 bytes.
+  LazyMonitor monitor;
   /// Bandwidth caps every relayed byte passes (datagrams here, RFC 6062 splices in relay/net);
   /// holds the allocation's place in its user's quota until the allocation is destroyed.
   BandwidthGate gate;

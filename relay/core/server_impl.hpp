@@ -99,6 +99,9 @@ struct TurnServer::Impl {
   std::unique_ptr<UserLimits> own_users;
   UserLimits& users;
 
+  /// Spare media monitors for allocations' first datagrams. Declared before the allocations:
+  /// they give their monitors back to it when destroyed.
+  MonitorPool monitors;
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple;
   std::vector<Allocation*> by_relay;  ///< indexed by RelayId
   /// Client 5-tuples of the live allocations of each call (call-scoped credentials only).
