@@ -95,6 +95,7 @@ int run_hold_mode(const Options& o) {
   std::printf("stage held=0 rss_kib=%llu\n", static_cast<unsigned long long>(prev_rss));
   double slope = 0;
   std::string stages = "0:" + std::to_string(prev_rss);
+  std::string slopes;  // "<held>:<KiB per allocation from the previous stage>", per stage
   bool complete = true;
   for (const uint64_t target : o.counts) {
     if (target <= driver.sessions().size()) continue;
@@ -111,14 +112,19 @@ int run_hold_mode(const Options& o) {
     if (held > prev_n) {
       slope = (static_cast<double>(rss) - static_cast<double>(prev_rss)) /
               static_cast<double>(held - prev_n);
+      char one[48];
+      std::snprintf(one, sizeof one, "%s%llu:%.3f", slopes.empty() ? "" : ",",
+                    static_cast<unsigned long long>(held), slope);
+      slopes.append(one);
     }
     stages.append(",").append(std::to_string(held)).append(":").append(std::to_string(rss));
     prev_n = held;
     prev_rss = rss;
     if (!complete) break;
   }
-  std::printf("result mode=hold held=%llu stages=%s slope_kib_per_alloc=%.3f",
-              static_cast<unsigned long long>(driver.stats().ready), stages.c_str(), slope);
+  std::printf("result mode=hold held=%llu stages=%s slope_kib_per_alloc=%.3f slopes=%s",
+              static_cast<unsigned long long>(driver.stats().ready), stages.c_str(), slope,
+              slopes.empty() ? "none" : slopes.c_str());
   print_control_stats(driver.stats());
   std::printf("\n");
   return complete && driver.stats().failed == 0 ? 0 : 1;
