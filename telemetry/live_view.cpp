@@ -47,8 +47,11 @@ std::vector<LiveAllocationView> live_allocations(
         v.user = live.facts.user;
         v.transport = transport_label(live.labels->transport);
         v.family = family_label(live.labels->family);
-        v.client = live.facts.client;
-        v.relayed = live.facts.relayed;
+        v.client = live.facts.client.to_string();
+        v.relayed.push_back(live.facts.relayed.to_string());
+        if (live.facts.relayed_additional) {
+          v.relayed.push_back(live.facts.relayed_additional->to_string());
+        }
         v.call_id = live.facts.call_id;
         v.age_s = static_cast<double>(std::max<core::TimeMs>(now - live.facts.started, 0)) / 1e3;
         v.bytes = {c.bytes_to_peer.get(), c.bytes_to_client.get()};

@@ -27,9 +27,8 @@ void WorkerMetrics::on_allocation_created(const core::AllocationInfo& a) {
   labels->user = sanitize_label(a.user_id);
   labels->transport = t;
   labels->family = f;
-  AllocationFacts facts{a.user_id, a.call_id, a.client.client.to_string(), {a.relayed.to_string()},
+  AllocationFacts facts{a.user_id, a.call_id, a.client.client, a.relayed, a.relayed_additional,
                         a.started};
-  if (a.relayed_additional) facts.relayed.push_back(a.relayed_additional->to_string());
   LiveAllocation live{&a, std::move(labels), RateWindow(rate_window_s_), {}, std::move(facts)};
   // The first sample is the allocation's start, so the first tick already yields a rate.
   live.window.add(a.started, a.traffic.bytes_to_peer.get(), a.traffic.bytes_to_client.get());

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -66,12 +67,14 @@ struct SeriesLabels {
 
 /// What the admin API shows of an allocation besides its labels, copied at creation on the
 /// worker's thread (the core's AllocationInfo is read by other threads for its atomics only).
+/// Addresses stay binary (20 bytes each, no heap) and are formatted when the API reads them.
 struct AllocationFacts {
   std::string user;     ///< the REST user id (or static username), as sent
   std::string call_id;  ///< "" when not call-scoped
-  std::string client;   ///< "1.2.3.4:5" or "[::1]:5"
-  std::vector<std::string> relayed;  ///< the relayed address, then a dual allocation's second
-  core::TimeMs started = 0;          ///< the core's monotonic clock
+  core::Endpoint client;
+  core::Endpoint relayed;                           ///< the relayed address
+  std::optional<core::Endpoint> relayed_additional;  ///< a dual allocation's second
+  core::TimeMs started = 0;                         ///< the core's monotonic clock
 };
 
 /// A live allocation as the registry keeps it. `info` is read only for its traffic and media
