@@ -82,7 +82,12 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
   if (!streams_) {
     streams_ = std::make_unique<StreamService>(
         ctx_, core_, [this](const core::Output& out, bool batched) { dispatch(out, batched); },
-        [this] { to_peers_.flush(); }, limits);
+        [this] {
+          // Frames of a stream read point into its buffer: they leave before it is reused.
+          if (uring_) uring_->submit();
+          to_peers_.flush();
+        },
+        limits);
     streams_->set_after_frame([this](StreamConnection& c) { tcp_.after_frame(c); });
     streams_->set_media_clock(media_clock_);
     tcp_.set_streams(streams_.get());
