@@ -47,6 +47,7 @@ auth: {secrets: ["benchsecret"]}
 allocations: {max_per_user: 0}
 peers: {allow: ["127.0.0.0/8"]}
 log: {level: warn}
+http: {enabled: false}
 YAML
 "$BIN" --config "$WORK/config.yaml" 2>"$WORK/stderr" &
 SERVER_PID=$!
