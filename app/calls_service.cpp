@@ -1,5 +1,7 @@
 #include "app/calls_service.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -7,6 +9,7 @@
 
 #include "app/credentials.hpp"
 #include "base/log.hpp"
+#include "calls/store/postgres_store.hpp"
 
 namespace callrelay::app {
 namespace {
@@ -40,6 +43,32 @@ std::string records_path(const calls::CallsConfig& cfg, const std::string& state
     throw std::runtime_error("cannot create the state directory '" + state_dir +
                              "': " + ec.message() + " (set state_dir or calls.records.path)");
   return (std::filesystem::path(state_dir) / "calls.sqlite3").string();
+}
+
+/// cluster.instance_id, or the host name when it is "".
+std::string instance_name(const config::ClusterConfig& cluster) {
+  if (!cluster.instance_id.empty()) return cluster.instance_id;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "unknown";
+  return host;
+}
+
+/// PostgreSQL when cluster.postgres_url is set (records shared by every instance using it),
+/// else the SQLite file.
+std::unique_ptr<calls::RecordStore> open_store(const calls::CallsConfig& cfg,
+                                               const std::string& state_dir,
+                                               const config::ClusterConfig& cluster) {
+  if (cluster.postgres_url.empty())
+    return std::make_unique<calls::SqliteStore>(records_path(cfg, state_dir));
+  calls::PostgresStore::Options o;
+  o.application_name = "callrelay/" + instance_name(cluster);
+  auto store = std::make_unique<calls::PostgresStore>(cluster.postgres_url, o);
+  log::info("call_records.postgres",
+            {{"url", config::mask_postgres_url(cluster.postgres_url)},
+             {"instance", instance_name(cluster)}},
+            "call records: in PostgreSQL at ", config::mask_postgres_url(cluster.postgres_url),
+            " (instance ", instance_name(cluster), ")");
+  return store;
 }
 
 std::unique_ptr<calls::DemoApi> make_demo_api(const DemoSettings& demo,
@@ -102,12 +131,12 @@ void RelayForPreflight::end_call(std::string_view id) {
 CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& state_dir,
                            calls::CallRelay& relay, calls::IceServerSource& ice,
                            calls::PreflightRelay& preflight, http::ApiKeys& keys,
-                           const DemoSettings& demo)
+                           const DemoSettings& demo, const config::ClusterConfig& cluster)
     : secret_path_(token_secret(cfg, state_dir).generated_at),
       tokens_(token_secret(cfg, state_dir).value, cfg.max_token_ttl_s),
-      store_(records_path(cfg, state_dir)),
+      store_(open_store(cfg, state_dir, cluster)),
       webhook_(cfg.webhook.url.empty() ? nullptr : std::make_unique<calls::Webhook>(cfg.webhook)),
-      writer_(store_,
+      writer_(*store_,
               [this](const calls::CallRecord& r) {
                 if (webhook_) webhook_->enqueue(r);
               }),
@@ -117,7 +146,7 @@ CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& sta
                                                     },
                                                     &metrics_, {}}),
       token_api_(tokens_, keys),
-      records_api_(store_, keys),
+      records_api_(*store_, keys),
       preflight_api_(tokens_, preflight, &preflight_metrics_),
       demo_api_(make_demo_api(demo, cfg, tokens_, signaling_)) {}
 

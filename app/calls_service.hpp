@@ -25,6 +25,7 @@
 #include "calls/store/record_writer.hpp"
 #include "calls/store/sqlite_store.hpp"
 #include "calls/store/webhook.hpp"
+#include "config/cluster_section.hpp"
 #include "http/api_keys.hpp"
 #include "http/router.hpp"
 #include "relay/core/auth.hpp"
@@ -64,12 +65,14 @@ struct DemoSettings {
 
 class CallsService {
  public:
-  /// Opens the record database and loads or creates the token secret now (throws
-  /// std::runtime_error naming the file and what to fix). `relay`, `ice`, `preflight` and
-  /// `keys` outlive the service.
+  /// Opens the record database (PostgreSQL when cluster.postgres_url is set, else the SQLite
+  /// file) and loads or creates the token secret now (throws std::runtime_error naming the
+  /// file or database and what to fix). `relay`, `ice`, `preflight` and `keys` outlive the
+  /// service.
   CallsService(const calls::CallsConfig& cfg, const std::string& state_dir,
                calls::CallRelay& relay, calls::IceServerSource& ice,
-               calls::PreflightRelay& preflight, http::ApiKeys& keys, const DemoSettings& demo);
+               calls::PreflightRelay& preflight, http::ApiKeys& keys, const DemoSettings& demo,
+               const config::ClusterConfig& cluster = {});
   ~CallsService();
   CallsService(const CallsService&) = delete;
   CallsService& operator=(const CallsService&) = delete;
@@ -94,7 +97,7 @@ class CallsService {
  private:
   std::string secret_path_;
   calls::TokenSigner tokens_;
-  calls::SqliteStore store_;
+  std::unique_ptr<calls::RecordStore> store_;
   std::unique_ptr<calls::Webhook> webhook_;
   calls::RecordWriter writer_;
   calls::CallMetrics metrics_;

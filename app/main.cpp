@@ -227,7 +227,8 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
               cfg.auth.rest_separator, 0});
       calls = std::make_unique<app::CallsService>(cfg.calls, cfg.state_dir, *relay_for_calls,
                                                   *relay_for_calls, *relay_for_preflight,
-                                                  http->api_keys(), demo_settings(cfg, *http));
+                                                  http->api_keys(), demo_settings(cfg, *http),
+                                                  cfg.cluster);
       calls->add_routes(http->router());
       http->admin().set_calls(app::admin_call_actions(calls->signaling(), metrics));
       http->add_scrape([&calls] { return calls->scrape_text(); });
