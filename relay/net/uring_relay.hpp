@@ -46,7 +46,7 @@ const std::string& uring_unavailable();
 void set_relay_io(RelayIo io);
 RelayIo configured_relay_io();
 
-/// What `configured` resolves to here: kAuto becomes kUring or kEpoll (the environment variable
+/// What `configured` resolves to here: kAuto becomes kEpoll for now (the environment variable
 /// CALLRELAY_RELAY_IO=io_uring|epoll, when set, decides for kAuto: tests run both paths with one
 /// configuration). kUring stays kUring even if unavailable (the caller reports it).
 RelayIo resolve_relay_io(RelayIo configured);
