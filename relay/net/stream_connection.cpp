@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -65,7 +64,11 @@ void StreamConnection::splice(std::shared_ptr<RawSink> sink) {
 bool StreamConnection::send_raw(std::span<const uint8_t> bytes) {
   if (closed_) return false;
   if (!queue_.push(bytes)) return false;
-  if (queue_.ready()) defer_write();
+  // An RFC 6062 data connection passes on each read from the peer as it comes, in a write
+  // (over TLS, a record) of its own when none is in flight, rather than waiting to merge it
+  // with the next one: bytes are bytes, but clients that read a record at a time as one
+  // message (coturn's turnutils_uclient over TLS) see the peer's writes as the peer made them.
+  kick_write();
   return true;
 }
 
@@ -285,40 +288,14 @@ class BasicStreamConnection final : public StreamConnection {
     const std::span<uint8_t> area = framer_.write_area();
     stream_.async_read_some(
         asio::buffer(area.data(), area.size()),
-        [this, self = shared_from_this(), area](const asio::error_code& ec, size_t n) {
+        [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
           if (!is_open()) return;  // operation_aborted after close
           if (ec) {
             const bool clean = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
             return shut(clean ? "closed by the client" : "read failed");
           }
-          if constexpr (std::is_same_v<Stream, Tls>) n += drain_records(area.subspan(n));
           if (on_read(n)) read();
         });
-  }
-
-  /// TLS: one read of Asio's stream returns at most one record (SSL_read), yet the socket read
-  /// behind it usually brought more (a browser sends a record per frame). Takes the records
-  /// already received into `room` without going back to the socket, so that their frames are
-  /// handled, and their outputs sent, in one batch. Returns the bytes added.
-  size_t drain_records(std::span<uint8_t> room) requires std::is_same_v<Stream, Tls> {
-    SSL* ssl = stream_.native_handle();
-    size_t got = 0;
-    // Plaintext left of a record (SSL_pending) or whole records waiting in the memory BIO
-    // (Asio's input, already read from the socket): neither needs I/O.
-    while (got < room.size() &&
-           (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0)) {
-      ERR_clear_error();
-      const int max = static_cast<int>(std::min<size_t>(room.size() - got, INT_MAX));
-      const int r = SSL_read(ssl, room.data() + got, max);
-      if (r <= 0) {
-        // A partial record (WANT_READ) waits for the next read; an alert or error is
-        // reported by that read as well, through Asio's error mapping.
-        ERR_clear_error();
-        break;
-      }
-      got += static_cast<size_t>(r);
-    }
-    return got;
   }
 
   void read_more() override { read(); }

@@ -1,7 +1,6 @@
 // How the TLS listener maps frames onto records and which suites it prefers, seen from a raw
-// OpenSSL client: frames answered together leave in one record, records that arrive together
-// are handled together, and the server's suite order wins (AES-128-GCM first) unless the client
-// asks for ChaCha20-Poly1305 first.
+// OpenSSL client: frames answered together leave in one record, and the server's suite order
+// wins (AES-128-GCM first) unless the client asks for ChaCha20-Poly1305 first.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -90,15 +89,6 @@ class RawTlsClient {
     }
     return true;
   }
-  /// With TCP_CORK around the writes, so all the records reach the server in one segment.
-  bool write_records_corked(const std::vector<Bytes>& records) {
-    int on = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-    const bool ok = write_records(records);
-    on = 0;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-    return ok;
-  }
   /// The plaintext of the next record (SSL_read never returns more than one record), empty
   /// on timeout or error.
   Bytes read_record() {
@@ -157,21 +147,6 @@ TEST(StreamTlsRecords, AnswersToOneReadLeaveInOneRecord) {
     EXPECT_EQ(binding_answers(c.read_record()), (std::vector<uint8_t>{1, 2, 3, 4}))
         << "TLS version " << std::hex << version;
   }
-}
-
-TEST(StreamTlsRecords, RecordsArrivingTogetherAreAnsweredTogether) {
-  TestCertificate cert;
-  StreamServerFixture f(1, {}, &cert);
-  RawTlsClient c(f.tls(), {});
-  ASSERT_TRUE(c.ok());
-  // A browser writes one record per frame: the records one socket read brings are all
-  // handled before the answers go out, in one record.
-  ASSERT_TRUE(c.write_records_corked(
-      {binding_request(5), binding_request(6), binding_request(7), binding_request(8)}));
-  EXPECT_EQ(binding_answers(c.read_record()), (std::vector<uint8_t>{5, 6, 7, 8}));
-  // The connection goes on serving single records afterwards.
-  ASSERT_TRUE(c.write_records({binding_request(9)}));
-  EXPECT_EQ(binding_answers(c.read_record()), (std::vector<uint8_t>{9}));
 }
 
 TEST(StreamTlsRecords, ServerPrefersAes128GcmUnlessTheClientPutsChaChaFirst) {
