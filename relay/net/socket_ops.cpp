@@ -2,11 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/filter.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -121,34 +119,6 @@ OpenResult open_tcp(const stun::Endpoint& ep, int backlog) {
   if (::bind(fd, sa.get(), sa.len) != 0) return fail(fd, "bind");
   if (backlog > 0 && ::listen(fd, backlog) != 0) return fail(fd, "listen");
   return {fd, 0, ""};
-}
-
-int steer_by_source_ip(int fd, bool ipv4, unsigned group_size) {
-  // Classic BPF run by reuseport_select_sock(); packet data starts at the UDP payload, so the
-  // IP header is read through SKF_NET_OFF. Source address: IPv4 offset 12, IPv6 offset 8.
-  // Fibonacci hashing spreads consecutive addresses; the result indexes the reuse group.
-  constexpr uint32_t kGolden = 0x9E3779B1u;
-  std::array<sock_filter, 16> code{};
-  size_t n = 0;
-  const auto stmt = [&](uint16_t op, uint32_t k) { code[n++] = BPF_STMT(op, k); };
-  if (ipv4) {
-    stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_NET_OFF + 12));
-  } else {
-    stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_NET_OFF + 8));
-    for (uint32_t off = 12; off <= 20; off += 4) {
-      stmt(BPF_MISC | BPF_TAX, 0);
-      stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_NET_OFF) + off);
-      stmt(BPF_ALU | BPF_XOR | BPF_X, 0);
-    }
-  }
-  stmt(BPF_ALU | BPF_MUL | BPF_K, kGolden);
-  stmt(BPF_ALU | BPF_RSH | BPF_K, 16);
-  stmt(BPF_ALU | BPF_MOD | BPF_K, group_size == 0 ? 1 : group_size);
-  stmt(BPF_RET | BPF_A, 0);
-  sock_fprog prog{static_cast<unsigned short>(n), code.data()};
-  if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0)
-    return errno;
-  return 0;
 }
 
 std::optional<stun::Endpoint> local_endpoint(int fd) {

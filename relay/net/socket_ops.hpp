@@ -57,13 +57,6 @@ OpenResult open_udp(const stun::Endpoint& ep, const UdpOptions& opts);
 /// relayed transport address"). `backlog` > 0: it listens too. Non-blocking, close-on-exec.
 OpenResult open_tcp(const stun::Endpoint& ep, int backlog);
 
-/// Makes the kernel pick a reuse-group member by the client's source IP address (a hash of it,
-/// modulo `group_size`) instead of by the whole 5-tuple: every port of one client host then
-/// reaches the same worker (and every client behind one NAT address too). UDP listeners do
-/// not use it: what a client's other 5-tuples need (RESERVATION-TOKEN) is shared by the
-/// workers. `fd` must already be in its SO_REUSEPORT group. Returns 0 or the errno.
-int steer_by_source_ip(int fd, bool ipv4, unsigned group_size);
-
 /// The address a socket is bound to (getsockname), nullopt on failure.
 std::optional<stun::Endpoint> local_endpoint(int fd);
 

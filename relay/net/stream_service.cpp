@@ -145,8 +145,7 @@ StreamService::StreamService(asio::io_context& ctx, core::TurnServer& core, Disp
 StreamService::~StreamService() { close_all(); }
 
 stun::Endpoint StreamService::listen(const stun::Endpoint& endpoint, bool join,
-                                     std::shared_ptr<asio::ssl::context> tls,
-                                     unsigned steer_group) {
+                                     std::shared_ptr<asio::ssl::context> tls) {
   const asio::ip::tcp::endpoint ep = to_asio(endpoint);
   auto a = std::make_unique<Acceptor>(
       Acceptor{asio::ip::tcp::acceptor(ctx_), std::move(tls), {}, asio::steady_timer(ctx_)});
@@ -162,17 +161,6 @@ stun::Endpoint StreamService::listen(const stun::Endpoint& endpoint, bool join,
   if (!join) s.set_option(ReusePort(true));
   s.listen(kBacklog);
   a->bound = from_asio(s.local_endpoint());
-  if (steer_group > 1) {
-    // Any member's descriptor attaches the program to the whole group.
-    if (const int err = steer_by_source_ip(s.native_handle(), a->bound.is_v4(), steer_group)) {
-      log::warn("listener.steering_unavailable",
-                {{"transport", a->tls ? "tls" : "tcp"}, {"address", a->bound.to_string()},
-                 {"error", error_text(err)}},
-                a->tls ? "tls " : "tcp ", a->bound.to_string(),
-                ": cannot steer by client address (", error_text(err),
-                "); RESERVATION-TOKEN from another connection of a client may get 508");
-    }
-  }
   const stun::Endpoint bound = a->bound;
   acceptors_.push_back(std::move(a));
   return bound;

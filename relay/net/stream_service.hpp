@@ -69,13 +69,12 @@ class StreamService final : private StreamHost {
 
   /// Binds and listens on `endpoint` (SO_REUSEPORT). `join`: another worker already holds the
   /// endpoint (same port) and this socket joins its group; otherwise a port held by anyone
-  /// fails. `tls` non-null makes it a TLS listener. `steer_group` > 1 (given by the last
-  /// member): the group's kernel choice becomes a hash of the client IP over that many
-  /// members instead of the kernel's 4-tuple hash (the server leaves it 0: every state a
-  /// client's second connection needs is found on any worker). Returns the bound endpoint.
+  /// fails. `tls` non-null makes it a TLS listener. The kernel spreads connections over the
+  /// group by their 4-tuple: what a client's second connection needs (an RFC 6062 data
+  /// connection's peer) is found on any worker. Returns the bound endpoint.
   /// Throws asio::system_error. Before start() only.
   stun::Endpoint listen(const stun::Endpoint& endpoint, bool join,
-                        std::shared_ptr<asio::ssl::context> tls, unsigned steer_group = 0);
+                        std::shared_ptr<asio::ssl::context> tls);
 
   /// Starts accepting and the timeout sweep.
   void start();

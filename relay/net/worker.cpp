@@ -77,8 +77,7 @@ void Worker::add_listener(int fd, const stun::Endpoint& bound) {
 
 stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool join,
                                            const StreamLimits& limits,
-                                           std::shared_ptr<asio::ssl::context> tls,
-                                           unsigned steer_group) {
+                                           std::shared_ptr<asio::ssl::context> tls) {
   if (!streams_) {
     streams_ = std::make_unique<StreamService>(
         ctx_, core_, [this](const core::Output& out, bool batched) { dispatch(out, batched); },
@@ -92,7 +91,7 @@ stun::Endpoint Worker::add_stream_listener(const stun::Endpoint& endpoint, bool 
     streams_->set_media_clock(media_clock_);
     tcp_.set_streams(streams_.get());
   }
-  return streams_->listen(endpoint, join, std::move(tls), steer_group);
+  return streams_->listen(endpoint, join, std::move(tls));
 }
 
 void Worker::link_streams(std::shared_ptr<StreamLinks> links) {

@@ -68,8 +68,7 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   /// `limits`: those of the first call apply. Before run() only; throws asio::system_error.
   stun::Endpoint add_stream_listener(const stun::Endpoint& endpoint, bool join,
                                      const StreamLimits& limits,
-                                     std::shared_ptr<asio::ssl::context> tls,
-                                     unsigned steer_group = 0);
+                                     std::shared_ptr<asio::ssl::context> tls);
   /// Joins the workers sharing `links` (RFC 6062 data connections handed between workers:
   /// stream_handoff.hpp). After the stream listeners were added, before run().
   void link_streams(std::shared_ptr<StreamLinks> links);

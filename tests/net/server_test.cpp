@@ -268,8 +268,8 @@ TEST(Server, ManyClientsAcrossWorkers) {
 
 TEST(Server, ReservationTokenWorksFromAnotherPortOfTheSameHost) {
   // RFC 8656 section 7.2: EVEN-PORT(R) reserves port+1 for a later Allocate with the token,
-  // usually from another port of the same client. With several workers that Allocate must
-  // reach the worker holding the reservation (listeners steer by client IP).
+  // usually from another port of the same client. With several workers that Allocate may
+  // reach another worker than the reservation's, which claims it from the shared registry.
   ServerFixture f(3);
   for (int round = 0; round < 4; ++round) {
     auto rtp = f.client();
