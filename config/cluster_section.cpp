@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cluster/redis/redis_url.hpp"
+
 namespace callrelay::config {
 
 namespace {
@@ -81,6 +83,61 @@ void read_cluster_section(Reader& reader, const Field& f, ClusterConfig& out) {
                          return;
                        }
                        out.postgres_url = *s;
+                     }},
+                    {"redis_url",
+                     [&](const Field& v) {
+                       const auto s = r.string(v);
+                       if (!s) return;
+                       if (s->empty()) {
+                         out.redis_url.clear();
+                         return;
+                       }
+                       std::string why;
+                       if (s->size() > kMaxRedisUrlChars ||
+                           !cluster::parse_redis_url(*s, &why)) {
+                         r.error(v, "must be a Redis URL like 'redis://:PASSWORD@redis.example.net"
+                                    ":6379/0' or 'unix:///run/redis/redis.sock', not '" +
+                                        cluster::mask_redis_url(*s) + "'" +
+                                        (why.empty() ? "" : " (" + why + ")"));
+                         return;
+                       }
+                       out.redis_url = *s;
+                     }},
+                    {"region",
+                     [&](const Field& v) {
+                       const auto s = r.string(v);
+                       if (!s) return;
+                       if (s->size() > kMaxRegionChars ||
+                           !std::all_of(s->begin(), s->end(), instance_id_char)) {
+                         r.error(v,
+                                 "must be up to 64 letters, digits, '.', '_' or '-' (like "
+                                 "'eu-west'), or \"\" for none");
+                         return;
+                       }
+                       out.region = *s;
+                     }},
+                    {"relay_uris",
+                     [&](const Field& v) {
+                       const auto list = r.string_list(v);
+                       if (!list) return;
+                       if (list->size() > kMaxRelayUris) {
+                         r.error(v, "lists at most 16 URIs");
+                         return;
+                       }
+                       for (const auto& uri : *list) {
+                         const bool scheme = uri.starts_with("turn:") ||
+                                             uri.starts_with("turns:") || uri.starts_with("stun:");
+                         const bool printable =
+                             std::all_of(uri.begin(), uri.end(), [](char c) {
+                               return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+                             });
+                         if (!scheme || !printable || uri.size() > 512) {
+                           r.error(v, "must list URIs like 'turn:relay-1.example.net:3478?"
+                                      "transport=udp' (RFC 7065), not '" + uri + "'");
+                           return;
+                         }
+                       }
+                       out.relay_uris = *list;
                      }},
                 });
 }

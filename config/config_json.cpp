@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/redis/redis_url.hpp"
 #include "relay/stun/integrity.hpp"
 
 namespace callrelay::config {
@@ -18,6 +19,15 @@ json endpoints(const std::vector<stun::Endpoint>& list) {
 
 json ip_or_null(const std::optional<stun::Endpoint>& ip) {
   return ip ? json(ip->ip_string()) : json(nullptr);
+}
+
+/// Relay addresses as written: none null, one a string, several a list.
+json ips_or_null(const std::vector<stun::Endpoint>& ips) {
+  if (ips.empty()) return nullptr;
+  if (ips.size() == 1) return ips.front().ip_string();
+  json out = json::array();
+  for (const auto& ip : ips) out.push_back(ip.ip_string());
+  return out;
 }
 
 json cidrs(const std::vector<core::Cidr>& list) {
@@ -161,8 +171,8 @@ json transport_json(const Config& cfg) {
             {"tls", endpoints(cfg.listen.tls)}}},
           {"relay",
            {{"ports", {{"min", cfg.relay.port_min}, {"max", cfg.relay.port_max}}},
-            {"bind_ipv4", ip_or_null(cfg.relay.bind_ipv4)},
-            {"bind_ipv6", ip_or_null(cfg.relay.bind_ipv6)},
+            {"bind_ipv4", ips_or_null(cfg.relay.bind_ipv4)},
+            {"bind_ipv6", ips_or_null(cfg.relay.bind_ipv6)},
             {"external_ipv4", ip_or_null(cfg.relay.external_ipv4)},
             {"external_ipv6", ip_or_null(cfg.relay.external_ipv6)},
             {"io", cfg.relay.io}}},
@@ -213,7 +223,12 @@ json to_masked_json(const Config& cfg) {
        {{"instance_id", cfg.cluster.instance_id},
         {"postgres_url", cfg.cluster.postgres_url.empty()
                              ? json(nullptr)
-                             : json(mask_postgres_url(cfg.cluster.postgres_url))}}},
+                             : json(mask_postgres_url(cfg.cluster.postgres_url))},
+        {"redis_url", cfg.cluster.redis_url.empty()
+                          ? json(nullptr)
+                          : json(cluster::mask_redis_url(cfg.cluster.redis_url))},
+        {"region", cfg.cluster.region},
+        {"relay_uris", cfg.cluster.relay_uris}}},
   });
   return out;
 }

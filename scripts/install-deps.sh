@@ -38,6 +38,10 @@ test_packages=(
 # which start their own as an unprivileged process.
 build_packages+=(libpq-dev)
 test_packages+=(postgresql)
+# Presence, signaling and shared state between instances in Redis (cluster.redis_url): hiredis
+# to build; the server for the tests, which start their own as an unprivileged process.
+build_packages+=(libhiredis-dev)
+test_packages+=(redis-server redis-tools)
 # Prometheus server and promtool (deploy/prometheus checks, live scrape test); curl for /metrics.
 test_packages+=(prometheus curl)
 # The TCP/TLS tests make a self-signed certificate and probe TLS versions with the openssl CLI.

@@ -58,8 +58,41 @@ TEST(ClusterConfig, BadValuesNameTheKeyAndLineWithoutThePassword) {
   EXPECT_NE(e.find("cluster.postgres_url"), std::string::npos) << e;
   e = error_of("cluster:\n  postgres_url: [a]\n");
   EXPECT_NE(e.find("cluster.postgres_url"), std::string::npos) << e;
-  e = error_of("cluster:\n  region: eu\n");
-  EXPECT_NE(e.find("region"), std::string::npos) << e;
+  e = error_of("cluster:\n  zone: eu\n");
+  EXPECT_NE(e.find("zone"), std::string::npos) << e;
+  e = error_of("cluster:\n  redis_url: \"http://:hunter2-pw@cache:6379\"\n");
+  EXPECT_NE(e.find("cluster.redis_url"), std::string::npos) << e;
+  EXPECT_NE(e.find("Redis URL"), std::string::npos) << e;
+  EXPECT_EQ(e.find("hunter2-pw"), std::string::npos) << e;
+  e = error_of("cluster:\n  redis_url: \"redis://:hunter2-pw@cache:99999\"\n");
+  EXPECT_NE(e.find("port"), std::string::npos) << e;
+  EXPECT_EQ(e.find("hunter2-pw"), std::string::npos) << e;
+  e = error_of("cluster:\n  region: \"eu west\"\n");
+  EXPECT_NE(e.find("cluster.region"), std::string::npos) << e;
+  e = error_of("cluster:\n  relay_uris: [\"http://relay-1:3478\"]\n");
+  EXPECT_NE(e.find("cluster.relay_uris"), std::string::npos) << e;
+  e = error_of("cluster:\n  relay_uris: \"turn:relay-1:3478\"\n");
+  EXPECT_NE(e.find("cluster.relay_uris"), std::string::npos) << e;
+}
+
+TEST(ClusterConfig, RedisRegionAndRelayUrisAreKept) {
+  const Config c = parse(
+      "cluster:\n  redis_url: \"redis://:s3cret@cache.example.net:6380/2\"\n"
+      "  region: eu-west\n"
+      "  relay_uris: [\"turn:relay-1.example.net:3478?transport=udp\", "
+      "\"turns:relay-1.example.net:5349?transport=tcp\"]\n",
+      "test.yaml");
+  EXPECT_TRUE(c.cluster.redis());
+  EXPECT_EQ(c.cluster.redis_url, "redis://:s3cret@cache.example.net:6380/2");
+  EXPECT_EQ(c.cluster.region, "eu-west");
+  ASSERT_EQ(c.cluster.relay_uris.size(), 2u);
+  EXPECT_EQ(c.cluster.relay_uris[1], "turns:relay-1.example.net:5349?transport=tcp");
+  const auto j = to_masked_json(c);
+  EXPECT_EQ(j["cluster"]["redis_url"], "redis://:***@cache.example.net:6380/2");
+  EXPECT_EQ(j["cluster"]["region"], "eu-west");
+  EXPECT_EQ(j["cluster"]["relay_uris"].size(), 2u);
+  EXPECT_EQ(j.dump().find("s3cret"), std::string::npos);
+  EXPECT_FALSE(parse("cluster: {redis_url: \"\"}\n", "test.yaml").cluster.redis());
 }
 
 TEST(ClusterConfig, PasswordsAreMaskedInUrls) {
@@ -100,6 +133,8 @@ TEST(ClusterConfig, TheExampleFileDocumentsItOff) {
   EXPECT_NE(text.str().find("  postgres_url:"), std::string::npos);
   const Config c = parse(text.str(), "callrelay.example.yaml");
   EXPECT_EQ(c.cluster.postgres_url, "");
+  EXPECT_NE(text.str().find("  redis_url:"), std::string::npos);
+  EXPECT_FALSE(c.cluster.redis());
 }
 
 }  // namespace
