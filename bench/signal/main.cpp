@@ -3,7 +3,7 @@
 //   callrelay_signal_bench --server 127.0.0.1:PORT --secret SECRET --server-pid PID
 //       [--connections 1000] [--calls 500] [--rate 200] [--window 4] [--burst 5]
 //       [--warmup 1] [--settle 1] [--concurrency 100] [--timeout 60] [--quickack]
-//       [--linger SECONDS]
+//       [--linger SECONDS] [--callee-server 127.0.0.1:PORT2]
 //
 // Phases: N devices connect (JWTs minted here with calls.token_secret); `calls` callers invite
 // one callee each at --rate per second and the callees ring; the callees accept at --rate, the
@@ -14,7 +14,8 @@
 // --linger reads the server's VmRSS once more that long after the devices closed (past
 // calls.grace_s, when the server has forgotten them). --quickack makes the devices acknowledge TCP
 // segments at once (a diagnostic: the difference is the time the server's small writes wait for
-// delayed ACKs).
+// delayed ACKs). --callee-server connects the callees to another instance of the same cluster
+// (cluster.redis_url), so that every call is set up across instances.
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,6 +80,8 @@ int run(int argc, char** argv) {
   callrelay::bench::Args args(argc, argv);
   sig::Options o;
   o.server = parse_endpoint(args.str("server", "127.0.0.1:9641"));
+  if (const std::string callee = args.str("callee-server", ""); !callee.empty())
+    o.callee_server = parse_endpoint(callee);
   o.secret = args.str("secret", "");
   o.connections = static_cast<size_t>(args.num("connections", 1000));
   o.calls = static_cast<size_t>(args.num("calls", static_cast<double>(o.connections / 2)));
@@ -107,10 +110,14 @@ int run(int argc, char** argv) {
   sleep_s(settle_s);
   const auto rss_connected = read_vmrss_kib(pid);
   sig::Samples invite_ack, invite_delivered, accept_accepted;
+  const uint64_t t_invite = now_ns();
   scenario.invite_all(invite_ack, invite_delivered);
+  const double invite_s = static_cast<double>(now_ns() - t_invite) / 1e9;
   sleep_s(settle_s);
   const auto rss_ringing = read_vmrss_kib(pid);
+  const uint64_t t_accept = now_ns();
   scenario.accept_all(accept_accepted);
+  const double accept_s = static_cast<double>(now_ns() - t_accept) / 1e9;
 
   scenario.start_burst();
   sleep_s(warmup_s);
@@ -148,6 +155,9 @@ int run(int argc, char** argv) {
   row("invite sent -> callee receives invite, p50 / p99 (us)", pair(invite_delivered));
   row("invite sent -> caller receives ack, p50 / p99 (us)", pair(invite_ack));
   row("accept sent -> caller receives accepted, p50 / p99 (us)", pair(accept_accepted));
+  row("calls set up per second (invites and accepts at " + fixed(o.call_rate, 0) +
+          "/s; ringing, then active on both sides)",
+      fixed(static_cast<double>(o.calls) / (invite_s + accept_s), 0));
   row("burst: client messages handled/s (candidates acked)", fixed(acked / wall, 0));
   row("burst: server messages sent/s (acks + forwarded candidates)",
       fixed((acked + forwarded) / wall, 0));

@@ -154,8 +154,10 @@ struct Scenario::Impl : ws::Listener {
   void launch_more() {
     while (launched < devices.size() && launched - settled < opt.connect_concurrency) {
       const size_t i = launched++;
+      const auto& server =
+          !is_caller(i) && opt.callee_server ? *opt.callee_server : opt.server;
       devices[i].client->start(
-          opt.server, opt.server.address().to_string() + ":" + std::to_string(opt.server.port()),
+          server, server.address().to_string() + ":" + std::to_string(server.port()),
           "/api/v1/signal?token=" + tokens[i]);
     }
   }

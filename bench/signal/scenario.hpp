@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ namespace callrelay::bench::signal {
 
 struct Options {
   asio::ip::tcp::endpoint server;
+  /// Where the callees connect, when not to `server`: another instance of the same cluster,
+  /// so that every call is set up across instances (through Redis).
+  std::optional<asio::ip::tcp::endpoint> callee_server;
   std::string secret;  ///< calls.token_secret, to mint the users' JWTs
   size_t connections = 1000;
   size_t calls = 500;                ///< at most connections / 2
