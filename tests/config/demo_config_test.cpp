@@ -6,19 +6,12 @@
 #include <sstream>
 
 #include "config/config.hpp"
+#include "config_test_support.hpp"
 
 namespace callrelay::config {
 namespace {
 
-std::string error_of(const std::string& yaml) {
-  try {
-    parse(yaml, "test.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError for:\n" << yaml;
-  return {};
-}
+using test::error_of;
 
 TEST(DemoConfig, OffUnlessConfigured) {
   EXPECT_FALSE(parse("", "test.yaml").demo.enabled);

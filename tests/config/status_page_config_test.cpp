@@ -7,19 +7,12 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config_test_support.hpp"
 
 namespace callrelay::config {
 namespace {
 
-std::string error_of(const std::string& yaml) {
-  try {
-    parse(yaml, "test.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError for:\n" << yaml;
-  return {};
-}
+using test::error_of;
 
 TEST(StatusPageConfig, OnUnlessTurnedOff) {
   EXPECT_TRUE(parse("", "test.yaml").http.status_page);
