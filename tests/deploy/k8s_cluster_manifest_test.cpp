@@ -366,6 +366,11 @@ TEST(KubernetesCluster, ServicesAndBudgetSelectTheirPods) {
     }
   }
   EXPECT_EQ(all.at("Service/callrelay")["spec"]["clusterIP"].as<std::string>(), "None");
+  // Prometheus' SRV lookup keeps a draining (not ready) instance; clients' Service does not.
+  EXPECT_TRUE(all.at("Service/callrelay")["spec"]["publishNotReadyAddresses"].as<bool>());
+  EXPECT_FALSE(all.at("Service/callrelay-http")["spec"]["publishNotReadyAddresses"]);
+  EXPECT_EQ(all.at("Service/callrelay")["spec"]["ports"][0]["name"].as<std::string>(), "http")
+      << "prometheus-kubernetes.yml looks up _http._tcp.callrelay";
   EXPECT_EQ(all.at("StatefulSet/callrelay")["spec"]["serviceName"].as<std::string>(), "callrelay");
   const YAML::Node pdb = all.at("PodDisruptionBudget/callrelay");
   EXPECT_TRUE(selects(pdb["spec"]["selector"]["matchLabels"], pod_labels("StatefulSet/callrelay")));

@@ -12,7 +12,7 @@ command -v promtool >/dev/null 2>&1 ||
   { echo "FAIL: promtool not found (install the Debian package 'prometheus': scripts/install-deps.sh)" >&2; exit 1; }
 cd "$dir"
 case "$mode" in
-  check-config) exec promtool check config prometheus.yml ;;
+  check-config) exec promtool check config prometheus.yml prometheus-kubernetes.yml ;;
   check-rules) exec promtool check rules alerts.yml ;;
   test-rules) exec promtool test rules alerts_test.yml alerts_week_test.yml ;;
   *) echo "promtool.sh: unknown mode '$mode'" >&2; exit 2 ;;
