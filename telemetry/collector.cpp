@@ -55,6 +55,13 @@ ClientMetric histogram_metric(const FixedHistogram<N>& h, const std::array<doubl
 
 double d(uint64_t v) { return static_cast<double>(v); }
 
+/// The labels of a live allocation's series, made when a scrape reads it (under its worker's
+/// mutex: `live.info` is valid then).
+SeriesLabels series_labels(unsigned worker, const LiveAllocation& live) {
+  return {std::to_string(worker) + "-" + std::to_string(live.info->id),
+          sanitize_label(live.info->user_id), live.transport, live.family};
+}
+
 }  // namespace
 
 struct RelayCollector::Snapshot {
@@ -84,14 +91,14 @@ CollectResult RelayCollector::collect(bool series_as_text) const {
                                                          c.bytes_to_client.get()};
         const std::array<uint64_t, kDirections> packets = {c.packets_to_peer.get(),
                                                            c.packets_to_client.get()};
-        EndedTraffic& t = s.traffic[live.labels->transport];
+        EndedTraffic& t = s.traffic[live.transport];
         for (size_t dir = 0; dir < kDirections; ++dir) {
           t.bytes[dir] += bytes[dir];
           t.packets[dir] += packets[dir];
         }
-        ++s.active[live.labels->transport][live.labels->family];
+        ++s.active[live.transport][live.family];
         if (cfg_.per_allocation_enabled) {
-          SeriesSample sample{live.labels, bytes, packets, live.throughput};
+          SeriesSample sample{series_labels(w->index(), live), bytes, packets, live.throughput()};
           set_media(sample, live.info->media);
           s.series.push_back(std::move(sample));
         }

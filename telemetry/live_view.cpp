@@ -42,20 +42,19 @@ std::vector<LiveAllocationView> live_allocations(
       out.reserve(out.size() + st.live.size());
       for (const auto& [id, live] : st.live) {
         const core::TrafficCounters& c = live.info->traffic;
+        const core::AllocationInfo& a = *live.info;
         LiveAllocationView v;
-        v.id = live.labels->allocation_id;
-        v.user = live.facts.user;
-        v.transport = transport_label(live.labels->transport);
-        v.family = family_label(live.labels->family);
-        v.client = live.facts.client.to_string();
-        v.relayed.push_back(live.facts.relayed.to_string());
-        if (live.facts.relayed_additional) {
-          v.relayed.push_back(live.facts.relayed_additional->to_string());
-        }
-        v.call_id = live.facts.call_id;
-        v.age_s = static_cast<double>(std::max<core::TimeMs>(now - live.facts.started, 0)) / 1e3;
+        v.id = std::to_string(w->index()) + "-" + std::to_string(a.id);
+        v.user = a.user_id;
+        v.transport = transport_label(live.transport);
+        v.family = family_label(live.family);
+        v.client = a.client.client.to_string();
+        v.relayed.push_back(a.relayed.to_string());
+        if (a.relayed_additional) v.relayed.push_back(a.relayed_additional->to_string());
+        v.call_id = a.call_id;
+        v.age_s = static_cast<double>(std::max<core::TimeMs>(now - a.started, 0)) / 1e3;
         v.bytes = {c.bytes_to_peer.get(), c.bytes_to_client.get()};
-        v.rate = live.throughput;
+        v.rate = live.throughput();
         v.quality = quality_of(live.info->media);
         out.push_back(std::move(v));
       }
@@ -71,7 +70,7 @@ LiveCounts live_counts(const std::vector<std::unique_ptr<WorkerMetrics>>& worker
   LiveCounts counts;
   for (const auto& w : workers) {
     w->with_state([&](const AllocationState& st) {
-      for (const auto& [id, live] : st.live) ++counts.by_transport[live.labels->transport];
+      for (const auto& [id, live] : st.live) ++counts.by_transport[live.transport];
       counts.total += st.live.size();
     });
   }

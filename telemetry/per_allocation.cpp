@@ -107,7 +107,7 @@ size_t select_series(std::vector<SeriesSample>& series, size_t cap) {
   if (series.size() > cap) {
     const auto bigger = [](const SeriesSample& a, const SeriesSample& b) {
       if (a.rank() != b.rank()) return a.rank() > b.rank();
-      return a.labels->allocation_id < b.labels->allocation_id;
+      return a.labels.allocation_id < b.labels.allocation_id;
     };
     std::nth_element(series.begin(), series.begin() + static_cast<std::ptrdiff_t>(cap),
                      series.end(), bigger);
@@ -115,7 +115,7 @@ size_t select_series(std::vector<SeriesSample>& series, size_t cap) {
     series.resize(cap);
   }
   std::sort(series.begin(), series.end(), [](const SeriesSample& a, const SeriesSample& b) {
-    return a.labels->allocation_id < b.labels->allocation_id;
+    return a.labels.allocation_id < b.labels.allocation_id;
   });
   return dropped;
 }
@@ -131,10 +131,10 @@ void add_series_families(const std::vector<SeriesSample>& series,
     for (const SeriesSample& s : series) {
       for (size_t dir = 0; dir < f->directions; ++dir) {
         prometheus::ClientMetric m;
-        m.label = {{"allocation_id", s.labels->allocation_id},
+        m.label = {{"allocation_id", s.labels.allocation_id},
                    {"direction", std::string(direction_label(dir))},
-                   {"transport", std::string(transport_label(s.labels->transport))},
-                   {"user", s.labels->user}};
+                   {"transport", std::string(transport_label(s.labels.transport))},
+                   {"user", s.labels.user}};
         const double v = value_of(*f, s, dir);
         if (f->type == prometheus::MetricType::Counter) {
           m.counter.value = v;
@@ -156,11 +156,11 @@ void render_series_text(const std::vector<SeriesSample>& series, std::string& ou
     for (const SeriesSample& s : series) {
       for (size_t dir = 0; dir < f->directions; ++dir) {
         out.append(f->name).append("{allocation_id=\"");
-        append_escaped(out, s.labels->allocation_id);
+        append_escaped(out, s.labels.allocation_id);
         out.append("\",direction=\"").append(direction_label(dir));
-        out.append("\",transport=\"").append(transport_label(s.labels->transport));
+        out.append("\",transport=\"").append(transport_label(s.labels.transport));
         out.append("\",user=\"");
-        append_escaped(out, s.labels->user);
+        append_escaped(out, s.labels.user);
         out.append("\"} ");
         append_value(out, value_of(*f, s, dir));
         out += '\n';

@@ -18,7 +18,7 @@ namespace callrelay::telemetry {
 
 /// One live allocation's numbers as a scrape read them.
 struct SeriesSample {
-  std::shared_ptr<const SeriesLabels> labels;
+  SeriesLabels labels;
   std::array<uint64_t, kDirections> bytes{}, packets{};
   std::array<double, kDirections> throughput{};  ///< bytes/s as of the last tick
   /// Relay-observed media the client sent (core::AllocationInfo::media, both kinds):

@@ -6,8 +6,12 @@ namespace callrelay::telemetry {
 
 RateWindow::RateWindow(uint32_t window_s)
     : window_ms_(core::ms_from_seconds(std::max<uint32_t>(window_s, 1))),
-      // One sample a second over the window, plus the one at its start, plus slack for jitter.
-      ring_(std::max<uint32_t>(window_s, 1) + 2) {}
+      ring_(capacity_for(window_s)) {}
+
+size_t RateWindow::capacity_for(uint32_t window_s) {
+  // One sample a second over the window, plus the one at its start, plus slack for jitter.
+  return std::max<uint32_t>(window_s, 1) + 2;
+}
 
 void RateWindow::add(core::TimeMs t, uint64_t to_peer, uint64_t to_client) {
   if (size_ > 0) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,9 @@ class RateWindow {
   /// Bytes per second each way ([0] client to peer, [1] peer to client) between the oldest and
   /// the newest sample; zero until two samples at different times exist.
   std::array<double, 2> bytes_per_second() const;
+
+  /// How many samples a window of `window_s` seconds holds at most.
+  static size_t capacity_for(uint32_t window_s);
 
  private:
   struct Sample {

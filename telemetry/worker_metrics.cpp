@@ -22,18 +22,20 @@ void WorkerMetrics::on_allocation_created(const core::AllocationInfo& a) {
   events_.created[t][f].add(1);
   events_.by_secret[secret_index(a.secret_index)].add(1);
 
-  auto labels = std::make_shared<SeriesLabels>();
-  labels->allocation_id = std::to_string(index_) + "-" + std::to_string(a.id);
-  labels->user = sanitize_label(a.user_id);
-  labels->transport = t;
-  labels->family = f;
-  AllocationFacts facts{a.user_id, a.call_id, a.client.client, a.relayed, a.relayed_additional,
-                        a.started};
-  LiveAllocation live{&a, std::move(labels), RateWindow(rate_window_s_), {}, std::move(facts)};
-  // The first sample is the allocation's start, so the first tick already yields a rate.
-  live.window.add(a.started, a.traffic.bytes_to_peer.get(), a.traffic.bytes_to_client.get());
+  LiveAllocation live;
+  live.info = &a;
+  live.transport = static_cast<uint8_t>(t);
+  live.family = static_cast<uint8_t>(f);
+  const uint64_t to_peer = a.traffic.bytes_to_peer.get();
+  const uint64_t to_client = a.traffic.bytes_to_client.get();
+  if (to_peer != 0 || to_client != 0) {
+    // Traffic before the registry saw it: the window starts now, as an eager one would.
+    live.rate = std::make_unique<ActiveRate>(rate_window_s_);
+    live.rate->window.add(a.started, to_peer, to_client);
+  }
   {
     std::lock_guard lock(mu_);
+    live.created_tick = ticks_;
     state_.live.insert_or_assign(a.id, std::move(live));
   }
   if (next_ != nullptr) next_->on_allocation_created(a);
@@ -95,11 +97,49 @@ void WorkerMetrics::on_drop(core::DropReason r) {
 
 void WorkerMetrics::sample(core::TimeMs now) {
   std::lock_guard lock(mu_);
+  // Ticks come from one thread on the monotonic clock: a tick at the previous one's time only
+  // renews it (an idle window would replace its zero sample with another); an older one (which
+  // every window ignores) is not remembered.
+  if (tick_times_.empty()) tick_times_.resize(RateWindow::capacity_for(rate_window_s_));
+  ++ticks_;
+  Tick* newest = distinct_ticks_ == 0 ? nullptr
+                                      : &tick_times_[(distinct_ticks_ - 1) % tick_times_.size()];
+  if (newest != nullptr && newest->t == now) {
+    newest->last = ticks_;
+  } else if (newest == nullptr || now > newest->t) {
+    tick_times_[distinct_ticks_ % tick_times_.size()] = {now, ticks_};
+    ++distinct_ticks_;
+  }
   for (auto& [id, live] : state_.live) {
     const core::TrafficCounters& c = live.info->traffic;
-    live.window.add(now, c.bytes_to_peer.get(), c.bytes_to_client.get());
-    live.throughput = live.window.bytes_per_second();
+    const uint64_t to_peer = c.bytes_to_peer.get();
+    const uint64_t to_client = c.bytes_to_client.get();
+    if (!live.rate) {
+      if (to_peer == 0 && to_client == 0) continue;  // idle: its rate stays 0, nothing kept
+      activate(live, now, to_peer, to_client);
+      continue;
+    }
+    live.rate->window.add(now, to_peer, to_client);
+    live.rate->throughput = live.rate->window.bytes_per_second();
   }
+}
+
+void WorkerMetrics::activate(LiveAllocation& live, core::TimeMs now, uint64_t to_peer,
+                             uint64_t to_client) {
+  live.rate = std::make_unique<ActiveRate>(rate_window_s_);
+  RateWindow& w = live.rate->window;
+  // The samples an eager window would have taken: the start, then every tick since the
+  // allocation was created, all with zero bytes. Only the last capacity_for() of them can
+  // still be in a window, and tick_times_ remembers that many.
+  w.add(live.info->started, 0, 0);
+  const auto remembered = static_cast<uint32_t>(tick_times_.size());
+  const uint32_t first = distinct_ticks_ > remembered ? distinct_ticks_ - remembered : 0;
+  for (uint32_t n = first; n < distinct_ticks_; ++n) {
+    const Tick& tick = tick_times_[n % remembered];
+    if (tick.last > live.created_tick) w.add(tick.t, 0, 0);
+  }
+  w.add(now, to_peer, to_client);
+  live.rate->throughput = w.bytes_per_second();
 }
 
 }  // namespace callrelay::telemetry

@@ -57,7 +57,8 @@ struct EventCounters {
   std::array<core::RelaxedCounter, kSecretSlots> by_secret;
 };
 
-/// Labels of one allocation's series, fixed at creation; shared with scrape snapshots.
+/// Labels of one allocation's series, made at scrape time from the allocation (nothing is kept
+/// per allocation for them).
 struct SeriesLabels {
   std::string allocation_id;  ///< "<worker>-<core id>": core ids are unique per shard only
   std::string user;           ///< sanitized REST user id
@@ -65,26 +66,29 @@ struct SeriesLabels {
   size_t family = 0;
 };
 
-/// What the admin API shows of an allocation besides its labels, copied at creation on the
-/// worker's thread (the core's AllocationInfo is read by other threads for its atomics only).
-/// Addresses stay binary (20 bytes each, no heap) and are formatted when the API reads them.
-struct AllocationFacts {
-  std::string user;     ///< the REST user id (or static username), as sent
-  std::string call_id;  ///< "" when not call-scoped
-  core::Endpoint client;
-  core::Endpoint relayed;                           ///< the relayed address
-  std::optional<core::Endpoint> relayed_additional;  ///< a dual allocation's second
-  core::TimeMs started = 0;                         ///< the core's monotonic clock
-};
-
-/// A live allocation as the registry keeps it. `info` is read only for its traffic and media
-/// counters (atomics); its other fields are copied at creation on the worker's thread.
-struct LiveAllocation {
-  const core::AllocationInfo* info = nullptr;
-  std::shared_ptr<const SeriesLabels> labels;
+/// The throughput state of an allocation that relayed at least one byte. Allocations that never
+/// did (ICE agents gather relay candidates they may never use) have none: their rate is 0.
+struct ActiveRate {
+  explicit ActiveRate(uint32_t window_s) : window(window_s) {}
   RateWindow window;
   std::array<double, 2> throughput{};  ///< bytes/s each way as of the last tick
-  AllocationFacts facts;
+};
+
+/// A live allocation as the registry keeps it: 24 bytes while it relays nothing. `info` is read
+/// under the worker's mutex: its counters are atomics, and its other fields (user, call,
+/// addresses, start) are set before on_allocation_created and never change while it is live,
+/// and the core frees it only after on_allocation_ended took it out (under the same mutex).
+struct LiveAllocation {
+  const core::AllocationInfo* info = nullptr;
+  /// Null until a tick finds traffic; then made with the zero samples it would have had.
+  std::unique_ptr<ActiveRate> rate;
+  uint32_t created_tick = 0;  ///< WorkerMetrics' tick count at creation (later ones are replayed)
+  uint8_t transport = 0;      ///< transport_index, fixed at creation
+  uint8_t family = 0;         ///< family_index, fixed at creation
+
+  std::array<double, 2> throughput() const {
+    return rate ? rate->throughput : std::array<double, 2>{};
+  }
 };
 
 /// Traffic of ended allocations, per transport: [direction] bytes and packets.
@@ -135,9 +139,26 @@ class WorkerMetrics final : public core::Observer {
   /// Adds a throughput sample at `now` to every live allocation (Telemetry::tick).
   void sample(core::TimeMs now);
 
+  unsigned index() const { return index_; }
+
  private:
+  /// Starts the rate window of `live`, which had no traffic at any earlier tick: the samples
+  /// an eager window would hold (its start and the ticks since, all zero), then `now`'s.
+  void activate(LiveAllocation& live, core::TimeMs now, uint64_t to_peer, uint64_t to_client);
+
   unsigned index_;
   uint32_t rate_window_s_;
+  /// A remembered tick: its time and the number of the last tick at that time.
+  struct Tick {
+    core::TimeMs t = 0;
+    uint32_t last = 0;
+  };
+  /// The latest distinct tick times (as many as a RateWindow holds), a ring of which
+  /// distinct_ticks_ were ever filled, and the number of ticks so far: what activate() replays.
+  /// Under mu_.
+  std::vector<Tick> tick_times_;
+  uint32_t distinct_ticks_ = 0;
+  uint32_t ticks_ = 0;
   core::Observer* next_ = nullptr;
   EventCounters events_;
   mutable std::mutex mu_;
