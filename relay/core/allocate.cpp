@@ -336,7 +336,7 @@ void TurnServer::Impl::release_relay(Allocation& a, size_t fi) {
   // Permissions of that family can no longer be used (a CreatePermission for it gets 443);
   // channels stay until their cooldown ends so that their numbers are not rebound too early.
   const Family f = kFamilies[fi];
-  std::erase_if(a.permissions, [f](const Permission& p) { return p.ip.family == f; });
+  a.permissions.remove_if([f](const Permission& p) { return p.ip.family == f; });
   // RFC 6062: a TCP relay's peer connections were made from (or to) its address.
   if (a.tcp) close_tcp_peers(a.info.client, f);
 }

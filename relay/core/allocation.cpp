@@ -69,15 +69,15 @@ Allocation::BindResult Allocation::bind_channel(uint16_t number, const Endpoint&
     return BindResult::kOk;
   }
   // Entries whose cooldown ended no longer reserve anything: reuse their slots.
-  std::erase_if(channels, [now](const ChannelBinding& c) { return c.expires + kChannelCooldownMs <= now; });
+  channels.remove_if([now](const ChannelBinding& c) { return c.expires + kChannelCooldownMs <= now; });
   if (channels.size() >= max_entries) return BindResult::kFull;
   channels.push_back({peer, number, until});
   return BindResult::kOk;
 }
 
 TimeMs Allocation::prune(TimeMs now) {
-  std::erase_if(permissions, [now](const Permission& p) { return p.expires <= now; });
-  std::erase_if(channels, [now](const ChannelBinding& c) { return c.expires + kChannelCooldownMs <= now; });
+  permissions.remove_if([now](const Permission& p) { return p.expires <= now; });
+  channels.remove_if([now](const ChannelBinding& c) { return c.expires + kChannelCooldownMs <= now; });
   TimeMs next = expires;
   for (const auto& r : relays) {
     if (r.open) next = std::min(next, r.expires);

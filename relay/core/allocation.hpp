@@ -1,6 +1,7 @@
 // One TURN allocation (RFC 8656 section 2.2): the relayed address, its lifetime, and the
 // permissions and channel bindings installed on it, all kept as expiry timestamps in small
-// flat vectors (a handful of entries: a linear scan beats any map and allocates nothing).
+// flat lists (a handful of entries: a linear scan beats any map and allocates nothing; the
+// first entry of each is inline).
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@
 
 #include "relay/core/monitor_pool.hpp"
 #include "relay/core/observer.hpp"
+#include "relay/core/small_list.hpp"
 #include "relay/core/timers.hpp"
 #include "relay/core/types.hpp"
 #include "relay/core/user_limits.hpp"
@@ -58,13 +60,14 @@ struct Allocation {
   std::array<FamilyRelay, 2> relays{};  ///< indexed by family_index()
   TimeMs expires = 0;                   ///< the latest expiry of an open relay
   std::optional<AddressError> address_error;  ///< replayed in a retransmitted Allocate response
+  // (The two flags fill the 2 bytes after address_error: field order is the size here.)
+  bool dont_fragment = false;
+  bool tcp = false;  ///< RFC 6062 TCP allocation: relays are TCP listeners, peers connect
   uint32_t granted_lifetime_s = 0;            ///< sent in the Allocate response (retransmissions)
   stun::TransactionId allocate_tid{};         ///< to recognise a retransmitted Allocate
   std::optional<uint64_t> reservation_token;  ///< handed out in the Allocate response, if any
-  bool dont_fragment = false;
-  bool tcp = false;  ///< RFC 6062 TCP allocation: relays are TCP listeners, peers connect
-  std::vector<Permission> permissions;
-  std::vector<ChannelBinding> channels;
+  SmallList<Permission> permissions;
+  SmallList<ChannelBinding> channels;
   /// Measures the relayed media into info.media (its payload map is owned by the shard's
   /// per-call table, which outlives every allocation pointing at it). Holds a monitor only
   /// once a datagram came: an idle allocation pays a pointer, not the monitor's ~400 bytes.

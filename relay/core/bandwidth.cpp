@@ -37,8 +37,7 @@ int64_t cost_of(uint64_t bytes) {
 }  // namespace
 
 void TokenBucket::refill(TimeMs now, const Rate& r) {
-  if (!primed_) {
-    primed_ = true;
+  if (last_ == kUnprimed) {
     units_ = r.burst_units;  // a new allocation may start with a burst
     last_ = now;
     return;

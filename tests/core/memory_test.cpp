@@ -1,0 +1,74 @@
+// The per-allocation memory budget (about 1 KiB per idle allocation with one permission and one
+// channel, see README "Memory per idle allocation"): the core's share of it as ceilings on the
+// structures every allocation holds, and the inline list that keeps its one peer off the heap.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "relay/core/allocation.hpp"
+#include "relay/core/small_list.hpp"
+
+namespace callrelay::core {
+namespace {
+
+TEST(Memory, AllocationFitsItsBudget) {
+  std::printf("sizeof(Allocation) = %zu (AllocationInfo %zu, BandwidthGate %zu, UserSlot %zu, "
+              "TokenBucket %zu, SmallList<Permission> %zu)\n",
+              sizeof(Allocation), sizeof(AllocationInfo), sizeof(BandwidthGate), sizeof(UserSlot),
+              sizeof(TokenBucket), sizeof(SmallList<Permission>));
+  EXPECT_LE(sizeof(TokenBucket), 16u);
+  EXPECT_LE(sizeof(SmallList<Permission>), 40u);
+  EXPECT_LE(sizeof(SmallList<ChannelBinding>), 40u);
+  EXPECT_LE(sizeof(Allocation), 728u);
+}
+
+struct Entry {
+  int key = 0;
+  int64_t value = 0;
+};
+
+std::vector<int> keys(const SmallList<Entry>& l) {
+  std::vector<int> out;
+  for (const Entry& e : l) out.push_back(e.key);
+  return out;
+}
+
+TEST(SmallList, OneInlineThenGrowsKeepingOrder) {
+  SmallList<Entry> l;
+  EXPECT_TRUE(l.empty());
+  l.push_back({1, 10});
+  EXPECT_EQ(keys(l), (std::vector<int>{1}));
+  for (int k = 2; k <= 9; ++k) l.push_back({k, k * 10});
+  EXPECT_EQ(l.size(), 9u);
+  EXPECT_EQ(keys(l), (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(l[4].value, 50);
+  l[4].value = 7;
+  EXPECT_EQ(l[4].value, 7);
+}
+
+TEST(SmallList, RemoveIfKeepsTheOthersInOrder) {
+  SmallList<Entry> l;
+  for (int k = 1; k <= 6; ++k) l.push_back({k, 0});
+  EXPECT_EQ(l.remove_if([](const Entry& e) { return e.key % 2 == 0; }), 3u);
+  EXPECT_EQ(keys(l), (std::vector<int>{1, 3, 5}));
+  l.push_back({7, 0});
+  EXPECT_EQ(keys(l), (std::vector<int>{1, 3, 5, 7}));
+  EXPECT_EQ(l.remove_if([](const Entry&) { return true; }), 4u);
+  EXPECT_TRUE(l.empty());
+  l.push_back({8, 0});
+  EXPECT_EQ(keys(l), (std::vector<int>{8}));
+}
+
+TEST(SmallList, InlineEntryRemovedAndReplaced) {
+  SmallList<Entry> l;
+  l.push_back({1, 0});
+  EXPECT_EQ(l.remove_if([](const Entry& e) { return e.key == 2; }), 0u);
+  EXPECT_EQ(l.remove_if([](const Entry& e) { return e.key == 1; }), 1u);
+  EXPECT_TRUE(l.empty());
+  l.push_back({2, 0});
+  l.push_back({3, 0});
+  EXPECT_EQ(keys(l), (std::vector<int>{2, 3}));
+}
+
+}  // namespace
+}  // namespace callrelay::core
