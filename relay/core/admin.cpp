@@ -40,8 +40,8 @@ size_t TurnServer::Impl::end_matching(const std::function<bool(const AllocationI
                                       EndReason why, TimeMs now) {
   // Collected first: end_allocation erases from by_tuple.
   std::vector<FiveTuple> doomed;
-  for (const auto& [tuple, a] : by_tuple) {
-    if (match(a->info)) doomed.push_back(tuple);
+  for (const auto& a : by_tuple) {
+    if (match(a->info)) doomed.push_back(a->info.client);
   }
   for (const FiveTuple& t : doomed) end_allocation(t, why, now);
   return doomed.size();
@@ -79,8 +79,8 @@ void TurnServer::Impl::track_credential(const Allocation& a) {
   // ones, so the heap stays within twice the shard's allocations whatever the churn.
   if (credential_deadlines.size() > 2 * by_tuple.size() + 64) {
     std::erase_if(credential_deadlines, [this](const CredentialDeadline& d) {
-      const auto it = by_tuple.find(d.tuple);
-      return it == by_tuple.end() || it->second->info.id != d.id;
+      const Allocation* const live = by_tuple.find(d.tuple);
+      return live == nullptr || live->info.id != d.id;
     });
     std::make_heap(credential_deadlines.begin(), credential_deadlines.end(), std::greater<>{});
   }
@@ -99,8 +99,8 @@ void TurnServer::Impl::expire_credentials(TimeMs now, size_t* budget) {
     std::pop_heap(credential_deadlines.begin(), credential_deadlines.end(), std::greater<>{});
     const CredentialDeadline due = credential_deadlines.back();
     credential_deadlines.pop_back();
-    const auto it = by_tuple.find(due.tuple);
-    if (it != by_tuple.end() && it->second->info.id == due.id)
+    const Allocation* const a = by_tuple.find(due.tuple);
+    if (a != nullptr && a->info.id == due.id)
       end_allocation(due.tuple, EndReason::kCredentialExpired, now);
   }
 }

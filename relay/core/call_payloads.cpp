@@ -25,8 +25,8 @@ void TurnServer::Impl::set_payload_types(std::string_view call_id,
   const std::shared_ptr<const media::PayloadMap> old = std::move(p->second.map);
   if (live != by_call.end()) {
     for (const FiveTuple& t : live->second) {
-      if (const auto a = by_tuple.find(t); a != by_tuple.end()) {
-        a->second->monitor.set_payload_map(map.get());
+      if (Allocation* const a = by_tuple.find(t); a != nullptr) {
+        a->monitor.set_payload_map(map.get());
       }
     }
   }

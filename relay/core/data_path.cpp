@@ -13,12 +13,12 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
                                      int64_t now_us) {
   // RFC 8656 section 11.2: "When the server receives a Send indication, it processes as per
   // Section 5 plus the specific rules mentioned here."
-  const auto it = by_tuple.find(from);
-  if (it == by_tuple.end() || it->second->expires <= now) {
+  Allocation* const found = by_tuple.find(from);
+  if (found == nullptr || found->expires <= now) {
     drop(DropReason::kNoAllocation);
     return {};
   }
-  Allocation& a = *it->second;
+  Allocation& a = *found;
   if (a.tcp) {  // RFC 6062: a TCP allocation relays over peer data connections only
     drop(DropReason::kMalformed);
     return {};
@@ -82,12 +82,12 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
     drop(DropReason::kMalformed);
     return {};
   }
-  const auto it = by_tuple.find(from);
-  if (it == by_tuple.end() || it->second->expires <= now) {
+  Allocation* const found = by_tuple.find(from);
+  if (found == nullptr || found->expires <= now) {
     drop(DropReason::kNoAllocation);
     return {};
   }
-  Allocation& a = *it->second;
+  Allocation& a = *found;
   // "If the ChannelData message is received on a channel that is not bound to any peer, then
   // the message is silently discarded."
   const ChannelBinding* ch = a.channel(cd->channel, now);

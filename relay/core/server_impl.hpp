@@ -15,6 +15,7 @@
 
 #include "relay/core/abuse.hpp"
 #include "relay/core/allocation.hpp"
+#include "relay/core/allocation_table.hpp"
 #include "relay/core/timers.hpp"
 #include "relay/core/turn_server.hpp"
 #include "relay/stun/builder.hpp"
@@ -102,7 +103,7 @@ struct TurnServer::Impl {
   /// Spare media monitors for allocations' first datagrams. Declared before the allocations:
   /// they give their monitors back to it when destroyed.
   MonitorPool monitors;
-  std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple;
+  AllocationTable by_tuple;
   std::vector<Allocation*> by_relay;  ///< indexed by RelayId
   /// Client 5-tuples of the live allocations of each call (call-scoped credentials only).
   std::unordered_map<std::string, std::vector<FiveTuple>, CallIdHash, std::equal_to<>> by_call;

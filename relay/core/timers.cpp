@@ -14,7 +14,7 @@ TimeMs TurnServer::on_timer(TimeMs now) { return impl_->on_timer(now); }
 void TurnServer::shutdown(TimeMs now) {
   Impl& s = *impl_;
   while (!s.by_tuple.empty()) {
-    const FiveTuple tuple = s.by_tuple.begin()->first;
+    const FiveTuple tuple = (*s.by_tuple.begin())->info.client;
     s.end_allocation(tuple, EndReason::kShutdown, now);
   }
   for (const auto& [token, r] : s.reservations) s.ports.close(r.relay.id);

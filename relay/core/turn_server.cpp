@@ -94,12 +94,12 @@ size_t TurnServer::payload_map_count() const { return impl_->payloads_by_call.si
 
 size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
 
-bool TurnServer::has_allocation(const FiveTuple& tuple) const { return impl_->by_tuple.count(tuple) != 0; }
+bool TurnServer::has_allocation(const FiveTuple& tuple) const { return impl_->by_tuple.contains(tuple); }
 
 void TurnServer::set_limit_counters(base::LimitCounters* counters) { impl_->limits = counters; }
 
 void TurnServer::visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const {
-  for (const auto& [tuple, a] : impl_->by_tuple) fn(a->info, ctx);
+  for (const auto& a : impl_->by_tuple) fn(a->info, ctx);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,13 +185,13 @@ const std::string& TurnServer::Impl::quota_key(const AllocationInfo& info) {
 }
 
 Allocation* TurnServer::Impl::find_live(const FiveTuple& tuple, TimeMs now) {
-  const auto it = by_tuple.find(tuple);
-  if (it == by_tuple.end()) return nullptr;
-  if (it->second->expires <= now) {
+  Allocation* const a = by_tuple.find(tuple);
+  if (a == nullptr) return nullptr;
+  if (a->expires <= now) {
     end_allocation(tuple, EndReason::kExpired, now);
     return nullptr;
   }
-  return it->second.get();
+  return a;
 }
 
 Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
@@ -203,17 +203,14 @@ Allocation& TurnServer::Impl::add_allocation(std::unique_ptr<Allocation> a) {
   }
   schedule(*a, a->expires);
   if (cfg.strict_expiry) track_credential(*a);
-  const FiveTuple tuple = a->info.client;
-  by_tuple[tuple] = std::move(a);
+  by_tuple.insert(std::move(a));
   if (observer != nullptr) observer->on_allocation_created(ref.info);
   return ref;
 }
 
 void TurnServer::Impl::end_allocation(const FiveTuple& tuple, EndReason why, TimeMs now) {
-  const auto it = by_tuple.find(tuple);
-  if (it == by_tuple.end()) return;
-  std::unique_ptr<Allocation> a = std::move(it->second);
-  by_tuple.erase(it);
+  std::unique_ptr<Allocation> a = by_tuple.take(tuple);
+  if (!a) return;
   allocation_timers.remove(*a);
   // The allocation's quota slot is given back when `a` goes (its BandwidthGate holds it).
   unindex_call(*a, now);

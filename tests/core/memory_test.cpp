@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "relay/core/allocation.hpp"
+#include "relay/core/allocation_table.hpp"
 #include "relay/core/small_list.hpp"
 
 namespace callrelay::core {
@@ -68,6 +69,45 @@ TEST(SmallList, InlineEntryRemovedAndReplaced) {
   l.push_back({2, 0});
   l.push_back({3, 0});
   EXPECT_EQ(keys(l), (std::vector<int>{2, 3}));
+}
+
+std::unique_ptr<Allocation> allocation_on(uint16_t client_port, uint64_t id) {
+  auto a = std::make_unique<Allocation>();
+  a->info.id = id;
+  a->info.client.client = Endpoint::v4({192, 0, 2, 1}, client_port);
+  a->info.client.server = Endpoint::v4({198, 51, 100, 2}, 3478);
+  return a;
+}
+
+TEST(AllocationTable, FindsTakesAndReplacesByTheAllocationsOwnTuple) {
+  AllocationTable t;
+  for (uint16_t p = 1; p <= 100; ++p) t.insert(allocation_on(p, p));
+  EXPECT_EQ(t.size(), 100u);
+  FiveTuple probe;
+  probe.client = Endpoint::v4({192, 0, 2, 1}, 42);
+  probe.server = Endpoint::v4({198, 51, 100, 2}, 3478);
+  ASSERT_NE(t.find(probe), nullptr);
+  EXPECT_EQ(t.find(probe)->info.id, 42u);
+  probe.transport = Transport::kTcp;  // another 5-tuple
+  EXPECT_EQ(t.find(probe), nullptr);
+  EXPECT_FALSE(t.contains(probe));
+  probe.transport = Transport::kUdp;
+
+  std::unique_ptr<Allocation> taken = t.take(probe);
+  ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(taken->info.id, 42u);
+  EXPECT_EQ(t.find(probe), nullptr);
+  EXPECT_EQ(t.take(probe), nullptr);
+  EXPECT_EQ(t.size(), 99u);
+
+  t.insert(allocation_on(7, 1007));  // the same 5-tuple as allocation 7: replaces it
+  EXPECT_EQ(t.size(), 99u);
+  probe.client.port = 7;
+  EXPECT_EQ(t.find(probe)->info.id, 1007u);
+
+  uint64_t ids = 0;
+  for (const auto& a : t) ids += a->info.id;
+  EXPECT_EQ(ids, 100u * 101u / 2 - 42 - 7 + 1007);
 }
 
 }  // namespace
