@@ -1,7 +1,7 @@
 // A list of a few trivially copyable values with room for one of them inline: an allocation's
-// permissions and channel bindings. Nearly every allocation has one peer (RFC 8445 relays a
-// candidate pair), so the common case costs no heap block and no vector header beside it;
-// more entries move to the heap, growing like a vector.
+// permissions and channel bindings. An allocation usually relays for one ICE candidate pair,
+// so one peer: the common case costs no heap block and no vector header beside it; more
+// entries move to the heap, growing like a vector.
 #pragma once
 
 #include <algorithm>
