@@ -9,7 +9,9 @@
 
 #include "app/credentials.hpp"
 #include "base/log.hpp"
+#include "calls/cluster/redis_cluster.hpp"
 #include "calls/store/postgres_store.hpp"
+#include "cluster/redis/redis_url.hpp"
 
 namespace callrelay::app {
 namespace {
@@ -69,6 +71,21 @@ std::unique_ptr<calls::RecordStore> open_store(const calls::CallsConfig& cfg,
             "call records: in PostgreSQL at ", config::mask_postgres_url(cluster.postgres_url),
             " (instance ", instance_name(cluster), ")");
   return store;
+}
+
+/// Calls across instances over Redis when cluster.redis_url is set (the URL was validated
+/// with the configuration); null otherwise.
+std::unique_ptr<calls::ClusterSeam> open_cluster(const config::ClusterConfig& cluster) {
+  if (!cluster.redis()) return nullptr;
+  std::string error;
+  auto url = callrelay::cluster::parse_redis_url(cluster.redis_url, &error);
+  if (!url) throw std::runtime_error("cluster.redis_url: " + error);
+  const std::string masked = callrelay::cluster::mask_redis_url(cluster.redis_url);
+  const std::string instance = instance_name(cluster);
+  log::info("cluster.signaling", {{"url", masked}, {"instance", instance}},
+            "calls: signaling across instances through Redis at ", masked, " (instance ",
+            instance, ")");
+  return std::make_unique<calls::RedisCluster>(instance, *url);
 }
 
 std::unique_ptr<calls::DemoApi> make_demo_api(const DemoSettings& demo,
@@ -140,11 +157,12 @@ CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& sta
               [this](const calls::CallRecord& r) {
                 if (webhook_) webhook_->enqueue(r);
               }),
+      cluster_(open_cluster(cluster)),
       signaling_(cfg, calls::SignalingService::Deps{tokens_, ice, relay,
                                                     [this](calls::CallRecord r) {
                                                       writer_.submit(std::move(r));
                                                     },
-                                                    &metrics_, {}}),
+                                                    &metrics_, {}, cluster_.get()}),
       token_api_(tokens_, keys),
       records_api_(*store_, keys),
       preflight_api_(tokens_, preflight, &preflight_metrics_),

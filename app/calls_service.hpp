@@ -66,8 +66,9 @@ struct DemoSettings {
 class CallsService {
  public:
   /// Opens the record database (PostgreSQL when cluster.postgres_url is set, else the SQLite
-  /// file) and loads or creates the token secret now (throws std::runtime_error naming the
-  /// file or database and what to fix). `relay`, `ice`, `preflight` and `keys` outlive the
+  /// file), joins the other instances on cluster.redis_url when it is set, and loads or
+  /// creates the token secret now (throws std::runtime_error naming the file or database and
+  /// what to fix). `relay`, `ice`, `preflight` and `keys` outlive the
   /// service.
   CallsService(const calls::CallsConfig& cfg, const std::string& state_dir,
                calls::CallRelay& relay, calls::IceServerSource& ice,
@@ -102,6 +103,8 @@ class CallsService {
   calls::RecordWriter writer_;
   calls::CallMetrics metrics_;
   calls::PreflightMetrics preflight_metrics_;
+  /// The other instances (cluster.redis_url set); null alone. Before signaling_, which uses it.
+  std::unique_ptr<calls::ClusterSeam> cluster_;
   calls::SignalingService signaling_;
   calls::SignalTokenApi token_api_;
   calls::RecordsApi records_api_;

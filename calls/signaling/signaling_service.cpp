@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "base/log.hpp"
+#include "calls/cluster/cluster_router.hpp"
 #include "calls/core/messages.hpp"
 #include "calls/signaling/relay_sampler.hpp"
 #include "http/codec.hpp"
@@ -86,7 +87,7 @@ Clock monotonic_unix_clock() {
   };
 }
 
-struct SignalingService::Impl : FinalRelaySource {
+struct SignalingService::Impl : FinalRelaySource, ClusterSink {
   /// What on_upgrade decided, until on_open arrives on the signaling thread.
   struct Pending {
     std::string user, tenant;     ///< from the token (new device)
@@ -113,7 +114,12 @@ struct SignalingService::Impl : FinalRelaySource {
         deps(std::move(d)),
         clock(deps.clock ? deps.clock : monotonic_unix_clock()),
         engine(cfg.engine, deps.ice, [] { return random_token("c_", 22); }, deps.metrics, this),
-        rate(static_cast<double>(cfg.messages_per_second)) {}
+        rate(static_cast<double>(cfg.messages_per_second)) {
+    if (deps.cluster != nullptr)
+      router = std::make_unique<ClusterRouter>(
+          *deps.cluster, engine, cfg.limits,
+          [this](const DeviceId& dev) { return links.count(dev) != 0; });
+  }
 
   SignalingService& owner;
   Deps deps;
@@ -137,6 +143,7 @@ struct SignalingService::Impl : FinalRelaySource {
   std::unordered_map<DeviceId, Link> links;
   RelaySampler sampler;
   TimeMs next_sample = 0;  ///< 0: no active call to sample
+  std::unique_ptr<ClusterRouter> router;  ///< with other instances only
 
   /// Open sessions per tenant and user, for online_users() (HTTP threads read it).
   mutable std::mutex online_mutex;
@@ -159,7 +166,24 @@ struct SignalingService::Impl : FinalRelaySource {
   std::vector<RelayInterval> final_intervals(const ActiveCall& call, TimeMs now) override {
     return relay_intervals(call, now);
   }
-  void set_online(const Link& link, bool up);
+  void set_online(const DeviceId& dev, const Link& link, bool up);
+  // ClusterSink (the seam's threads): handled on the signaling thread.
+  void on_envelope(std::string payload) override {
+    asio::post(io, [this, payload = std::move(payload)] {
+      if (stopped) return;
+      Actions out;
+      router->on_envelope(payload, clock(), out);
+      apply(out);
+    });
+  }
+  void on_instances(std::vector<InstanceSeen> seen) override {
+    asio::post(io, [this, seen = std::move(seen)] {
+      if (stopped) return;
+      Actions out;
+      router->on_instances(seen, clock(), out);
+      apply(out);
+    });
+  }
   void forget(const DeviceId& dev);
   void update_metrics();
 };
@@ -171,6 +195,7 @@ SignalingService::~SignalingService() { stop(); }
 
 void SignalingService::start() {
   if (impl_->thread.joinable()) return;
+  if (impl_->deps.cluster != nullptr) impl_->deps.cluster->start(*impl_);
   impl_->thread = std::thread([impl = impl_.get()] {
     try {
       impl->io.run();
@@ -198,6 +223,8 @@ void SignalingService::stop() {
     impl->work.reset();
   });
   impl_->thread.join();
+  // After the engine's shutdown: the `ended` of calls with a side elsewhere go out first.
+  if (impl_->deps.cluster != nullptr) impl_->deps.cluster->stop();
 }
 
 void SignalingService::run_sync(std::function<void()> fn) {
@@ -354,7 +381,8 @@ void SignalingService::Impl::opened(uint64_t id, std::shared_ptr<http::WsConnect
       }
     } else {
       engine.device_resumed(p.resume, now, out);
-      set_online(link, true);
+      set_online(p.resume, link, true);
+      if (router) router->local_resumed(p.resume);
     }
     link.session = id;
     s.device = p.resume;
@@ -378,7 +406,7 @@ void SignalingService::Impl::opened(uint64_t id, std::shared_ptr<http::WsConnect
   link.user = p.user;
   link.tenant = p.tenant;
   link.session = id;
-  set_online(link, true);
+  set_online(dev, link, true);
   link.resume_token = random_token("", 32);
   {
     const std::lock_guard lock(pending_mutex);
@@ -441,7 +469,16 @@ void SignalingService::Impl::received(uint64_t id, const std::string& text) {
     return;
   }
   Actions out;
-  engine.on_message(s.device, std::get<ClientMessage>(parsed), now, out);
+  const ClientMessage& m = std::get<ClientMessage>(parsed);
+  if (router) {
+    // A call owned by another instance: its engine answers, through that instance.
+    if (router->forward(s.device, m, text)) return;
+    if (m.type == ClientType::kInvite) {
+      const Link& link = links.at(s.device);
+      router->before_invite(link.tenant, m.to, now, out);
+    }
+  }
+  engine.on_message(s.device, m, now, out);
   apply(out);
 }
 
@@ -453,9 +490,10 @@ void SignalingService::Impl::closed(uint64_t id) {
   const auto link = links.find(dev);
   if (link == links.end() || link->second.session != id) return;
   link->second.session = 0;
-  set_online(link->second, false);
+  set_online(dev, link->second, false);
   Actions out;
   engine.device_lost(dev, clock(), out);
+  if (router) router->local_lost(dev);
   apply(out);
 }
 
@@ -476,6 +514,7 @@ void SignalingService::Impl::send_to(const DeviceId& dev, json msg) {
 }
 
 void SignalingService::Impl::apply(Actions& out) {
+  if (router) router->route(clock(), out);  // sends to devices elsewhere are published
   for (Outgoing& o : out.send) send_to(o.to, std::move(o.message));
   for (auto& [call, types] : out.payload_types)
     deps.relay.set_payload_types(call, std::move(types));
@@ -499,6 +538,11 @@ void SignalingService::Impl::apply(Actions& out) {
     deps.store(std::move(r));
   }
   for (const DeviceId& dev : out.drop) forget(dev);
+  if (router) {
+    bool changed = false;
+    auto watched = router->watched(changed);
+    if (changed) deps.cluster->watch(std::move(watched));
+  }
   update_metrics();
   schedule();
 }
@@ -511,7 +555,7 @@ void SignalingService::Impl::forget(const DeviceId& dev) {
     resume_tokens.erase(it->second.resume_token);
   }
   if (it->second.session != 0) {
-    set_online(it->second, false);
+    set_online(dev, it->second, false);
     if (auto s = sessions.find(it->second.session); s != sessions.end()) {
       s->second.conn->close(kCloseGraceOver, "grace period over");
       sessions.erase(s);
@@ -567,7 +611,8 @@ std::vector<RelayInterval> SignalingService::Impl::relay_intervals(const ActiveC
   return sampler.sample(call.id, call.connected, media, now);
 }
 
-void SignalingService::Impl::set_online(const Link& link, bool up) {
+void SignalingService::Impl::set_online(const DeviceId& dev, const Link& link, bool up) {
+  if (deps.cluster != nullptr) deps.cluster->presence(link.tenant, link.user, dev, up);
   const std::lock_guard lock(online_mutex);
   auto& users = online[link.tenant];
   if (up) {

@@ -7,7 +7,9 @@
 // call's allocations. Every 5 s it samples what the relay measured of each active call's media
 // and feeds the engine relay-observed quality intervals (README, section Call quality), and
 // once more as an active call ends, so its record holds the media up to its end; it hands the
-// relay the payload types each call negotiated.
+// relay the payload types each call negotiated. With other instances (Deps::cluster) it
+// publishes its devices' presence and routes calls whose sides sit on different instances
+// (calls/cluster/cluster_router.hpp).
 #pragma once
 
 #include <atomic>
@@ -23,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "calls/cluster/cluster_seam.hpp"
 #include "calls/core/config.hpp"
 #include "calls/core/engine.hpp"
 #include "calls/signaling/call_metrics.hpp"
@@ -49,6 +52,9 @@ class SignalingService : public http::WsEndpoint {
     std::function<void(CallRecord)> store;
     CallMetrics* metrics = nullptr;  ///< may be null
     Clock clock;                     ///< empty: monotonic_unix_clock()
+    /// The other instances (cluster.redis_url); null: this instance alone. Started and
+    /// stopped with the service.
+    ClusterSeam* cluster = nullptr;
   };
   /// Everything in `deps` outlives the service.
   SignalingService(CallsConfig cfg, Deps deps);

@@ -1,0 +1,268 @@
+#include "calls/cluster/redis_cluster.hpp"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+
+#include "base/log.hpp"
+
+namespace callrelay::calls {
+namespace {
+
+/// Messages waiting for the worker beyond this are dropped (and counted): a Redis that does
+/// not answer must not grow the queue without bound.
+constexpr size_t kMaxQueued = 20000;
+/// Commands per pipeline round trip.
+constexpr size_t kMaxBatch = 256;
+/// How long stop() waits for queued messages (the `ended` of calls ended at shutdown).
+constexpr auto kStopFlush = std::chrono::seconds(2);
+
+std::string random_nonce() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  unsigned char raw[8];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+  std::string out;
+  for (const unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+cluster::RedisClient::Options lookup_options() {
+  cluster::RedisClient::Options o;
+  // An invite waits for this at most: presence is one round trip on a healthy Redis.
+  o.timeout = std::chrono::milliseconds(300);
+  o.retry_interval = std::chrono::milliseconds(1000);
+  return o;
+}
+
+}  // namespace
+
+RedisCluster::RedisCluster(std::string instance, cluster::RedisUrl url, std::string prefix)
+    : instance_(std::move(instance)),
+      nonce_(random_nonce()),
+      prefix_(std::move(prefix)),
+      url_(url),
+      lookups_(url, lookup_options(), &link_),
+      worker_(url, cluster::RedisClient::Options{}, &link_) {}
+
+RedisCluster::~RedisCluster() { stop(); }
+
+std::string RedisCluster::presence_key(const std::string& tenant, const std::string& user) const {
+  return prefix_ + "presence:" + std::to_string(tenant.size()) + ":" + tenant + ":" + user;
+}
+
+void RedisCluster::start(ClusterSink& sink) {
+  if (thread_.joinable()) return;
+  sink_ = &sink;
+  subscriber_ = std::make_unique<cluster::RedisSubscriber>(
+      url_, std::vector<std::string>{channel(instance_)},
+      [this](const std::string&, const std::string& payload) { sink_->on_envelope(payload); },
+      [this](bool up) {
+        if (!up) return;
+        log::info("cluster.subscribed", {{"instance", instance_}}, "cluster: instance ", instance_,
+                  " subscribed to its signaling channel");
+        // Subscribed again (first start, or Redis restarted empty): write liveness and
+        // presence now rather than at the next heartbeat.
+        const std::lock_guard lock(mu_);
+        beat_now_ = true;
+        wake_.notify_one();
+      });
+  subscriber_->start();
+  thread_ = std::thread([this] { run(); });
+}
+
+void RedisCluster::stop() {
+  if (!thread_.joinable()) return;
+  {
+    const std::lock_guard lock(mu_);
+    stop_ = true;
+    wake_.notify_one();
+  }
+  thread_.join();
+  if (subscriber_) subscriber_->stop();
+}
+
+void RedisCluster::publish(const std::string& instance, std::string payload) {
+  const std::lock_guard lock(mu_);
+  if (queue_.size() >= kMaxQueued) {
+    ++counters_.failed;
+    return;
+  }
+  queue_.push_back({"PUBLISH", channel(instance), std::move(payload)});
+  wake_.notify_one();
+}
+
+void RedisCluster::presence(const std::string& tenant, const std::string& user,
+                            const DeviceId& device, bool up) {
+  const std::string key = presence_key(tenant, user);
+  const std::lock_guard lock(mu_);
+  if (up) {
+    present_.emplace(key, device);
+    queue_.push_back({"HSET", key, device, instance_});
+    queue_.push_back({"PEXPIRE", key, std::to_string(kPresenceTtlMs)});
+  } else {
+    present_.erase({key, device});
+    queue_.push_back({"HDEL", key, device});
+  }
+  wake_.notify_one();
+}
+
+void RedisCluster::watch(std::vector<std::string> instances) {
+  const std::lock_guard lock(mu_);
+  watched_ = std::move(instances);
+}
+
+std::optional<std::vector<RemoteDevice>> RedisCluster::devices_of(const std::string& tenant,
+                                                                  const std::string& user) {
+  const std::string key = presence_key(tenant, user);
+  const auto all = lookups_.command({"HGETALL", key});
+  if (!all || all->type != cluster::RedisReply::Type::kArray) return std::nullopt;
+  std::vector<RemoteDevice> found;
+  std::set<std::string> instances;
+  for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+    const auto& dev = all->elements[i];
+    const auto& inst = all->elements[i + 1];
+    if (dev.type != cluster::RedisReply::Type::kString ||
+        inst.type != cluster::RedisReply::Type::kString || dev.str.empty() || inst.str.empty())
+      continue;
+    found.push_back(RemoteDevice{dev.str, inst.str, ""});
+    instances.insert(inst.str);
+  }
+  if (found.empty()) return found;
+  // Only devices of live instances: a dead instance's fields outlive it until the hash
+  // expires, and are deleted here when seen.
+  Command mget{"MGET"};
+  for (const std::string& i : instances) mget.push_back(alive_key(i));
+  const auto alive = lookups_.command(mget);
+  if (!alive || alive->type != cluster::RedisReply::Type::kArray ||
+      alive->elements.size() != instances.size())
+    return std::nullopt;
+  std::map<std::string, std::string> nonces;
+  size_t n = 0;
+  for (const std::string& i : instances) {
+    const auto& r = alive->elements[n++];
+    if (r.type == cluster::RedisReply::Type::kString && !r.str.empty()) nonces[i] = r.str;
+  }
+  std::vector<RemoteDevice> live;
+  Command stale{"HDEL", key};
+  for (RemoteDevice& d : found) {
+    const auto it = nonces.find(d.instance);
+    if (it == nonces.end()) {
+      stale.push_back(d.device);
+      continue;
+    }
+    d.nonce = it->second;
+    live.push_back(std::move(d));
+  }
+  if (stale.size() > 2) {
+    const std::lock_guard lock(mu_);
+    queue_.push_back(std::move(stale));
+    wake_.notify_one();
+  }
+  return live;
+}
+
+void RedisCluster::run() {
+  auto next_beat = std::chrono::steady_clock::now();
+  bool up = true;
+  for (;;) {
+    std::deque<Command> batch;
+    bool beat = false, stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait_until(lock, next_beat, [&] { return stop_ || beat_now_ || !queue_.empty(); });
+      stopping = stop_;
+      beat = beat_now_ || std::chrono::steady_clock::now() >= next_beat;
+      beat_now_ = false;
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!batch.empty()) flush(batch);
+    if (stopping) break;
+    if (beat) {
+      heartbeat();
+      next_beat = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHeartbeatMs);
+      if (worker_.up() != up) {
+        up = worker_.up();
+        if (up)
+          log::info("cluster.redis_up", {}, "cluster: Redis reachable again");
+        else
+          log::warn("cluster.redis_down", {},
+                    "cluster: Redis unreachable: calls between "
+                    "instances wait for it; calls within this instance go on");
+      }
+    }
+  }
+  // Stopping: what is queued (the `ended` of calls ended at shutdown) goes out within a
+  // bounded time, then this instance's presence and liveness are withdrawn.
+  const auto deadline = std::chrono::steady_clock::now() + kStopFlush;
+  for (;;) {
+    std::deque<Command> batch;
+    {
+      const std::lock_guard lock(mu_);
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      for (const auto& [key, dev] : present_) batch.push_back({"HDEL", key, dev});
+      present_.clear();
+    }
+    if (batch.empty() || std::chrono::steady_clock::now() > deadline) break;
+    flush(batch);
+  }
+  worker_.command({"DEL", alive_key(instance_)});
+}
+
+void RedisCluster::flush(std::deque<Command>& batch) {
+  std::vector<Command> cmds(std::make_move_iterator(batch.begin()),
+                            std::make_move_iterator(batch.end()));
+  const auto replies = worker_.pipeline(cmds);
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    if (cmds[i][0] != "PUBLISH") continue;
+    // PUBLISH answers how many subscribers got it: 0 is an instance that is not listening.
+    const bool ok = replies && i < replies->size() &&
+                    (*replies)[i].type == cluster::RedisReply::Type::kInteger &&
+                    (*replies)[i].integer > 0;
+    ++(ok ? counters_.published : counters_.failed);
+  }
+}
+
+void RedisCluster::heartbeat() {
+  std::vector<Command> cmds;
+  std::vector<std::string> watched;
+  {
+    const std::lock_guard lock(mu_);
+    watched = watched_;
+    cmds.push_back({"SET", alive_key(instance_), nonce_, "PX", std::to_string(kAliveTtlMs)});
+    std::string last;
+    for (const auto& [key, dev] : present_) {
+      cmds.push_back({"HSET", key, dev, instance_});
+      if (key != last) cmds.push_back({"PEXPIRE", key, std::to_string(kPresenceTtlMs)});
+      last = key;
+    }
+  }
+  if (!watched.empty()) {
+    Command mget{"MGET"};
+    for (const std::string& i : watched) mget.push_back(alive_key(i));
+    cmds.push_back(std::move(mget));
+  }
+  const auto replies = worker_.pipeline(cmds);
+  // No answer: nothing is concluded about other instances while Redis is away.
+  if (!replies || watched.empty() || replies->size() != cmds.size()) return;
+  const auto& mget = replies->back();
+  if (mget.type != cluster::RedisReply::Type::kArray || mget.elements.size() != watched.size())
+    return;
+  std::vector<InstanceSeen> seen;
+  for (size_t i = 0; i < watched.size(); ++i) {
+    const auto& r = mget.elements[i];
+    seen.push_back(
+        InstanceSeen{watched[i], r.type == cluster::RedisReply::Type::kString ? r.str : ""});
+  }
+  sink_->on_instances(std::move(seen));
+}
+
+}  // namespace callrelay::calls
