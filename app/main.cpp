@@ -161,7 +161,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   static base::LimitCounters limit_counters;
   telemetry::ProcessProbes probes;
   probes.limits = &limit_counters;
-  probes.relay_ports_total = settings.relay.port_max - settings.relay.port_min + 1u;
+  probes.relay_ports_total = net::relay_port_capacity(settings.relay, settings.listen_udp);
   probes.relay_ports_in_use = [&relay_server]() -> uint64_t {
     return relay_server != nullptr ? relay_server->relay_ports_in_use() : 0;
   };

@@ -51,8 +51,11 @@ core::OwnAddresses own_addresses(const net::Server& server, const net::RelayNetS
   for (const auto& l : server.stream_listening()) own.listeners.push_back(l.endpoint);
   if (http) own.listeners.push_back(*http);
   for (const auto& ip : interface_addresses()) add_ip(own.ips, ip);
-  for (const auto& ip :
-       {relay.bind_ipv4, relay.bind_ipv6, relay.external_ipv4, relay.external_ipv6}) {
+  // Every relay address of every family: a peer there would be this server relaying to itself.
+  for (const auto* list : {&relay.bind_ipv4, &relay.bind_ipv6}) {
+    for (const auto& ip : *list) add_ip(own.ips, ip);
+  }
+  for (const auto& ip : {relay.external_ipv4, relay.external_ipv6}) {
     if (ip) add_ip(own.ips, *ip);
   }
   for (const auto& l : own.listeners) add_ip(own.ips, l);

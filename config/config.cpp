@@ -15,6 +15,7 @@
 #include "config/http_section.hpp"
 #include "config/limits_section.hpp"
 #include "config/loader.hpp"
+#include "config/relay_addresses.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace callrelay::config {
@@ -153,12 +154,24 @@ void Loader::read_udp(const Field& f) {
 
 void Loader::read_relay(const Field& f) {
   RelayNetConfig& r = cfg_.relay;
+  const auto bind = [this](std::vector<stun::Endpoint>& out, Family family) {
+    return [this, &out, family](const Field& x) {
+      detail::read_relay_addresses(reader_, x, family, out);
+    };
+  };
+  Field external_v4, external_v6;
+  const auto external = [this](std::optional<stun::Endpoint>& out, Family family, Field& seen) {
+    return [this, &out, family, &seen](const Field& x) {
+      seen = x;
+      address(out, family)(x);
+    };
+  };
   const std::vector<KeyHandler> keys = {
       {"ports", on(&Loader::read_ports)},
-      {"bind_ipv4", address(r.bind_ipv4, Family::kIPv4)},
-      {"bind_ipv6", address(r.bind_ipv6, Family::kIPv6)},
-      {"external_ipv4", address(r.external_ipv4, Family::kIPv4)},
-      {"external_ipv6", address(r.external_ipv6, Family::kIPv6)},
+      {"bind_ipv4", bind(r.bind_ipv4, Family::kIPv4)},
+      {"bind_ipv6", bind(r.bind_ipv6, Family::kIPv6)},
+      {"external_ipv4", external(r.external_ipv4, Family::kIPv4, external_v4)},
+      {"external_ipv6", external(r.external_ipv6, Family::kIPv6, external_v6)},
       {"io",
        [this, &r](const Field& item) {
          const auto s = reader_.string(item);
@@ -171,6 +184,8 @@ void Loader::read_relay(const Field& f) {
        }},
   };
   reader_.read_map(f, keys);
+  detail::check_relay_external(reader_, external_v4, r.external_ipv4, r.bind_ipv4, Family::kIPv4);
+  detail::check_relay_external(reader_, external_v6, r.external_ipv6, r.bind_ipv6, Family::kIPv6);
 }
 
 void Loader::read_ports(const Field& f) {

@@ -44,9 +44,12 @@ struct StreamConfig {
 struct RelayNetConfig {
   uint16_t port_min = 49152;
   uint16_t port_max = 65535;
-  /// Address to bind relay sockets per family; unset: the local address the client reached.
-  std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
+  /// Relay addresses per family (relay.bind_ipv4 / bind_ipv6: one address or a list of
+  /// distinct ones, each with its own port range; allocations spread over them). Empty: the
+  /// local address the client reached.
+  std::vector<stun::Endpoint> bind_ipv4, bind_ipv6;
   /// Address to advertise in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
+  /// Only with at most one bind address of its family.
   std::optional<stun::Endpoint> external_ipv4, external_ipv6;
   /// relay.io: how relay sockets are driven: "auto" (io_uring when it works here, else
   /// epoll), "io_uring" or "epoll". Read at start only.

@@ -57,8 +57,9 @@ struct Draft {
   std::vector<Given<stun::Endpoint>> listening_ips;
   Setting<uint16_t> listening_port, tls_port, alt_port, alt_tls_port;
   Setting<bool> no_udp, no_tcp, no_tls, no_dtls, no_rfc5780;
-  // Relay sockets.
-  Setting<stun::Endpoint> relay_ipv4, relay_ipv6, external_ipv4, external_ipv6;
+  // Relay sockets: every distinct relay-ip per family, in file order.
+  std::vector<Given<stun::Endpoint>> relay_ipv4, relay_ipv6;
+  Setting<stun::Endpoint> external_ipv4, external_ipv6;
   bool external_plain = false;  ///< external-ip without '/private' (coturn: no RFC 5780)
   Setting<uint16_t> min_port, max_port;
   Setting<unsigned> relay_threads;

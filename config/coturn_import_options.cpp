@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "config/coturn_import_draft.hpp"
+#include "config/relay_addresses.hpp"
 
 namespace callrelay::config::coturn {
 namespace {
@@ -86,13 +87,15 @@ void listening_ip(const Line& l, Draft& d, Report& r) {
 void relay_ip(const Line& l, Draft& d, Report& r) {
   const auto e = ip(l, r, l.value);
   if (!e) return;
-  Setting<stun::Endpoint>& s = e->is_v4() ? d.relay_ipv4 : d.relay_ipv6;
-  if (s) {
-    r.skip(l, "callrelay binds relay sockets to one address per family; the first relay-ip (line " +
-                  std::to_string(s.line) + ") is used");
+  if (const char* why = detail::relay_address_problem(*e)) {
+    r.skip(l, "'" + e->ip_string() + "' " + why + "; callrelay relays on unicast addresses");
     return;
   }
-  s.set(*e, l);
+  // Several relay-ip lines of a family: allocations spread over all of them, as in coturn.
+  auto& list = e->is_v4() ? d.relay_ipv4 : d.relay_ipv6;
+  for (const auto& g : list)
+    if (g.value == *e) return;  // coturn uses each address once
+  list.push_back({*e, l.number});
 }
 
 /// external-ip=PUBLIC or PUBLIC/PRIVATE: the address advertised in XOR-RELAYED-ADDRESS.

@@ -176,8 +176,33 @@ void write_relay(Writer& w, const Draft& d, Report& r) {
   const auto address = [&w](std::string_view key, const Setting<stun::Endpoint>& s) {
     if (s) w.key(1, key, quote((*s).ip_string()), s.origin());
   };
-  address("bind_ipv4", d.relay_ipv4);
-  address("bind_ipv6", d.relay_ipv6);
+  // Every relay-ip of a family, as a list when there are several; with an external-ip of that
+  // family only the first (callrelay gives each relay address its own ports, which would
+  // collide behind one public address).
+  const auto relay_ips = [&w, &r](std::string_view key,
+                                  const std::vector<Given<stun::Endpoint>>& ips,
+                                  const Setting<stun::Endpoint>& external) {
+    if (ips.empty()) return;
+    if (ips.size() == 1 || external) {
+      for (size_t i = 1; i < ips.size(); ++i) {
+        r.skip(Line{ips[i].line, "relay-ip", {}},
+               "with external-ip callrelay relays on one address per family; the first relay-ip "
+               "(line " + std::to_string(ips[0].line) + ") is used");
+      }
+      w.key(1, key, quote(ips[0].value.ip_string()),
+            "relay-ip, line " + std::to_string(ips[0].line));
+      return;
+    }
+    std::vector<std::string> items;
+    std::string lines;
+    for (const auto& g : ips) {
+      items.push_back(g.value.ip_string());
+      lines += (lines.empty() ? "" : ", ") + std::to_string(g.line);
+    }
+    w.list_key(1, key, items, "relay-ip, lines " + lines);
+  };
+  relay_ips("bind_ipv4", d.relay_ipv4, d.external_ipv4);
+  relay_ips("bind_ipv6", d.relay_ipv6, d.external_ipv6);
   address("external_ipv4", d.external_ipv4);
   address("external_ipv6", d.external_ipv6);
   if (d.external_ipv4 || d.external_ipv6) {

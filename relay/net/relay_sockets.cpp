@@ -23,19 +23,61 @@ stun::Endpoint loopback_of(stun::Family family) {
   return stun::Endpoint::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0);
 }
 
+size_t family_slot(stun::Family family) { return family == stun::Family::kIPv4 ? 0 : 1; }
+
+/// Which families the listen endpoints can relay without a configured address (see supports).
+struct ListenFamilies {
+  bool v4 = false, v6 = false;
+  bool loopback_v4 = false, loopback_v6 = false;
+  explicit ListenFamilies(const std::vector<stun::Endpoint>& listen) {
+    for (const auto& ep : listen) {
+      (ep.is_v4() ? v4 : v6) = true;
+      if (is_loopback(ep)) (ep.is_v4() ? loopback_v4 : loopback_v6) = true;
+    }
+  }
+  bool serves(stun::Family family) const {
+    return family == stun::Family::kIPv4 ? v4 || loopback_v6 : v6 || loopback_v4;
+  }
+};
+
 }  // namespace
+
+std::shared_ptr<RelayShare> make_share(const RelayNetSettings& settings) {
+  std::vector<stun::Endpoint> addresses = settings.bind_ipv4;
+  addresses.insert(addresses.end(), settings.bind_ipv6.begin(), settings.bind_ipv6.end());
+  return std::make_shared<RelayShare>(settings.port_min, settings.port_max, addresses);
+}
+
+uint64_t relay_port_capacity(const RelayNetSettings& settings,
+                             const std::vector<stun::Endpoint>& listen) {
+  const uint64_t range =
+      settings.port_max < settings.port_min ? 1u : settings.port_max - settings.port_min + 1u;
+  const ListenFamilies families(listen);
+  const bool derived = (settings.bind_ipv4.empty() && families.serves(stun::Family::kIPv4)) ||
+                       (settings.bind_ipv6.empty() && families.serves(stun::Family::kIPv6));
+  return range * (settings.bind_ipv4.size() + settings.bind_ipv6.size() + (derived ? 1 : 0));
+}
 
 RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                            unsigned count, const std::vector<stun::Endpoint>& listen)
     : ctx_(ctx),
       settings_(settings),
-      share_(settings.share ? settings.share
-                            : std::make_shared<RelayShare>(settings.port_min, settings.port_max)),
-      cursor_(share_->pool.cursor(index, count)) {
+      share_(settings.share ? settings.share : make_share(settings)) {
   settings_.share.reset();  // share_ holds it
+  for (size_t p = 0; p < share_->pool_count(); ++p) {
+    cursors_.push_back(share_->pool(p).cursor(index, count));
+  }
+  // Each worker starts its rotation at another address, so the first allocations of all
+  // workers spread too.
+  for (const auto& ip : settings_.bind_ipv4) configured_[0].push_back({ip, share_->pool_of(ip)});
+  for (const auto& ip : settings_.bind_ipv6) configured_[1].push_back({ip, share_->pool_of(ip)});
+  next_turn_[0] = next_turn_[1] = index;
+  const ListenFamilies families(listen);
+  listens_v4_ = families.v4;
+  listens_v6_ = families.v6;
+  loopback_v4_ = families.loopback_v4;
+  loopback_v6_ = families.loopback_v6;
   for (const auto& ep : listen) {
-    (ep.is_v4() ? listens_v4_ : listens_v6_) = true;
-    if (is_loopback(ep)) (ep.is_v4() ? loopback_v4_ : loopback_v6_) = true;
     if (!is_unspecified(ep)) fallback_.push_back(ep);
   }
 }
@@ -46,16 +88,30 @@ RelaySockets::~RelaySockets() {
 
 bool RelaySockets::supports(stun::Family family) const {
   if (family == stun::Family::kIPv4) {
-    return settings_.bind_ipv4.has_value() || listens_v4_ || loopback_v6_;
+    return !settings_.bind_ipv4.empty() || listens_v4_ || loopback_v6_;
   }
-  return settings_.bind_ipv6.has_value() || listens_v6_ || loopback_v4_;
+  return !settings_.bind_ipv6.empty() || listens_v6_ || loopback_v4_;
 }
 
-std::optional<stun::Endpoint> RelaySockets::bind_address(stun::Family family,
-                                                         const stun::Endpoint& server) const {
-  const auto& configured =
-      family == stun::Family::kIPv4 ? settings_.bind_ipv4 : settings_.bind_ipv6;
-  if (configured) return configured;
+std::optional<RelaySockets::Choice> RelaySockets::choice(stun::Family family,
+                                                         const stun::Endpoint& server,
+                                                         size_t turn) {
+  const auto& configured = configured_[family_slot(family)];
+  if (configured.empty()) {
+    if (turn != 0) return std::nullopt;
+    const auto ip = derived_address(family, server);
+    if (!ip) return std::nullopt;
+    return Choice{*ip, 0};
+  }
+  if (turn >= configured.size()) return std::nullopt;
+  // Round-robin per worker: allocations spread evenly over the addresses, and one that is
+  // full passes its turn to the next.
+  if (turn == 0) ++next_turn_[family_slot(family)];
+  return configured[(next_turn_[family_slot(family)] - 1 + turn) % configured.size()];
+}
+
+std::optional<stun::Endpoint> RelaySockets::derived_address(stun::Family family,
+                                                            const stun::Endpoint& server) const {
   if (server.family == family && !is_unspecified(server)) return server;
   for (const auto& ep : fallback_) {
     if (ep.family == family) return ep;
@@ -82,15 +138,19 @@ int RelaySockets::bind_port(const stun::Endpoint& ip, uint16_t port) {
   return r.fd >= 0 ? r.fd : -r.error;
 }
 
-std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endpoint& bound) {
-  core::RelayId id;
+core::RelayId RelaySockets::new_slot() {
   if (!free_ids_.empty()) {
-    id = free_ids_.back();
+    const core::RelayId id = free_ids_.back();
     free_ids_.pop_back();
-  } else {
-    id = static_cast<core::RelayId>(slots_.size());
-    slots_.emplace_back(ctx_);
+    return id;
   }
+  slots_.emplace_back(ctx_);
+  return static_cast<core::RelayId>(slots_.size() - 1);
+}
+
+std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endpoint& bound,
+                                                        uint16_t pool) {
+  const core::RelayId id = new_slot();
   Slot& s = slots_[id];
   asio::error_code ec;
   s.socket.assign(bound.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, ec);
@@ -103,6 +163,7 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
   }
   s.fd = fd;
   s.port = bound.port;
+  s.pool = pool;
   s.open = true;
   open_count_.store(open_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return core::RelayAddress{id, advertised(bound)};
@@ -111,62 +172,73 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
 std::optional<core::RelayPorts::Opened> RelaySockets::open(stun::Family family,
                                                            const stun::Endpoint& server, bool even,
                                                            bool reserve_next) {
-  const auto ip = bind_address(family, server);
-  if (!ip) {
+  auto at = choice(family, server, 0);
+  if (!at) {
     log::debug("relay_socket.no_address", {{"server", server.to_string()}},
                "no relay address of the requested family for a client on ", server.to_string());
     return std::nullopt;
   }
+  for (size_t turn = 1; at; at = choice(family, server, turn++)) {
+    if (auto opened = open_on(*at, even, reserve_next)) return opened;
+  }
+  return std::nullopt;
+}
+
+std::optional<core::RelayPorts::Opened> RelaySockets::open_on(const Choice& at, bool even,
+                                                              bool reserve_next) {
+  PortPool& pool = share_->pool(at.pool);
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
-    const auto port = share_->pool.take(cursor_, even, reserve_next);
+    const auto port = pool.take(cursors_[at.pool], even, reserve_next);
     if (!port) {
       if (log::enabled(log::Level::kDebug)) {
-        const size_t free = share_->pool.free_count();
-        log::debug("relay_socket.no_free_port", {{"free_ports", free}},
-                   "no free relay port that fits (", free, " free in the range)");
+        const size_t free = pool.free_count();
+        log::debug("relay_socket.no_free_port", {{"ip", at.ip.ip_string()}, {"free_ports", free}},
+                   "no free relay port that fits on ", at.ip.ip_string(), " (", free,
+                   " free in the range)");
       }
       return std::nullopt;
     }
-    const int fd = bind_port(*ip, *port);
+    const int fd = bind_port(at.ip, *port);
     int fd_next = -1;
     if (fd >= 0 && reserve_next) {
-      fd_next = bind_port(*ip, static_cast<uint16_t>(*port + 1));
+      fd_next = bind_port(at.ip, static_cast<uint16_t>(*port + 1));
       if (fd_next < 0) ::close(fd);
     }
     const int err = fd < 0 ? -fd : (reserve_next && fd_next < 0 ? -fd_next : 0);
     if (err != 0) {
       // The cursor has moved past it: tried again only after the rest of the range.
-      share_->pool.release(*port);
-      if (reserve_next) share_->pool.release(static_cast<uint16_t>(*port + 1));
+      pool.release(*port);
+      if (reserve_next) pool.release(static_cast<uint16_t>(*port + 1));
       if (err == EADDRINUSE || err == EACCES) continue;
       log::warn("relay_socket.bind_failed",
-                {{"ip", ip->ip_string()}, {"port", *port}, {"error", error_text(err)}},
-                "relay socket on ", ip->ip_string(), " port ", *port, ": ", error_text(err));
+                {{"ip", at.ip.ip_string()}, {"port", *port}, {"error", error_text(err)}},
+                "relay socket on ", at.ip.ip_string(), " port ", *port, ": ", error_text(err));
       return std::nullopt;
     }
-    return install_opened(*ip, *port, fd, fd_next);
+    return install_opened(at, *port, fd, fd_next);
   }
   return std::nullopt;
 }
 
-std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const stun::Endpoint& ip,
+std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const Choice& at,
                                                                      uint16_t port, int fd,
                                                                      int fd_next) {
-  stun::Endpoint bound = ip;
+  PortPool& pool = share_->pool(at.pool);
+  stun::Endpoint bound = at.ip;
   bound.port = port;
-  const auto relay = install(fd, bound);
+  const auto relay = install(fd, bound, at.pool);
   if (!relay) {
     if (fd_next >= 0) ::close(fd_next);
-    share_->pool.release(port);
-    if (fd_next >= 0) share_->pool.release(static_cast<uint16_t>(port + 1));
+    pool.release(port);
+    if (fd_next >= 0) pool.release(static_cast<uint16_t>(port + 1));
     return std::nullopt;
   }
   core::RelayPorts::Opened opened{*relay, std::nullopt};
   if (fd_next >= 0) {
     bound.port = static_cast<uint16_t>(port + 1);
-    opened.reserved_next = install(fd_next, bound);
+    opened.reserved_next = install(fd_next, bound, at.pool);
     if (!opened.reserved_next) {
-      share_->pool.release(bound.port);
+      pool.release(bound.port);
       close(relay->id);
       return std::nullopt;
     }
@@ -176,18 +248,24 @@ std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const stun:
 
 std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family family,
                                                               const stun::Endpoint& server) {
-  const auto ip = bind_address(family, server);
-  if (!ip) return std::nullopt;
+  for (size_t turn = 0; const auto at = choice(family, server, turn); ++turn) {
+    if (auto opened = open_tcp_on(*at)) return opened;
+  }
+  return std::nullopt;
+}
+
+std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp_on(const Choice& at) {
+  PortPool& pool = share_->pool(at.pool);
   // A short backlog: peers connect one at a time, and each needs a permission anyway.
   constexpr int kBacklog = 16;
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
-    const auto port = share_->pool.take(cursor_, false, false);
+    const auto port = pool.take(cursors_[at.pool], false, false);
     if (!port) return std::nullopt;
-    stun::Endpoint bound = *ip;
+    stun::Endpoint bound = at.ip;
     bound.port = *port;
     const OpenResult r = net::open_tcp(bound, kBacklog);
     if (r.fd < 0) {
-      share_->pool.release(*port);
+      pool.release(*port);
       if (r.error == EADDRINUSE || r.error == EACCES) continue;
       log::warn("relay_socket.tcp_failed",
                 {{"address", bound.to_string()}, {"step", r.step}, {"error", error_text(r.error)}},
@@ -195,17 +273,11 @@ std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family famil
                 error_text(r.error));
       return std::nullopt;
     }
-    core::RelayId id;
-    if (!free_ids_.empty()) {
-      id = free_ids_.back();
-      free_ids_.pop_back();
-    } else {
-      id = static_cast<core::RelayId>(slots_.size());
-      slots_.emplace_back(ctx_);
-    }
+    const core::RelayId id = new_slot();
     Slot& s = slots_[id];
     s.fd = -1;  // fd() is for UDP sends: never hand out the listening socket
     s.port = *port;
+    s.pool = at.pool;
     s.open = true;
     s.tcp = true;
     open_count_.store(open_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -234,7 +306,7 @@ void RelaySockets::close(core::RelayId id) {
   s.fd = -1;
   s.open = false;
   ++s.generation;
-  if (release) share_->pool.release(s.port);
+  if (release) share_->pool(s.pool).release(s.port);
   free_ids_.push_back(id);
 }
 
@@ -245,7 +317,8 @@ void RelaySockets::share_reservation(uint64_t token, core::RelayId id, core::Tim
   const int dup = ::fcntl(slots_[id].fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return;  // likewise
   reserved_[id] = token;
-  share_->reservations.add(token, {this, id, slots_[id].generation, dup, *bound, expires});
+  const Slot& s = slots_[id];
+  share_->reservations.add(token, {this, id, s.generation, dup, *bound, expires, s.pool});
 }
 
 std::optional<core::RelayAddress> RelaySockets::claim_reservation(uint64_t token,
@@ -263,9 +336,10 @@ std::optional<core::RelayAddress> RelaySockets::claim_reservation(uint64_t token
   asio::post(owner->ctx_, [owner, id = e->id, generation = e->generation] {
     owner->detach(id, generation);
   });
-  const auto relay = install(e->fd, e->bound);
+  const auto relay = install(e->fd, e->bound, e->pool);
   if (!relay) {
-    share_->pool.release(e->bound.port);  // install closed the duplicate; the owner lets go
+    // install closed the duplicate; the owner lets go of its own
+    share_->pool(e->pool).release(e->bound.port);
     return std::nullopt;
   }
   log::debug("relay_socket.reservation_moved",

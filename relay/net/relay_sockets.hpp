@@ -1,7 +1,8 @@
 // A worker's relay sockets (RFC 8656 section 7.2: one relayed transport address per allocation
 // and family; a dual allocation has an IPv4 and an IPv6 one): UDP sockets bound to ports from
-// the relay port pool every worker shares, kept in a slab whose dense indexes are the core's
+// the relay port pools every worker shares, kept in a slab whose dense indexes are the core's
 // RelayIds. Reserved ports (EVEN-PORT R=1) are found by any worker through the shared registry.
+// Several relay addresses of a family spread the allocations over them, each with its own pool.
 #pragma once
 
 #include <atomic>
@@ -26,14 +27,26 @@ namespace callrelay::net {
 struct RelayNetSettings {
   uint16_t port_min = 49152;
   uint16_t port_max = 65535;
-  /// Bind address per family; unset: the local address the client reached.
-  std::optional<stun::Endpoint> bind_ipv4, bind_ipv6;
+  /// Relay addresses per family (distinct, each with its own port range); an allocation takes
+  /// the next one of its worker's rotation that has a free port. Empty: the local address the
+  /// client reached.
+  std::vector<stun::Endpoint> bind_ipv4, bind_ipv6;
   /// Address advertised in XOR-RELAYED-ADDRESS (public IP behind NAT); unset: the bound one.
+  /// Only with at most one bind address of its family (the config refuses more: ports of two
+  /// addresses would collide behind one public address).
   std::optional<stun::Endpoint> external_ipv4, external_ipv6;
-  /// The port pool and reservations shared by the server's workers (relay/net's Server makes
-  /// one). Null: each RelaySockets has its own, over the whole range (a single worker, tests).
+  /// The port pools and reservations shared by the server's workers (relay/net's Server makes
+  /// one with make_share). Null: each RelaySockets has its own (a single worker, tests).
   std::shared_ptr<RelayShare> share;
 };
+
+/// The shared pools for `settings`: one per bind address, and pool 0 for derived addresses.
+std::shared_ptr<RelayShare> make_share(const RelayNetSettings& settings);
+
+/// Relay ports the server can hand out at once: the range once per relay address that can be
+/// in use (each configured one, and the listeners' addresses when a family has none).
+uint64_t relay_port_capacity(const RelayNetSettings& settings,
+                             const std::vector<stun::Endpoint>& listen);
 
 /// Thread: owned and used by one worker thread.
 class RelaySockets {
@@ -55,7 +68,9 @@ class RelaySockets {
   RelaySockets& operator=(const RelaySockets&) = delete;
 
   /// As core::RelayPorts::open. Ports another process holds (EADDRINUSE) are given back and
-  /// the next one is tried (the cursor has moved past them), a bounded number of times.
+  /// the next one is tried (the cursor has moved past them), a bounded number of times. With
+  /// several relay addresses of `family`, the worker's rotation picks where to start and a
+  /// full (or failing) address passes to the next: nullopt (508) only when none has a port.
   std::optional<core::RelayPorts::Opened> open(stun::Family family, const stun::Endpoint& server,
                                                bool even, bool reserve_next);
   /// RFC 6062: a TCP relay of `family` listening on a port of the shared pool (see open_tcp in
@@ -101,7 +116,10 @@ class RelaySockets {
   asio::ip::udp::socket& socket(core::RelayId id) { return slots_[id].socket; }
   /// Relay sockets open now. Written by the owning worker only; any thread may read it.
   size_t open_count() const { return open_count_.load(std::memory_order_relaxed); }
-  const PortPool& ports() const { return share_->pool; }
+  /// The pool of relay address `ip` (its own when configured, else the shared pool 0).
+  const PortPool& ports(const stun::Endpoint& ip) const {
+    return share_->pool(share_->pool_of(ip));
+  }
   RelayShare& share() { return *share_; }
 
   /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one).
@@ -113,6 +131,7 @@ class RelaySockets {
     asio::ip::udp::socket socket;
     int fd = -1;
     uint16_t port = 0;
+    uint16_t pool = 0;  ///< RelayShare pool the port came from
     uint32_t generation = 0;
     bool open = false;
     bool tcp = false;  ///< RFC 6062 relay: the descriptor belongs to its acceptor elsewhere
@@ -120,16 +139,29 @@ class RelaySockets {
     /// id until the core closes it (the port stays taken: the claimer gives it back).
     bool detached = false;
   };
-  std::optional<stun::Endpoint> bind_address(stun::Family family,
-                                             const stun::Endpoint& server) const;
+  /// A relay address of `family` and its pool.
+  struct Choice {
+    stun::Endpoint ip;
+    uint16_t pool = 0;
+  };
+  /// Where a relay of `family` may bind, try `turn` (0, 1, ... until nullopt): the configured
+  /// addresses from this worker's next turn (turn 0 moves the rotation on), or the one
+  /// address derived from `server` (pool 0). No heap allocation.
+  std::optional<Choice> choice(stun::Family family, const stun::Endpoint& server, size_t turn);
+  std::optional<stun::Endpoint> derived_address(stun::Family family,
+                                                const stun::Endpoint& server) const;
+  /// open() on one address; nullopt when it has no port that fits or binding fails.
+  std::optional<core::RelayPorts::Opened> open_on(const Choice& at, bool even, bool reserve_next);
+  std::optional<OpenedTcp> open_tcp_on(const Choice& at);
+  core::RelayId new_slot();
   stun::Endpoint advertised(const stun::Endpoint& bound) const;
   /// Binds `ip`:`port`; fd, or -errno.
   static int bind_port(const stun::Endpoint& ip, uint16_t port);
   /// Puts a bound socket into a slot; nullopt (fd closed) if the reactor refuses it.
-  std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound);
+  std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound, uint16_t pool);
   /// Installs the socket(s) open() bound; on failure everything is closed and released.
-  std::optional<core::RelayPorts::Opened> install_opened(const stun::Endpoint& ip, uint16_t port,
-                                                         int fd, int fd_next);
+  std::optional<core::RelayPorts::Opened> install_opened(const Choice& at, uint16_t port, int fd,
+                                                         int fd_next);
   /// Runs on this worker's thread after another worker claimed reservation slot `id`: closes
   /// this worker's descriptor of it (the claimer's duplicate keeps the socket) so that only
   /// the claimer reads it.
@@ -141,7 +173,11 @@ class RelaySockets {
   bool listens_v4_ = false, listens_v6_ = false;
   bool loopback_v4_ = false, loopback_v6_ = false;  // a listener on 127.0.0.0/8 or [::1]
   std::shared_ptr<RelayShare> share_;
-  PortPool::Cursor cursor_;  ///< this worker's place in the shared pool
+  std::vector<PortPool::Cursor> cursors_;  ///< this worker's place in each shared pool
+  /// The configured addresses per family ([0] IPv4, [1] IPv6) with their pools, and the
+  /// position of this worker's next turn in each.
+  std::vector<Choice> configured_[2];
+  size_t next_turn_[2] = {0, 0};
   /// Tokens of this worker's reserved relays listed in the registry, by RelayId (only
   /// reserved ones: the slots of ordinary relays pay nothing for it).
   std::unordered_map<core::RelayId, uint64_t> reserved_;

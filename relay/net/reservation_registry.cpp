@@ -50,4 +50,22 @@ size_t ReservationRegistry::size() const {
   return entries_.size();
 }
 
+RelayShare::RelayShare(uint16_t port_min, uint16_t port_max,
+                       const std::vector<stun::Endpoint>& addresses) {
+  addresses_.push_back(stun::Endpoint{});
+  pools_.push_back(std::make_unique<PortPool>(port_min, port_max));
+  for (stun::Endpoint ip : addresses) {
+    ip.port = 0;
+    addresses_.push_back(ip);
+    pools_.push_back(std::make_unique<PortPool>(port_min, port_max));
+  }
+}
+
+uint16_t RelayShare::pool_of(const stun::Endpoint& ip) const {
+  for (size_t i = 1; i < addresses_.size(); ++i) {
+    if (addresses_[i].same_ip(ip)) return static_cast<uint16_t>(i);
+  }
+  return 0;
+}
+
 }  // namespace callrelay::net

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "relay/core/types.hpp"
 #include "relay/net/port_pool.hpp"
@@ -29,6 +31,7 @@ class ReservationRegistry {
     int fd = -1;
     stun::Endpoint bound;     ///< the local address of the socket
     core::TimeMs expires = 0;
+    uint16_t pool = 0;        ///< RelayShare pool of the port (of bound's address)
   };
 
   ReservationRegistry() = default;
@@ -55,11 +58,32 @@ class ReservationRegistry {
   std::unordered_map<uint64_t, Entry> entries_;
 };
 
-/// What the workers of one server share about relay ports: the port pool and the reservations.
-struct RelayShare {
-  RelayShare(uint16_t port_min, uint16_t port_max) : pool(port_min, port_max) {}
-  PortPool pool;
+/// What the workers of one server share about relay ports: a port pool per relay address and
+/// the reservations. Each configured relay address has a pool of its own over the whole range
+/// (a port is a port of one address: two addresses double the allocations a family can hold);
+/// pool 0 serves the addresses taken from the listener a client reached, for a family without
+/// configured ones (one pool for all of them: they may be several, known only per request).
+class RelayShare {
+ public:
+  /// `addresses`: the configured relay addresses (ports ignored), pools 1..N in this order.
+  RelayShare(uint16_t port_min, uint16_t port_max,
+             const std::vector<stun::Endpoint>& addresses = {});
+  RelayShare(const RelayShare&) = delete;
+  RelayShare& operator=(const RelayShare&) = delete;
+
+  PortPool& pool(size_t index) { return *pools_[index]; }
+  const PortPool& pool(size_t index) const { return *pools_[index]; }
+  size_t pool_count() const { return pools_.size(); }
+  /// The pool of relay address `ip` (the port is ignored): its own when configured, else 0.
+  uint16_t pool_of(const stun::Endpoint& ip) const;
+  /// The address of pool `index` (port 0); pool 0 has none (an unspecified IPv4 address).
+  const stun::Endpoint& address(size_t index) const { return addresses_[index]; }
+
   ReservationRegistry reservations;
+
+ private:
+  std::vector<stun::Endpoint> addresses_;  // index-aligned with pools_
+  std::vector<std::unique_ptr<PortPool>> pools_;
 };
 
 }  // namespace callrelay::net

@@ -33,10 +33,10 @@ Server::Server(const ServerSettings& settings, const SharedAuth& shared,
                const ObserverFactory& observers)
     : users_(std::make_unique<core::UserLimits>(settings.core.bandwidth, shared.limits)) {
   const unsigned count = resolve_worker_count(settings.workers);
-  // One relay port range for all workers (any of them can use any port) and the reservations
-  // any of them can claim.
+  // One relay port range per relay address for all workers (any of them can use any port)
+  // and the reservations any of them can claim.
   RelayNetSettings relay = settings.relay;
-  if (!relay.share) relay.share = std::make_shared<RelayShare>(relay.port_min, relay.port_max);
+  if (!relay.share) relay.share = make_share(relay);
   workers_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     core::Observer* observer = observers ? observers(i) : nullptr;

@@ -94,8 +94,10 @@ log:
   EXPECT_EQ(c.listen.udp[1], *Endpoint::parse("[::1]:3479"));
   EXPECT_EQ(c.relay.port_min, 61000);
   EXPECT_EQ(c.relay.port_max, 65000);
-  EXPECT_EQ(c.relay.bind_ipv4->ip_string(), "127.0.0.1");
-  EXPECT_EQ(c.relay.bind_ipv6->ip_string(), "::1");
+  ASSERT_EQ(c.relay.bind_ipv4.size(), 1u);
+  EXPECT_EQ(c.relay.bind_ipv4[0].ip_string(), "127.0.0.1");
+  ASSERT_EQ(c.relay.bind_ipv6.size(), 1u);
+  EXPECT_EQ(c.relay.bind_ipv6[0].ip_string(), "::1");
   EXPECT_EQ(c.relay.external_ipv4->ip_string(), "203.0.113.7");
   EXPECT_EQ(c.relay.external_ipv6->ip_string(), "2001:db8::7");
   EXPECT_EQ(c.workers, 3u);
@@ -134,7 +136,7 @@ TEST(ConfigParse, EmptyDocumentGivesDefaultsListeningOn3478) {
   EXPECT_EQ(c.listen.udp[1], *Endpoint::parse("[::]:3478"));
   EXPECT_EQ(c.relay.port_min, 49152);
   EXPECT_EQ(c.relay.port_max, 65535);
-  EXPECT_FALSE(c.relay.bind_ipv4.has_value());
+  EXPECT_TRUE(c.relay.bind_ipv4.empty());
   EXPECT_TRUE(c.auth.rest_secrets.empty());
   EXPECT_EQ(c.auth.realm, "callrelay");
 }
@@ -220,7 +222,7 @@ TEST(ConfigParse, ExampleFileDocumentsEveryKey) {
 
 TEST(ConfigParse, NullOptionalAddressMeansUnset) {
   const Config c = parse("relay:\n  bind_ipv4: ~\n  external_ipv6:\n");
-  EXPECT_FALSE(c.relay.bind_ipv4.has_value());
+  EXPECT_TRUE(c.relay.bind_ipv4.empty());
   EXPECT_FALSE(c.relay.external_ipv6.has_value());
 }
 

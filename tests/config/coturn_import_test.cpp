@@ -105,7 +105,8 @@ TEST(CoturnImport, RestSecretBehindNat) {
   EXPECT_EQ(strings(cfg.listen.udp), std::vector<std::string>{"10.0.0.5:3478"});
   EXPECT_EQ(strings(cfg.listen.tcp), std::vector<std::string>{"10.0.0.5:3478"});
   EXPECT_TRUE(cfg.listen.tls.empty());
-  EXPECT_EQ(cfg.relay.bind_ipv4->ip_string(), "10.0.0.5");
+  ASSERT_EQ(cfg.relay.bind_ipv4.size(), 1u);
+  EXPECT_EQ(cfg.relay.bind_ipv4[0].ip_string(), "10.0.0.5");
   EXPECT_EQ(cfg.relay.external_ipv4->ip_string(), "203.0.113.7");
   EXPECT_FALSE(cfg.relay.external_ipv6.has_value());
   EXPECT_EQ(cfg.relay.port_min, 49160);

@@ -164,7 +164,7 @@ TEST(RelaySockets, ConfiguredIPv6BindAndExternalAddressPerFamily) {
   ASSERT_TRUE(ipv6_available()) << kNoIpv6;
   asio::io_context ctx;
   auto s = settings();
-  s.bind_ipv6 = *stun::Endpoint::parse("[::1]:0");
+  s.bind_ipv6 = {*stun::Endpoint::parse("[::1]:0")};
   s.external_ipv4 = stun::Endpoint::parse_ip("203.0.113.7", 0);
   s.external_ipv6 = stun::Endpoint::parse_ip("2001:db8::7", 0);
   const auto any4 = *stun::Endpoint::parse("0.0.0.0:3478");
