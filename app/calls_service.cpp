@@ -158,6 +158,7 @@ CallsService::CallsService(const calls::CallsConfig& cfg, const std::string& sta
                 if (webhook_) webhook_->enqueue(r);
               }),
       cluster_(open_cluster(cluster)),
+      redis_cluster_(dynamic_cast<const calls::RedisCluster*>(cluster_.get())),
       signaling_(cfg, calls::SignalingService::Deps{tokens_, ice, relay,
                                                     [this](calls::CallRecord r) {
                                                       writer_.submit(std::move(r));
@@ -210,6 +211,9 @@ void CallsService::tick(core::TimeMs now) {
     p.webhook_dropped = webhook_->dropped();
   }
   metrics_.set_storage(p);
+  if (redis_cluster_ != nullptr)
+    metrics_.set_cluster(redis_cluster_->counters().published.load(),
+                         redis_cluster_->counters().failed.load());
 }
 
 }  // namespace callrelay::app

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "app/call_relay.hpp"
+#include "calls/cluster/redis_cluster.hpp"
 #include "calls/core/config.hpp"
 #include "calls/core/engine.hpp"
 #include "calls/signaling/call_metrics.hpp"
@@ -105,6 +106,7 @@ class CallsService {
   calls::PreflightMetrics preflight_metrics_;
   /// The other instances (cluster.redis_url set); null alone. Before signaling_, which uses it.
   std::unique_ptr<calls::ClusterSeam> cluster_;
+  const calls::RedisCluster* redis_cluster_ = nullptr;  ///< cluster_'s counters, for metrics
   calls::SignalingService signaling_;
   calls::SignalTokenApi token_api_;
   calls::RecordsApi records_api_;

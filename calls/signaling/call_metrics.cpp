@@ -117,6 +117,10 @@ struct CallMetrics::Impl {
       .Name("callrelay_call_webhook_posts_total")
       .Help("Call records posted to the webhook, by result (delivered, failed, dropped)")
       .Register(registry);
+  prometheus::Family<prometheus::Counter>& cluster = BuildCounter()
+      .Name("callrelay_signaling_cluster_messages_total")
+      .Help("Signaling messages published to other instances, by result (sent, failed)")
+      .Register(registry);
   prometheus::Family<prometheus::Histogram>& mos = BuildHistogram()
       .Name("callrelay_call_quality_mos")
       .Help("Mean opinion score (E-model) per interval of an active call, by source and kind")
@@ -157,6 +161,7 @@ struct CallMetrics::Impl {
       disagreement{};
   std::mutex storage_mutex;
   StorageProbe storage_seen;  ///< the probe's totals already added to the counters
+  uint64_t cluster_sent_seen = 0, cluster_failed_seen = 0;  ///< under storage_mutex
 
   std::array<prometheus::Counter*, std::size(kAllOutcomes)> by_outcome{};
   std::array<std::array<prometheus::Counter*, 3>, kClientTypeCount> by_type{};
@@ -284,6 +289,17 @@ void CallMetrics::set_storage(const StorageProbe& p) {
   advance(s.webhook.Add({{"result", "failed"}}), p.webhook_failed, seen.webhook_failed);
   advance(s.webhook.Add({{"result", "dropped"}}), p.webhook_dropped, seen.webhook_dropped);
   s.records_pending.Set(static_cast<double>(p.pending));
+}
+
+void CallMetrics::set_cluster(uint64_t sent, uint64_t failed) {
+  Impl& s = *impl_;
+  const std::lock_guard lock(s.storage_mutex);
+  const auto advance = [](prometheus::Counter& c, uint64_t now, uint64_t& seen) {
+    if (now > seen) c.Increment(static_cast<double>(now - seen));
+    seen = std::max(seen, now);
+  };
+  advance(s.cluster.Add({{"result", "sent"}}), sent, s.cluster_sent_seen);
+  advance(s.cluster.Add({{"result", "failed"}}), failed, s.cluster_failed_seen);
 }
 
 std::string CallMetrics::scrape_text() const {

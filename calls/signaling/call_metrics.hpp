@@ -45,6 +45,9 @@ class CallMetrics : public CallObserver {
     uint64_t webhook_delivered = 0, webhook_failed = 0, webhook_dropped = 0;
   };
   void set_storage(const StorageProbe& p);
+  /// Signaling messages to other instances (cluster.redis_url), running totals: `sent` (an
+  /// instance was listening), `failed` (Redis unreachable, nobody listening, queue full).
+  void set_cluster(uint64_t sent, uint64_t failed);
 
   /// The exposition text (format 0.0.4) of every call metric. Any thread.
   std::string scrape_text() const;

@@ -109,6 +109,15 @@ assert rec["id"] == want["id"] and rec["outcome"] == "completed", rec
 assert rec["caller"] == want["caller"] and rec["callee"] == want["callee"], rec
 PY
 log "call $ID between A and B; its record read from C"
+# A counted what it published to B (the HTTP tick copies the totals into the metrics).
+sent=""
+for _ in $(seq 1 30); do
+  sent="$(curl -fsS --max-time 5 "http://127.0.0.1:${HTTP[a]}/metrics" |
+    sed -nE 's/^callrelay_signaling_cluster_messages_total\{result="sent"\} ([0-9]+).*$/\1/p')"
+  [ -n "$sent" ] && [ "$sent" != 0 ] && break
+  sleep 0.2
+done
+[ -n "$sent" ] && [ "$sent" != 0 ] || fail "A's callrelay_signaling_cluster_messages_total{result=\"sent\"} is '$sent'"
 
 # --- 2: exactly one accept across B and C ----------------------------------------------------------
 timeout 120 node "$DRIVER" one-accept "$TOKEN_SECRET" "$(ws a)" "$(ws b)" "$(ws c)" 6 ||
