@@ -232,6 +232,17 @@ bool Authenticator::is_revoked(const std::string& username, TimeMs now) const {
 }
 
 bool Authenticator::revoke(std::string username, TimeMs until, TimeMs now) {
+  const auto kept = add_revocation(username, until, now);
+  if (kept && on_revoke_) on_revoke_(username, *kept);
+  return kept.has_value();
+}
+
+bool Authenticator::apply_shared_revocation(std::string username, TimeMs until, TimeMs now) {
+  return add_revocation(std::move(username), until, now).has_value();
+}
+
+std::optional<TimeMs> Authenticator::add_revocation(std::string username, TimeMs until,
+                                                    TimeMs now) {
   const auto st = state();
   // Bounded twice: by count (max_revocations) and by time, so a username whose expiry lies
   // far ahead (or was forged to) holds its entry no longer than a credential minted now lives.
@@ -240,17 +251,17 @@ bool Authenticator::revoke(std::string username, TimeMs until, TimeMs now) {
   const std::unique_lock lock(revoked_mutex_);
   if (const auto it = revoked_.find(username); it != revoked_.end()) {
     it->second = std::max(it->second, keep_until);
-    return true;
+    return it->second;
   }
   if (revoked_.size() >= st->cfg.max_revocations) {
     std::erase_if(revoked_, [now](const auto& entry) { return entry.second <= now; });
     if (revoked_.size() >= st->cfg.max_revocations) {
       if (limits_ != nullptr) limits_->hit(base::Limit::kRevocationsFull);
-      return false;
+      return std::nullopt;
     }
   }
   revoked_.emplace(std::move(username), keep_until);
-  return true;
+  return keep_until;
 }
 
 bool Authenticator::revoke(std::string username, TimeMs until) {

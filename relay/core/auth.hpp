@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -127,12 +128,24 @@ class Authenticator {
   /// Usernames currently revoked (including ones past expiry not yet pruned).
   size_t revoked_count() const;
 
+  /// Called after each revocation made through revoke() with the username and the wall time
+  /// it is kept until, so that other instances can refuse it too (cluster mode). Set before
+  /// the server starts; runs on the revoking thread and must not block.
+  void set_on_revoke(std::function<void(const std::string& username, TimeMs until)> hook) {
+    on_revoke_ = std::move(hook);
+  }
+  /// A revocation another instance made: as revoke(), without calling the on_revoke hook (it
+  /// came from the cluster and is not sent back to it).
+  bool apply_shared_revocation(std::string username, TimeMs until, TimeMs now);
+
  private:
   /// The immutable configuration and what is derived from it.
   struct State;
   std::shared_ptr<const State> state() const;
   static std::shared_ptr<const State> make_state(AuthConfig cfg);
   bool is_revoked(const std::string& username, TimeMs now) const;
+  /// The revocation itself: the wall time the entry is kept until, nullopt when refused.
+  std::optional<TimeMs> add_revocation(std::string username, TimeMs until, TimeMs now);
   Lookup lookup_in(const State& st, std::string_view username, TimeMs wall) const;
 
   std::atomic<std::shared_ptr<const State>> state_;
@@ -140,6 +153,7 @@ class Authenticator {
   base::LimitCounters* limits_ = nullptr;
   mutable std::shared_mutex revoked_mutex_;  ///< guards revoked_ only
   std::unordered_map<std::string, TimeMs> revoked_;
+  std::function<void(const std::string&, TimeMs)> on_revoke_;
 };
 
 /// RFC 8489 section 9.2: a nonce that begins with this "nonce cookie" is followed by 4

@@ -39,24 +39,41 @@ UserSlot UserLimits::acquire(std::string_view key, uint32_t max_per_user, uint32
                              QuotaRefusal* why) {
   *why = QuotaRefusal::kNone;
   std::string k(key);
-  const std::lock_guard lock(mu_);
-  if (max_total != 0 && total_allocations_ >= max_total) {
-    *why = QuotaRefusal::kTotal;
-    return {};
+  UserShare* share = nullptr;
+  {
+    const std::lock_guard lock(mu_);
+    if (max_total != 0 && total_allocations_ >= max_total) {
+      *why = QuotaRefusal::kTotal;
+      return {};
+    }
+    auto it = users_.find(k);
+    if (it != users_.end() && max_per_user != 0 && it->second->allocations >= max_per_user) {
+      *why = QuotaRefusal::kUser;
+      if (counters_ != nullptr) counters_->hit(base::Limit::kUserQuota);
+      return {};
+    }
+    if (it == users_.end()) it = users_.emplace(k, std::make_unique<UserShare>()).first;
+    ++it->second->allocations;
+    ++total_allocations_;
+    share = it->second.get();  // stable while the count just taken holds the entry
   }
-  auto it = users_.find(k);
-  if (it != users_.end() && max_per_user != 0 && it->second->allocations >= max_per_user) {
+  // The other instances' count is asked outside the mutex: other workers' allocations start
+  // and end meanwhile. Refused there, the local count is taken back without telling the store.
+  if (shared_ != nullptr && !shared_->admit(k, max_per_user)) {
+    release_local(k);
     *why = QuotaRefusal::kUser;
     if (counters_ != nullptr) counters_->hit(base::Limit::kUserQuota);
     return {};
   }
-  if (it == users_.end()) it = users_.emplace(k, std::make_unique<UserShare>()).first;
-  ++it->second->allocations;
-  ++total_allocations_;
-  return UserSlot(this, std::move(k), it->second.get());
+  return UserSlot(this, std::move(k), share);
 }
 
 void UserLimits::release(const std::string& key) {
+  release_local(key);
+  if (shared_ != nullptr) shared_->released(key);
+}
+
+void UserLimits::release_local(const std::string& key) {
   const std::lock_guard lock(mu_);
   const auto it = users_.find(key);
   if (it == users_.end()) return;
@@ -78,6 +95,14 @@ uint32_t UserLimits::total_allocations() const {
 size_t UserLimits::user_count() const {
   const std::lock_guard lock(mu_);
   return users_.size();
+}
+
+std::vector<std::pair<std::string, uint32_t>> UserLimits::user_counts() const {
+  const std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, uint32_t>> out;
+  out.reserve(users_.size());
+  for (const auto& [key, share] : users_) out.emplace_back(key, share->allocations);
+  return out;
 }
 
 void UserLimits::reconfigure(const BandwidthConfig& bw) {

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "base/limits.hpp"
 #include "relay/core/bandwidth.hpp"
@@ -51,6 +53,20 @@ class UserSlot {
 /// Why acquire() refused (RFC 8656 section 7.2: 486 Allocation Quota Reached).
 enum class QuotaRefusal : uint8_t { kNone, kUser, kTotal };
 
+/// Allocations per user counted across the instances of a cluster (a shared store), on top
+/// of this process's count. Called when an allocation starts and when it ends, never per
+/// packet; from any worker thread.
+class SharedQuota {
+ public:
+  virtual ~SharedQuota() = default;
+  /// Whether one more allocation of `key` keeps the user within `max_per_user` (0: no limit)
+  /// across every instance; it is counted when it does. Called after this process's own count
+  /// admitted it; true also when the store cannot tell (the implementation's fail-safe).
+  virtual bool admit(std::string_view key, uint32_t max_per_user) = 0;
+  /// An allocation admit() counted has ended. Must not block.
+  virtual void released(std::string_view key) = 0;
+};
+
 /// Thread-safe. Outlives every TurnServer (and so every UserSlot) that uses it.
 class UserLimits {
  public:
@@ -68,6 +84,12 @@ class UserLimits {
   uint32_t total_allocations() const;
   /// Users with a live allocation (entries are freed with their last allocation).
   size_t user_count() const;
+  /// Every user with a live allocation and its count (a snapshot).
+  std::vector<std::pair<std::string, uint32_t>> user_counts() const;
+
+  /// Per-user quotas also counted across instances by `shared` (null: this process only).
+  /// Before any allocation; `shared` outlives this object's last UserSlot.
+  void set_shared_quota(SharedQuota* shared) { shared_ = shared; }
 
   /// New user and total caps and burst; any thread, takes effect on the next packet.
   void reconfigure(const BandwidthConfig& bw);
@@ -80,6 +102,8 @@ class UserLimits {
  private:
   friend class UserSlot;
   void release(const std::string& key);
+  /// Takes one allocation of `key` off this process's count.
+  void release_local(const std::string& key);
 
   /// A Rate any thread reads while a reload writes it: two relaxed atomics. A packet racing a
   /// reload may see the new rate with the old burst; the next one sees both.
@@ -101,6 +125,7 @@ class UserLimits {
   AtomicRate user_rate_, total_rate_;
   std::array<SharedTokenBucket, 2> total_;
   base::LimitCounters* counters_;
+  SharedQuota* shared_ = nullptr;
 };
 
 /// What one allocation's relayed bytes pass through: its own bucket per direction, then its
