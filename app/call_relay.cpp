@@ -62,7 +62,7 @@ nlohmann::json RelayForCalls::ice_servers(std::string_view user, std::string_vie
   }
   // TURN REST API: password = base64(HMAC-SHA1(secret, username)).
   nlohmann::json server = nlohmann::json::object();
-  server["urls"] = uris_;
+  server["urls"] = settings_.uri_source ? nlohmann::json(settings_.uri_source()) : uris_;
   server["credential"] = core::Authenticator::rest_password(secret, username);
   server["username"] = std::move(username);
   nlohmann::json list = nlohmann::json::array();

@@ -30,6 +30,9 @@ struct CallCredentialSettings {
   std::string rest_secret;
   char separator = ':';           ///< auth.rest_separator
   uint32_t ttl_s = 900;           ///< calls.credential_ttl_s
+  /// Set: the URIs each credential carries, asked anew each time (cluster mode: the
+  /// least-loaded instances'); `uris` then only says whether there are any.
+  std::function<std::vector<std::string>()> uri_source;
 };
 
 /// Implements the call service's seams over the relay. Thread-safe: the signaling thread mints

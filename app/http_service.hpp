@@ -59,6 +59,11 @@ class HttpService {
   void set_drain_left(std::function<std::optional<int64_t>()> left) {
     drain_left_ = std::move(left);
   }
+  /// The TURN URIs the credential endpoint hands out for a client's region, in place of the
+  /// fixed ones (cluster mode: the least-loaded instances'). Before start().
+  void set_turn_uri_source(std::function<std::vector<std::string>(const std::string&)> source) {
+    api_.set_uri_source(std::move(source));
+  }
   void start() { server_.start(); }
   void stop() { server_.stop(); }
 

@@ -29,6 +29,7 @@
 #include "app/settings.hpp"
 #include "app/wall_clock.hpp"
 #include "base/limits.hpp"
+#include "cluster/shared/cluster_shared.hpp"
 #include "config/config.hpp"
 #include "config/config_json.hpp"
 #include "relay/core/auth.hpp"
@@ -180,6 +181,9 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // Each worker's observers: the traffic of call-scoped allocations, then the Prometheus
   // metrics, then the log.
   telemetry::CallTraffic call_traffic;
+  // Cluster mode's shared state, made below: declared first so that it outlives the workers'
+  // allocations, whose ends it counts.
+  std::unique_ptr<cluster::ClusterShared> shared;
   net::Server server(settings, net::SharedAuth{auth, nonces, policy, &limit_counters},
                      [&observers, &metrics, &call_traffic](unsigned i) {
                        return call_traffic.observer_for_worker(
@@ -197,6 +201,38 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   std::unique_ptr<app::RelayForCalls> relay_for_calls;
   std::unique_ptr<app::RelayForPreflight> relay_for_preflight;
   std::unique_ptr<app::CallsService> calls;
+  if (cfg.cluster.redis()) {
+    // Revocations and per-user quotas shared with the other instances on the same Redis, and
+    // this instance's load published so that credentials carry the least-loaded instance.
+    cluster::ClusterSharedOptions opts;
+    opts.url = cluster::parse_redis_url(cfg.cluster.redis_url).value_or(cluster::RedisUrl{});
+    opts.instance_id = cluster::resolve_instance_id(cfg.cluster.instance_id);
+    opts.region = cfg.cluster.region;
+    opts.uris = cfg.cluster.relay_uris.empty() ? app::turn_uris(cfg, server) : cfg.cluster.relay_uris;
+    shared = std::make_unique<cluster::ClusterShared>(
+        std::move(opts),
+        cluster::LocalProbes{
+            [&server] { return static_cast<uint64_t>(server.allocation_count()); },
+            [&relay_for_calls]() -> uint64_t {
+              return relay_for_calls ? relay_for_calls->minted_call_count() : 0;
+            },
+            [&readiness] { return readiness.draining(); },
+            [&server] { return server.user_limits().user_counts(); },
+            [] { return wall.unix_ms(); }},
+        [&auth, &server](const std::string& username, int64_t until) {
+          // Another instance revoked it: refused here too, its allocations here end.
+          auth.apply_shared_revocation(username, until, wall.unix_ms());
+          server.end_username(username);
+        });
+    auth.set_on_revoke([&shared](const std::string& username, core::TimeMs until) {
+      if (shared) shared->revoked(username, until);
+    });
+    server.user_limits().set_shared_quota(&shared->quota());
+    if (http) {
+      http->set_turn_uri_source([&shared](const std::string& region) { return shared->uris_for(region); });
+      http->add_scrape([&shared] { return shared->scrape_text(); });
+    }
+  }
   if (http) {
     log_listener(http->tls() ? "https" : "http", http->local_endpoint().to_string());
     http->router().add_route("/sdk/", [](const http::Request& req, core::TimeMs) {
@@ -218,13 +254,17 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
           app::CallCredentialSettings{
               std::move(call_uris),
               cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
-              cfg.auth.rest_separator, cfg.calls.credential_ttl_s});
+              cfg.auth.rest_separator, cfg.calls.credential_ttl_s,
+              shared ? std::function<std::vector<std::string>()>([&shared] {
+                return shared->uris_for(shared->region());  // the client came to this region
+              })
+                     : nullptr});
       relay_for_preflight = std::make_unique<app::RelayForPreflight>(
           auth, *relay_for_calls,
           app::CallCredentialSettings{
               app::turn_uris(cfg, server),
               cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
-              cfg.auth.rest_separator, 0});
+              cfg.auth.rest_separator, 0, nullptr});  // a preflight tests this instance
       calls = std::make_unique<app::CallsService>(cfg.calls, cfg.state_dir, *relay_for_calls,
                                                   *relay_for_calls, *relay_for_preflight,
                                                   http->api_keys(), demo_settings(cfg, *http),
@@ -291,6 +331,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   // The bound listeners are never peers (no loop into the server): known now, before workers run.
   policy.set_own_addresses(app::own_addresses(
       server, settings.relay, http ? std::optional(http->local_endpoint()) : std::nullopt));
+  if (shared) shared->start();  // its load record first: the quota script counts live instances
   server.start();
   if (calls) calls->start();
   if (http) http->start();
@@ -316,6 +357,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   if (http) http->stop();
   server.stop();
   server.join();
+  if (shared) shared->stop();  // its record withdrawn: the others stop handing it out
   log::info("server.stopped", {}, "stopped");
   return 0;
 }

@@ -105,6 +105,18 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
                            std::to_string(a.key->max_ttl_s) + " seconds");
     ttl = *parsed;
   }
+  // An optional client region (cluster mode picks instances of it first); the same shape as
+  // cluster.region, so nothing else reaches the instance picker.
+  std::string region;
+  if (const auto r = find_param(a.params, "region")) {
+    const bool ok = r->size() <= 64 && std::all_of(r->begin(), r->end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    });
+    if (!ok)
+      return fail(400, "parameter 'region' must be up to 64 letters, digits, '.', '_' or '-'");
+    region = *r;
+  }
   // The secret in force now: a reload that rotated the secrets mints with the new first one.
   const auto auth_cfg = auth_.config();
   if (auth_cfg->rest_secrets.empty())
@@ -114,7 +126,7 @@ Response CredentialApi::credentials(const Request& req, core::TimeMs now) {
   const int64_t expiry = now / 1000 + ttl;
   const std::string username = std::to_string(expiry) + separator_ + *user;
   const std::string password = core::Authenticator::rest_password(secret, username);
-  const nlohmann::ordered_json uris = uris_;
+  const nlohmann::ordered_json uris = uri_source_ ? uri_source_(region) : uris_;
   Response r = json_response(200, {{"username", username},
                                    {"password", password},
                                    {"ttl", ttl},

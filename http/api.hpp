@@ -54,6 +54,12 @@ class CredentialApi {
   void set_on_revoked(std::function<void(const std::string& username)> hook) {
     on_revoked_ = std::move(hook);
   }
+  /// The TURN URIs to return for a client of `region` ("" when the request names none, else
+  /// letters, digits, '.', '_' and '-'), instead of the fixed ones: in cluster mode those of
+  /// the least-loaded healthy instances. Before the server starts; called on HTTP threads.
+  void set_uri_source(std::function<std::vector<std::string>(const std::string& region)> source) {
+    uri_source_ = std::move(source);
+  }
 
  private:
   struct Authorized {
@@ -72,6 +78,7 @@ class CredentialApi {
   core::Authenticator& auth_;
   ApiKeys& keys_;
   std::function<void(const std::string&)> on_revoked_;
+  std::function<std::vector<std::string>(const std::string&)> uri_source_;
 };
 
 }  // namespace callrelay::http
