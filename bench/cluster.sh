@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Calls set up across instances: starts a throwaway Redis and three callrelay instances on
-# loopback in one cluster (cluster.redis_url), then runs callrelay_signal_bench twice: every
+# loopback in one cluster (cluster.redis_url), then, after a warm-up run, runs
+# callrelay_signal_bench twice: every
 # call within one instance (caller and callee on A), then every call across instances (callers
 # on A, callees on B, so that each invite, ring, accept and answer crosses Redis). Prints both
 # tables and a summary: calls set up per second and the setup latencies within one instance and
@@ -25,6 +26,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK=$(mktemp -d /tmp/callrelay-cluster-bench.XXXXXX)
+chmod 0755 "$WORK"  # as root, Redis runs as nobody and must reach its directory inside
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -42,7 +44,7 @@ for name in a b c; do
   udp_port=$((20000 + RANDOM % 20000))
   cat >"$WORK/$name/config.yaml" <<EOF
 listen: {udp: ["127.0.0.1:$udp_port"], tcp: []}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0", max_connections_per_address: 1024}
 workers: 1
 state_dir: $WORK/$name/state
 realm: callrelay
@@ -53,6 +55,7 @@ cluster:
 calls:
   token_secret: "$secret"
   max_connections: 4000
+  max_connections_per_address: 4000  # every bench device comes from 127.0.0.1
   ring_timeout_s: 600
   connect_timeout_s: 600
   grace_s: 5
@@ -88,6 +91,9 @@ run() {  # run TITLE OUT [--callee-server ADDR]
     --connections "$CONNECTIONS" --rate "$RATE" --burst 2 --warmup 0.5 "$@" | tee "$out"
   sleep 6  # past grace_s: the first run's devices are forgotten before the second starts
 }
+# The first calls of a fresh instance pay for connections and caches being made: a first run
+# that is not counted.
+run "warm-up (within one instance, not counted)" "$WORK/warm-up.md" >/dev/null
 run "within one instance (callers and callees on a)" "$WORK/within.md"
 run "across instances (callers on a, callees on b, through Redis)" "$WORK/across.md" \
   --callee-server "${http[b]}"

@@ -48,7 +48,7 @@ secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$WORK/state"
 cat >"$WORK/config.yaml" <<EOF
 listen: {udp: ["127.0.0.1:$udp_port"], tcp: []}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0", max_connections_per_address: 1024}
 relay: {ports: {min: 40000, max: 40999}}
 workers: 1
 state_dir: $WORK/state
@@ -57,6 +57,8 @@ log: {level: warn}
 calls:
   token_secret: "$secret"
   max_connections: $((2 * CONNECTIONS > 2000 ? 2 * CONNECTIONS : 2000))
+  # Every bench device comes from 127.0.0.1.
+  max_connections_per_address: $((2 * CONNECTIONS > 2000 ? 2 * CONNECTIONS : 2000))
   # Nothing may time out between the phases (ringing, then connecting).
   ring_timeout_s: 600
   connect_timeout_s: 600
