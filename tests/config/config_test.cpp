@@ -1,5 +1,6 @@
 // config: YAML into Config, and every kind of error naming the key path and the line.
 #include "config/config.hpp"
+#include "config_test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,16 +16,7 @@ namespace {
 
 using stun::Endpoint;
 
-/// The ConfigError message for `yaml`; fails the test when it parses.
-std::string error_of(const std::string& yaml) {
-  try {
-    parse(yaml, "test.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError for:\n" << yaml;
-  return {};
-}
+using test::error_of;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;

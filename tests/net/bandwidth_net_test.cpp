@@ -13,6 +13,7 @@
 #include "relay/net/server.hpp"
 #include "tests/integration/tools/stream_turn_client.hpp"
 #include "tests/net/net_test_support.hpp"
+#include "tests/net/rest_server.hpp"
 
 namespace callrelay::net {
 namespace {
@@ -31,50 +32,17 @@ struct WorkerObserver : core::Observer {
   int index_;
 };
 
-/// A server on loopback with REST credentials, peers on 127.0.0.0/8 allowed, and counters.
-struct CapsServer {
-  explicit CapsServer(const ServerSettings& s)
-      : auth(auth_config()), nonces({}, 600), policy(policy_config()) {
-    server = std::make_unique<Server>(s, SharedAuth{auth, nonces, policy, &counters},
-                                      [this](unsigned i) { return &observers[i % 2]; });
-    server->start();
-  }
-  ~CapsServer() {
-    server->stop();
-    server->join();
-  }
-  static core::AuthConfig auth_config() {
-    core::AuthConfig a;
-    a.realm = kRealm;
-    a.rest_secrets = {kSecret};
-    return a;
-  }
-  static core::PeerPolicyConfig policy_config() {
-    core::PeerPolicyConfig p;
-    p.allow.push_back(*core::Cidr::parse("127.0.0.0/8"));
-    return p;
-  }
-  static std::string username(const std::string& user) {
-    return std::to_string(now_wall_s() + 3600) + ":" + user;
-  }
-  static int64_t now_wall_s() {
-    using namespace std::chrono;
-    return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-  }
-  std::unique_ptr<TurnClient> client(const std::string& user, const std::string& from_ip) const {
-    const std::string name = username(user);
-    return std::make_unique<TurnClient>(server->listening().at(0), name,
-                                        core::Authenticator::rest_password(kSecret, name), kRealm,
-                                        *stun::Endpoint::parse(from_ip + ":0"));
-  }
-
-  base::LimitCounters counters;
-  core::Authenticator auth;
-  core::NonceCodec nonces;
-  core::PeerPolicy policy;
+/// Per-worker observers, made before the server (a base listed first) so they outlive it.
+struct CapsObservers {
   std::atomic<int> last_worker{-1};
-  std::array<WorkerObserver, 2> observers{WorkerObserver(&last_worker, 0), WorkerObserver(&last_worker, 1)};
-  std::unique_ptr<Server> server;
+  std::array<WorkerObserver, 2> observers{WorkerObserver(&last_worker, 0),
+                                          WorkerObserver(&last_worker, 1)};
+};
+
+/// A server on loopback with REST credentials, peers on 127.0.0.0/8 allowed, and counters.
+struct CapsServer : CapsObservers, testing::RestServer {
+  explicit CapsServer(const ServerSettings& s)
+      : RestServer(s, kRealm, kSecret, [this](unsigned i) { return &observers[i % 2]; }) {}
 };
 
 uint16_t allocate_code(TurnClient& c) {

@@ -21,6 +21,7 @@
 #include "relay/net/server.hpp"
 #include "relay/net/socket_ops.hpp"
 #include "tests/net/net_test_support.hpp"
+#include "tests/net/rest_server.hpp"
 
 namespace callrelay::net {
 namespace {
@@ -189,44 +190,17 @@ TEST(RelayAddresses, CapacityCountsEveryAddressInUse) {
 constexpr char kRealm[] = "raddr.test";
 constexpr char kSecret[] = "raddr-secret";
 
-struct TwoAddressServer {
-  explicit TwoAddressServer(uint16_t lo, uint16_t hi)
-      : auth(auth_config()), nonces({}, 600), policy(policy_config()) {
-    ServerSettings s;
-    s.listen_udp = {loopback(0)};
-    s.relay = two_addresses(lo, hi);
-    s.workers = 2;
-    server = std::make_unique<Server>(s, SharedAuth{auth, nonces, policy, &counters});
-    server->start();
-  }
-  ~TwoAddressServer() {
-    server->stop();
-    server->join();
-  }
-  static core::AuthConfig auth_config() {
-    core::AuthConfig a;
-    a.realm = kRealm;
-    a.rest_secrets = {kSecret};
-    return a;
-  }
-  static core::PeerPolicyConfig policy_config() {
-    core::PeerPolicyConfig p;
-    p.allow.push_back(*core::Cidr::parse("127.0.0.0/8"));
-    return p;
-  }
-  std::unique_ptr<TurnClient> client() const {
-    using namespace std::chrono;
-    const auto wall = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-    const std::string name = std::to_string(wall + 3600) + ":alice";
-    return std::make_unique<TurnClient>(server->listening().at(0), name,
-                                        core::Authenticator::rest_password(kSecret, name), kRealm);
-  }
+ServerSettings two_address_settings(uint16_t lo, uint16_t hi) {
+  ServerSettings s;
+  s.listen_udp = {loopback(0)};
+  s.relay = two_addresses(lo, hi);
+  s.workers = 2;
+  return s;
+}
 
-  base::LimitCounters counters;
-  core::Authenticator auth;
-  core::NonceCodec nonces;
-  core::PeerPolicy policy;
-  std::unique_ptr<Server> server;
+struct TwoAddressServer : testing::RestServer {
+  TwoAddressServer(uint16_t lo, uint16_t hi)
+      : RestServer(two_address_settings(lo, hi), kRealm, kSecret) {}
 };
 
 TEST(RelayAddresses, ServerSpreadsAllocationsAndAnswers508OnlyWhenAllAreFull) {

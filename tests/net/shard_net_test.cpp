@@ -17,6 +17,7 @@
 #include "relay/core/auth.hpp"
 #include "relay/net/server.hpp"
 #include "tests/net/net_test_support.hpp"
+#include "tests/net/rest_server.hpp"
 
 namespace callrelay::net {
 namespace {
@@ -45,52 +46,30 @@ struct WorkerObserver : core::Observer {
   std::atomic<int> created{0}, mismatches{0}, over_quota{0}, no_capacity{0};
 };
 
-struct ShardServer {
-  explicit ShardServer(uint32_t max_per_user = 100)
-      : auth(auth_config()), nonces({}, 600), policy(policy_config()) {
-    ServerSettings s;
-    s.listen_udp = {loopback(0)};
-    s.relay.port_min = 52000;
-    s.relay.port_max = 52999;
-    s.workers = 2;
-    s.core.max_allocations_per_user = max_per_user;
-    server = std::make_unique<Server>(s, SharedAuth{auth, nonces, policy, &counters},
-                                      [this](unsigned i) { return &observers[i % 2]; });
-    server->start();
-  }
-  ~ShardServer() {
-    server->stop();
-    server->join();
-  }
-  static core::AuthConfig auth_config() {
-    core::AuthConfig a;
-    a.realm = kRealm;
-    a.rest_secrets = {kSecret};
-    return a;
-  }
-  static core::PeerPolicyConfig policy_config() {
-    core::PeerPolicyConfig p;
-    p.allow.push_back(*core::Cidr::parse("127.0.0.0/8"));
-    return p;
-  }
-  /// A client of `user` on 127.0.0.1 and a port of its own: one host behind one address.
-  std::unique_ptr<TurnClient> client(const std::string& user = "alice") const {
-    using namespace std::chrono;
-    const auto wall = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-    const std::string name = std::to_string(wall + 3600) + ":" + user;
-    return std::make_unique<TurnClient>(server->listening().at(0), name,
-                                        core::Authenticator::rest_password(kSecret, name), kRealm);
-  }
-  int created(int w) const { return observers[static_cast<size_t>(w)].created.load(); }
-
-  base::LimitCounters counters;
-  core::Authenticator auth;
-  core::NonceCodec nonces;
-  core::PeerPolicy policy;
+/// Per-worker observers, made before the server (a base listed first) so they outlive it.
+struct ShardObservers {
   std::atomic<int> last_worker{-1};
   std::array<WorkerObserver, 2> observers{WorkerObserver(&last_worker, 0),
                                           WorkerObserver(&last_worker, 1)};
-  std::unique_ptr<Server> server;
+};
+
+ServerSettings shard_settings(uint32_t max_per_user) {
+  ServerSettings s;
+  s.listen_udp = {loopback(0)};
+  s.relay.port_min = 52000;
+  s.relay.port_max = 52999;
+  s.workers = 2;
+  s.core.max_allocations_per_user = max_per_user;
+  return s;
+}
+
+/// Two workers; clients of one user on 127.0.0.1, each on a port of its own (one host behind
+/// one address).
+struct ShardServer : ShardObservers, testing::RestServer {
+  explicit ShardServer(uint32_t max_per_user = 100)
+      : RestServer(shard_settings(max_per_user), kRealm, kSecret,
+                   [this](unsigned i) { return &observers[i % 2]; }) {}
+  int created(int w) const { return observers[static_cast<size_t>(w)].created.load(); }
 };
 
 /// Allocates and returns which worker made the allocation (-1: none did), with its address.
