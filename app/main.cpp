@@ -249,15 +249,22 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
         log::warn("calls.no_turn_uri", {},
                   "calls: no TURN URI to hand out with call credentials (the listeners are "
                   "wildcard addresses): set api.public_host or api.uris");
+      const std::vector<std::string> own_call_uris = call_uris;
       relay_for_calls = std::make_unique<app::RelayForCalls>(
           auth, server, call_traffic,
           app::CallCredentialSettings{
               std::move(call_uris),
               cfg.auth.rest_secrets.empty() ? std::string() : cfg.auth.rest_secrets.front(),
               cfg.auth.rest_separator, cfg.calls.credential_ttl_s,
-              shared ? std::function<std::vector<std::string>()>([&shared] {
-                return shared->uris_for(shared->region());  // the client came to this region
-              })
+              // A call relays through the instance that owns it: only that relay's
+              // measurements reach the call's quality and record, and its allocations end
+              // with the call. A draining instance refuses new allocations, so its new
+              // calls get the least-loaded other instance of its region instead.
+              shared ? std::function<std::vector<std::string>()>(
+                           [&shared, &readiness, own = own_call_uris]() -> std::vector<std::string> {
+                             if (!readiness.draining()) return own;
+                             return shared->uris_for(shared->region());
+                           })
                      : nullptr});
       relay_for_preflight = std::make_unique<app::RelayForPreflight>(
           auth, *relay_for_calls,
