@@ -30,7 +30,11 @@ std::string id_field(const json& j, const char* key) {
 
 ClusterRouter::ClusterRouter(ClusterSeam& seam, CallEngine& engine, MessageLimits limits,
                              std::function<bool(const DeviceId&)> is_local)
-    : seam_(seam), engine_(engine), limits_(limits), is_local_(std::move(is_local)) {}
+    : seam_(seam), engine_(engine), limits_(limits), is_local_(std::move(is_local)) {
+  engine_.set_busy_elsewhere([this](std::string_view tenant, std::string_view user) {
+    return !busy_now_.empty() && busy_now_ == std::string(tenant) + '\n' + std::string(user);
+  });
+}
 
 void ClusterRouter::publish(const std::string& instance, json envelope) {
   envelope["from"] = seam_.instance();
@@ -42,10 +46,15 @@ void ClusterRouter::publish(const std::string& instance, json envelope) {
 void ClusterRouter::before_invite(const std::string& tenant, const std::string& callee, TimeMs now,
                                   Actions& out) {
   // Unreachable presence: the invite rings this instance's devices only (and the caller
-  // hears `missed` if none answers), rather than waiting on the store.
-  const auto found = seam_.devices_of(tenant, callee);
+  // hears `missed` if none answers), rather than waiting on the store. Nor is the callee busy
+  // elsewhere then (fail open: the call rings).
+  busy_now_.clear();
+  const auto found = seam_.callee(tenant, callee);
   if (!found) return;
-  for (const RemoteDevice& rd : *found) {
+  // Busy elsewhere: the engine ends the call `busy` unless calls.call_waiting is on, in which
+  // case the devices below ring as usual.
+  if (!found->busy_on.empty()) busy_now_ = tenant + '\n' + callee;
+  for (const RemoteDevice& rd : found->devices) {
     if (rd.instance == seam_.instance() || rd.device.empty() || is_local_(rd.device)) continue;
     learn(rd.instance, rd.nonce, now, out);
     const auto it = virtual_.find(rd.device);
@@ -69,6 +78,8 @@ bool ClusterRouter::forward(const DeviceId& device, const ClientMessage& m,
 }
 
 void ClusterRouter::route(TimeMs now, Actions& out) {
+  busy_now_.clear();  // the invite it was looked up for is handled
+  mark_busy(out);
   std::vector<Outgoing> local;
   const auto split = [&](std::vector<Outgoing>& sends) {
     for (Outgoing& o : sends) {
@@ -102,6 +113,31 @@ void ClusterRouter::route(TimeMs now, Actions& out) {
   touched_.clear();
   split(idle.send);
   out.send = std::move(local);
+}
+
+void ClusterRouter::mark_busy(const Actions& out) {
+  // A call becomes connecting or active from ringing (the count grows) and leaves by ending
+  // (its record is in `out`): when neither shows, the marked set is unchanged.
+  const size_t engaged =
+      engine_.calls_in(CallState::kConnecting) + engine_.calls_in(CallState::kActive);
+  if (engaged == engaged_ && out.ended.empty()) return;
+  engaged_ = engaged;
+  std::map<std::pair<std::string, std::string>, std::string> now_marked;
+  if (engaged != 0) {
+    for (const LiveCall& c : engine_.live_calls()) {
+      if (c.state != CallState::kConnecting && c.state != CallState::kActive) continue;
+      now_marked.emplace(std::pair{c.tenant, c.caller}, c.id);
+      now_marked.emplace(std::pair{c.tenant, c.callee}, c.id);
+    }
+  }
+  for (const auto& [who, call] : marked_) {
+    if (now_marked.count(who) == 0) seam_.busy(who.first, who.second, call, false);
+  }
+  for (const auto& [who, call] : now_marked) {
+    const auto it = marked_.find(who);
+    if (it == marked_.end() || it->second != call) seam_.busy(who.first, who.second, call, true);
+  }
+  marked_ = std::move(now_marked);
 }
 
 void ClusterRouter::on_envelope(const std::string& payload, TimeMs now, Actions& out) {

@@ -7,6 +7,11 @@
 // forwards from it. The device's own instance numbers and keeps those messages (sseq, replay)
 // as for any other, and remembers which calls of its devices are owned elsewhere.
 //
+// Busy across instances: the owner marks the users of its connecting and active calls in the
+// shared store (ClusterSeam::busy), and an invite's lookup of the callee reads the mark with
+// presence; a callee marked by another live instance is busy for this instance's engine too
+// (CallEngine::set_busy_elsewhere), so the invite ends `busy` as for a callee in a local call.
+//
 // When an instance dies (its liveness key gone for kDeadAfterMs, or back with a new
 // incarnation): its virtual devices lose their socket in the owner's engine (the other side gets
 // peer-reconnecting, then peer-disconnected when the grace period ends), and the calls it owned
@@ -48,14 +53,16 @@ class ClusterRouter {
                 std::function<bool(const DeviceId&)> is_local);
 
   /// Before a local device's invite reaches the engine: the callee's devices on other
-  /// instances become (or come back as) virtual devices, so that the invite rings them.
+  /// instances become (or come back as) virtual devices, so that the invite rings them, and
+  /// the engine learns whether another instance has the callee in a call (until route()).
   void before_invite(const std::string& tenant, const std::string& callee, TimeMs now,
                      Actions& out);
   /// A local device's message about a call owned by another instance goes there (true);
   /// false: the local engine handles it.
   bool forward(const DeviceId& device, const ClientMessage& m, const std::string& text);
   /// At the start of the service's apply(): sends to virtual devices are published (and taken
-  /// out of `out.send`); virtual devices left without calls go offline in the engine.
+  /// out of `out.send`); virtual devices left without calls go offline in the engine; the
+  /// users of this engine's connecting and active calls are marked busy for other instances.
   void route(TimeMs now, Actions& out);
   /// A message from another instance (untrusted text).
   void on_envelope(const std::string& payload, TimeMs now, Actions& out);
@@ -86,6 +93,7 @@ class ClusterRouter {
   void from_device(const std::string& from, const DeviceId& device, const std::string& text,
                    TimeMs now, Actions& out);
   void tell_owners(const DeviceId& device, const char* kind);
+  void mark_busy(const Actions& out);
 
   ClusterSeam& seam_;
   CallEngine& engine_;
@@ -97,6 +105,11 @@ class ClusterRouter {
   std::map<std::string, TimeMs> missing_since_;  ///< instance -> first heartbeat without it
   std::set<DeviceId> touched_;  ///< virtual devices that may have lost their last call
   std::vector<std::string> last_watched_;
+  /// tenant '\n' user of the invite being handled when another instance has them in a call.
+  std::string busy_now_;
+  /// (tenant, user) -> the call of this engine marking them busy in the shared store.
+  std::map<std::pair<std::string, std::string>, std::string> marked_;
+  size_t engaged_ = 0;  ///< connecting + active calls of this engine when marked_ was computed
   Counters counters_;
 };
 

@@ -19,6 +19,14 @@ struct RemoteDevice {
   std::string nonce;     ///< that instance's incarnation (changes when it restarts)
 };
 
+/// What an invite needs to know of its callee from the shared store.
+struct CalleeSeen {
+  std::vector<RemoteDevice> devices;  ///< the user's devices on other live instances
+  /// A live instance other than this one whose engine holds a connecting or active call of the
+  /// user ("": none): the invite ends busy unless calls.call_waiting is on.
+  std::string busy_on;
+};
+
 /// An instance as the last heartbeat saw it.
 struct InstanceSeen {
   std::string instance;
@@ -47,13 +55,18 @@ class ClusterSeam {
   virtual void stop() = 0;
   /// Queues `payload` for `instance` (never blocks).
   virtual void publish(const std::string& instance, std::string payload) = 0;
-  /// The user's devices on other live instances; nullopt when the store is unreachable.
-  /// Blocks for at most the store's command timeout.
-  virtual std::optional<std::vector<RemoteDevice>> devices_of(const std::string& tenant,
-                                                              const std::string& user) = 0;
+  /// The user's devices on other live instances and whether another instance has the user
+  /// in a call; nullopt when the store is unreachable. One round trip (two when devices or a
+  /// call are found, to check their instances are alive); blocks for at most the store's
+  /// command timeout each.
+  virtual std::optional<CalleeSeen> callee(const std::string& tenant, const std::string& user) = 0;
   /// A local device came online (`up`) or went offline (never blocks).
   virtual void presence(const std::string& tenant, const std::string& user, const DeviceId& device,
                         bool up) = 0;
+  /// A user of a call this instance owns is in it (`up`: connecting or active) or no longer
+  /// is, so that other instances ring them busy (never blocks).
+  virtual void busy(const std::string& tenant, const std::string& user, const std::string& call,
+                    bool up) = 0;
   /// The instances whose liveness on_instances reports from now on (never blocks).
   virtual void watch(std::vector<std::string> instances) = 0;
 };

@@ -16,6 +16,11 @@ constexpr size_t kMaxQueued = 20000;
 constexpr size_t kMaxBatch = 256;
 /// How long stop() waits for queued messages (the `ended` of calls ended at shutdown).
 constexpr auto kStopFlush = std::chrono::seconds(2);
+/// Deletes KEYS[1] if it still holds ARGV[1]: a call's end must not delete the busy mark a
+/// newer call of the same user wrote (on this instance or another).
+constexpr const char* kDeleteIfValue =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
 
 std::string random_nonce() {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -48,6 +53,10 @@ RedisCluster::RedisCluster(std::string instance, cluster::RedisUrl url, std::str
       worker_(url, cluster::RedisClient::Options{}, &link_) {}
 
 RedisCluster::~RedisCluster() { stop(); }
+
+std::string RedisCluster::busy_key(const std::string& tenant, const std::string& user) const {
+  return prefix_ + "busy:" + std::to_string(tenant.size()) + ":" + tenant + ":" + user;
+}
 
 std::string RedisCluster::presence_key(const std::string& tenant, const std::string& user) const {
   return prefix_ + "presence:" + std::to_string(tenant.size()) + ":" + tenant + ":" + user;
@@ -114,25 +123,58 @@ void RedisCluster::watch(std::vector<std::string> instances) {
   watched_ = std::move(instances);
 }
 
-std::optional<std::vector<RemoteDevice>> RedisCluster::devices_of(const std::string& tenant,
-                                                                  const std::string& user) {
+void RedisCluster::busy(const std::string& tenant, const std::string& user,
+                        const std::string& call, bool up) {
+  const std::string key = busy_key(tenant, user);
+  std::string value = instance_ + "\n" + nonce_ + "\n" + call;
+  const std::lock_guard lock(mu_);
+  if (up) {
+    busy_[key] = value;
+    queue_.push_back({"SET", key, std::move(value), "PX", std::to_string(kBusyTtlMs)});
+  } else {
+    if (const auto it = busy_.find(key); it != busy_.end() && it->second == value) busy_.erase(it);
+    queue_.push_back({"EVAL", kDeleteIfValue, "1", key, std::move(value)});
+  }
+  wake_.notify_one();
+}
+
+std::optional<CalleeSeen> RedisCluster::callee(const std::string& tenant,
+                                               const std::string& user) {
   const std::string key = presence_key(tenant, user);
-  const auto all = lookups_.command({"HGETALL", key});
-  if (!all || all->type != cluster::RedisReply::Type::kArray) return std::nullopt;
+  // Presence and the busy mark in one round trip. Redis unreachable: nullopt, and the invite
+  // rings this instance's devices only, with nobody busy elsewhere (fail open: a call that
+  // rings a busy user is better than calls refused while Redis is away).
+  const auto both = lookups_.pipeline({{"HGETALL", key}, {"GET", busy_key(tenant, user)}});
+  if (!both || both->size() != 2) return std::nullopt;
+  const auto& all = (*both)[0];
+  if (all.type != cluster::RedisReply::Type::kArray) return std::nullopt;
+  CalleeSeen seen;
   std::vector<RemoteDevice> found;
   std::set<std::string> instances;
-  for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
-    const auto& dev = all->elements[i];
-    const auto& inst = all->elements[i + 1];
+  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+    const auto& dev = all.elements[i];
+    const auto& inst = all.elements[i + 1];
     if (dev.type != cluster::RedisReply::Type::kString ||
         inst.type != cluster::RedisReply::Type::kString || dev.str.empty() || inst.str.empty())
       continue;
     found.push_back(RemoteDevice{dev.str, inst.str, ""});
     instances.insert(inst.str);
   }
-  if (found.empty()) return found;
-  // Only devices of live instances: a dead instance's fields outlive it until the hash
-  // expires, and are deleted here when seen.
+  // The busy mark of another instance: "<instance>\n<nonce>\n<call>". This instance's own
+  // calls are its engine's to see (a mark of its own is at most a previous incarnation's).
+  std::string busy_on, busy_nonce;
+  if (const auto& b = (*both)[1]; b.type == cluster::RedisReply::Type::kString) {
+    const size_t first = b.str.find('\n');
+    const size_t second = first == std::string::npos ? first : b.str.find('\n', first + 1);
+    if (second != std::string::npos && first > 0 && b.str.compare(0, first, instance_) != 0) {
+      busy_on = b.str.substr(0, first);
+      busy_nonce = b.str.substr(first + 1, second - first - 1);
+      instances.insert(busy_on);
+    }
+  }
+  if (instances.empty()) return seen;
+  // Only devices and calls of live instances: a dead instance's fields outlive it until the
+  // hash expires, and are deleted here when seen; its busy marks expire by themselves.
   Command mget{"MGET"};
   for (const std::string& i : instances) mget.push_back(alive_key(i));
   const auto alive = lookups_.command(mget);
@@ -145,7 +187,9 @@ std::optional<std::vector<RemoteDevice>> RedisCluster::devices_of(const std::str
     const auto& r = alive->elements[n++];
     if (r.type == cluster::RedisReply::Type::kString && !r.str.empty()) nonces[i] = r.str;
   }
-  std::vector<RemoteDevice> live;
+  // A mark of a restarted instance (another incarnation) is stale: its calls died with it.
+  if (const auto it = nonces.find(busy_on); it != nonces.end() && it->second == busy_nonce)
+    seen.busy_on = busy_on;
   Command stale{"HDEL", key};
   for (RemoteDevice& d : found) {
     const auto it = nonces.find(d.instance);
@@ -154,14 +198,14 @@ std::optional<std::vector<RemoteDevice>> RedisCluster::devices_of(const std::str
       continue;
     }
     d.nonce = it->second;
-    live.push_back(std::move(d));
+    seen.devices.push_back(std::move(d));
   }
   if (stale.size() > 2) {
     const std::lock_guard lock(mu_);
     queue_.push_back(std::move(stale));
     wake_.notify_one();
   }
-  return live;
+  return seen;
 }
 
 void RedisCluster::run() {
@@ -210,6 +254,9 @@ void RedisCluster::run() {
       }
       for (const auto& [key, dev] : present_) batch.push_back({"HDEL", key, dev});
       present_.clear();
+      for (const auto& [key, value] : busy_)
+        batch.push_back({"EVAL", kDeleteIfValue, "1", key, value});
+      busy_.clear();
     }
     if (batch.empty() || std::chrono::steady_clock::now() > deadline) break;
     flush(batch);
@@ -244,6 +291,8 @@ void RedisCluster::heartbeat() {
       if (key != last) cmds.push_back({"PEXPIRE", key, std::to_string(kPresenceTtlMs)});
       last = key;
     }
+    for (const auto& [key, value] : busy_)
+      cmds.push_back({"SET", key, value, "PX", std::to_string(kBusyTtlMs)});
   }
   if (!watched.empty()) {
     Command mget{"MGET"};

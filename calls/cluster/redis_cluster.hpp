@@ -5,6 +5,9 @@
 //   presence:<n>:<tenant>:<user>  hash: device -> instance holding its WebSocket (n: the
 //                               tenant's length, so that ':' in ids stays unambiguous),
 //                               rewritten every heartbeat, expiring when no instance does
+//   busy:<n>:<tenant>:<user>    "<instance>\n<incarnation>\n<call>": the user is in a connecting
+//                               or active call that instance owns, PX kBusyTtlMs, rewritten
+//                               every heartbeat, deleted (if still that call's) when it ends
 //   to:<instance>               the channel that instance reads its messages from
 //
 // Pub/sub rather than streams: a message is only useful to a live instance's live session, the
@@ -37,6 +40,7 @@ namespace callrelay::calls {
 inline constexpr int64_t kHeartbeatMs = 1000;
 inline constexpr int64_t kAliveTtlMs = 3000;
 inline constexpr int64_t kPresenceTtlMs = 10000;
+inline constexpr int64_t kBusyTtlMs = 10000;
 
 class RedisCluster final : public ClusterSeam {
  public:
@@ -52,10 +56,11 @@ class RedisCluster final : public ClusterSeam {
   void start(ClusterSink& sink) override;
   void stop() override;
   void publish(const std::string& instance, std::string payload) override;
-  std::optional<std::vector<RemoteDevice>> devices_of(const std::string& tenant,
-                                                      const std::string& user) override;
+  std::optional<CalleeSeen> callee(const std::string& tenant, const std::string& user) override;
   void presence(const std::string& tenant, const std::string& user, const DeviceId& device,
                 bool up) override;
+  void busy(const std::string& tenant, const std::string& user, const std::string& call,
+            bool up) override;
   void watch(std::vector<std::string> instances) override;
 
   const Counters& counters() const { return counters_; }
@@ -65,6 +70,7 @@ class RedisCluster final : public ClusterSeam {
   using Command = std::vector<std::string>;
   std::string alive_key(const std::string& instance) const { return prefix_ + "alive:" + instance; }
   std::string presence_key(const std::string& tenant, const std::string& user) const;
+  std::string busy_key(const std::string& tenant, const std::string& user) const;
   std::string channel(const std::string& instance) const { return prefix_ + "to:" + instance; }
   void run();
   void flush(std::deque<Command>& batch);
@@ -84,6 +90,9 @@ class RedisCluster final : public ClusterSeam {
   std::deque<Command> queue_;  ///< under mu_
   /// Local devices online, as (presence key, device): rewritten every heartbeat. Under mu_.
   std::set<std::pair<std::string, DeviceId>> present_;
+  /// Users in connecting or active calls this instance owns: busy key -> value, rewritten
+  /// every heartbeat. Under mu_.
+  std::map<std::string, std::string> busy_;
   std::vector<std::string> watched_;  ///< under mu_
   bool beat_now_ = false;             ///< under mu_: heartbeat at once (Redis came back)
   bool stop_ = false;                 ///< under mu_

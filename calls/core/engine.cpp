@@ -189,6 +189,8 @@ size_t CallEngine::calls_in(CallState st) const {
 
 size_t CallEngine::device_count() const { return impl_->devices.size(); }
 
+void CallEngine::set_busy_elsewhere(BusyElsewhere f) { impl_->busy_elsewhere = std::move(f); }
+
 // --- lifecycle -----------------------------------------------------------------------------
 
 void CallEngine::Impl::invite(DeviceState& d, const ClientMessage& m, TimeMs now, Actions& out) {
@@ -249,7 +251,7 @@ bool CallEngine::Impl::callee_busy(std::string_view tenant, std::string_view use
         return true;
     }
   }
-  return false;
+  return busy_elsewhere && busy_elsewhere(tenant, user);
 }
 
 void CallEngine::Impl::ringing(DeviceState& d, Call& c, const ClientMessage& m, Actions& out) {

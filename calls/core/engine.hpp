@@ -129,6 +129,10 @@ class FinalRelaySource {
 /// Makes call ids ("c_" + 22 base64url characters); random in production, a counter in tests.
 using CallIdSource = std::function<std::string()>;
 
+/// Whether a user takes part in a connecting or active call of another engine (another
+/// instance's, calls/cluster): an invite then ends busy as for a callee busy in this engine.
+using BusyElsewhere = std::function<bool(std::string_view tenant, std::string_view user)>;
+
 class CallEngine {
  public:
   /// `ice`, `observer` (may be null) and `final_relay` (may be null: records then hold the
@@ -182,6 +186,10 @@ class CallEngine {
 
   size_t calls_in(CallState s) const;
   size_t device_count() const;
+
+  /// Consulted when an invite arrives and calls.call_waiting is off, after this engine's own
+  /// calls; empty (the default): only this engine's calls make a callee busy.
+  void set_busy_elsewhere(BusyElsewhere f);
 
  private:
   struct Impl;

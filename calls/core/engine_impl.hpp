@@ -73,6 +73,7 @@ struct CallEngine::Impl {
   CallIdSource ids;
   CallObserver* observer;
   FinalRelaySource* final_relay;
+  BusyElsewhere busy_elsewhere;
 
   std::unordered_map<DeviceId, DeviceState> devices;
   /// tenant + '\n' + user -> the user's devices (a user id never contains '\n').

@@ -2,8 +2,9 @@
 // engine and a router in this process, and the seam between them is an in-memory queue of the
 // same envelopes Redis would carry (the Redis seam itself runs in
 // tests/integration/cluster/signaling.sh). Covers a call across two instances, exactly one
-// accept with the callee's devices on two instances, an owner dying while ringing, a callee's
-// instance dying mid-call, an instance restarted, and malformed envelopes.
+// accept with the callee's devices on two instances, a callee busy in a call another instance
+// owns, an owner dying while ringing, a callee's instance dying mid-call, an instance
+// restarted, and malformed envelopes.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -27,6 +28,7 @@ struct Net {
   std::map<std::string, std::vector<RemoteDevice>> presence;  ///< tenant '\n' user
   std::map<std::string, std::string> alive;                   ///< instance -> nonce
   std::deque<std::pair<std::string, std::string>> queue;      ///< (to instance, payload)
+  std::map<std::string, std::pair<std::string, std::string>> busy;  ///< -> (instance, call)
 };
 
 class MemorySeam : public ClusterSeam {
@@ -42,17 +44,31 @@ class MemorySeam : public ClusterSeam {
   void publish(const std::string& to, std::string payload) override {
     net_.queue.emplace_back(to, std::move(payload));
   }
-  std::optional<std::vector<RemoteDevice>> devices_of(const std::string& tenant,
-                                                      const std::string& user) override {
-    std::vector<RemoteDevice> out;
+  std::optional<CalleeSeen> callee(const std::string& tenant, const std::string& user) override {
+    if (!reachable) return std::nullopt;
+    CalleeSeen out;
     for (RemoteDevice d : net_.presence[tenant + '\n' + user]) {
       const auto it = net_.alive.find(d.instance);
       if (it == net_.alive.end()) continue;
       d.nonce = it->second;
-      out.push_back(d);
+      out.devices.push_back(d);
     }
+    const auto b = net_.busy.find(tenant + '\n' + user);
+    if (b != net_.busy.end() && b->second.first != id_ && net_.alive.count(b->second.first))
+      out.busy_on = b->second.first;
     return out;
   }
+  void busy(const std::string& tenant, const std::string& user, const std::string& call,
+            bool up) override {
+    const std::string key = tenant + '\n' + user;
+    if (up) {
+      net_.busy[key] = {id_, call};
+    } else if (const auto it = net_.busy.find(key);
+               it != net_.busy.end() && it->second == std::pair{id_, call}) {
+      net_.busy.erase(it);
+    }
+  }
+  bool reachable = true;  ///< false: the store does not answer lookups
   void presence(const std::string& tenant, const std::string& user, const DeviceId& device,
                 bool up) override {
     auto& list = net_.presence[tenant + '\n' + user];
@@ -218,6 +234,86 @@ TEST_F(ClusterRouterTest, CallAcrossTwoInstancesLivesInTheCallersEngine) {
   const json late = b.take("bob", "error");
   ASSERT_TRUE(late.is_object());
   EXPECT_EQ(late["code"], "unknown-call");
+}
+
+TEST_F(ClusterRouterTest, ACalleeInACallOwnedByAnotherInstanceIsBusy) {
+  Instance& a = add("A");
+  Instance& b = add("B");
+  a.connect("alice", "alice", now);
+  b.connect("bob", "bob", now);
+  b.connect("bob2", "bob", now);
+  b.connect("carol", "carol", now);
+  // alice's call to bob lives in A's engine; bob's devices sit on B.
+  const std::string id = invite(a);
+  b.send("bob", msg("accept", 1, id, {{"media", media()}}), now);
+  pump();
+  ASSERT_TRUE(a.take("alice", "accepted").is_object());
+  const std::string sdp =
+      "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+  a.send("alice", msg("offer", 2, id, {{"sdp", sdp}}), now);
+  pump();
+  b.send("bob", msg("answer", 2, id, {{"sdp", sdp}}), now);
+  pump();
+  a.send("alice", msg("connected", 3, id), now);
+  b.send("bob", msg("connected", 3, id), now);
+  pump();
+  ASSERT_EQ(a.engine.calls_in(CallState::kActive), 1u);
+  EXPECT_EQ(b.engine.calls_in(CallState::kActive), 0u);  // B's engine knows no call of bob's
+  b.inbox.clear();
+
+  // carol on B calls bob: busy, as for a callee in a call of B's own engine.
+  b.send("carol", msg("invite", 1, "", {{"to", "bob"}, {"media", media()}}), now);
+  pump();
+  const json ack = b.take("carol", "ack");
+  ASSERT_TRUE(ack.is_object());
+  const json ended = b.take("carol", "ended");
+  ASSERT_TRUE(ended.is_object());
+  EXPECT_EQ(ended["call"], ack["call"]);
+  EXPECT_EQ(ended["payload"]["outcome"], "busy");
+  EXPECT_EQ(ended["payload"]["reason"], "callee-busy");
+  EXPECT_EQ(ended["payload"]["by"], "server");
+  EXPECT_TRUE(b.take("bob", "invite").is_null());
+  EXPECT_TRUE(b.take("bob2", "invite").is_null());
+  EXPECT_EQ(b.engine.calls_in(CallState::kRinging), 0u);
+  EXPECT_EQ(a.engine.calls_in(CallState::kActive), 1u);  // the first call goes on
+
+  // dave on A, the call's owner, calling bob: busy through A's own engine.
+  a.connect("dave", "dave", now);
+  a.send("dave", msg("invite", 1, "", {{"to", "bob"}, {"media", media()}}), now);
+  pump();
+  EXPECT_EQ(a.take("dave", "ended")["payload"]["outcome"], "busy");
+
+  // The call ends: bob is free again, carol's next invite rings both of bob's devices.
+  a.send("alice", msg("hangup", 4, id, {{"reason", "user-hangup"}}), now);
+  pump();
+  ASSERT_TRUE(b.take("bob", "ended").is_object());
+  EXPECT_TRUE(net.busy.empty());
+  b.send("carol", msg("invite", 2, "", {{"to", "bob"}, {"media", media()}}), now);
+  pump();
+  EXPECT_TRUE(b.take("carol", "ended").is_null());
+  EXPECT_TRUE(b.take("bob", "invite").is_object());
+  EXPECT_TRUE(b.take("bob2", "invite").is_object());
+}
+
+TEST_F(ClusterRouterTest, ACallWhileRingingMarksNobodyAndAnUnreachableStoreFailsOpen) {
+  Instance& a = add("A");
+  Instance& b = add("B");
+  a.connect("alice", "alice", now);
+  b.connect("bob", "bob", now);
+  b.connect("carol", "carol", now);
+  const std::string id = invite(a);
+  EXPECT_TRUE(net.busy.empty());  // ringing is not busy
+  b.send("bob", msg("accept", 1, id, {{"media", media()}}), now);
+  pump();
+  ASSERT_EQ(a.engine.calls_in(CallState::kConnecting), 1u);
+  ASSERT_EQ(net.busy.size(), 2u);  // alice and bob, while connecting
+  EXPECT_EQ(net.busy["\nbob"], (std::pair<std::string, std::string>{"A", id}));
+  // The store does not answer: nobody is busy elsewhere, the invite rings.
+  b.seam.reachable = false;
+  b.send("carol", msg("invite", 1, "", {{"to", "bob"}, {"media", media()}}), now);
+  pump();
+  EXPECT_TRUE(b.take("carol", "ended").is_null());
+  EXPECT_TRUE(b.take("bob", "invite").is_object());
 }
 
 TEST_F(ClusterRouterTest, ExactlyOneAcceptWithTheCalleesDevicesOnTwoInstances) {

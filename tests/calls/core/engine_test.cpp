@@ -145,6 +145,51 @@ TEST_F(CallWaitingTest, WithCallWaitingTheBusyCalleeRings) {
   EXPECT_TRUE(out_.ended.empty());
 }
 
+TEST_F(TwoUsersTest, ACalleeBusyElsewhereIsBusyAsInALocalCall) {
+  std::vector<std::string> asked;
+  engine_->set_busy_elsewhere([&](std::string_view tenant, std::string_view user) {
+    asked.push_back(std::string(tenant) + "/" + std::string(user));
+    return user == "bob";
+  });
+  clear();
+  ClientMessage m;
+  m.type = ClientType::kInvite;
+  m.to = "bob";
+  send("c1", m);
+  const std::string id = last_to("c1", "ack")["call"];
+  const CallRecord* r = record(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->outcome, Outcome::kBusy);
+  EXPECT_EQ(r->end_reason, "callee-busy");
+  EXPECT_EQ(r->ended_by, Party::kServer);
+  const json ended = last_to("c1", "ended");
+  EXPECT_EQ(ended["payload"]["outcome"], "busy");
+  EXPECT_EQ(ended["payload"]["reason"], "callee-busy");
+  EXPECT_EQ(count_to("b1", "invite"), 0u);
+  EXPECT_EQ(count_to("b2", "invite"), 0u);
+  EXPECT_EQ(asked, std::vector<std::string>{"/bob"});
+
+  // Another callee, not busy elsewhere, rings.
+  clear();
+  m.to = "alice";
+  send("c1", m);
+  EXPECT_EQ(count_to("a1", "invite"), 1u);
+  EXPECT_TRUE(out_.ended.empty());
+}
+
+TEST_F(CallWaitingTest, WithCallWaitingACalleeBusyElsewhereRings) {
+  bool asked = false;
+  engine_->set_busy_elsewhere([&](std::string_view, std::string_view) { return asked = true; });
+  clear();
+  ClientMessage m;
+  m.type = ClientType::kInvite;
+  m.to = "bob";
+  send("c1", m);
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(count_to("b1", "invite"), 1u);
+  EXPECT_TRUE(out_.ended.empty());
+}
+
 TEST_F(TwoUsersTest, HangupOfAnActiveCallCompletesIt) {
   const std::string id = active_call();
   now_ += 60'000;

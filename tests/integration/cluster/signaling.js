@@ -4,7 +4,8 @@
 //
 //   node signaling.js call SECRET A_WS B_WS OUT_JSON
 //     alice on A calls bob on B: invite, ringing, accept, offer/answer, connected, hang-up by
-//     the callee (through B to the call's owner A). Writes {id, caller, callee} to OUT_JSON.
+//     the callee (through B to the call's owner A); carol on B calling bob meanwhile is busy,
+//     and rings him once the call ended. Writes {id, caller, callee} to OUT_JSON.
 //   node signaling.js one-accept SECRET A_WS B_WS C_WS ROUNDS
 //     alice on A calls bob, whose two devices sit on B and C; both accept at once, ROUNDS
 //     times: exactly one accept is acknowledged, the other device hears answered-elsewhere.
@@ -56,10 +57,21 @@ async function call(secret, aWs, bWs, out) {
   // Candidates cross both ways through the owner.
   expectAck(await bob.candidate(id, 'candidate:1 1 udp 1 127.0.0.1 9 typ host'), 'candidate');
   await alice.next('candidate', { call: id });
+  // carol on B calls bob, who is in A's call: busy, though B's engine holds no call of bob's.
+  const carol = await open(bWs, secret, `${run}-carol`, 'carol@B');
+  const busy = expectAck(await carol.invite(bob.user), 'carol invite').call;
+  await carol.next('ended',
+    { call: busy, 'payload.outcome': 'busy', 'payload.reason': 'callee-busy' });
   expectAck(await bob.hangup(id), 'hangup from the callee');
   for (const d of [alice, bob]) {
     await d.next('ended', { call: id, 'payload.outcome': 'completed', 'payload.by': 'callee' });
   }
+  // bob is free again: carol's next invite rings him (and not the earlier, busy call).
+  const again = await ring(carol, [bob]);
+  assert.notEqual(again, busy);
+  expectAck(await carol.cancel(again), 'carol cancel');
+  await bob.next('ended', { call: again, 'payload.outcome': 'cancelled' });
+  await carol.close(1000, 'done');
   // A message about the ended call from the callee's instance is refused by the owner.
   const late = await bob.hangup(id);
   assert.equal(late.type, 'error', JSON.stringify(late));
