@@ -88,23 +88,7 @@ awk -v a="127.0.0.1:$A_HTTP" -v b="127.0.0.1:$B_HTTP" -v sa="$(srv callrelay-0)"
 grep -q '__meta_dns_srv_record_target' "$WORK_DIR/prometheus/prometheus.yml" || fail "no relabeling from the SRV target"
 promtool check config "$WORK_DIR/prometheus/prometheus.yml" >/dev/null ||
   { cat "$WORK_DIR/prometheus/prometheus.yml" >&2; fail "promtool rejects the test's Prometheus config"; }
-prometheus --config.file="$WORK_DIR/prometheus/prometheus.yml" \
-  --storage.tsdb.path="$WORK_DIR/prometheus/data" --web.listen-address=127.0.0.1:0 \
-  >"$PROM_LOG" 2>&1 &
-PROM_PID=$!
-port=""
-for i in $(seq 1 100); do
-  kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited during startup"
-  if grep -q 'Server is ready to receive web requests' "$PROM_LOG"; then
-    port="$(ss -Hltnp 2>/dev/null | grep "pid=$PROM_PID," |
-      sed -nE 's/.* 127\.0\.0\.1:([0-9]+) .*/\1/p' | head -n1)"
-    [ -n "$port" ] && break
-  fi
-  sleep 0.1
-done
-[ -n "$port" ] || fail "prometheus not ready (or its port not found with ss) within 10 s"
-PROM_URL="http://127.0.0.1:$port"
-log "prometheus running (pid $PROM_PID) on $PROM_URL"
+run_prometheus
 
 wait_prom_compare 'up{job="callrelay", instance="callrelay-0"}' == 1 20
 wait_prom_compare 'up{job="callrelay", instance="callrelay-1"}' == 1 20

@@ -44,6 +44,12 @@ scrape_configs:
   - job_name: callrelay
     static_configs: [{targets: ["127.0.0.1:$target_port"]}]
 EOF
+  run_prometheus
+}
+
+# run_prometheus: checks $WORK_DIR/prometheus/prometheus.yml with promtool and starts Prometheus
+# on it (a loopback port of the kernel's choosing); sets PROM_PID and PROM_URL.
+run_prometheus() {
   promtool check config "$WORK_DIR/prometheus/prometheus.yml" >/dev/null ||
     fail "promtool rejects the test's Prometheus config"
   prometheus --config.file="$WORK_DIR/prometheus/prometheus.yml" \
