@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <queue>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct ControlStats {
   uint64_t retransmits = 0;
   uint64_t storm_allocates = 0;         ///< credentialed Allocates sent in storm mode
   uint64_t storm_refused = 0;           ///< of which answered with an error
+  uint64_t renewals = 0;                ///< held sessions' completed refreshes
+  uint64_t renewals_failed = 0;         ///< held sessions lost to a failed refresh
+  uint64_t renewal_late_max_ns = 0;     ///< the most a refresh started after it was due
   std::map<uint16_t, uint64_t> errors;  ///< unexpected error codes seen (0: no ERROR-CODE)
   std::string first_failure;            ///< what the first failing session saw
 };
@@ -56,9 +60,21 @@ class ControlDriver {
   /// Runs the loop until `done()` returns true (checked every pass), the deadline passes or a
   /// stop signal arrives. Returns whether `done()` was reached.
   bool run_until(const std::function<bool()>& done, uint64_t deadline_ns);
-  /// Sessions neither queued nor in a transaction (ready, done or failed).
-  bool all_settled() const { return pending_.empty() && releasing_.empty() && active_.empty(); }
+  /// Sessions neither queued nor in a transaction (ready, done or failed); a held session
+  /// renewing its allocation counts as ready.
+  bool all_settled() const;
   void set_storm_budget(uint64_t n) { storm_budget_ = n; }
+  /// kReady: from now on every session that becomes ready sends CreatePermission every
+  /// `permission_ns`, and ChannelBind then Refresh every `allocation_ns` (0: never), as a
+  /// browser keeps its allocation. Refreshes fall due as spread out as the sessions became
+  /// ready and go before new sessions in the transaction slots.
+  void enable_renewals(uint64_t permission_ns, uint64_t allocation_ns);
+  /// Ready sessions now: reached kReady and not lost to a failed refresh.
+  uint64_t held() const { return stats_.ready - stats_.renewals_failed; }
+  /// Client descriptors open: one per session, or the shared ones (--source-addresses).
+  size_t socket_count() const {
+    return shared_fds_.empty() ? sessions_.size() : shared_fds_.size();
+  }
   /// kCycle: sessions stop at the end of their current cycle.
   void stop_cycling() { cycling_ = false; }
   /// Deletes every ready allocation (Refresh with LIFETIME 0) so the server holds nothing from
@@ -70,6 +86,17 @@ class ControlDriver {
   const std::vector<Session>& sessions() const { return sessions_; }
 
  private:
+  struct Due {
+    uint64_t at_ns;
+    uint32_t idx;
+    Renewal what;
+    bool operator>(const Due& o) const { return at_ns > o.at_ns; }
+  };
+
+  void schedule(uint32_t idx, Renewal what, uint64_t now);
+  void start_due_renewals(uint64_t now);
+  void finish_renewal(uint32_t idx);
+  void drain_shared(uint32_t sock);
   void start(uint32_t idx);
   void send(Session& s);
   void advance(uint32_t idx, Step next);
@@ -97,6 +124,10 @@ class ControlDriver {
   uint64_t next_scan_ns_ = 0;
   uint16_t next_port_ = kFirstCyclePort;
   uint64_t sockets_opened_ = 0;  ///< picks each socket's source address (--sources)
+  std::vector<int> shared_fds_;  ///< --source-addresses: socket k serves sessions kN..kN+N-1
+  uint64_t permission_ns_ = 0;   ///< renewal periods; 0: that renewal is off
+  uint64_t allocation_ns_ = 0;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;  ///< renewals, soonest first
   ControlStats stats_;
 };
 

@@ -89,8 +89,14 @@ int run_allocs_mode(const Options& o) {
 
 int run_hold_mode(const Options& o) {
   ControlDriver driver(o, Goal::kReady);
+  driver.enable_renewals(static_cast<uint64_t>(o.refresh_permission_s * 1e9),
+                         static_cast<uint64_t>(o.refresh_allocation_s * 1e9));
   const Meter meter(o);
   const uint64_t deadline = deadline_from_now(o.timeout_s);
+  // Settling keeps the loop running: held allocations fall due for refreshes meanwhile.
+  const auto settle_holding = [&](uint64_t ns) {
+    driver.run_until([] { return false; }, now_ns() + ns);
+  };
   uint64_t prev_n = 0, prev_rss = meter.rss_kib().value_or(0);
   std::printf("stage held=0 rss_kib=%llu\n", static_cast<unsigned long long>(prev_rss));
   double slope = 0;
@@ -102,8 +108,8 @@ int run_hold_mode(const Options& o) {
     const uint64_t t0 = now_ns();
     complete = establish(driver, target - driver.sessions().size(), deadline) && complete;
     const double took = static_cast<double>(now_ns() - t0) / 1e9;
-    settle();
-    const uint64_t held = driver.stats().ready;
+    settle_holding(kSettleNs);
+    const uint64_t held = driver.held();
     const uint64_t rss = meter.rss_kib().value_or(0);
     std::printf("stage held=%llu rss_kib=%llu failed=%llu took_s=%.2f\n",
                 static_cast<unsigned long long>(held), static_cast<unsigned long long>(rss),
@@ -122,10 +128,26 @@ int run_hold_mode(const Options& o) {
     prev_rss = rss;
     if (!complete) break;
   }
-  std::printf("result mode=hold held=%llu stages=%s slope_kib_per_alloc=%.3f slopes=%s",
-              static_cast<unsigned long long>(driver.stats().ready), stages.c_str(), slope,
-              slopes.empty() ? "none" : slopes.c_str());
-  print_control_stats(driver.stats());
+  std::string after;  // --hold: what is still held, and the RSS, after holding that long
+  if (complete && o.hold_s > 0) {
+    settle_holding(static_cast<uint64_t>(o.hold_s * 1e9));
+    const uint64_t rss = meter.rss_kib().value_or(0);
+    after = " held_after_hold=" + std::to_string(driver.held()) +
+            " rss_after_hold_kib=" + std::to_string(rss);
+    std::printf("stage held=%llu rss_kib=%llu after_hold_s=%.0f\n",
+                static_cast<unsigned long long>(driver.held()),
+                static_cast<unsigned long long>(rss), o.hold_s);
+  }
+  const ControlStats& st = driver.stats();
+  std::printf(
+      "result mode=hold held=%llu stages=%s slope_kib_per_alloc=%.3f slopes=%s%s "
+      "client_sockets=%zu renewals=%llu renewals_failed=%llu renewal_late_max_ms=%.1f",
+      static_cast<unsigned long long>(driver.held()), stages.c_str(), slope,
+      slopes.empty() ? "none" : slopes.c_str(), after.c_str(), driver.socket_count(),
+      static_cast<unsigned long long>(st.renewals),
+      static_cast<unsigned long long>(st.renewals_failed),
+      static_cast<double>(st.renewal_late_max_ns) / 1e6);
+  print_control_stats(st);
   std::printf("\n");
   return complete && driver.stats().failed == 0 ? 0 : 1;
 }

@@ -20,7 +20,9 @@ void print_control_stats(const ControlStats& stats);
 int run_allocs_mode(const Options& options);
 /// Holds allocations (each with a permission and a channel) at every --count stage and reads
 /// the server's VmRSS after each; reports the KiB-per-allocation slope of the last stage and
-/// of every stage from the one before it (slopes=held:KiB,...).
+/// of every stage from the one before it (slopes=held:KiB,...). Held allocations are refreshed
+/// as browsers refresh them (--refresh-permission, --refresh-allocation) while the stages run
+/// and for --hold seconds after the last.
 int run_hold_mode(const Options& options);
 /// Sends --count credentialed Allocates to a server with too few relay ports; reports how they
 /// were answered and the server's VmRSS before and after.

@@ -27,6 +27,32 @@ size_t positive(double v, const char* key) {
   if (v < 1) throw std::invalid_argument(std::string("--") + key + " must be at least 1");
   return static_cast<size_t>(v);
 }
+
+double not_negative(double v, const char* key) {
+  if (!(v >= 0)) throw std::invalid_argument(std::string("--") + key + " must be 0 or more");
+  return v;
+}
+
+void parse_hold_options(Args& args, Options& o) {
+  const bool shared = args.has("source-addresses");
+  if (shared) o.source_addresses = positive(args.num("source-addresses", 1), "source-addresses");
+  const sockaddr_in base = parse_addr(args.str("source-base", "127.1.0.1") + ":0");
+  o.source_base = ntohl(base.sin_addr.s_addr);
+  o.refresh_permission_s = not_negative(args.num("refresh-permission", 240), "refresh-permission");
+  o.refresh_allocation_s = not_negative(args.num("refresh-allocation", 540), "refresh-allocation");
+  o.hold_s = not_negative(args.num("hold", 0), "hold");
+  if (!shared) return;
+  if (o.mode != Mode::kHold) {
+    throw std::invalid_argument("--source-addresses only drives the hold mode");
+  }
+  if (o.sources != 1) throw std::invalid_argument("--source-addresses replaces --sources");
+  // Every source must be a loopback address (127.0.0.0/8, RFC 1122 section 3.2.1.3) and none
+  // 127.255.255.255, so the clients' traffic never leaves the host.
+  const uint64_t last = static_cast<uint64_t>(o.source_base) + o.source_addresses - 1;
+  if ((o.source_base >> 24) != 127 || last >= 0x7fffffff) {
+    throw std::invalid_argument("--source-base and --source-addresses must stay in 127.0.0.0/8");
+  }
+}
 }  // namespace
 
 const char* transport_name(Transport t) {
@@ -70,6 +96,7 @@ Options parse_options(Args& args) {
   o.rtp = args.flag("rtp");
   o.sources = positive(args.num("sources", 1), "sources");
   if (o.sources > 254) throw std::invalid_argument("--sources must be 1..254 (127.0.0.x)");
+  parse_hold_options(args, o);
   if (o.rtp && (o.mode != Mode::kMax || o.transport != Transport::kUdp)) {
     throw std::invalid_argument("--rtp only shapes the max mode's UDP packets");
   }
@@ -105,6 +132,11 @@ const char* usage() {
          "  --warmup S --duration S --timeout S                        [1 5 60]\n"
          "  --count N[,N...]   hold: allocations to hold (stages); storm: Allocates to send\n"
          "  --concurrency N    control transactions in flight           [256]\n"
+         "  --source-addresses N  hold: one socket per N clients, each from its own address\n"
+         "  --source-base IP   hold: first of those addresses          [127.1.0.1]\n"
+         "  --refresh-permission S --refresh-allocation S  hold: CreatePermission, and\n"
+         "                     ChannelBind + Refresh, periods (0: never) [240 540]\n"
+         "  --hold S           hold: keep holding S s after the last stage [0]\n"
          "  --secret S --user U   REST API secret and user name          [benchsecret bench]\n"
          "  --server-pid PID --server-cpu CPU --gen-cpu CPU --echo-stats FILE\n";
 }

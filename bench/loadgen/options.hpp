@@ -48,6 +48,18 @@ struct Options {
   /// UDP control and data sockets bind 127.0.0.1 .. 127.0.0.<sources> in turn: 1 puts every
   /// client behind one address (as behind a NAT), 50 gives 50 clients 50 addresses.
   size_t sources = 1;
+  /// Hold mode: 0, one socket per client (as above); N, each socket serves N clients, client
+  /// k of a socket sending from source_base + k (IP_PKTINFO), so 100k clients need 100k / N
+  /// descriptors.
+  size_t source_addresses = 0;
+  uint32_t source_base = 0x7f010001;  ///< 127.1.0.1, host order: clear of 127.0.0.x
+  /// Hold mode: held allocations are refreshed as browsers do: CreatePermission every
+  /// refresh_permission_s, ChannelBind then Refresh every refresh_allocation_s (0: never).
+  double refresh_permission_s = 240;
+  double refresh_allocation_s = 540;
+  /// Hold mode: after the last stage, keep holding (and refreshing) this long, then read the
+  /// server's RSS once more.
+  double hold_s = 0;
 };
 
 /// "udp", "tcp" or "tls".

@@ -19,6 +19,7 @@ stun::Method method_of(Step step) {
     case Step::kChannel:
       return stun::Method::kChannelBind;
     case Step::kRelease:
+    case Step::kRefresh:
       return stun::Method::kRefresh;
     default:
       return stun::Method::kAllocate;
@@ -54,6 +55,9 @@ bool build_request(Session& s, Step step, const stun::Endpoint& peer, std::mt199
       break;
     case Step::kRelease:
       b.add_u32(stun::attr::kLifetime, 0);
+      break;
+    case Step::kRefresh:
+      b.add_u32(stun::attr::kLifetime, kRefreshLifetimeS);
       break;
     default:
       return false;

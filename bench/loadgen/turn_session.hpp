@@ -22,10 +22,22 @@ enum class Step : uint8_t {
   kPermission,  ///< CreatePermission for the echo peer
   kChannel,     ///< ChannelBind of kChannel to the echo peer
   kRelease,     ///< Refresh with LIFETIME 0
+  kRefresh,     ///< Refresh with LIFETIME kRefreshLifetimeS (keeping a held allocation)
   kReady,       ///< allocation, permission and channel in place
   kDone,        ///< finished its share of the work
   kFailed,      ///< gave up (error response, bad integrity or no answer)
 };
+
+/// What a ready session is renewing, if anything (hold mode).
+enum class Renewal : uint8_t {
+  kNone,
+  kPermission,  ///< CreatePermission, back to kReady
+  kAllocation,  ///< ChannelBind, then Refresh, back to kReady
+};
+
+/// The LIFETIME a refreshing client asks for: the default allocation lifetime (RFC 8656
+/// section 7.2).
+inline constexpr uint32_t kRefreshLifetimeS = 600;
 
 /// The channel every client binds (channels are per allocation, so all may use the same).
 inline constexpr uint16_t kBenchChannel = 0x4000;
@@ -49,7 +61,10 @@ enum class Reply : uint8_t {
 
 struct Session {
   int fd = -1;
+  /// Host order; non-zero when `fd` is shared and this client sends from this address.
+  uint32_t source = 0;
   Step step = Step::kIdle;
+  Renewal renewal = Renewal::kNone;
   uint8_t attempts = 0;      ///< transmissions of the current request
   uint8_t nonce_rounds = 0;  ///< consecutive 401/438 answers to credentialed requests
   uint64_t sent_ns = 0;      ///< when the current request was last sent
