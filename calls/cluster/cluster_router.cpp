@@ -17,6 +17,26 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxIdBytes = 256;
+/// Arrays and objects an envelope may nest: a client message nests at most 8 deep
+/// (messages.cpp) and the envelope and an engine message add a few levels. Deeper ones are
+/// refused, since copying or serializing a JSON value recurses once per level: a message of
+/// kMaxEnvelopeBytes of brackets would overflow the stack when the service sends it.
+constexpr int kMaxEnvelopeDepth = 32;
+
+/// The envelope in `payload`, or a discarded value when it is too large, too deep or not JSON.
+json parse_envelope(const std::string& payload) {
+  if (payload.size() > kMaxEnvelopeBytes) return json(json::value_t::discarded);
+  bool too_deep = false;
+  json env = json::parse(
+      payload,
+      [&](int depth, json::parse_event_t, json&) {
+        too_deep = too_deep || depth > kMaxEnvelopeDepth;
+        return !too_deep;  // nothing more is built once it is refused
+      },
+      /*allow_exceptions=*/false);
+  if (too_deep) return json(json::value_t::discarded);
+  return env;
+}
 
 /// A non-empty string field of at most kMaxIdBytes, or "".
 std::string id_field(const json& j, const char* key) {
@@ -141,8 +161,7 @@ void ClusterRouter::mark_busy(const Actions& out) {
 }
 
 void ClusterRouter::on_envelope(const std::string& payload, TimeMs now, Actions& out) {
-  json env = payload.size() <= kMaxEnvelopeBytes ? json::parse(payload, nullptr, false)
-                                                 : json(json::value_t::discarded);
+  json env = parse_envelope(payload);
   const std::string kind = env.is_object() ? id_field(env, "k") : std::string();
   const std::string from = kind.empty() ? std::string() : id_field(env, "from");
   const std::string nonce = from.empty() ? std::string() : id_field(env, "nonce");
