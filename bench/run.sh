@@ -17,7 +17,10 @@
 # BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
 # CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
 # BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_EPOLL=1 (no relay.io epoll rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
-# BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0).
+# BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0),
+# BENCH_HOLD_HUGE (allocations of the largest hold, 100000; 0: not run), BENCH_HOLD_ADDRESSES=N
+# (that hold once more on callrelay with N relay addresses, relay.bind_ipv4; default 0: not run),
+# BENCH_ONLY=hold (only the idle-allocation rows, for both servers; nothing saved).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,9 +45,19 @@ HOLD_COUNTS=1000,10000
 # (20000 here); relay ports from HOLD_PORT_MIN, clients on 33000-60999.
 HOLD_LARGE=${BENCH_HOLD_LARGE:-18000}
 HOLD_PORT_MIN=1100
+# The largest hold goes past that limit on both sides: callrelay's UDP allocations share relay
+# ports (relay.multiplex_peers, HOLD_PER_PORT to a port) and each generator socket speaks for
+# HOLD_SOURCES clients, each from its own loopback address (bench_loadgen --source-addresses).
+HOLD_HUGE=${BENCH_HOLD_HUGE:-100000}
+HOLD_PER_PORT=64
+HOLD_SOURCES=100
+HOLD_ADDRESSES=${BENCH_HOLD_ADDRESSES:-0}
 SAVE=1
 GIVEN_BIN=${CALLRELAY_BIN:-}
 [[ ${1:-} == --no-save ]] && SAVE=0
+ONLY=${BENCH_ONLY:-}
+[[ -n $ONLY && $ONLY != hold ]] && die "BENCH_ONLY must be hold (or unset)"
+[[ -n $ONLY ]] && SAVE=0   # a partial table never replaces RESULTS.md
 
 log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -56,7 +69,10 @@ build() {
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCALLRELAY_BUILD_TESTS=OFF \
       -DCALLRELAY_BUILD_BENCH=ON >/dev/null || die "cmake configure failed"
   fi
-  cmake --build "$BUILD" -j2 --target bench_tools >/dev/null || die "building the bench tools failed"
+  local tools=bench_tools
+  [[ $ONLY == hold ]] && tools="bench_loadgen bench_echo"
+  # shellcheck disable=SC2086  # tools is words on purpose
+  cmake --build "$BUILD" -j2 --target $tools >/dev/null || die "building the bench tools failed"
   if [[ -z ${CALLRELAY_BIN:-} ]]; then
     if cmake --build "$BUILD" -j2 --target callrelay >/dev/null 2>"$WORK/build-callrelay.log"; then
       CALLRELAY_BIN=$BUILD/app/callrelay
@@ -70,6 +86,7 @@ build() {
 # --- processes -----------------------------------------------------------------------------
 SERVER_PID=
 ECHO_PID=
+CALLRELAY_DIR=   # the last callrelay's directory (config, stderr)
 cleanup() {
   [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
   [[ -n $ECHO_PID ]] && kill "$ECHO_PID" 2>/dev/null
@@ -102,9 +119,10 @@ start_callrelay() {
 tls: {cert: $WORK/cert.pem, key: $WORK/key.pem}"
   fi
   mkdir -p "$dir/state"
+  CALLRELAY_DIR=$dir
   cat >"$dir/config.yaml" <<EOF
 $listen
-relay: {ports: {min: $PORT_MIN, max: $port_max}${RELAY_IO:+, io: $RELAY_IO}}
+relay: {ports: {min: $PORT_MIN, max: $port_max}${RELAY_IO:+, io: $RELAY_IO}${RELAY_EXTRA:+, $RELAY_EXTRA}}
 workers: 1
 state_dir: $dir/state
 realm: callrelay
@@ -286,6 +304,19 @@ bench_turn_server() {  # bench_turn_server NAME START_FUNCTION
   R[$name.allocs]=$(field "$LAST" allocs_per_s); R[$name.alloc_us]=$(field "$LAST" proc_us_per_alloc)
   stop_server
 
+  bench_holds "$name" "$start"
+
+  $start $STORM_PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
+  measure "$name" storm --mode storm --count 20000 --clients 500 --timeout 90
+  R[$name.storm_before]=$(field "$LAST" rss_before_kib); R[$name.storm_after]=$(field "$LAST" rss_after_kib)
+  R[$name.storm_errors]=$(field "$LAST" errors)
+  stop_server
+}
+
+# Idle allocations (each with a permission and a channel, refreshed as browsers refresh them)
+# and the server's RSS at each count.
+bench_holds() {  # bench_holds NAME START_FUNCTION
+  local name=$1 start=$2
   $start $PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
   measure "$name" hold --mode hold --count $HOLD_COUNTS --timeout 90
   R[$name.slope]=$(field "$LAST" slope_kib_per_alloc)
@@ -298,11 +329,39 @@ bench_turn_server() {  # bench_turn_server NAME START_FUNCTION
   R[$name.slope_large]=$(field "$LAST" slope_kib_per_alloc)
   R[$name.held_large]=$(field "$LAST" held)
   stop_server
+  [[ $HOLD_HUGE -gt 0 ]] && bench_hold_huge "$name" "$start"
+  [[ $HOLD_HUGE -gt 0 && $HOLD_ADDRESSES -gt 0 && $name == callrelay ]] &&
+    bench_hold_huge callrelay_addrs "$start" "$HOLD_ADDRESSES"
+}
 
-  $start $STORM_PORT_MAX || { NOTES+=("$name: did not start"); stop_server; return; }
-  measure "$name" storm --mode storm --count 20000 --clients 500 --timeout 90
-  R[$name.storm_before]=$(field "$LAST" rss_before_kib); R[$name.storm_after]=$(field "$LAST" rss_after_kib)
-  R[$name.storm_errors]=$(field "$LAST" errors)
+# 10k and then HOLD_HUGE allocations from HOLD_HUGE / HOLD_SOURCES client sockets. callrelay
+# shares its relay ports (a server without relay.multiplex_peers refuses the key and the row
+# says so); coturn keeps a descriptor per allocation and gets as far as RLIMIT_NOFILE lets it.
+bench_hold_huge() {  # bench_hold_huge NAME START_FUNCTION [RELAY_ADDRESSES]
+  local name=$1 start=$2 extra='' i
+  [[ $name == callrelay* ]] && extra="multiplex_peers: true, allocations_per_port: $HOLD_PER_PORT"
+  if [[ ${3:-0} -gt 0 ]]; then  # 127.0.0.2 and up: allocations spread over the addresses
+    extra+=", bind_ipv4: [127.0.0.2"
+    for ((i = 3; i <= $3 + 1; i++)); do extra+=", 127.0.0.$i"; done
+    extra+="]"
+  fi
+  if ! RELAY_EXTRA=$extra PORT_MIN=$HOLD_PORT_MIN $start 32000; then
+    R[$name.huge_note]="did not start"
+    [[ -n $extra ]] && grep -qs 'multiplex_peers\|allocations_per_port' "$CALLRELAY_DIR/stderr" &&
+      R[$name.huge_note]="needs relay.multiplex_peers"
+    NOTES+=("$name: did not start for the $HOLD_HUGE hold (${R[$name.huge_note]})"); stop_server; return
+  fi
+  measure "$name" hold_huge --mode hold --count "10000,$HOLD_HUGE" --source-addresses $HOLD_SOURCES \
+    --timeout 300
+  R[$name.huge_stages]=$(field "$LAST" stages)
+  R[$name.huge_held]=$(field "$LAST" held)
+  R[$name.huge_sockets]=$(field "$LAST" client_sockets)
+  R[$name.huge_renewal_late]=$(field "$LAST" renewal_late_max_ms)
+  if [[ ${R[$name.huge_held]:-0} -ge $HOLD_HUGE ]]; then
+    R[$name.slope_huge]=$(field "$LAST" slope_kib_per_alloc)
+  else
+    R[$name.huge_note]="held ${R[$name.huge_held]:-none}"
+  fi
   stop_server
 }
 
@@ -368,8 +427,8 @@ ratio() {
   [[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo "n/a"; return; }
   awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'
 }
-stage_rss() {  # stage_rss SERVER COUNT -> MiB
-  local s; s=$(val "$1.stages")
+stage_rss() {  # stage_rss SERVER COUNT [STAGES_KEY] -> MiB
+  local s; s=$(val "$1.${3:-stages}")
   [[ $s == n/a ]] && { echo n/a; return; }
   local kib; kib=$(tr ',' '\n' <<<"$s" | awk -F: -v n="$2" '$1==n {print $2}')
   fmt "${kib:-n/a}" 1 1024
@@ -428,6 +487,7 @@ table() {
   done
   row "RSS per idle allocation, slope 1k→10k (KiB)" "≤ 1 KiB" slope 2
   row "RSS per idle allocation, slope 10k→$HOLD_LARGE (KiB; callrelay held $(val callrelay.held_large))" "≤ 1 KiB" slope_large 2
+  [[ $HOLD_HUGE -gt 0 ]] && huge_rows
   row "RSS before Allocate storm (MiB)" "" storm_before 1 1024
   row "RSS after 20k Allocates on 16 ports (MiB)" "flat" storm_after 1 1024
   echo "| storm answers (code:count) | $(val callrelay.storm_errors) | $(val coturn.storm_errors) | n/a | | |"
@@ -439,6 +499,24 @@ table() {
   echo "| longest on_timer call, 100k allocations held (µs) | $(val timers.held_longest_timer_us) | n/a | n/a | | |"
   echo "| longest stop in relaying, 100k expiries at once (µs; flow every 1 ms) | $(val timers.burst_longest_flow_delay_us) | n/a | n/a | | ≤ 1000 |"
   echo "| longest on_timer call during that burst (µs) | $(val timers.burst_longest_timer_us) | n/a | n/a | | |"
+}
+
+# The largest hold: a server that did not get there shows why instead of its figures.
+huge_cell() {  # huge_cell SERVER VALUE
+  local note; note=$(val "$1.huge_note")
+  if [[ $note != n/a && $2 == n/a ]]; then echo "n/a: $note"; else echo "$2"; fi
+}
+huge_rows() {
+  local n c k
+  for n in 10000 "$HOLD_HUGE"; do
+    c=$(stage_rss callrelay "$n" huge_stages); k=$(stage_rss coturn "$n" huge_stages)
+    echo "| RSS with $n idle allocations, clients $HOLD_SOURCES to a socket (MiB) | $(huge_cell callrelay "$c") | $(huge_cell coturn "$k") | n/a | $(ratio "$c" "$k") | |"
+  done
+  c=$(fmt "$(val callrelay.slope_huge)" 2); k=$(fmt "$(val coturn.slope_huge)" 2)
+  echo "| RSS per idle allocation, slope 10k→$HOLD_HUGE (KiB; callrelay relay.multiplex_peers, $HOLD_PER_PORT to a port) | $(huge_cell callrelay "$c") | $(huge_cell coturn "$k") | n/a | $(ratio "$c" "$k") | ≤ 1 KiB |"
+  [[ $HOLD_ADDRESSES -gt 0 ]] || return 0
+  c=$(fmt "$(val callrelay_addrs.slope_huge)" 2)
+  echo "| RSS per idle allocation, slope 10k→$HOLD_HUGE, over $HOLD_ADDRESSES relay addresses (KiB; relay.bind_ipv4 too) | $(huge_cell callrelay_addrs "$c") | n/a | n/a | | |"
 }
 
 machine() {
@@ -476,6 +554,15 @@ sleep 0.2; kill -0 "$ECHO_PID" 2>/dev/null || die "bench_echo did not start: $(c
 
 START=$(date +%s)
 STREAMS=1
+if [[ $ONLY == hold ]]; then
+  [[ -n ${CALLRELAY_BIN:-} ]] && { log "== callrelay"; bench_holds callrelay start_callrelay; }
+  if command -v turnserver >/dev/null && [[ ${BENCH_SKIP_COTURN:-0} != 1 ]]; then
+    log "== coturn"; bench_holds coturn start_coturn
+  fi
+  table | grep -i 'idle allocation'
+  [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
+  exit 0
+fi
 if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
   STREAMS=0; NOTES+=("TCP and TLS client rows not run")
 fi
@@ -537,6 +624,15 @@ fi
     echo "and Refresh every 540 s, after 600 s of that traffic replayed to reach steady state), a"
     echo "flow's ChannelData round trip through the core, and on_timer at the deadlines it returns."
     echo "The core's share only: no sockets (100k relay ports need several relay addresses)."
+  fi
+  if [[ $HOLD_HUGE -gt 0 ]]; then
+    echo
+    echo "The $HOLD_HUGE-allocation rows: each generator socket speaks for $HOLD_SOURCES clients, each"
+    echo "from its own loopback address (bench_loadgen --source-addresses, IP_PKTINFO), so both"
+    echo "sides stay under RLIMIT_NOFILE ($(ulimit -Hn) here); callrelay runs with relay.multiplex_peers"
+    echo "($HOLD_PER_PORT allocations to a relay port). coturn keeps a descriptor per allocation: it"
+    echo "stops at the limit and answers 508 beyond it, and its RSS there grows with the refused"
+    echo "Allocates, so only its 10000 figure is an idle-allocation one."
   fi
   if [[ -n $SHARD_ROWS ]]; then
     echo
