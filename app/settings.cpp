@@ -13,6 +13,8 @@ net::ServerSettings server_settings(const config::Config& cfg) {
   s.relay.bind_ipv6 = cfg.relay.bind_ipv6;
   s.relay.external_ipv4 = cfg.relay.external_ipv4;
   s.relay.external_ipv6 = cfg.relay.external_ipv6;
+  s.relay.multiplex_peers = cfg.relay.multiplex_peers;
+  s.relay.allocations_per_port = cfg.relay.allocations_per_port;
   s.core = cfg.core;
   s.workers = cfg.workers;
   s.streams = stream_settings(cfg);

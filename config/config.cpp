@@ -159,7 +159,7 @@ void Loader::read_relay(const Field& f) {
       detail::read_relay_addresses(reader_, x, family, out);
     };
   };
-  Field external_v4, external_v6;
+  Field external_v4, external_v6, multiplex;
   const auto external = [this](std::optional<stun::Endpoint>& out, Family family, Field& seen) {
     return [this, &out, family, &seen](const Field& x) {
       seen = x;
@@ -182,8 +182,20 @@ void Loader::read_relay(const Field& f) {
          }
          r.io = *s;
        }},
+      {"multiplex_peers",
+       [this, &r, &multiplex](const Field& x) {
+         multiplex = x;
+         flag(r.multiplex_peers)(x);
+       }},
+      {"allocations_per_port", u32(r.allocations_per_port, 1, 1024)},
   };
   reader_.read_map(f, keys);
+  // The io_uring path reads each relay socket for one relay; shared sockets are demultiplexed
+  // on the epoll path only.
+  if (r.multiplex_peers && r.io == "io_uring") {
+    reader_.error(multiplex, "cannot be true with relay.io: io_uring (shared relay ports use "
+                             "epoll; set io: epoll or auto)");
+  }
   detail::check_relay_external(reader_, external_v4, r.external_ipv4, r.bind_ipv4, Family::kIPv4);
   detail::check_relay_external(reader_, external_v6, r.external_ipv6, r.bind_ipv6, Family::kIPv6);
 }

@@ -54,6 +54,12 @@ struct RelayNetConfig {
   /// relay.io: how relay sockets are driven: "auto" (io_uring when it works here, else
   /// epoll), "io_uring" or "epoll". Read at start only.
   std::string io = "auto";
+  /// relay.multiplex_peers: UDP allocations share relay sockets of their worker (up to
+  /// allocations_per_port each), datagrams from peers told apart by the peer's transport
+  /// address and the allocations' permissions. EVEN-PORT, reservations and TCP relays keep
+  /// dedicated ports. Not with io: io_uring. Read at start only.
+  bool multiplex_peers = false;
+  uint32_t allocations_per_port = 32;  ///< relay.allocations_per_port, 1..1024
 };
 
 struct LogConfig {

@@ -55,6 +55,7 @@ const char* to_string(DropReason r) {
     case DropReason::kMalformed: return "malformed";
     case DropReason::kOverQuota: return "over_quota";
     case DropReason::kPeerDenied: return "peer_denied";
+    case DropReason::kAmbiguousPeer: return "ambiguous_peer";
   }
   return "unknown";
 }

@@ -35,6 +35,9 @@ enum class PeerDenyReason : uint8_t {
 };
 enum class DropReason : uint8_t {
   kNoAllocation, kNoPermission, kNoChannel, kMalformed, kOverQuota, kPeerDenied,
+  /// A shared relay port (relay/net multiplex_peers) could not tell which allocation a
+  /// datagram belongs to, or two allocations on it sent to the same peer transport address.
+  kAmbiguousPeer,
 };
 const char* to_string(EndReason r);
 const char* to_string(AuthFailure r);

@@ -96,6 +96,15 @@ size_t TurnServer::allocation_count() const { return impl_->by_tuple.size(); }
 
 bool TurnServer::has_allocation(const FiveTuple& tuple) const { return impl_->by_tuple.contains(tuple); }
 
+bool TurnServer::permits(RelayId relay, const Endpoint& peer, TimeMs now) const {
+  const Allocation* a = relay < impl_->by_relay.size() ? impl_->by_relay[relay] : nullptr;
+  if (a == nullptr) return false;
+  const FamilyRelay* own = a->relay_for(peer.family, now);
+  return own != nullptr && own->relay.id == relay && a->permitted(peer, now);
+}
+
+void TurnServer::note_drop(DropReason why) const { impl_->drop(why); }
+
 void TurnServer::set_limit_counters(base::LimitCounters* counters) { impl_->limits = counters; }
 
 void TurnServer::visit(void (*fn)(const AllocationInfo&, void*), void* ctx) const {

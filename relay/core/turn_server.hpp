@@ -250,6 +250,11 @@ class TurnServer {
   void set_limit_counters(base::LimitCounters* counters);
 
   size_t allocation_count() const;
+  /// Whether relay `relay` is the live relay of an allocation with a permission for `peer`'s
+  /// IP at `now` (RFC 8656 section 9): how relay/net tells apart allocations sharing a port.
+  bool permits(RelayId relay, const Endpoint& peer, TimeMs now) const;
+  /// Counts a datagram relay/net dropped for `why` (the observer's drop counter).
+  void note_drop(DropReason why) const;
   /// Visits live allocations (telemetry reads counters at scrape time on the owning thread).
   template <typename F>
   void for_each_allocation(F&& f) const;

@@ -246,6 +246,91 @@ std::optional<core::RelayPorts::Opened> RelaySockets::install_opened(const Choic
   return opened;
 }
 
+std::optional<core::RelayPorts::Opened> RelaySockets::open_shared(stun::Family family,
+                                                                  const stun::Endpoint& server,
+                                                                  core::RelayId* host) {
+  *host = kNoRelay;
+  for (size_t turn = 0; const auto at = choice(family, server, turn); ++turn) {
+    bool opened = false;
+    const core::RelayId h = shared_on(*at, &opened);
+    if (h == kNoRelay) continue;
+    const core::RelayId id = new_slot();
+    Slot& v = slots_[id];
+    Slot& hs = slots_[h];
+    v.host = h;
+    v.fd = hs.fd;  // sends go out through the shared socket
+    v.port = hs.port;
+    v.pool = hs.pool;
+    v.open = true;
+    hs.shared->members.push_back(id);
+    if (opened) *host = h;
+    return core::RelayPorts::Opened{core::RelayAddress{id, hs.shared->advertised}, std::nullopt};
+  }
+  return std::nullopt;
+}
+
+core::RelayId RelaySockets::shared_on(const Choice& at, bool* opened) {
+  *opened = false;
+  const size_t room = settings_.allocations_per_port == 0 ? 1 : settings_.allocations_per_port;
+  for (const core::RelayId h : hosts_) {
+    const Slot::Shared& sh = *slots_[h].shared;
+    if (sh.members.size() < room && sh.bound.same_ip(at.ip)) return h;
+  }
+  PortPool& pool = share_->pool(at.pool);
+  for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
+    const auto port = pool.take(cursors_[at.pool], false, false);
+    if (!port) return kNoRelay;
+    const int fd = bind_port(at.ip, *port);
+    if (fd < 0) {
+      pool.release(*port);
+      if (-fd == EADDRINUSE || -fd == EACCES) continue;
+      log::warn("relay_socket.bind_failed",
+                {{"ip", at.ip.ip_string()}, {"port", *port}, {"error", error_text(-fd)}},
+                "relay socket on ", at.ip.ip_string(), " port ", *port, ": ", error_text(-fd));
+      return kNoRelay;
+    }
+    stun::Endpoint bound = at.ip;
+    bound.port = *port;
+    const auto relay = install(fd, bound, at.pool);
+    if (!relay) {
+      pool.release(*port);
+      return kNoRelay;
+    }
+    Slot& hs = slots_[relay->id];
+    hs.shared = std::make_unique<Slot::Shared>();
+    hs.shared->bound = bound;
+    hs.shared->advertised = relay->address;
+    hs.shared->members.reserve(room);
+    hosts_.push_back(relay->id);
+    log::debug("relay_socket.shared_open", {{"port", bound.port}, {"relay_id", relay->id}},
+               "shared relay port ", bound.port, " opened");
+    *opened = true;
+    return relay->id;
+  }
+  return kNoRelay;
+}
+
+void RelaySockets::close_shared(core::RelayId id) {
+  Slot& v = slots_[id];
+  const core::RelayId h = v.host;
+  Slot::Shared& sh = *slots_[h].shared;
+  std::erase(sh.members, id);
+  // Its learned peers are free for the other relays of the socket (or their permissions).
+  std::erase_if(sh.peers, [id](const auto& e) { return e.second == id; });
+  v.host = kNoRelay;
+  v.fd = -1;
+  v.open = false;
+  ++v.generation;
+  free_ids_.push_back(id);
+  if (!sh.members.empty()) return;
+  // The last relay is gone: the socket and its port go back.
+  log::debug("relay_socket.shared_close", {{"port", slots_[h].port}, {"relay_id", h}},
+             "shared relay port ", slots_[h].port, " closed");
+  std::erase(hosts_, h);
+  slots_[h].shared.reset();
+  close(h);
+}
+
 std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp(stun::Family family,
                                                               const stun::Endpoint& server) {
   for (size_t turn = 0; const auto at = choice(family, server, turn); ++turn) {
@@ -289,6 +374,8 @@ std::optional<RelaySockets::OpenedTcp> RelaySockets::open_tcp_on(const Choice& a
 void RelaySockets::close(core::RelayId id) {
   if (id >= slots_.size() || !slots_[id].open) return;
   Slot& s = slots_[id];
+  if (s.host != kNoRelay) return close_shared(id);
+  if (s.shared) return;  // a shared socket closes with its last relay (close_shared)
   // A reservation still listed goes back with its port; one that another worker claimed
   // (withdraw finds it gone) keeps its port taken: the claimer's socket holds it now.
   bool release = true;

@@ -38,6 +38,10 @@ struct RelayNetSettings {
   /// The port pools and reservations shared by the server's workers (relay/net's Server makes
   /// one with make_share). Null: each RelaySockets has its own (a single worker, tests).
   std::shared_ptr<RelayShare> share;
+  /// Shared relay ports (relay.multiplex_peers): open_shared() places UDP relays on sockets
+  /// that carry up to `allocations_per_port` relays of the worker each.
+  bool multiplex_peers = false;
+  uint32_t allocations_per_port = 32;
 };
 
 /// The shared pools for `settings`: one per bind address, and pool 0 for derived addresses.
@@ -73,6 +77,63 @@ class RelaySockets {
   /// full (or failing) address passes to the next: nullopt (508) only when none has a port.
   std::optional<core::RelayPorts::Opened> open(stun::Family family, const stun::Endpoint& server,
                                                bool even, bool reserve_next);
+  /// A UDP relay on a shared socket of this worker with room (fewer than
+  /// allocations_per_port relays), or on a new one bound to a pool port. The relay has its own
+  /// id (a virtual slot: fd() is the shared socket's) so the core sees no difference. `*host`:
+  /// the shared socket's id when this call opened it (the caller waits for reads on it), else
+  /// kNoRelay. Never for EVEN-PORT or reservations (RFC 8656 section 7.2 needs a port of the
+  /// allocation's own). nullopt: no port.
+  std::optional<core::RelayPorts::Opened> open_shared(stun::Family family,
+                                                      const stun::Endpoint& server,
+                                                      core::RelayId* host);
+  static constexpr core::RelayId kNoRelay = ~core::RelayId{0};
+  bool multiplexing() const { return settings_.multiplex_peers; }
+  /// Whether `id` is a relay on a shared socket (open_shared), and the shared socket's id.
+  bool is_shared(core::RelayId id) const {
+    return id < slots_.size() && slots_[id].open && slots_[id].host != kNoRelay;
+  }
+  core::RelayId host_of(core::RelayId id) const { return slots_[id].host; }
+  /// Whether `id` is a shared socket (the reads of its relays happen on it).
+  bool is_host(core::RelayId id) const {
+    return id < slots_.size() && slots_[id].open && slots_[id].shared != nullptr;
+  }
+  /// Relays on shared socket `host` now (0 when it is not one).
+  size_t members(core::RelayId host) const {
+    return is_host(host) ? slots_[host].shared->members.size() : 0;
+  }
+  /// Peer transport addresses shared socket `host` has learned.
+  size_t learned(core::RelayId host) const {
+    return is_host(host) ? slots_[host].shared->peers.size() : 0;
+  }
+  /// Shared sockets open now.
+  size_t shared_count() const { return hosts_.size(); }
+
+  /// Shared relay `id` sends to `peer`: from now on datagrams from `peer` on its shared socket
+  /// are its. When another relay of the socket learned `peer` already and still permits it
+  /// (`permits(id)`: TurnServer::permits for that peer), the peer could not tell the two
+  /// apart: false (the caller drops the datagram). Allocates only for a new peer address.
+  template <typename Permits>
+  bool learn(core::RelayId id, const stun::Endpoint& peer, Permits&& permits);
+  /// Which relay of shared socket `host` a datagram from `peer` is for: the one that learned
+  /// `peer` (while it permits it), else the single relay whose permission covers the peer's
+  /// IP. `*ambiguous` when several do (the caller drops it). With none, a relay of the socket
+  /// (the core drops it for want of a permission and counts that); kNoRelay if none is left.
+  template <typename Permits>
+  core::RelayId route(core::RelayId host, const stun::Endpoint& peer, Permits&& permits,
+                      bool* ambiguous) const;
+  /// A datagram of shared relay `id` to `dest`, which is its own shared socket's address
+  /// (bound or advertised): two clients of this socket relaying to each other. The other relay
+  /// of the socket that permits `dest` (the address the datagram comes from as its peer sees
+  /// it) gets it, delivered inside the process: kNoRelay when none or several (`*ambiguous`)
+  /// do, or when `dest` is not the socket's address (`*own` false then).
+  template <typename Permits>
+  core::RelayId loop_target(core::RelayId id, const stun::Endpoint& dest, Permits&& permits,
+                            bool* own, bool* ambiguous) const;
+
+  /// Peer addresses one shared socket learns at most; beyond, datagrams from new ones are
+  /// routed by permission only (a relay sending to many ports cannot grow it without bound).
+  static constexpr size_t kMaxLearnedPeers = 65536;
+
   /// RFC 6062: a TCP relay of `family` listening on a port of the shared pool (see open_tcp in
   /// socket_ops). The slot only holds the port and the id: the caller adopts `fd` (the
   /// listening socket) and closes it before close(id). nullopt when no port is free.
@@ -138,6 +199,15 @@ class RelaySockets {
     /// A reservation another worker claimed: the socket is theirs; the slot only keeps its
     /// id until the core closes it (the port stays taken: the claimer gives it back).
     bool detached = false;
+    /// A relay on a shared socket: the socket's slot (kNoRelay: a socket of its own).
+    core::RelayId host = kNoRelay;
+    /// A shared socket: its relays and the peer addresses they sent to.
+    struct Shared {
+      std::vector<core::RelayId> members;
+      std::unordered_map<stun::Endpoint, core::RelayId, stun::EndpointHash> peers;
+      stun::Endpoint bound, advertised;
+    };
+    std::unique_ptr<Shared> shared;
   };
   /// A relay address of `family` and its pool.
   struct Choice {
@@ -153,6 +223,10 @@ class RelaySockets {
   /// open() on one address; nullopt when it has no port that fits or binding fails.
   std::optional<core::RelayPorts::Opened> open_on(const Choice& at, bool even, bool reserve_next);
   std::optional<OpenedTcp> open_tcp_on(const Choice& at);
+  /// A shared socket on `at` with room, or a new one (`*opened` set); kNoRelay: no port.
+  core::RelayId shared_on(const Choice& at, bool* opened);
+  /// close() of a relay on a shared socket; the socket closes with its last relay.
+  void close_shared(core::RelayId id);
   core::RelayId new_slot();
   stun::Endpoint advertised(const stun::Endpoint& bound) const;
   /// Binds `ip`:`port`; fd, or -errno.
@@ -184,7 +258,65 @@ class RelaySockets {
   std::function<void(core::RelayId)> detach_hook_;
   std::deque<Slot> slots_;  // deque: stable addresses while growing
   std::vector<core::RelayId> free_ids_;
+  /// Open shared sockets (open_shared looks for one with room here).
+  std::vector<core::RelayId> hosts_;
   std::atomic<size_t> open_count_{0};
 };
+
+template <typename Permits>
+bool RelaySockets::learn(core::RelayId id, const stun::Endpoint& peer, Permits&& permits) {
+  auto& table = slots_[slots_[id].host].shared->peers;
+  const auto it = table.find(peer);
+  if (it != table.end()) {
+    if (it->second == id) return true;
+    // Another relay of the socket sends to the same peer address: while it still permits the
+    // peer, the peer's answers could be either's, so the newcomer's datagram stays here.
+    if (permits(it->second)) return false;
+    it->second = id;
+    return true;
+  }
+  if (table.size() < kMaxLearnedPeers) table.emplace(peer, id);
+  return true;
+}
+
+template <typename Permits>
+core::RelayId RelaySockets::route(core::RelayId host, const stun::Endpoint& peer,
+                                  Permits&& permits, bool* ambiguous) const {
+  *ambiguous = false;
+  const Slot::Shared& s = *slots_[host].shared;
+  const auto it = s.peers.find(peer);
+  if (it != s.peers.end() && permits(it->second)) return it->second;
+  core::RelayId found = kNoRelay;
+  for (const core::RelayId m : s.members) {
+    if (!permits(m)) continue;
+    if (found != kNoRelay) {
+      *ambiguous = true;
+      return kNoRelay;
+    }
+    found = m;
+  }
+  if (found != kNoRelay) return found;
+  if (it != s.peers.end()) return it->second;
+  return s.members.empty() ? kNoRelay : s.members.front();
+}
+
+template <typename Permits>
+core::RelayId RelaySockets::loop_target(core::RelayId id, const stun::Endpoint& dest,
+                                        Permits&& permits, bool* own, bool* ambiguous) const {
+  *ambiguous = false;
+  const Slot::Shared& s = *slots_[slots_[id].host].shared;
+  *own = dest == s.bound || dest == s.advertised;
+  if (!*own) return kNoRelay;
+  core::RelayId found = kNoRelay;
+  for (const core::RelayId m : s.members) {
+    if (m == id || !permits(m)) continue;
+    if (found != kNoRelay) {
+      *ambiguous = true;
+      return kNoRelay;
+    }
+    found = m;
+  }
+  return found;
+}
 
 }  // namespace callrelay::net

@@ -40,7 +40,16 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
     uring_->unwatch(id);
     if (fd >= 0) ::close(fd);
   });
-  const RelayIo io = resolve_relay_io(configured_relay_io());
+  RelayIo io = resolve_relay_io(configured_relay_io());
+  if (relay.multiplex_peers) {
+    // Shared relay sockets are demultiplexed on the epoll path only (the config refuses
+    // io: io_uring with them; auto means epoll).
+    if (configured_relay_io() == RelayIo::kUring) {
+      throw std::runtime_error("relay.multiplex_peers cannot be used with relay.io: io_uring");
+    }
+    io = RelayIo::kEpoll;
+    loop_buffer_.resize(RecvBatch::kSlotSize);
+  }
   if (io == RelayIo::kUring) {
     if (!uring_unavailable().empty()) {
       throw std::runtime_error("relay.io is io_uring but io_uring cannot be used here: " +
@@ -260,6 +269,13 @@ void Worker::handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now, 
 std::optional<core::RelayPorts::Opened> Worker::open(core::Family family,
                                                      const core::Endpoint& server, bool even,
                                                      bool reserve_next) {
+  if (relays_.multiplexing() && !even && !reserve_next) {
+    // RFC 8656 section 7.2: EVEN-PORT and reservations need a port of their own; others share.
+    core::RelayId host = RelaySockets::kNoRelay;
+    auto shared = relays_.open_shared(family, server, &host);
+    if (shared && host != RelaySockets::kNoRelay) arm_relay(host);
+    return shared;
+  }
   auto opened = relays_.open(family, server, even, reserve_next);
   if (opened) {
     arm_relay(opened->relay.id);
@@ -394,7 +410,9 @@ void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
       if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
       const auto peer = batch_.source(i);
       if (!peer) continue;
-      dispatch(core_.on_peer_packet(id, *peer, batch_.slot(i), batch_.length(i), now, now_us));
+      const core::RelayId to = relays_.is_host(id) ? shared_route(id, *peer, now) : id;
+      if (to == RelaySockets::kNoRelay) continue;
+      dispatch(core_.on_peer_packet(to, *peer, batch_.slot(i), batch_.length(i), now, now_us));
     }
     schedule_flush();
     if (stopping_ || !relays_.is_open(id, generation)) return;
@@ -427,6 +445,7 @@ void Worker::dispatch(const core::Output& out, bool batched) {
     case core::Output::Kind::kToPeer: {
       const int fd = relays_.fd(out.relay);
       if (fd < 0) return;
+      if (relays_.is_shared(out.relay) && !shared_send(out)) return;
       if (uring_ && (stable || batched)) {
         uring_->send(fd, out.peer, out.data);  // leaves with the others in one submit
       } else if (stable || batched) {
@@ -442,6 +461,58 @@ void Worker::dispatch(const core::Output& out, bool batched) {
       return;
     }
   }
+}
+
+core::RelayId Worker::shared_route(core::RelayId host, const stun::Endpoint& peer,
+                                   core::TimeMs now) {
+  bool ambiguous = false;
+  const core::RelayId to = relays_.route(
+      host, peer, [&](core::RelayId m) { return core_.permits(m, peer, now); }, &ambiguous);
+  if (ambiguous) {
+    // Several allocations of the socket permit the peer's IP and none sent to its port: the
+    // datagram cannot be given to one of them.
+    core_.note_drop(core::DropReason::kAmbiguousPeer);
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("relay.shared_ambiguous", {{"peer", peer.to_string()}},
+                 "datagram from ", peer.to_string(),
+                 " on a shared relay port matches several allocations: dropped");
+    }
+  }
+  return to;
+}
+
+bool Worker::shared_send(const core::Output& out) {
+  const auto permits = [this, &out](core::RelayId m) {
+    return core_.permits(m, out.peer, now_ms());
+  };
+  bool own = false, ambiguous = false;
+  const core::RelayId to = relays_.loop_target(out.relay, out.peer, permits, &own, &ambiguous);
+  if (own) {
+    // Two clients of this socket relaying to each other: through the kernel the datagram
+    // would come back to this socket from its own address, where only permissions could tell
+    // the receiver; handed over here instead, as the receiver's peer sees it (from out.peer).
+    if (to == RelaySockets::kNoRelay) {
+      core_.note_drop(ambiguous ? core::DropReason::kAmbiguousPeer : core::DropReason::kNoPermission);
+      return false;
+    }
+    const size_t len = out.data.size();
+    if (len > loop_buffer_.size() - core::kPeerHeadroom - core::kPeerTailroom) return false;
+    std::copy(out.data.begin(), out.data.end(), loop_buffer_.begin() + core::kPeerHeadroom);
+    const stun::Endpoint from = out.peer;  // `out` may not outlive the core call
+    dispatch(core_.on_peer_packet(to, from, std::span<uint8_t>(loop_buffer_), len, now_ms(),
+                                  media_clock_ ? media_now_us() : -1));
+    return false;
+  }
+  if (relays_.learn(out.relay, out.peer, permits)) return true;
+  // Another allocation of the socket sends to this peer address and still permits it: the
+  // peer could not tell whose its answers are.
+  core_.note_drop(core::DropReason::kAmbiguousPeer);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("relay.shared_peer_taken", {{"peer", out.peer.to_string()}},
+               "another allocation on the shared relay port sends to ", out.peer.to_string(),
+               ": dropped");
+  }
+  return false;
 }
 
 void Worker::flush_round() {

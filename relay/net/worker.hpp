@@ -172,6 +172,12 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   /// Routes a core output. `batched`: its data stays valid until the next flush_all(), so a
   /// packet to a peer may wait in the sendmmsg batch (as datagrams in the receive batch do).
   void dispatch(const core::Output& out, bool batched = false);
+  /// A datagram of relay `out.relay` on a shared socket to `out.peer`: learns the peer for
+  /// the socket's demultiplexer, or delivers it inside the process when `out.peer` is the
+  /// socket's own address. False: nothing more to send (delivered or dropped).
+  bool shared_send(const core::Output& out);
+  /// Which relay of shared socket `host` a datagram from `peer` is for (kNoRelay: dropped).
+  core::RelayId shared_route(core::RelayId host, const stun::Endpoint& peer, core::TimeMs now);
   /// Sends everything queued (the receive slots stay in use).
   void flush_all();
   /// flush_all() and frees every receive slot. Only where no slot is being read.
@@ -218,6 +224,9 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   /// hand-off never run is dropped while its target still exists.
   Mailbox mailbox_{ctx_};
   std::shared_ptr<StreamLinks> links_;  ///< see link_streams
+  /// Where a datagram between two relays of one shared socket is handed over (the core writes
+  /// its header into the headroom): allocated once, with relay.multiplex_peers only.
+  std::vector<uint8_t> loop_buffer_;
 };
 
 }  // namespace callrelay::net

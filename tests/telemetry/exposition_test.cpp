@@ -89,7 +89,8 @@ TEST(Exposition, EventCountersWithBoundedLabels) {
   EXPECT_EQ(sample_count(text, "callrelay_peer_denials_total"), 11u);  // own_address too
   EXPECT_TRUE(has_line(text, R"(callrelay_dropped_packets_total{reason="no_permission"} 3)"));
   EXPECT_TRUE(has_line(text, R"(callrelay_dropped_packets_total{reason="over_quota"} 0)"));
-  EXPECT_EQ(sample_count(text, "callrelay_dropped_packets_total"), 6u);
+  EXPECT_TRUE(has_line(text, R"(callrelay_dropped_packets_total{reason="ambiguous_peer"} 0)"));
+  EXPECT_EQ(sample_count(text, "callrelay_dropped_packets_total"), 7u);
 }
 
 TEST(Exposition, ForwardsEveryEventToNext) {
