@@ -4,6 +4,8 @@
 // allocation with its control connection, Connect and ConnectionBind. Like the other helpers it
 // has its own small STUN encoder, independent of the project's codec. A failed check throws
 // Failure: the callers read as a straight sequence of steps and assertions.
+// Connections are in stream_conn.cpp, byte streams in stream_transfer.cpp, STUN and TURN in
+// stream_turn_client.cpp.
 #pragma once
 
 #include <openssl/ssl.h>
