@@ -132,6 +132,9 @@ peers: {allow: ["127.0.0.0/8"]}
 log: {level: warn}
 # Every bench client shares 127.0.0.1: the per-address 401 rate would throttle the control runs.
 limits: {unauthenticated: {challenges_per_s: 0}}
+# The bench reads nothing over HTTP; port 0 so that another callrelay on the host (the default
+# 9641) does not stop this one from starting.
+http: {listen: "127.0.0.1:0"}
 EOF
   nice -n -10 taskset -c $SERVER_CPU "$CALLRELAY_BIN" --config "$dir/config.yaml" 2>"$dir/stderr" &
   SERVER_PID=$!
