@@ -91,8 +91,8 @@ void CallTraffic::record_ended(const core::AllocationInfo& a, core::EndReason re
   user->to_peer += a.traffic.bytes_to_peer.get();
   user->to_client += a.traffic.bytes_to_client.get();
   for (size_t k = 0; k < media::kKinds; ++k) {
-    user->expected[k] += a.media.kind[k].expected.get();
-    user->received[k] += a.media.kind[k].received.get();
+    user->expected[k] += a.media.get().kind[k].expected.get();
+    user->received[k] += a.media.get().kind[k].received.get();
   }
   if (ended.rtt_client.stamp > user->rtt_client.stamp) user->rtt_client = ended.rtt_client;
   if (ended.rtt_peer.stamp > user->rtt_peer.stamp) user->rtt_peer = ended.rtt_peer;
@@ -104,8 +104,9 @@ void CallTraffic::observe_rtt(Live& l, uint64_t stamp) {
     if (samples == seen.samples) return;
     seen = RttSeen{samples, us.get(), stamp};
   };
-  note(l.rtt_client, l.media->rtt_client_us, l.media->rtt_client_samples);
-  note(l.rtt_peer, l.media->rtt_peer_us, l.media->rtt_peer_samples);
+  const media::MediaCounters& m = l.media->get();
+  note(l.rtt_client, m.rtt_client_us, m.rtt_client_samples);
+  note(l.rtt_peer, m.rtt_peer_us, m.rtt_peer_samples);
 }
 
 CallMediaTotals CallTraffic::media(std::string_view call_id, std::string_view caller,
@@ -147,7 +148,7 @@ CallMediaTotals CallTraffic::media(std::string_view call_id, std::string_view ca
     if (i < 0) continue;
     UserMediaTotals& t = i == 0 ? out.caller : out.callee;
     for (size_t k = 0; k < media::kKinds; ++k) {
-      const media::KindCounters& c = l.media->kind[k];
+      const media::KindCounters& c = l.media->get().kind[k];
       const uint64_t received = c.received.get();
       t.kind[k].expected += c.expected.get();
       t.kind[k].received += received;

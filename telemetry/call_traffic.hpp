@@ -104,7 +104,7 @@ class CallTraffic final : public core::Observer {
     uint64_t id = 0;
     std::string user_id;
     const core::TrafficCounters* traffic = nullptr;
-    const media::MediaCounters* media = nullptr;
+    const core::LazyMediaCounters* media = nullptr;  ///< zeros until the allocation relays
     RttSeen rtt_client, rtt_peer;  ///< updated under mu_ by reads and at the end
   };
   struct UserBytes {

@@ -99,7 +99,7 @@ CollectResult RelayCollector::collect(bool series_as_text) const {
         ++s.active[live.transport][live.family];
         if (cfg_.per_allocation_enabled) {
           SeriesSample sample{series_labels(w->index(), live), bytes, packets, live.throughput()};
-          set_media(sample, live.info->media);
+          set_media(sample, live.info->media.get());
           s.series.push_back(std::move(sample));
         }
       }

@@ -55,7 +55,7 @@ std::vector<LiveAllocationView> live_allocations(
         v.age_s = static_cast<double>(std::max<core::TimeMs>(now - a.started, 0)) / 1e3;
         v.bytes = {c.bytes_to_peer.get(), c.bytes_to_client.get()};
         v.rate = live.throughput();
-        v.quality = quality_of(live.info->media);
+        v.quality = quality_of(live.info->media.get());
         out.push_back(std::move(v));
       }
     });

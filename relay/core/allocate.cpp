@@ -292,7 +292,7 @@ Output TurnServer::Impl::handle_allocate(Request& req) {
   a->info.username = username;
   a->info.user_id = cred.user_id;
   a->info.call_id = std::move(cred.call_id);
-  a->info.realm = auth.realm();
+  a->info.realm = intern_realm(auth.realm());
   a->info.client = req.from;
   a->info.started = req.now;
   a->info.secret_index = cred.secret_index;

@@ -2,8 +2,21 @@
 #include "relay/core/allocation.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
 
 namespace callrelay::core {
+
+std::string_view intern_realm(std::string_view realm) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>>* realms = new std::set<std::string, std::less<>>;
+  const std::lock_guard lock(mu);
+  auto it = realms->find(realm);
+  if (it == realms->end()) it = realms->emplace(realm).first;
+  return *it;  // set nodes never move; never freed, so views outlive every allocation
+}
 
 void Allocation::update_expiry() {
   expires = 0;

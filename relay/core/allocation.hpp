@@ -55,6 +55,11 @@ struct AddressError {
   uint16_t code = 440;
 };
 
+/// `realm` as a view of a string kept for the process's life, one per distinct realm: every
+/// allocation of a server has the same realm (or one of a few across reloads), so the record
+/// holds a view instead of its own copy. Thread-safe; grows only when a new realm is seen.
+std::string_view intern_realm(std::string_view realm);
+
 struct Allocation {
   AllocationInfo info;
   std::array<FamilyRelay, 2> relays{};  ///< indexed by family_index()

@@ -63,7 +63,9 @@ Output TurnServer::Impl::handle_send(const FiveTuple& from, const stun::MessageV
   // the contents of the value field of the DATA attribute."
   a.info.traffic.bytes_to_peer.add(data->size());
   a.info.traffic.packets_to_peer.add(1);
-  if (cfg.media_quality) a.monitor.on_client_datagram(*data, media_time_us(now, now_us), a.info.media);
+  if (cfg.media_quality) {
+    a.monitor.on_client_datagram(*data, media_time_us(now, now_us), a.info.media.write());
+  }
   Output out;
   out.kind = Output::Kind::kToPeer;
   out.relay = relay->relay.id;
@@ -107,7 +109,7 @@ Output TurnServer::Impl::handle_channel_data(const FiveTuple& from, std::span<co
   a.info.traffic.bytes_to_peer.add(cd->payload.size());
   a.info.traffic.packets_to_peer.add(1);
   if (cfg.media_quality) {
-    a.monitor.on_client_datagram(cd->payload, media_time_us(now, now_us), a.info.media);
+    a.monitor.on_client_datagram(cd->payload, media_time_us(now, now_us), a.info.media.write());
   }
   Output out;
   out.kind = Output::Kind::kToPeer;
@@ -146,7 +148,7 @@ Output TurnServer::Impl::handle_peer(RelayId relay, const Endpoint& peer, std::s
   // Measured before any header goes into the headroom (the payload bytes are not touched).
   if (cfg.media_quality) {
     a->monitor.on_peer_datagram(std::span<const uint8_t>(payload, len), media_time_us(now, now_us),
-                                a->info.media);
+                                a->info.media.write());
   }
   Output out;
   out.kind = Output::Kind::kToClient;

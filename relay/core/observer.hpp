@@ -2,9 +2,11 @@
 // observer must be cheap and must not call back into the core.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "relay/core/types.hpp"
 #include "relay/media/monitor.hpp"
@@ -44,6 +46,39 @@ const char* to_string(AuthFailure r);
 const char* to_string(PeerDenyReason r);
 const char* to_string(DropReason r);
 
+/// An allocation's media counters, made when it relays its first datagram: most allocations
+/// (gathered by ICE, never selected) relay none, and hold a pointer instead of the counters'
+/// 104 bytes. One writer (the allocation's worker thread); any thread reads, and reads zeros
+/// until the counters exist, which is what counters made eagerly would hold.
+class LazyMediaCounters {
+ public:
+  LazyMediaCounters() = default;
+  LazyMediaCounters(const LazyMediaCounters&) = delete;
+  LazyMediaCounters& operator=(const LazyMediaCounters&) = delete;
+  ~LazyMediaCounters() { delete counters_.load(std::memory_order_relaxed); }
+
+  /// The counters, or all zeros while the allocation relayed nothing.
+  const media::MediaCounters& get() const {
+    const media::MediaCounters* c = counters_.load(std::memory_order_acquire);
+    return c != nullptr ? *c : kNone;
+  }
+  bool made() const { return counters_.load(std::memory_order_acquire) != nullptr; }
+  /// The writer's counters, made at the first call (on the allocation's worker thread only;
+  /// published with release so that a reader sees them zeroed, never half-made).
+  media::MediaCounters& write() {
+    media::MediaCounters* c = counters_.load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = new media::MediaCounters();
+      counters_.store(c, std::memory_order_release);
+    }
+    return *c;
+  }
+
+ private:
+  static inline const media::MediaCounters kNone{};
+  std::atomic<media::MediaCounters*> counters_{nullptr};
+};
+
 /// A live allocation as observers see it. Stable address for the allocation's lifetime.
 struct AllocationInfo {
   uint64_t id = 0;          ///< unique per process
@@ -51,7 +86,9 @@ struct AllocationInfo {
   std::string user_id;      ///< REST user part (after the separator, without a call suffix);
                             ///< username for static users
   std::string call_id;      ///< call of a call-scoped username ("expiry:user:call=ID"), or ""
-  std::string realm;
+  /// One of a few strings shared by every allocation of its realm (see intern_realm): static
+  /// storage, valid for the process's life.
+  std::string_view realm;
   FiveTuple client;
   Endpoint relayed;
   /// A dual allocation's second relayed address (RFC 8656 section 7.2: the IPv6 one).
@@ -61,7 +98,7 @@ struct AllocationInfo {
   int secret_index = -1;         ///< which REST secret validated it (-1: static user)
   TrafficCounters traffic;
   /// Relay-observed media quality (CoreConfig::media_quality), read at scrape and sample time.
-  media::MediaCounters media;
+  LazyMediaCounters media;
 };
 
 class Observer {

@@ -7,28 +7,26 @@
 
 namespace callrelay::core {
 
-UserSlot::UserSlot(UserLimits* owner, std::string key, UserShare* share)
-    : owner_(owner), key_(std::move(key)), share_(share) {}
+UserSlot::UserSlot(UserLimits* owner, UserEntry* entry) : owner_(owner), entry_(entry) {}
 
 UserSlot::~UserSlot() { reset(); }
 
 UserSlot::UserSlot(UserSlot&& o) noexcept
-    : owner_(std::exchange(o.owner_, nullptr)), key_(std::move(o.key_)), share_(std::exchange(o.share_, nullptr)) {}
+    : owner_(std::exchange(o.owner_, nullptr)), entry_(std::exchange(o.entry_, nullptr)) {}
 
 UserSlot& UserSlot::operator=(UserSlot&& o) noexcept {
   if (this != &o) {
     reset();
     owner_ = std::exchange(o.owner_, nullptr);
-    key_ = std::move(o.key_);
-    share_ = std::exchange(o.share_, nullptr);
+    entry_ = std::exchange(o.entry_, nullptr);
   }
   return *this;
 }
 
 void UserSlot::reset() {
-  if (owner_ != nullptr && share_ != nullptr) owner_->release(key_);
+  if (owner_ != nullptr && entry_ != nullptr) owner_->release(entry_);
   owner_ = nullptr;
-  share_ = nullptr;
+  entry_ = nullptr;
 }
 
 UserLimits::UserLimits(const BandwidthConfig& bw, base::LimitCounters* counters) : counters_(counters) {
@@ -38,53 +36,58 @@ UserLimits::UserLimits(const BandwidthConfig& bw, base::LimitCounters* counters)
 UserSlot UserLimits::acquire(std::string_view key, uint32_t max_per_user, uint32_t max_total,
                              QuotaRefusal* why) {
   *why = QuotaRefusal::kNone;
-  std::string k(key);
-  UserShare* share = nullptr;
+  UserEntry* entry = nullptr;
   {
     const std::lock_guard lock(mu_);
     if (max_total != 0 && total_allocations_ >= max_total) {
       *why = QuotaRefusal::kTotal;
       return {};
     }
-    auto it = users_.find(k);
-    if (it != users_.end() && max_per_user != 0 && it->second->allocations >= max_per_user) {
+    auto it = users_.find(std::string(key));
+    if (it != users_.end() && max_per_user != 0 && it->second.allocations >= max_per_user) {
       *why = QuotaRefusal::kUser;
       if (counters_ != nullptr) counters_->hit(base::Limit::kUserQuota);
       return {};
     }
-    if (it == users_.end()) it = users_.emplace(k, std::make_unique<UserShare>()).first;
-    ++it->second->allocations;
+    if (it == users_.end()) it = users_.try_emplace(std::string(key)).first;
+    ++it->second.allocations;
     ++total_allocations_;
-    share = it->second.get();  // stable while the count just taken holds the entry
+    entry = &*it;  // stable while the count just taken holds the entry
   }
   // The other instances' count is asked outside the mutex: other workers' allocations start
   // and end meanwhile. Refused there, the local count is taken back without telling the store.
-  if (shared_ != nullptr && !shared_->admit(k, max_per_user)) {
-    release_local(k);
+  if (shared_ != nullptr && !shared_->admit(key, max_per_user)) {
+    release_local(key);
     *why = QuotaRefusal::kUser;
     if (counters_ != nullptr) counters_->hit(base::Limit::kUserQuota);
     return {};
   }
-  return UserSlot(this, std::move(k), share);
+  return UserSlot(this, entry);
 }
 
-void UserLimits::release(const std::string& key) {
+void UserLimits::release(UserEntry* entry) {
+  if (shared_ == nullptr) {
+    release_local(entry->first);
+    return;
+  }
+  // The entry may be erased with its last allocation: the store is told with a copy.
+  const std::string key = entry->first;
   release_local(key);
-  if (shared_ != nullptr) shared_->released(key);
+  shared_->released(key);
 }
 
-void UserLimits::release_local(const std::string& key) {
+void UserLimits::release_local(std::string_view key) {
   const std::lock_guard lock(mu_);
-  const auto it = users_.find(key);
+  const auto it = users_.find(std::string(key));
   if (it == users_.end()) return;
   --total_allocations_;
-  if (--it->second->allocations == 0) users_.erase(it);
+  if (--it->second.allocations == 0) users_.erase(it);
 }
 
 uint32_t UserLimits::allocations(std::string_view key) const {
   const std::lock_guard lock(mu_);
   const auto it = users_.find(std::string(key));
-  return it == users_.end() ? 0 : it->second->allocations;
+  return it == users_.end() ? 0 : it->second.allocations;
 }
 
 uint32_t UserLimits::total_allocations() const {
@@ -101,7 +104,7 @@ std::vector<std::pair<std::string, uint32_t>> UserLimits::user_counts() const {
   const std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, uint32_t>> out;
   out.reserve(users_.size());
-  for (const auto& [key, share] : users_) out.emplace_back(key, share->allocations);
+  for (const auto& [key, share] : users_) out.emplace_back(key, share.allocations);
   return out;
 }
 

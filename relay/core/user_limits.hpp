@@ -28,26 +28,30 @@ struct UserShare {
 
 class UserLimits;
 
+/// A user's entry in UserLimits: its quota key and its share, in one map node whose address
+/// stays put while the user has an allocation.
+using UserEntry = std::pair<const std::string, UserShare>;
+
 /// A counted allocation of one user: holding it keeps the user's quota slot taken and its
-/// share alive; destroying it (the allocation ended) gives the slot back. Move-only.
+/// share alive; destroying it (the allocation ended) gives the slot back. Move-only. Refers to
+/// the user's entry, not a copy of its key: every allocation of a user shares one key string.
 class UserSlot {
  public:
   UserSlot() = default;
-  UserSlot(UserLimits* owner, std::string key, UserShare* share);
+  UserSlot(UserLimits* owner, UserEntry* entry);
   ~UserSlot();
   UserSlot(UserSlot&& o) noexcept;
   UserSlot& operator=(UserSlot&& o) noexcept;
   UserSlot(const UserSlot&) = delete;
   UserSlot& operator=(const UserSlot&) = delete;
 
-  explicit operator bool() const { return share_ != nullptr; }
-  UserShare* share() const { return share_; }
+  explicit operator bool() const { return entry_ != nullptr; }
+  UserShare* share() const { return entry_ != nullptr ? &entry_->second : nullptr; }
 
  private:
   void reset();
   UserLimits* owner_ = nullptr;
-  std::string key_;
-  UserShare* share_ = nullptr;
+  UserEntry* entry_ = nullptr;
 };
 
 /// Why acquire() refused (RFC 8656 section 7.2: 486 Allocation Quota Reached).
@@ -101,9 +105,9 @@ class UserLimits {
 
  private:
   friend class UserSlot;
-  void release(const std::string& key);
+  void release(UserEntry* entry);
   /// Takes one allocation of `key` off this process's count.
-  void release_local(const std::string& key);
+  void release_local(std::string_view key);
 
   /// A Rate any thread reads while a reload writes it: two relaxed atomics. A packet racing a
   /// reload may see the new rate with the old burst; the next one sees both.
@@ -120,7 +124,8 @@ class UserLimits {
   };
 
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::unique_ptr<UserShare>> users_;  ///< under mu_
+  /// Under mu_. Node-based: an entry (key and share) keeps its address until it is erased.
+  std::unordered_map<std::string, UserShare> users_;
   uint32_t total_allocations_ = 0;                                      ///< under mu_
   AtomicRate user_rate_, total_rate_;
   std::array<SharedTokenBucket, 2> total_;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <string>
+#include <utility>
 
 #include "relay/core/allocation.hpp"
 #include "relay/core/allocation_table.hpp"
@@ -20,7 +22,52 @@ TEST(Memory, AllocationFitsItsBudget) {
   EXPECT_LE(sizeof(TokenBucket), 16u);
   EXPECT_LE(sizeof(SmallList<Permission>), 40u);
   EXPECT_LE(sizeof(SmallList<ChannelBinding>), 40u);
-  EXPECT_LE(sizeof(Allocation), 728u);
+  // Media counters are made at the first datagram, the realm is a shared view and the quota
+  // slot refers to its user's entry: none of them is a copy per allocation.
+  EXPECT_LE(sizeof(LazyMediaCounters), 8u);
+  EXPECT_LE(sizeof(UserSlot), 16u);
+  EXPECT_LE(sizeof(AllocationInfo), 272u);
+  EXPECT_LE(sizeof(Allocation), 584u);
+}
+
+TEST(Memory, MediaCountersAreMadeAtTheFirstWrite) {
+  LazyMediaCounters c;
+  EXPECT_FALSE(c.made());
+  EXPECT_EQ(c.get().kind[0].packets.get(), 0u);
+  EXPECT_EQ(c.get().rtt_peer_samples.get(), 0u);
+  c.write().kind[0].packets.add(3);
+  EXPECT_TRUE(c.made());
+  EXPECT_EQ(c.get().kind[0].packets.get(), 3u);
+  EXPECT_EQ(&c.get(), &c.write());
+  LazyMediaCounters other;  // the shared zeros are not another allocation's counters
+  EXPECT_EQ(other.get().kind[0].packets.get(), 0u);
+}
+
+TEST(Memory, RealmsAreInternedOncePerName) {
+  const std::string a = "example.org";
+  const std::string b = "example.org";
+  EXPECT_EQ(intern_realm(a).data(), intern_realm(b).data());
+  EXPECT_EQ(intern_realm(a), "example.org");
+  EXPECT_NE(intern_realm("other.example").data(), intern_realm(a).data());
+  EXPECT_EQ(intern_realm(""), "");
+}
+
+TEST(Memory, SlotsOfOneUserShareItsEntry) {
+  UserLimits limits;
+  QuotaRefusal why = QuotaRefusal::kNone;
+  UserSlot first = limits.acquire("alice-with-a-long-quota-key", 0, 0, &why);
+  UserSlot second = limits.acquire("alice-with-a-long-quota-key", 0, 0, &why);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first.share(), second.share());
+  EXPECT_EQ(limits.allocations("alice-with-a-long-quota-key"), 2u);
+  UserSlot moved = std::move(first);
+  EXPECT_FALSE(first);
+  EXPECT_EQ(moved.share(), second.share());
+  second = UserSlot();
+  EXPECT_EQ(limits.allocations("alice-with-a-long-quota-key"), 1u);
+  moved = UserSlot();
+  EXPECT_EQ(limits.allocations("alice-with-a-long-quota-key"), 0u);
+  EXPECT_EQ(limits.user_count(), 0u);
 }
 
 struct Entry {

@@ -90,7 +90,7 @@ TEST(LiveView, QualityOnlyOnceMediaWasExpected) {
   auto a = fake_allocation(1, "alice", kT0);
   t.observer_for_worker(0)->on_allocation_created(*a);
   EXPECT_FALSE(t.live_allocations(kT0).at(0).quality.has_value());
-  media::KindCounters& audio = a->media.kind[static_cast<size_t>(media::Kind::kAudio)];
+  media::KindCounters& audio = a->media.write().kind[static_cast<size_t>(media::Kind::kAudio)];
   audio.expected.set(200);
   audio.received.set(190);
   audio.jitter_us.set(3200);

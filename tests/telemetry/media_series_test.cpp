@@ -27,7 +27,7 @@ constexpr const char* kJitter = "callrelay_allocation_media_jitter_seconds";
 /// Media of one kind as the monitor publishes it.
 void set_kind(core::AllocationInfo& a, size_t kind, uint64_t expected, uint64_t received,
               uint64_t jitter_us) {
-  media::KindCounters& k = a.media.kind[kind];
+  media::KindCounters& k = a.media.write().kind[kind];
   k.expected.set(expected);
   k.received.set(received);
   k.jitter_us.set(jitter_us);
@@ -139,8 +139,8 @@ TEST(CallMedia, SumsByUserWithEndedAllocationsFoldedIn) {
   set_kind(*alice2, kAudio, 100, 100, 9000);
   set_kind(*alice2, kVideo, 2000, 1900, 20000);
   set_kind(*bob, kAudio, 400, 400, 1000);
-  rtt_sample(alice1->media.rtt_client_us, alice1->media.rtt_client_samples, 30'000);
-  rtt_sample(alice1->media.rtt_peer_us, alice1->media.rtt_peer_samples, 40'000);
+  rtt_sample(alice1->media.write().rtt_client_us, alice1->media.write().rtt_client_samples, 30'000);
+  rtt_sample(alice1->media.write().rtt_peer_us, alice1->media.write().rtt_peer_samples, 40'000);
   m = t.media(kCallA, "alice", "bob");
   EXPECT_EQ(m.caller.kind[kAudio].expected, 600u);
   EXPECT_EQ(m.caller.kind[kAudio].received, 590u);
@@ -154,7 +154,7 @@ TEST(CallMedia, SumsByUserWithEndedAllocationsFoldedIn) {
   EXPECT_EQ(m.callee.rtt_client_us, -1);
 
   // alice2 takes a newer sample: the most recent one wins, though alice1's is still there.
-  rtt_sample(alice2->media.rtt_client_us, alice2->media.rtt_client_samples, 50'000);
+  rtt_sample(alice2->media.write().rtt_client_us, alice2->media.write().rtt_client_samples, 50'000);
   m = t.media(kCallA, "alice", "bob");
   EXPECT_EQ(m.caller.rtt_client_us, 50'000);
   EXPECT_EQ(m.caller.rtt_peer_us, 40'000);
@@ -173,7 +173,7 @@ TEST(CallMedia, SumsByUserWithEndedAllocationsFoldedIn) {
   EXPECT_EQ(m.caller.rtt_client_us, 50'000);
 
   // A later sample of the live allocation takes over again.
-  rtt_sample(alice1->media.rtt_client_us, alice1->media.rtt_client_samples, 35'000);
+  rtt_sample(alice1->media.write().rtt_client_us, alice1->media.write().rtt_client_samples, 35'000);
   set_kind(*alice1, kAudio, 700, 680, 2000);
   m = t.media(kCallA, "alice", "bob");
   EXPECT_EQ(m.caller.rtt_client_us, 35'000);

@@ -33,7 +33,7 @@ TEST(TextPath, SameBytesAsTheSerializer) {
     // Sizes that make non-integer rates and values past 2^53.
     testing::relay(*allocs.back(), id * 1'000'003, id == 7 ? (uint64_t{1} << 60) + 1 : id * 7, id);
     // Relay-observed media: loss ratios and jitter that are not short decimals (some none).
-    media::KindCounters& k = allocs.back()->media.kind[id % 2];
+    media::KindCounters& k = allocs.back()->media.write().kind[id % 2];
     k.expected.set(id % 4 == 0 ? 0 : 7 * id);
     k.received.set(id % 4 == 0 ? 0 : 5 * id);
     k.jitter_us.set(id * 333'333);
