@@ -16,7 +16,7 @@
 # Environment: BENCH_BUILD_DIR (default build-bench), BENCH_DURATION (s per measurement, 5),
 # BENCH_MAX_DURATION (s per saturation run, 3), BENCH_REPS (saturation runs per size, 3),
 # CALLRELAY_BIN (use this binary instead of building one), BENCH_SKIP_COTURN=1,
-# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_EPOLL=1 (no relay.io epoll rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
+# BENCH_SKIP_STREAMS=1 (no TCP/TLS client rows), BENCH_SKIP_URING=1 (no relay.io io_uring rows), BENCH_SKIP_TIMERS=1 (no housekeeping rows),
 # BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0),
 # BENCH_HOLD_HUGE (allocations of the largest hold, 100000; 0: not run), BENCH_HOLD_ADDRESSES=N
 # (that hold once more on callrelay with N relay addresses, relay.bind_ipv4; default 0: not run),
@@ -382,14 +382,14 @@ bench_streams() {  # bench_streams NAME START_FUNCTION
   stop_server
 }
 
-# callrelay with its relay sockets on the Asio (epoll) path instead of io_uring (relay.io), for
+# callrelay with its relay sockets on io_uring instead of the default Asio (epoll) path (relay.io), for
 # the rows that compare the two data paths (UDP saturation runs only).
-bench_callrelay_epoll() {
-  log "== callrelay, relay.io epoll"
-  background_check callrelay_epoll
-  RELAY_IO=epoll start_callrelay $PORT_MAX || { NOTES+=("callrelay (relay.io epoll): did not start"); stop_server; return; }
-  max_runs callrelay_epoll udp 160
-  max_runs callrelay_epoll udp 1200
+bench_callrelay_uring() {
+  log "== callrelay, relay.io io_uring"
+  background_check callrelay_uring
+  RELAY_IO=io_uring start_callrelay $PORT_MAX || { NOTES+=("callrelay (relay.io io_uring): did not start"); stop_server; return; }
+  max_runs callrelay_uring udp 160
+  max_runs callrelay_uring udp 1200
   stop_server
 }
 
@@ -457,10 +457,10 @@ table() {
   row "server CPU per relayed packet, 1200 B (ns)" "" cpu1200 0
   local io
   for io in 160 1200; do
-    echo "| server CPU per relayed packet, $io B, callrelay relay.io epoll (ns) | $(fmt "$(val callrelay_epoll.cpu$io)" 0) | $(fmt "$(val coturn.cpu$io)" 0) | $(fmt "$(val floor.cpu$io)" 0) | $(ratio "$(val callrelay_epoll.cpu$io)" "$(val coturn.cpu$io)") | |"
+    echo "| server CPU per relayed packet, $io B, callrelay relay.io io_uring (ns) | $(fmt "$(val callrelay_uring.cpu$io)" 0) | $(fmt "$(val coturn.cpu$io)" 0) | $(fmt "$(val floor.cpu$io)" 0) | $(ratio "$(val callrelay_uring.cpu$io)" "$(val coturn.cpu$io)") | |"
   done
   for io in 160 1200; do
-    echo "| callrelay / floor, CPU per relayed packet, $io B: relay.io auto / epoll | $(ratio "$(val callrelay.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_epoll.cpu$io)" "$(val floor.cpu$io)") | | | | ≤ 1.00x |"
+    echo "| callrelay / floor, CPU per relayed packet, $io B: relay.io auto (epoll) / io_uring | $(ratio "$(val callrelay.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_uring.cpu$io)" "$(val floor.cpu$io)") | | | | ≤ 1.00x |"
   done
   row "server CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_cpu160 0
   row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
@@ -571,7 +571,7 @@ if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
 fi
 if [[ -n ${CALLRELAY_BIN:-} ]]; then
   bench_turn_server callrelay start_callrelay
-  [[ ${BENCH_SKIP_EPOLL:-0} != 1 ]] && bench_callrelay_epoll
+  [[ ${BENCH_SKIP_URING:-0} != 1 ]] && bench_callrelay_uring
   [[ $STREAMS == 1 ]] && bench_streams callrelay start_callrelay
 fi
 if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
@@ -606,9 +606,9 @@ fi
   echo "IRQ_TIME_ACCOUNTING, softirq work done in a thread's context is charged to it): they stay"
   echo "right when other work shares CPU $SERVER_CPU, which inflates the busy-time rows."
   echo "Ratios below 1 are better except for packets/s and allocations/s."
-  echo "callrelay runs with relay.io auto (io_uring where the kernel allows it: multishot receive"
-  echo "into provided buffers, sends of all relay sockets in one submit); the relay.io epoll rows"
-  echo "are the same binary on the Asio path (one reactor wake-up and recvmmsg/sendmmsg per socket)."
+  echo "callrelay runs with relay.io auto, which picks the Asio (epoll) path: one reactor wake-up and"
+  echo "recvmmsg/sendmmsg per relay socket; the relay.io io_uring rows are the same binary on io_uring"
+  echo "(multishot receive into provided buffers, sends of all relay sockets in one submit)."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"
