@@ -11,6 +11,7 @@
 #include "relay/net/server.hpp"
 #include "relay/net/socket_ops.hpp"
 #include "tests/net/net_test_support.hpp"
+#include "tests/net/rest_server.hpp"
 
 namespace callrelay::net {
 namespace {
@@ -197,9 +198,13 @@ TEST(SharedPorts, LoopTargetIsTheOtherRelayOfThePortThatPermitsIt) {
 constexpr char kSecret[] = "shared-ports-secret";
 constexpr char kRealm[] = "shared.test";
 
-class SharedServer {
+/// A one-worker server whose UDP allocations share relay ports, `per_port` to a port.
+class SharedServer : public testing::RestServer {
  public:
-  explicit SharedServer(uint32_t per_port) : auth_(auth_config()), nonces_(key(), 600), policy_(peers()) {
+  explicit SharedServer(uint32_t per_port) : RestServer(settings(per_port), kRealm, kSecret) {}
+
+ private:
+  static ServerSettings settings(uint32_t per_port) {
     ServerSettings s;
     s.listen_udp = {loopback(0)};
     s.relay.port_min = 61000;
@@ -207,41 +212,8 @@ class SharedServer {
     s.relay.multiplex_peers = true;
     s.relay.allocations_per_port = per_port;
     s.workers = 1;
-    server_ = std::make_unique<Server>(s, SharedAuth{auth_, nonces_, policy_},
-                                       [](unsigned) -> core::Observer* { return nullptr; });
-    server_->start();
+    return s;
   }
-  ~SharedServer() {
-    server_->stop();
-    server_->join();
-  }
-  TurnClient client() const {
-    const std::string username = std::to_string(now_ms() / 1000 + 3600) + ":alice";
-    return TurnClient(server_->listening().at(0), username,
-                      core::Authenticator::rest_password(kSecret, username), kRealm);
-  }
-
- private:
-  static core::AuthConfig auth_config() {
-    core::AuthConfig a;
-    a.realm = kRealm;
-    a.rest_secrets = {kSecret};
-    return a;
-  }
-  static std::array<uint8_t, 32> key() {
-    std::array<uint8_t, 32> k{};
-    k.fill(9);
-    return k;
-  }
-  static core::PeerPolicyConfig peers() {
-    core::PeerPolicyConfig p;
-    p.allow.push_back(*core::Cidr::parse("127.0.0.0/8"));
-    return p;
-  }
-  core::Authenticator auth_;
-  core::NonceCodec nonces_;
-  core::PeerPolicy policy_;
-  std::unique_ptr<Server> server_;
 };
 
 void permit(TurnClient& c, const stun::Endpoint& peer) {
@@ -277,16 +249,16 @@ TEST(SharedPortsServer, PeersReachTheAllocationThatSentToThem) {
   SharedServer s(4);
   auto a = s.client();
   auto b = s.client();
-  const auto ra = a.allocate();
-  const auto rb = b.allocate();
+  const auto ra = a->allocate();
+  const auto rb = b->allocate();
   ASSERT_TRUE(ra && rb);
   ASSERT_EQ(*ra, *rb) << "both allocations should share one relay port";
   UdpSocket p1, p2, p3;
   const auto lo = loopback(0);
-  permit(a, lo);  // both permit 127.0.0.1: only the peer's port tells them apart
-  permit(b, lo);
-  send(a, p1.local(), "a->p1");
-  send(b, p2.local(), "b->p2");
+  permit(*a, lo);  // both permit 127.0.0.1: only the peer's port tells them apart
+  permit(*b, lo);
+  send(*a, p1.local(), "a->p1");
+  send(*b, p2.local(), "b->p2");
   stun::Endpoint from;
   ASSERT_EQ(p1.receive(testing::kWaitMs, &from), std::optional(bytes("a->p1")));
   EXPECT_EQ(from, *ra);
@@ -294,8 +266,8 @@ TEST(SharedPortsServer, PeersReachTheAllocationThatSentToThem) {
   for (int i = 0; i < 3; ++i) {
     p1.send_to(*ra, bytes("to-a"));
     p2.send_to(*rb, bytes("to-b"));
-    const auto got_a = data_at(a);
-    const auto got_b = data_at(b);
+    const auto got_a = data_at(*a);
+    const auto got_b = data_at(*b);
     ASSERT_TRUE(got_a && got_b);
     EXPECT_EQ(got_a->first, p1.local());
     EXPECT_EQ(got_a->second, "to-a");
@@ -304,10 +276,10 @@ TEST(SharedPortsServer, PeersReachTheAllocationThatSentToThem) {
   }
   // A peer neither sent to, whose IP both permit: ambiguous, dropped.
   p3.send_to(*ra, bytes("who?"));
-  EXPECT_FALSE(data_at(a, 300));
-  EXPECT_FALSE(data_at(b, 300));
+  EXPECT_FALSE(data_at(*a, 300));
+  EXPECT_FALSE(data_at(*b, 300));
   // b sending to a's peer is refused while a permits it: p1 gets nothing from b.
-  send(b, p1.local(), "b->p1");
+  send(*b, p1.local(), "b->p1");
   EXPECT_FALSE(p1.receive(300));
 }
 
@@ -315,40 +287,40 @@ TEST(SharedPortsServer, PermissionAloneRoutesAPeerNobodySentTo) {
   SharedServer s(4);
   auto a = s.client();
   auto b = s.client();
-  const auto ra = a.allocate();
-  const auto rb = b.allocate();
+  const auto ra = a->allocate();
+  const auto rb = b->allocate();
   ASSERT_TRUE(ra && rb);
   ASSERT_EQ(*ra, *rb);
   UdpSocket peer(at({127, 0, 0, 2}, 0));
   ASSERT_TRUE(peer.ok()) << "127.0.0.2 is not usable on this host's loopback";
-  permit(b, peer.local());  // only b permits 127.0.0.2
+  permit(*b, peer.local());  // only b permits 127.0.0.2
   peer.send_to(*ra, bytes("for-b"));
-  const auto got = data_at(b);
+  const auto got = data_at(*b);
   ASSERT_TRUE(got);
   EXPECT_EQ(got->first, peer.local());
   EXPECT_EQ(got->second, "for-b");
-  EXPECT_FALSE(data_at(a, 200));
+  EXPECT_FALSE(data_at(*a, 200));
 }
 
 TEST(SharedPortsServer, TwoClientsOfOnePortReachEachOtherInsideTheProcess) {
   SharedServer s(4);
   auto a = s.client();
   auto b = s.client();
-  const auto ra = a.allocate();
-  const auto rb = b.allocate();
+  const auto ra = a->allocate();
+  const auto rb = b->allocate();
   ASSERT_TRUE(ra && rb);
   ASSERT_EQ(*ra, *rb);
-  permit(a, *rb);
-  permit(b, *ra);
+  permit(*a, *rb);
+  permit(*b, *ra);
   for (int i = 0; i < 3; ++i) {
-    send(a, *rb, "hello b");
-    const auto at_b = data_at(b);
+    send(*a, *rb, "hello b");
+    const auto at_b = data_at(*b);
     ASSERT_TRUE(at_b) << "round " << i;
     EXPECT_EQ(at_b->first, *ra);  // as b's peer sees it: from the shared relay address
     EXPECT_EQ(at_b->second, "hello b");
-    EXPECT_FALSE(data_at(a, 100));  // never back to the sender
-    send(b, *ra, "hello a");
-    const auto at_a = data_at(a);
+    EXPECT_FALSE(data_at(*a, 100));  // never back to the sender
+    send(*b, *ra, "hello a");
+    const auto at_a = data_at(*a);
     ASSERT_TRUE(at_a);
     EXPECT_EQ(at_a->second, "hello a");
   }
@@ -358,10 +330,10 @@ TEST(SharedPortsServer, EvenPortAndReservationsKeepDedicatedPorts) {
   SharedServer s(4);
   auto shared1 = s.client();
   auto shared2 = s.client();
-  const auto r1 = shared1.allocate();
+  const auto r1 = shared1->allocate();
   ASSERT_TRUE(r1);
   auto even = s.client();
-  const auto r = even.request(stun::Method::kAllocate, [](stun::MessageBuilder& b) {
+  const auto r = even->request(stun::Method::kAllocate, [](stun::MessageBuilder& b) {
     b.add_requested_transport(17);
     const uint8_t reserve[1] = {0x80};
     b.add_bytes(stun::attr::kEvenPort, reserve);
@@ -374,13 +346,13 @@ TEST(SharedPortsServer, EvenPortAndReservationsKeepDedicatedPorts) {
   EXPECT_EQ(even_addr->port % 2, 0);
   EXPECT_NE(even_addr->port, r1->port);
   auto rtcp = s.client();
-  const auto next = rtcp.allocate(
+  const auto next = rtcp->allocate(
       [&](stun::MessageBuilder& b) { b.add_u64(stun::attr::kReservationToken, *token); });
   ASSERT_TRUE(next);
   EXPECT_EQ(next->port, even_addr->port + 1);
   // The shared port still has room: the next ordinary allocation joins it, not the
   // dedicated ones.
-  const auto r2 = shared2.allocate();
+  const auto r2 = shared2->allocate();
   ASSERT_TRUE(r2);
   EXPECT_EQ(*r2, *r1);
 }
