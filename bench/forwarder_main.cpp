@@ -5,6 +5,10 @@
 // Single thread, epoll, recvmmsg/sendmmsg, no copy of the payload.
 //
 //   bench_forwarder --listen 127.0.0.1:13478 --peer 127.0.0.1:19000 [--port-min 20000]
+//                   [--peer-addresses N]
+//
+// With --peer-addresses N the k-th client to appear gets the peer's address + k mod N, as
+// bench_loadgen --peer-addresses gives the relay's clients.
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -35,8 +39,10 @@ struct ClientSlot {
 
 class Forwarder {
  public:
-  Forwarder(const sockaddr_in& listen, const sockaddr_in& peer, uint16_t port_min)
+  Forwarder(const sockaddr_in& listen, const sockaddr_in& peer, uint32_t peer_addresses,
+            uint16_t port_min)
       : peer_(peer),
+        peer_addresses_(peer_addresses),
         next_port_(port_min),
         in_(kBatch, kBufferSize),
         to_peer_(kBatch, 0),
@@ -82,9 +88,12 @@ class Forwarder {
     sockaddr_in local{};
     local.sin_family = AF_INET;
     local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in peer = peer_;
+    peer.sin_addr.s_addr = htonl(ntohl(peer_.sin_addr.s_addr) +
+                                 static_cast<uint32_t>(slots_.size() % peer_addresses_));
     for (int tries = 0; tries < 1000; ++tries) {
       local.sin_port = htons(next_port_++);
-      const int fd = open_udp(local, &peer_, 0);
+      const int fd = open_udp(local, &peer, 0);
       if (fd < 0) continue;
       const auto idx = static_cast<uint32_t>(slots_.size());
       slots_.push_back({fd, from});
@@ -144,6 +153,7 @@ class Forwarder {
   }
 
   sockaddr_in peer_;
+  uint32_t peer_addresses_;
   uint16_t next_port_;
   int listener_ = -1;
   int epoll_ = -1;
@@ -164,8 +174,12 @@ int main(int argc, char** argv) {
     const sockaddr_in listen = parse_addr(args.str("listen", "127.0.0.1:13478"));
     const sockaddr_in peer = parse_addr(args.str("peer", "127.0.0.1:19000"));
     const auto port_min = static_cast<uint16_t>(args.num("port-min", 20000));
+    const double peer_addresses = args.num("peer-addresses", 1);
     args.finish();
-    Forwarder fwd(listen, peer, port_min);
+    if (peer_addresses < 1 || peer_addresses > 254) {
+      throw std::invalid_argument("--peer-addresses must be 1..254");
+    }
+    Forwarder fwd(listen, peer, static_cast<uint32_t>(peer_addresses), port_min);
     std::fprintf(stderr, "bench_forwarder listening udp %s\nready\n", to_string(listen).c_str());
     fwd.run();
     return 0;

@@ -20,7 +20,10 @@
 # BENCH_WAIT_IDLE (seconds to wait for CPU 0 to be quiet before each server, default 0),
 # BENCH_HOLD_HUGE (allocations of the largest hold, 100000; 0: not run), BENCH_HOLD_ADDRESSES=N
 # (that hold once more on callrelay with N relay addresses, relay.bind_ipv4; default 0: not run),
-# BENCH_ONLY=hold (only the idle-allocation rows, for both servers; nothing saved).
+# BENCH_ONLY=hold (only the idle-allocation rows, for both servers; nothing saved),
+# BENCH_ONLY=udp (only the UDP saturation runs of callrelay, its shared relay ports and the
+# forwarder, the rows that compare callrelay with the floor; nothing saved),
+# BENCH_SKIP_SHARED=1 (no relay.multiplex_peers rows).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +40,11 @@ LISTEN=127.0.0.1:13478       # outside the ephemeral range, unlike 3478's neighb
                              # (UDP, and TCP on the same port as both servers default to)
 TLS_LISTEN=127.0.0.1:15349
 ECHO=127.0.0.1:19000
+# Each client relays to a peer address of its own, 127.0.0.1 to 127.0.0.<PEERS> (the echo peer
+# answers from them all), as each browser's remote party is its own address: a relay socket
+# shared by allocations (relay.multiplex_peers) tells their answers apart by it. The forwarder
+# and coturn get the same peers.
+PEERS=$CLIENTS
 PORT_MIN=20000               # relay ports stay below the ephemeral range (32768-60999)
 PORT_MAX=32000
 STORM_PORT_MAX=$((PORT_MIN + 15))   # 16 relay ports: an Allocate storm runs out at once
@@ -56,7 +64,7 @@ SAVE=1
 GIVEN_BIN=${CALLRELAY_BIN:-}
 [[ ${1:-} == --no-save ]] && SAVE=0
 ONLY=${BENCH_ONLY:-}
-[[ -n $ONLY && $ONLY != hold ]] && die "BENCH_ONLY must be hold (or unset)"
+[[ -n $ONLY && $ONLY != hold && $ONLY != udp ]] && die "BENCH_ONLY must be hold or udp (or unset)"
 [[ -n $ONLY ]] && SAVE=0   # a partial table never replaces RESULTS.md
 
 log() { echo "[bench] $*" >&2; }
@@ -183,7 +191,7 @@ start_floor() {
   local dir=$WORK/floor
   mkdir -p "$dir"
   nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen $LISTEN --peer $ECHO \
-    --port-min $PORT_MIN 2>"$dir/stderr" &
+    --peer-addresses $PEERS --port-min $PORT_MIN 2>"$dir/stderr" &
   SERVER_PID=$!
   wait_ready "$dir/stderr" 0
 }
@@ -200,7 +208,7 @@ stop_server() {
 
 loadgen() {  # a --server in the arguments overrides $LISTEN (the last one given wins)
   nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_loadgen" --server $LISTEN --peer $ECHO \
-    --server-cpu $SERVER_CPU --gen-cpu $GEN_CPU --echo-stats "$WORK/echo.stats" "$@"
+    --peer-addresses $PEERS --server-cpu $SERVER_CPU --gen-cpu $GEN_CPU --echo-stats "$WORK/echo.stats" "$@"
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -282,6 +290,7 @@ max_runs() {  # max_runs NAME TRANSPORT PAYLOAD args...
   R[$name.${key}cpu$payload]=$(field "$LAST" ns_per_pkt); R[$name.${key}pps$payload]=$(field "$LAST" pps)
   R[$name.${key}util$payload]=$(field "$LAST" cpu_util); R[$name.${key}gen$payload]=$(field "$LAST" gen_cpu_util)
   R[$name.${key}proc$payload]=$(field "$LAST" proc_ns_per_pkt)
+  R[$name.${key}stalls$payload]=$(field "$LAST" stalls); R[$name.${key}bad$payload]=$(field "$LAST" bad)
   [[ $transport == tls ]] && R[$name.tls_cipher]=$(field "$LAST" tls)
 }
 
@@ -393,12 +402,52 @@ bench_callrelay_uring() {
   stop_server
 }
 
+# callrelay with shared relay ports (relay.multiplex_peers, 64 allocations to a port: the
+# clients share one relay socket), UDP saturation runs only. Each client's peer is its own
+# address, so no datagram may be dropped as ambiguous: the drop counter says so.
+bench_callrelay_shared() {
+  log "== callrelay, relay.multiplex_peers"
+  background_check callrelay_shared
+  RELAY_EXTRA="multiplex_peers: true, allocations_per_port: 64" start_callrelay $PORT_MAX ||
+    { NOTES+=("callrelay (relay.multiplex_peers): did not start"); stop_server; return; }
+  max_runs callrelay_shared udp 160
+  max_runs callrelay_shared udp 1200
+  # The server's only TCP listener here is its HTTP one (on a port the kernel picked).
+  local http drops
+  http=$(ss -ltnpH 2>/dev/null | grep "pid=$SERVER_PID," | awk '{print $4}' | head -1)
+  drops=$(curl -s --max-time 2 "http://$http/metrics" | grep '^callrelay_dropped_packets_total{' |
+    grep -v ' 0$' | sed 's/^callrelay_dropped_packets_total//' | tr '\n' ' ')
+  R[callrelay_shared.drops]=${drops:-none}
+  [[ -z $http ]] && R[callrelay_shared.drops]="n/a (no HTTP port found)"
+  [[ $drops == *ambiguous_peer* ]] && NOTES+=("callrelay (relay.multiplex_peers): ambiguous_peer drops: $drops")
+  stop_server
+}
+
 bench_floor() {
   log "== floor"
   background_check floor
   start_floor || { NOTES+=("floor: did not start"); return; }
-  data_runs floor --raw
+  if [[ $ONLY == udp ]]; then
+    max_runs floor udp 160 --raw; max_runs floor udp 1200 --raw
+  else
+    data_runs floor --raw
+  fi
   stop_server
+}
+
+# BENCH_ONLY=udp: callrelay on epoll, on shared relay ports, and the forwarder, in one run.
+bench_udp_only() {
+  if [[ -n ${CALLRELAY_BIN:-} ]]; then
+    log "== callrelay"
+    background_check callrelay
+    start_callrelay $PORT_MAX || die "callrelay did not start"
+    max_runs callrelay udp 160; max_runs callrelay udp 1200
+    stop_server
+    [[ ${BENCH_SKIP_SHARED:-0} != 1 ]] && bench_callrelay_shared
+  fi
+  bench_floor
+  table | grep -E '^\| metric|^\|---|per relayed packet, (160|1200) B|/ floor|dropped|stalls'
+  [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
 }
 
 # Housekeeping with 100k allocations held and a burst of 100k expiries (bench_timers: the core
@@ -431,7 +480,7 @@ build
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [[ $(ulimit -n) -ge 10500 ]] || log "warning: ulimit -n $(ulimit -n) is too low to hold 10k allocations"
 
-nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_echo" --listen $ECHO --stats "$WORK/echo.stats" 2>"$WORK/echo.err" &
+nice -n -10 taskset -c $GEN_CPU "$BUILD/bench/bench_echo" --listen "0.0.0.0:${ECHO##*:}" --stats "$WORK/echo.stats" 2>"$WORK/echo.err" &
 ECHO_PID=$!
 for _ in $(seq 50); do [[ -s $WORK/echo.stats ]] && break; sleep 0.1; done
 # An echo peer that could not bind (a leftover one on the port) would leave the counter at 0
@@ -449,12 +498,14 @@ if [[ $ONLY == hold ]]; then
   [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
   exit 0
 fi
+[[ $ONLY == udp ]] && { bench_udp_only; exit 0; }
 if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
   STREAMS=0; NOTES+=("TCP and TLS client rows not run")
 fi
 if [[ -n ${CALLRELAY_BIN:-} ]]; then
   bench_turn_server callrelay start_callrelay
   [[ ${BENCH_SKIP_URING:-0} != 1 ]] && bench_callrelay_uring
+  [[ ${BENCH_SKIP_SHARED:-0} != 1 ]] && bench_callrelay_shared
   [[ $STREAMS == 1 ]] && bench_streams callrelay start_callrelay
 fi
 if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
@@ -492,6 +543,11 @@ fi
   echo "callrelay runs with relay.io auto, which picks the Asio (epoll) path: one reactor wake-up and"
   echo "recvmmsg/sendmmsg per relay socket; the relay.io io_uring rows are the same binary on io_uring"
   echo "(multishot receive into provided buffers, sends of all relay sockets in one submit)."
+  echo "The relay.multiplex_peers rows: the same binary with shared relay ports, 64 allocations to a"
+  echo "port, so the $CLIENTS clients share one relay socket (one wake-up and recvmmsg for all their peers)."
+  echo "Client i relays to its own peer address, 127.0.0.<i+1> (one echo socket on 0.0.0.0 answers from"
+  echo "each, IP_PKTINFO), for every server and the forwarder alike, so a shared socket can tell whose"
+  echo "answer a datagram is."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"

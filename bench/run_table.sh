@@ -40,8 +40,16 @@ table() {
     echo "| server CPU per relayed packet, $io B, callrelay relay.io io_uring (ns) | $(fmt "$(val callrelay_uring.cpu$io)" 0) | $(fmt "$(val coturn.cpu$io)" 0) | $(fmt "$(val floor.cpu$io)" 0) | $(ratio "$(val callrelay_uring.cpu$io)" "$(val coturn.cpu$io)") | |"
   done
   for io in 160 1200; do
-    echo "| callrelay / floor, CPU per relayed packet, $io B: relay.io auto (epoll) / io_uring | $(ratio "$(val callrelay.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_uring.cpu$io)" "$(val floor.cpu$io)") | | | | ≤ 1.00x |"
+    echo "| server CPU per relayed packet, $io B, callrelay relay.multiplex_peers, 64 to a port (ns) | $(fmt "$(val callrelay_shared.cpu$io)" 0) | $(fmt "$(val coturn.cpu$io)" 0) | $(fmt "$(val floor.cpu$io)" 0) | $(ratio "$(val callrelay_shared.cpu$io)" "$(val coturn.cpu$io)") | |"
   done
+  for io in 160 1200; do
+    echo "| callrelay / floor, CPU per relayed packet, $io B: relay.io auto (epoll) / io_uring / shared relay ports | $(ratio "$(val callrelay.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_uring.cpu$io)" "$(val floor.cpu$io)") / $(ratio "$(val callrelay_shared.cpu$io)" "$(val floor.cpu$io)") | | | | ≤ 1.00x |"
+  done
+  for io in 160 1200; do
+    echo "| callrelay / floor, server process CPU per relayed packet, $io B: epoll / io_uring / shared relay ports | $(ratio "$(val callrelay.proc$io)" "$(val floor.proc$io)") / $(ratio "$(val callrelay_uring.proc$io)" "$(val floor.proc$io)") / $(ratio "$(val callrelay_shared.proc$io)" "$(val floor.proc$io)") | | | | |"
+  done
+  echo "| windows lost (stalls) in the 160 / 1200 B saturation runs: callrelay epoll, shared ports | $(val callrelay.stalls160) / $(val callrelay.stalls1200), $(val callrelay_shared.stalls160) / $(val callrelay_shared.stalls1200) | $(val coturn.stalls160) / $(val coturn.stalls1200) | $(val floor.stalls160) / $(val floor.stalls1200) | | 0 |"
+  echo "| packets dropped by callrelay with shared relay ports, by reason (its metrics after its runs) | $(val callrelay_shared.drops) | | | | no ambiguous_peer |"
   row "server CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_cpu160 0
   row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
   row "server CPU per relayed packet, TLS client, 160 B (ns)" "" tls_cpu160 0

@@ -56,7 +56,6 @@ stun::Endpoint to_endpoint(const sockaddr_in& addr) {
 ControlDriver::ControlDriver(const Options& options, Goal goal)
     : options_(options),
       goal_(goal),
-      peer_(to_endpoint(options.peer)),
       epoll_(epoll_create1(EPOLL_CLOEXEC)),
       rng_(std::random_device{}()) {
   // Start somewhere random so that consecutive runs use different 5-tuples.
@@ -233,7 +232,7 @@ void ControlDriver::advance(uint32_t idx, Step next) {
     --storm_budget_;
     ++stats_.storm_allocates;
   }
-  if (!build_request(s, next, peer_, rng_)) {
+  if (!build_request(s, next, to_endpoint(peer_of(options_, idx)), rng_)) {
     fail(idx, std::string("request did not fit: ") + step_name(next));
     return;
   }

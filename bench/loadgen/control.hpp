@@ -112,7 +112,6 @@ class ControlDriver {
 
   const Options& options_;
   Goal goal_;
-  stun::Endpoint peer_;
   int epoll_ = -1;
   std::mt19937_64 rng_;
   std::vector<Session> sessions_;

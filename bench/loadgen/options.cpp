@@ -1,5 +1,7 @@
 #include "bench/loadgen/options.hpp"
 
+#include <arpa/inet.h>
+
 #include <stdexcept>
 
 namespace callrelay::bench {
@@ -67,11 +69,20 @@ const char* transport_name(Transport t) {
   return "udp";
 }
 
+sockaddr_in peer_of(const Options& o, size_t index) {
+  sockaddr_in a = o.peer;
+  a.sin_addr.s_addr =
+      htonl(ntohl(o.peer.sin_addr.s_addr) + static_cast<uint32_t>(index % o.peer_addresses));
+  return a;
+}
+
 Options parse_options(Args& args) {
   Options o;
   o.mode = parse_mode(args.str("mode", "max"));
   o.server = parse_addr(args.str("server", "127.0.0.1:13478"));
   o.peer = parse_addr(args.str("peer", "127.0.0.1:19000"));
+  o.peer_addresses = positive(args.num("peer-addresses", 1), "peer-addresses");
+  if (o.peer_addresses > 254) throw std::invalid_argument("--peer-addresses must be 1..254");
   o.raw = args.flag("raw");
   o.transport = parse_transport(args.str("transport", "udp"));
   o.clients = positive(args.num("clients", 50), "clients");
@@ -121,6 +132,7 @@ const char* usage() {
   return "usage: bench_loadgen --mode max|rate|allocs|hold|storm|probe [options]\n"
          "  --server IP:PORT   relay (or bare forwarder with --raw)   [127.0.0.1:13478]\n"
          "  --peer IP:PORT     echo peer                               [127.0.0.1:19000]\n"
+         "  --peer-addresses N client i relays to the peer's address + i mod N [1]\n"
          "  --raw              ChannelData straight to bench_forwarder, no TURN control\n"
          "  --transport T      max: client sockets are udp, tcp or tls [udp]\n"
          "  --clients N        client sockets / allocations            [50]\n"

@@ -22,6 +22,10 @@ struct Options {
   Mode mode = Mode::kMax;
   sockaddr_in server{};          ///< the relay (or the bare forwarder with --raw)
   sockaddr_in peer{};            ///< the echo peer every client relays to
+  /// Client i relays to peer's address + (i mod peer_addresses), same port: each client its
+  /// own peer, as each browser's remote party is, so a relay socket shared by allocations can
+  /// tell whose answer a datagram is (bench_echo --listen 0.0.0.0:PORT answers them all).
+  size_t peer_addresses = 1;
   bool raw = false;              ///< no TURN control: ChannelData straight to a bare forwarder
   size_t clients = 50;           ///< client sockets (each its own 5-tuple, so its own allocation)
   size_t payload = 160;          ///< application bytes per ChannelData packet
@@ -61,6 +65,9 @@ struct Options {
   /// server's RSS once more.
   double hold_s = 0;
 };
+
+/// The echo peer client `index` relays to (see Options::peer_addresses).
+sockaddr_in peer_of(const Options& o, size_t index);
 
 /// "udp", "tcp" or "tls".
 const char* transport_name(Transport t);

@@ -49,7 +49,6 @@ class StreamFleet {
  public:
   explicit StreamFleet(const Options& o)
       : o_(o),
-        peer_(to_endpoint(o.peer)),
         ep_(epoll_create1(EPOLL_CLOEXEC)),
         rng_(std::random_device{}()) {
     if (o.transport == Transport::kTls) tls_ = std::make_unique<TlsClientContext>();
@@ -78,7 +77,6 @@ class StreamFleet {
   void settle_io(uint32_t idx);
 
   const Options& o_;
-  stun::Endpoint peer_;
   int ep_;
   std::mt19937_64 rng_;
   std::unique_ptr<TlsClientContext> tls_;
@@ -124,7 +122,7 @@ void StreamFleet::fail(uint32_t idx, const std::string& why) {
 // Queues the request; the caller flushes once it has read everything.
 void StreamFleet::request(uint32_t idx, Step step) {
   StreamSession& s = sessions_[idx];
-  if (!build_request(s.turn, step, peer_, rng_)) {
+  if (!build_request(s.turn, step, to_endpoint(peer_of(o_, idx)), rng_)) {
     fail(idx, "request did not fit");
     return;
   }
