@@ -53,14 +53,57 @@ EVP_MAC_CTX* thread_hmac(bool use_sha256) {
   return use_sha256 ? sha256.get() : sha1.get();
 }
 
+/// A context keyed once and re-initialised with the same key (a null key to EVP_MAC_init): a new
+/// key costs OpenSSL two digest blocks and the set-up and wiping of three digest contexts, more
+/// than the HMAC of a short message itself. The keys repeat: the nonce key on every
+/// authenticated request, and a user's long-term key for the check of a request and then for
+/// its signed answer.
+struct KeyedHmac {
+  std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx;
+  std::array<uint8_t, 64> key{};
+  size_t size = 0;
+  bool keyed = false;
+};
+constexpr size_t kKeyedHmacs = 4;  // per digest and thread, replaced in turn
+constexpr size_t kMaxKeyedKey = 64;
+
+/// A context for `key` that EVP_MAC_init has keyed (for SHA-1 or SHA-256); null if OpenSSL
+/// failed or the key is longer than the slots hold (the caller keys the shared context then).
+EVP_MAC_CTX* keyed_hmac(bool use_sha256, std::span<const uint8_t> key) {
+  if (key.size() > kMaxKeyedKey) return nullptr;
+  thread_local std::array<std::array<KeyedHmac, kKeyedHmacs>, 2> slots;
+  thread_local std::array<size_t, 2> next{};
+  auto& mine = slots[use_sha256 ? 1 : 0];
+  for (auto& s : mine) {
+    // Constant time, as the keys are secrets.
+    if (s.keyed && s.size == key.size() &&
+        (key.empty() || CRYPTO_memcmp(s.key.data(), key.data(), key.size()) == 0)) {
+      return EVP_MAC_init(s.ctx.get(), nullptr, 0, nullptr) == 1 ? s.ctx.get() : nullptr;
+    }
+  }
+  KeyedHmac& s = mine[next[use_sha256 ? 1 : 0]++ % kKeyedHmacs];
+  s.keyed = false;
+  if (!s.ctx) s.ctx = new_hmac(use_sha256 ? "SHA256" : "SHA1");
+  if (!s.ctx) return nullptr;
+  const uint8_t* k = key.empty() ? kEmptyKey : key.data();
+  if (EVP_MAC_init(s.ctx.get(), k, key.size(), nullptr) != 1) return nullptr;
+  std::copy(key.begin(), key.end(), s.key.begin());
+  s.size = key.size();
+  s.keyed = true;
+  return s.ctx.get();
+}
+
 /// Computes the HMAC (SHA-1: 20 bytes, SHA-256: 32 bytes, out.size()) of the concatenation of
 /// `parts` with `key`; false if OpenSSL failed.
 bool hmac_parts(bool use_sha256, std::span<const uint8_t> key,
                 std::initializer_list<std::span<const uint8_t>> parts, std::span<uint8_t> out) {
-  EVP_MAC_CTX* ctx = thread_hmac(use_sha256);
-  if (ctx == nullptr) return false;
-  const uint8_t* k = key.empty() ? kEmptyKey : key.data();
-  if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1) return false;
+  EVP_MAC_CTX* ctx = keyed_hmac(use_sha256, key);
+  if (ctx == nullptr) {
+    ctx = thread_hmac(use_sha256);
+    if (ctx == nullptr) return false;
+    const uint8_t* k = key.empty() ? kEmptyKey : key.data();
+    if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1) return false;
+  }
   for (const auto& part : parts) {
     if (!part.empty() && EVP_MAC_update(ctx, part.data(), part.size()) != 1) return false;
   }
@@ -68,12 +111,29 @@ bool hmac_parts(bool use_sha256, std::span<const uint8_t> key,
   return EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
 }
 
-/// Digest of the concatenation of `parts`; all zero if OpenSSL failed.
+struct MdFree {
+  void operator()(EVP_MD* m) const { EVP_MD_free(m); }
+};
+
+/// The digest `name` ("MD5", "SHA256") fetched once per thread: EVP_md5() and EVP_sha256() are
+/// legacy handles that OpenSSL 3 fetches again (a locked lookup by name) on every init.
+const EVP_MD* thread_md(bool use_sha256) {
+  thread_local std::unique_ptr<EVP_MD, MdFree> md5(EVP_MD_fetch(nullptr, "MD5", nullptr));
+  thread_local std::unique_ptr<EVP_MD, MdFree> sha256(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+  const EVP_MD* md = use_sha256 ? sha256.get() : md5.get();
+  if (md != nullptr) return md;
+  return use_sha256 ? EVP_sha256() : EVP_md5();  // the fetch failed: let OpenSSL try its way
+}
+
+/// Digest (MD5: N = 16, SHA-256: N = 32) of the concatenation of `parts`, with a context kept
+/// per thread; all zero if OpenSSL failed.
 template <size_t N>
-std::array<uint8_t, N> digest_of(const EVP_MD* md, std::initializer_list<std::string_view> parts) {
+std::array<uint8_t, N> digest_of(std::initializer_list<std::string_view> parts) {
+  constexpr bool kSha256 = N == 32;
+  static_assert(N == 16 || N == 32);
+  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   std::array<uint8_t, N> out{};
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1) return out;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), thread_md(kSha256), nullptr) != 1) return out;
   for (const auto part : parts) {
     if (EVP_DigestUpdate(ctx.get(), part.data(), part.size()) != 1) return {};
   }
@@ -102,18 +162,18 @@ bool integrity_mac(const MessageView& msg, const Attribute& mi, std::span<const 
 // The caller passes realm and password already prepared (TURN REST passwords are base64).
 Sha1Key long_term_key(std::string_view username, std::string_view realm,
                       std::string_view password) {
-  return digest_of<16>(EVP_md5(), {username, ":", realm, ":", password});
+  return digest_of<16>({username, ":", realm, ":", password});
 }
 
 // RFC 8489 section 9.2.2: with PASSWORD-ALGORITHM SHA-256, the same input hashed with SHA-256.
 Sha256Key long_term_key_sha256(std::string_view username, std::string_view realm,
                                std::string_view password) {
-  return digest_of<32>(EVP_sha256(), {username, ":", realm, ":", password});
+  return digest_of<32>({username, ":", realm, ":", password});
 }
 
 // RFC 8489 section 14.4: userhash = SHA-256(OpaqueString(username) ":" OpaqueString(realm)).
 Sha256Key userhash(std::string_view username, std::string_view realm) {
-  return digest_of<32>(EVP_sha256(), {username, ":", realm});
+  return digest_of<32>({username, ":", realm});
 }
 
 // RFC 8489 section 14.5: MESSAGE-INTEGRITY is exactly 20 bytes of HMAC-SHA1.
@@ -214,7 +274,7 @@ std::array<uint8_t, 32> hmac_sha256(std::span<const uint8_t> key, std::span<cons
 }
 
 std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
-  return digest_of<32>(EVP_sha256(), {std::string_view(reinterpret_cast<const char*>(data.data()),
+  return digest_of<32>({std::string_view(reinterpret_cast<const char*>(data.data()),
                                                        data.size())});
 }
 
