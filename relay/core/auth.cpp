@@ -6,9 +6,11 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 namespace callrelay::core {
@@ -105,11 +107,43 @@ struct Authenticator::State {
   AuthConfig cfg;
   /// USERHASH (32 bytes, as a string) -> static username, for the realm of `cfg`.
   std::unordered_map<std::string, std::string> by_userhash;
+  /// Unique in the process (unlike the address, which a later snapshot may reuse): names this
+  /// snapshot in the per-thread key cache.
+  uint64_t generation = 0;
 };
+
+namespace {
+
+std::atomic<uint64_t> next_generation{1};
+
+/// The long-term keys (MD5 and SHA-256) of one username, one pair per candidate, under one
+/// configuration snapshot.
+struct DerivedKeys {
+  uint64_t generation = 0;  // 0: empty
+  std::string username;
+  std::vector<std::pair<stun::Sha1Key, stun::Sha256Key>> keys;
+};
+
+/// Keys are a pure function of the snapshot (realm, secrets, passwords) and the username, and a
+/// client sends every request of its allocation (Allocate, CreatePermission, ChannelBind,
+/// Refresh) with the same username: deriving them costs an HMAC, base64, MD5 and SHA-256 per
+/// secret, more than the rest of the request's checks. Expiry and revocation are still judged
+/// on every lookup; only the hashing is kept. Per thread, so workers never share or lock it;
+/// direct-mapped and bounded, so a flood of usernames only evicts.
+constexpr size_t kKeyCacheSlots = 256;
+constexpr size_t kMaxCachedUsername = 512;
+
+DerivedKeys& key_cache_slot(std::string_view username) {
+  thread_local std::array<DerivedKeys, kKeyCacheSlots> cache;
+  return cache[std::hash<std::string_view>{}(username) % kKeyCacheSlots];
+}
+
+}  // namespace
 
 std::shared_ptr<const Authenticator::State> Authenticator::make_state(AuthConfig cfg) {
   auto st = std::make_shared<State>();
   st->cfg = std::move(cfg);
+  st->generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   st->by_userhash.reserve(st->cfg.static_users.size());
   for (const auto& [name, password] : st->cfg.static_users) {
     const auto h = stun::userhash(name, st->cfg.realm);
@@ -175,10 +209,9 @@ Authenticator::Lookup Authenticator::lookup_in(const State& st, std::string_view
     return out;
   }
   if (const auto it = cfg.static_users.find(name); it != cfg.static_users.end()) {
-    // RFC 8489 section 9.2.2: key = hash(username ":" OpaqueString(realm) ":" OpaqueString(password)).
+    const auto& keys = derived_keys(st, username, &it->second);
     Credential c;
-    c.key = stun::long_term_key(username, cfg.realm, it->second);
-    c.key_sha256 = stun::long_term_key_sha256(username, cfg.realm, it->second);
+    if (!keys.empty()) std::tie(c.key, c.key_sha256) = keys.front();
     c.username = name;
     c.user_id = name;
     out.candidates.push_back(std::move(c));
@@ -209,12 +242,11 @@ Authenticator::Lookup Authenticator::lookup_in(const State& st, std::string_view
   const auto scoped = split_call_suffix(user_part, cfg.rest_separator);
   const std::string user_id(scoped ? scoped->first : user_part);
   const std::string call_id(scoped ? scoped->second : std::string_view{});
-  out.candidates.reserve(cfg.rest_secrets.size());
-  for (size_t i = 0; i < cfg.rest_secrets.size(); ++i) {
-    const std::string password = rest_password(cfg.rest_secrets[i], username);
+  const auto& keys = derived_keys(st, username, nullptr);
+  out.candidates.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
     Credential c;
-    c.key = stun::long_term_key(username, cfg.realm, password);
-    c.key_sha256 = stun::long_term_key_sha256(username, cfg.realm, password);
+    std::tie(c.key, c.key_sha256) = keys[i];
     c.username = name;
     c.user_id = user_id;
     c.call_id = call_id;
@@ -223,6 +255,31 @@ Authenticator::Lookup Authenticator::lookup_in(const State& st, std::string_view
     out.candidates.push_back(std::move(c));
   }
   return out;
+}
+
+const std::vector<std::pair<stun::Sha1Key, stun::Sha256Key>>& Authenticator::derived_keys(
+    const State& st, std::string_view username, const std::string* static_password) {
+  const AuthConfig& cfg = st.cfg;
+  DerivedKeys& slot = key_cache_slot(username);
+  if (slot.generation == st.generation && slot.username == username) return slot.keys;
+  slot.generation = 0;
+  slot.keys.clear();
+  // RFC 8489 section 9.2.2: key = hash(username ":" OpaqueString(realm) ":" OpaqueString(password)),
+  // with the static user's password, or the TURN REST password of each secret.
+  const auto add = [&](std::string_view password) {
+    slot.keys.emplace_back(stun::long_term_key(username, cfg.realm, password),
+                           stun::long_term_key_sha256(username, cfg.realm, password));
+  };
+  if (static_password != nullptr) {
+    add(*static_password);
+  } else {
+    for (const auto& secret : cfg.rest_secrets) add(rest_password(secret, username));
+  }
+  if (username.size() <= kMaxCachedUsername) {
+    slot.username.assign(username);
+    slot.generation = st.generation;
+  }
+  return slot.keys;
 }
 
 bool Authenticator::is_revoked(const std::string& username, TimeMs now) const {

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/limits.hpp"
@@ -147,6 +148,11 @@ class Authenticator {
   /// The revocation itself: the wall time the entry is kept until, nullopt when refused.
   std::optional<TimeMs> add_revocation(std::string username, TimeMs until, TimeMs now);
   Lookup lookup_in(const State& st, std::string_view username, TimeMs wall) const;
+  /// The long-term keys (MD5, SHA-256) of `username` under `st`: the static user's (given
+  /// its password) or one pair per REST secret; from this thread's cache when derived before.
+  /// Valid until this thread's next call.
+  static const std::vector<std::pair<stun::Sha1Key, stun::Sha256Key>>& derived_keys(
+      const State& st, std::string_view username, const std::string* static_password);
 
   std::atomic<std::shared_ptr<const State>> state_;
   const WallClock* wall_ = nullptr;

@@ -155,6 +155,53 @@ TEST(Authenticator, UserhashFindsStaticUsersOnly) {
   EXPECT_EQ(auth.lookup_userhash(alice, kT0).failure, AuthFailure::kUnknownUser);
 }
 
+// Derived keys are kept per thread between lookups of the same username: they must follow a
+// reload (new secrets, passwords or realm) and never leak between two authenticators.
+TEST(Authenticator, RepeatedLookupsFollowReloadsAndInstances) {
+  Authenticator auth(config({"s1"}));
+  const std::string name = rest_name(kT0 + 3600 * kSecond, "bob");
+  const auto key_of = [&](const std::string& secret, const std::string& realm) {
+    return stun::long_term_key(name, realm, Authenticator::rest_password(secret, name));
+  };
+  for (int i = 0; i < 2; ++i) {  // derived, then from the cache
+    const auto found = auth.lookup(name, kT0);
+    ASSERT_EQ(found.candidates.size(), 1u);
+    EXPECT_EQ(found.candidates[0].key, key_of("s1", kRealm));
+    EXPECT_EQ(found.candidates[0].key_sha256,
+              stun::long_term_key_sha256(name, kRealm, Authenticator::rest_password("s1", name)));
+  }
+  auth.reconfigure(config({"s2", "s1"}));
+  auto found = auth.lookup(name, kT0);
+  ASSERT_EQ(found.candidates.size(), 2u);
+  EXPECT_EQ(found.candidates[0].key, key_of("s2", kRealm));
+  EXPECT_EQ(found.candidates[1].key, key_of("s1", kRealm));
+  EXPECT_EQ(found.candidates[1].secret_index, 1);
+  AuthConfig elsewhere = config({"s2"});
+  elsewhere.realm = "elsewhere";
+  auth.reconfigure(elsewhere);
+  found = auth.lookup(name, kT0);
+  ASSERT_EQ(found.candidates.size(), 1u);
+  EXPECT_EQ(found.candidates[0].key, key_of("s2", "elsewhere"));
+
+  // A static user's new password, and another instance with other secrets, same username.
+  EXPECT_EQ(auth.lookup("alice", kT0).candidates.at(0).key,
+            stun::long_term_key("alice", "elsewhere", "alice-password"));
+  AuthConfig changed = config({"s2"});
+  changed.static_users = {{"alice", "new-password"}};
+  auth.reconfigure(changed);
+  EXPECT_EQ(auth.lookup("alice", kT0).candidates.at(0).key,
+            stun::long_term_key("alice", kRealm, "new-password"));
+  Authenticator other(config({"s3"}));
+  found = other.lookup(name, kT0);
+  ASSERT_EQ(found.candidates.size(), 1u);
+  EXPECT_EQ(found.candidates[0].key, key_of("s3", kRealm));
+  EXPECT_EQ(auth.lookup(name, kT0).candidates.at(0).key, key_of("s2", kRealm));
+  // Expiry and revocation are judged on every lookup, cached keys or not.
+  EXPECT_EQ(auth.lookup(name, kT0 + 3601 * kSecond).failure, AuthFailure::kExpired);
+  ASSERT_TRUE(auth.revoke(name, kT0 + 3600 * kSecond, kT0));
+  EXPECT_EQ(auth.lookup(name, kT0).failure, AuthFailure::kRevoked);
+}
+
 // Workers look up while the reload thread swaps the configuration: every lookup sees one
 // configuration or the other, whole (run under the sanitizers in CI).
 TEST(Authenticator, ReconfigureWhileLookingUp) {
