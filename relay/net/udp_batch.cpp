@@ -68,6 +68,16 @@ void SendBatch::add(int fd, const stun::Endpoint& to, const stun::Endpoint* from
   fill_header(msgs_[i].msg_hdr, names_[i], iov_[i], control_[i].data(), to, from, data);
 }
 
+bool SendBatch::add_copy(int fd, const stun::Endpoint& to, const stun::Endpoint* from,
+                         std::span<const uint8_t> data) {
+  if (data.size() > kMaxCopy) return false;
+  if (!copies_) copies_.reset(new uint8_t[kCapacity * kMaxCopy]);
+  uint8_t* slot = copies_.get() + count_ * kMaxCopy;  // the entry add() is about to fill
+  std::memcpy(slot, data.data(), data.size());
+  add(fd, to, from, {slot, data.size()});
+  return true;
+}
+
 void SendBatch::flush() {
   if (count_ == 0) return;
   // Stable grouping by socket (insertion sort of at most kCapacity indices).

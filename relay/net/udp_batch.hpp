@@ -78,12 +78,17 @@ class RecvBatch {
   alignas(cmsghdr) std::array<std::array<uint8_t, kPktInfoSpace>, kBatch> control_{};
 };
 
-/// Datagrams queued to be sent together with sendmmsg. The data is not copied: it must stay
-/// valid until flush() (it points into the worker's RecvBatch). Datagrams to the same socket
-/// keep their order; one sendmmsg per socket per flush.
+/// Datagrams queued to be sent together with sendmmsg. add() does not copy: the data must stay
+/// valid until flush() (it points into the worker's RecvBatch). add_copy() copies small
+/// datagrams (the server's STUN answers, built in a buffer the next request reuses) into storage
+/// of the batch's own. Datagrams to the same socket keep their order; one sendmmsg per socket
+/// per flush.
 class SendBatch {
  public:
   static constexpr size_t kCapacity = 32;
+  /// Largest datagram add_copy() takes: more than any answer the core builds (a 401 or an
+  /// Allocate success with both relayed addresses is a few hundred bytes).
+  static constexpr size_t kMaxCopy = 1280;
 
   bool empty() const { return count_ == 0; }
   bool full() const { return count_ == kCapacity; }
@@ -91,6 +96,10 @@ class SendBatch {
   /// The caller flushes first when full().
   void add(int fd, const stun::Endpoint& to, const stun::Endpoint* from,
            std::span<const uint8_t> data);
+  /// As add(), with a copy of `data`, which may be reused as soon as this returns. False (and
+  /// nothing queued) when `data` is larger than kMaxCopy. The caller flushes first when full().
+  bool add_copy(int fd, const stun::Endpoint& to, const stun::Endpoint* from,
+                std::span<const uint8_t> data);
   /// Sends everything queued. Errors (full socket buffers, ICMP errors) drop the datagram:
   /// UDP is lossy and the server must keep going.
   void flush();
@@ -99,6 +108,7 @@ class SendBatch {
   void send_run(size_t begin, size_t end);
 
   size_t count_ = 0;
+  std::unique_ptr<uint8_t[]> copies_;  // kCapacity slots of kMaxCopy, made at the first copy
   std::array<int, kCapacity> fds_{};
   std::array<uint8_t, kCapacity> order_{};
   std::array<mmsghdr, kCapacity> msgs_{};

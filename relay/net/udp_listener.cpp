@@ -12,10 +12,14 @@ UdpListener::UdpListener(asio::io_context& ctx, int fd, const stun::Endpoint& bo
 
 void UdpListener::send(const core::FiveTuple& to, std::span<const uint8_t> data, bool stable) {
   if (fd_ < 0) return;
-  if (stable) {
+  if (stable || defer_answers_) {
     if (queue_.full()) queue_.flush();
-    queue_.add(fd_, to.client, &to.server, data);
-    return;
+    if (stable) {
+      queue_.add(fd_, to.client, &to.server, data);
+      return;
+    }
+    if (queue_.add_copy(fd_, to.client, &to.server, data)) return;
+    queue_.flush();  // too large to copy: what was queued before it leaves first
   }
   if (const int err = send_now(fd_, to.client, &to.server, data); err != 0) {
     if (log::enabled(log::Level::kDebug)) {

@@ -32,6 +32,12 @@ class UdpListener final : public ClientTransport {
     socket_.async_wait(asio::socket_base::wait_read, std::forward<Handler>(handler));
   }
 
+  /// While on, answers whose bytes are not stable (the core's, valid until its next call) are
+  /// copied into the send batch rather than sent at once, so the answers of one receive round
+  /// leave in one sendmmsg with the round's other datagrams. Whoever turns it on flushes before
+  /// turning it off.
+  void defer_answers(bool on) { defer_answers_ = on; }
+
   void send(const core::FiveTuple& to, std::span<const uint8_t> data, bool stable) override;
   void flush() override { queue_.flush(); }
   void close() override;
@@ -42,6 +48,7 @@ class UdpListener final : public ClientTransport {
   stun::Endpoint bound_;
   uint32_t index_;
   SendBatch queue_;
+  bool defer_answers_ = false;
 };
 
 }  // namespace callrelay::net

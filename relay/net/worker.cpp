@@ -243,10 +243,12 @@ void Worker::on_listener_readable(size_t li) {
     const core::TimeMs now = now_ms();
     const int64_t now_us = media_clock_ ? media_now_us() : -1;
     const size_t first = batch_.first();
+    l.defer_answers(true);  // the round's answers leave in its flush
     for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
       handle_client_datagram(l, i, now, now_us);
     }
     flush_round();
+    l.defer_answers(false);
     if (stopping_) return;
     if (static_cast<size_t>(n) < RecvBatch::kBatch) return arm_listener(li);
   }
