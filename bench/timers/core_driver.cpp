@@ -63,14 +63,14 @@ void FreeListPorts::close(core::RelayId id) {
   --open_;
 }
 
-CoreDriver::CoreDriver(core::TimeMs epoch)
+CoreDriver::CoreDriver(core::TimeMs epoch, core::Observer* observer)
     : epoch_(epoch),
       auth_(bench_auth()),
       nonces_(nonce_key(), 600),
       request_buf_(1024),
       peer_buf_(core::kPeerHeadroom + 1500 + core::kPeerTailroom) {
   server_ = std::make_unique<core::TurnServer>(bench_core(), auth_, nonces_, policy_, ports_,
-                                               nullptr);
+                                               observer);
 }
 
 BenchClient CoreDriver::client(uint32_t index) const {

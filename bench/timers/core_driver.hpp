@@ -49,7 +49,9 @@ struct BenchClient {
 class CoreDriver {
  public:
   /// `epoch`: the core's time at construction, in ms (REST usernames are judged against it).
-  explicit CoreDriver(core::TimeMs epoch);
+  /// `observer`: what the core tells of allocations and requests (null: nothing), as a worker
+  /// tells its telemetry and log.
+  explicit CoreDriver(core::TimeMs epoch, core::Observer* observer = nullptr);
 
   /// A client at 10.a.b.c:40000 (`index` picks a, b, c), valid for a day from `epoch`.
   BenchClient client(uint32_t index) const;

@@ -10,23 +10,37 @@
 //   bench_timers held  [--allocations N] [--seconds S] [--rate PPS]
 //       The held allocations reach steady state first (600 s of their traffic replayed at full
 //       speed), then the flow runs S seconds. Prints the flow's round-trip percentiles.
-//   bench_timers burst [--allocations N] [--rate PPS]
-//       N allocations made in the same millisecond expire together two seconds into the run.
-//       Prints the longest on_timer call and the flow's longest delay around the burst.
+//   bench_timers burst [--allocations N] [--rate PPS] [--bursts B]
+//       N allocations made in the same millisecond expire together two seconds into the run;
+//       B times (5 by default), each in a core of its own. Prints the longest on_timer call,
+//       the time on_timer spends per expired allocation, and the flow's longest delay (the
+//       longest stop in relaying) and p99.9 in the two seconds from each burst on, beside the
+//       same figures for the two seconds before it, when nothing expires: a stop that both
+//       windows show is the machine's (the thread off its CPU), not the core's. --observers
+//       gives the core callrelay's telemetry and log (a line on stderr per ended allocation).
 //
 // Lines "timers.<key> <value>" are for bench/run.sh.
 #include <malloc.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <queue>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bench/common/common.hpp"
 #include "bench/timers/core_driver.hpp"
+#include "telemetry/call_traffic.hpp"
+#include "telemetry/log_observer.hpp"
+#include "telemetry/telemetry.hpp"
 
 namespace callrelay::bench {
 namespace {
@@ -54,11 +68,76 @@ struct ClientEvent {
 using EventQueue =
     std::priority_queue<ClientEvent, std::vector<ClientEvent>, std::greater<ClientEvent>>;
 
-struct Stats {
+/// What one stretch of the live run saw. A burst's stretch is set beside an equal stretch with
+/// no expiries, so that a stop caused by the core can be told from the machine's own (a thread
+/// off its CPU, another process's work).
+struct Window {
   std::vector<uint64_t> flow_ns;  ///< each flow packet: done - due
   uint64_t longest_timer_ns = 0;
+  std::vector<uint64_t> ending_timer_ns;  ///< each on_timer call that ended allocations
+  uint64_t timer_ns = 0;  ///< time spent in on_timer
   uint64_t timer_calls = 0;
+  uint64_t expired = 0;      ///< allocations on_timer ended
+  uint64_t most_ended = 0;   ///< most allocations one on_timer call ended
+  long switches = 0;  ///< involuntary context switches of the thread: it was taken off its CPU
+  /// The same figures for what ran without the thread leaving its CPU: a flow packet with no
+  /// involuntary switch since the one before it was served, an on_timer call with none in it.
+  uint64_t longest_on_cpu_flow_ns = 0;
+  uint64_t longest_on_cpu_timer_ns = 0;
+  uint64_t longest_round_trip_ns = 0;  ///< the core's own time on one flow packet and answer
+  /// Time the thread's CPU was taken by the hypervisor (steal) or by interrupts (irq and
+  /// softirq, other processes' network traffic), in /proc/stat clock ticks: stops that no
+  /// context switch shows.
+  uint64_t steal_ticks = 0;
+  uint64_t irq_ticks = 0;
+};
+
+/// Steal and irq+softirq ticks of CPU `cpu` from /proc/stat (zeros when unreadable).
+std::pair<uint64_t, uint64_t> cpu_lost_ticks(int cpu) {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return {0, 0};
+  const std::string want = "cpu" + std::to_string(cpu) + " ";
+  char line[512];
+  std::pair<uint64_t, uint64_t> out{0, 0};
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::string_view(line).substr(0, want.size()) != want) continue;
+    unsigned long long v[8] = {};
+    if (std::sscanf(line + want.size(), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+      out = {v[7], v[5] + v[6]};
+    }
+    break;
+  }
+  std::fclose(f);
+  return out;
+}
+
+struct Stats {
+  Window w[2];  ///< before the split (no expiries due), from it on (the burst)
   uint64_t failures = 0;
+};
+
+long involuntary_switches() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_nivcsw;
+}
+
+/// What callrelay's main gives each worker's core (--observers): the traffic of call-scoped
+/// allocations, then the Prometheus metrics, then the log, which writes a line to stderr for
+/// every ended allocation.
+class AppObservers {
+ public:
+  AppObservers() : metrics_(telemetry::TelemetryConfig{}, 1, telemetry::ProcessProbes{}) {
+    chain_ = traffic_.observer_for_worker(0, metrics_.observer_for_worker(0, &log_));
+  }
+  core::Observer* get() { return chain_; }
+
+ private:
+  telemetry::LogObserver log_;
+  telemetry::Telemetry metrics_;
+  telemetry::CallTraffic traffic_;
+  core::Observer* chain_ = nullptr;
 };
 
 /// The held clients and their traffic.
@@ -131,9 +210,11 @@ core::TimeMs fast_forward(CoreDriver& d, Fleet& fleet, core::TimeMs from, core::
   return timer_due;
 }
 
-/// The real-time part: from core time `start`, `seconds` long, the flow every 1/rate s.
+/// The real-time part: from core time `start`, `seconds` long, the flow every 1/rate s. What is
+/// due from `split` seconds on is counted in st.w[1], before it in st.w[0].
 void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start,
-              core::TimeMs timer_due, double seconds, double rate, bool refreshes, Stats& st) {
+              core::TimeMs timer_due, double seconds, double split, double rate, bool refreshes,
+              Stats& st) {
   const uint64_t t0 = now_ns();
   const auto to_ns = [&](core::TimeMs at) {
     return t0 + static_cast<uint64_t>(at - start) * 1'000'000;
@@ -143,28 +224,72 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
   };
   const auto period_ns = static_cast<uint64_t>(1e9 / rate);
   const uint64_t end = t0 + static_cast<uint64_t>(seconds * 1e9);
-  st.flow_ns.reserve(static_cast<size_t>(seconds * rate) + 16);  // the bench's own bookkeeping
+  const uint64_t split_ns = t0 + static_cast<uint64_t>(split * 1e9);
+  // The bench's own bookkeeping, never grown while measuring.
+  for (Window& w : st.w) {
+    w.flow_ns.reserve(w.flow_ns.size() + static_cast<size_t>(seconds * rate) + 16);
+    w.ending_timer_ns.reserve(w.ending_timer_ns.size() + d.server().allocation_count() + 16);
+  }
+  long switches = involuntary_switches();
+  long flow_switches = switches;
+  const int cpu = sched_getcpu();
+  auto lost = cpu_lost_ticks(cpu);
+  const auto add_lost = [&](Window& w) {
+    const auto l = cpu_lost_ticks(cpu);
+    w.steal_ticks += l.first - lost.first;
+    w.irq_ticks += l.second - lost.second;
+    lost = l;
+  };
+  size_t wi = 0;
   uint64_t flow_due = t0 + period_ns;
   while (!stop_requested()) {
     const uint64_t timer_ns = to_ns(timer_due);
     const uint64_t fleet_ns = fleet.next_at() == kNever ? UINT64_MAX : to_ns(fleet.next_at());
     const uint64_t next = std::min({flow_due, timer_ns, fleet_ns});
     if (next >= end) break;
+    if (wi == 0 && next >= split_ns) {
+      const long s = involuntary_switches();
+      st.w[0].switches += s - switches;
+      switches = s;
+      add_lost(st.w[0]);
+      wi = 1;
+    }
+    Window& w = st.w[wi];
     uint64_t now = now_ns();
     while (now < next) now = now_ns();  // a worker waiting in epoll_wait, without the syscall
     if (next == flow_due) {
+      const uint64_t rt = now_ns();
       if (!d.round_trip(flow, peer(), 160, core_now(now))) ++st.failures;
-      st.flow_ns.push_back(now_ns() - flow_due);
+      const uint64_t done = now_ns();
+      w.longest_round_trip_ns = std::max(w.longest_round_trip_ns, done - rt);
+      const uint64_t delay = done - flow_due;
+      w.flow_ns.push_back(delay);
       flow_due += period_ns;
+      const long s = involuntary_switches();
+      if (s == flow_switches) w.longest_on_cpu_flow_ns = std::max(w.longest_on_cpu_flow_ns, delay);
+      flow_switches = s;
     } else if (next == timer_ns) {
+      const size_t before = d.server().allocation_count();
+      const long s = involuntary_switches();
       const uint64_t a = now_ns();
       timer_due = d.server().on_timer(core_now(now));
-      st.longest_timer_ns = std::max(st.longest_timer_ns, now_ns() - a);
-      ++st.timer_calls;
+      const uint64_t took = now_ns() - a;
+      const size_t ended = before - d.server().allocation_count();
+      if (involuntary_switches() == s) {
+        w.longest_on_cpu_timer_ns = std::max(w.longest_on_cpu_timer_ns, took);
+      }
+      w.longest_timer_ns = std::max(w.longest_timer_ns, took);
+      w.timer_ns += took;
+      ++w.timer_calls;
+      w.expired += ended;
+      if (ended > 0) w.ending_timer_ns.push_back(took);
+      w.most_ended = std::max<uint64_t>(w.most_ended, ended);
     } else if (!fleet.run_next(core_now(now), refreshes)) {
       ++st.failures;
     }
   }
+  st.w[wi].switches += involuntary_switches() - switches;
+  add_lost(st.w[wi]);
 }
 
 double percentile_us(std::vector<uint64_t> v, double p) {
@@ -188,27 +313,32 @@ int held(uint32_t n, double seconds, double rate) {
   std::fprintf(stderr, "[timers] %u allocations held (%zu relays open), steady state in %.1f s\n",
                n, d.ports().open_count(), static_cast<double>(now_ns() - w0) / 1e9);
   timer_due = std::min(timer_due, d.server().on_timer(start - 1));
-  run_live(d, fleet, flow, start, timer_due, seconds, rate, true, st);
+  run_live(d, fleet, flow, start, timer_due, seconds, seconds, rate, true, st);
+  const Window& w = st.w[0];
   std::printf("timers.held_allocations %u\n", n);
-  std::printf("timers.held_p50_us %.2f\n", percentile_us(st.flow_ns, 0.50));
-  std::printf("timers.held_p99_us %.2f\n", percentile_us(st.flow_ns, 0.99));
-  std::printf("timers.held_max_us %.2f\n", percentile_us(st.flow_ns, 1.0));
-  std::printf("timers.held_packets %zu\n", st.flow_ns.size());
+  std::printf("timers.held_p50_us %.2f\n", percentile_us(w.flow_ns, 0.50));
+  std::printf("timers.held_p99_us %.2f\n", percentile_us(w.flow_ns, 0.99));
+  std::printf("timers.held_max_us %.2f\n", percentile_us(w.flow_ns, 1.0));
+  std::printf("timers.held_packets %zu\n", w.flow_ns.size());
   std::printf("timers.held_longest_timer_us %.2f\n",
-              static_cast<double>(st.longest_timer_ns) / 1e3);
+              static_cast<double>(w.longest_timer_ns) / 1e3);
   std::printf("timers.held_failures %lu\n", static_cast<unsigned long>(st.failures));
   return st.failures == 0 ? 0 : 1;
 }
 
-int burst(uint32_t n, double rate) {
-  CoreDriver d(kEpoch);
+/// One burst: n allocations made in the same millisecond, the flow's allocation two seconds
+/// before they expire, then `window_s` seconds live before the expiry and as many after it.
+/// False when a request failed or not every one of the n expired.
+bool one_burst(uint32_t n, double rate, double window_s, core::Observer* observer, Stats& st) {
+  CoreDriver d(kEpoch, observer);
   Fleet fleet(d, n);
-  Stats st;
   fleet.schedule_creations(kEpoch, 0);  // every one in the same millisecond
   const uint64_t w0 = now_ns();
+  const uint64_t failures = st.failures;
   fast_forward(d, fleet, kEpoch, kEpoch + 1, false, st);
   const core::TimeMs expiry = kEpoch + core::ms_from_seconds(kLifetimeS);
-  const core::TimeMs start = expiry - 2000;
+  const auto window_ms = static_cast<core::TimeMs>(window_s * 1000);
+  const core::TimeMs start = expiry - window_ms;
   core::TimeMs timer_due = fast_forward(d, fleet, kEpoch + 1, start - 1, false, st);
   BenchClient flow = d.client(0xFFFFFF);
   if (!d.allocate(flow, kLifetimeS, peer(), start - 1)) ++st.failures;
@@ -216,16 +346,104 @@ int burst(uint32_t n, double rate) {
   std::fprintf(stderr, "[timers] %zu allocations expiring together, made in %.1f s\n", before,
                static_cast<double>(now_ns() - w0) / 1e9);
   timer_due = std::min(timer_due, d.server().on_timer(start - 1));
-  run_live(d, fleet, flow, start, timer_due, 4.0, rate, false, st);
+  run_live(d, fleet, flow, start, timer_due, 2 * window_s, window_s, rate, false, st);
   const size_t after = d.server().allocation_count();
-  std::printf("timers.burst_expired %zu\n", before - after);
+  if (before - after != n) {
+    std::fprintf(stderr, "[timers] %zu of %u expired\n", before - after, n);
+  }
+  return st.failures == failures && before - after == n && after == 1;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
+  // Each burst's live run: 2 s with nothing due, then 2 s from the expiry on.
+  constexpr double kWindowS = 2.0;
+  Stats all;
+  std::vector<double> stops[2];  // each burst's longest flow delay, quiet and burst windows
+  bool ok = true;
+  for (uint32_t b = 0; b < bursts && !stop_requested(); ++b) {
+    Stats st;
+    std::optional<AppObservers> app;
+    if (observers) app.emplace();
+    ok = one_burst(n, rate, kWindowS, app ? app->get() : nullptr, st) && ok;
+    all.failures += st.failures;
+    for (size_t i = 0; i < 2; ++i) {
+      const Window& w = st.w[i];
+      Window& a = all.w[i];
+      stops[i].push_back(percentile_us(w.flow_ns, 1.0));
+      a.flow_ns.insert(a.flow_ns.end(), w.flow_ns.begin(), w.flow_ns.end());
+      a.ending_timer_ns.insert(a.ending_timer_ns.end(), w.ending_timer_ns.begin(),
+                               w.ending_timer_ns.end());
+      a.longest_timer_ns = std::max(a.longest_timer_ns, w.longest_timer_ns);
+      a.timer_ns += w.timer_ns;
+      a.timer_calls += w.timer_calls;
+      a.expired += w.expired;
+      a.most_ended = std::max(a.most_ended, w.most_ended);
+      a.switches += w.switches;
+      a.longest_on_cpu_flow_ns = std::max(a.longest_on_cpu_flow_ns, w.longest_on_cpu_flow_ns);
+      a.longest_on_cpu_timer_ns = std::max(a.longest_on_cpu_timer_ns, w.longest_on_cpu_timer_ns);
+      a.longest_round_trip_ns = std::max(a.longest_round_trip_ns, w.longest_round_trip_ns);
+      a.steal_ticks += w.steal_ticks;
+      a.irq_ticks += w.irq_ticks;
+    }
+    std::fprintf(stderr,
+                 "[timers] burst %u: stop %.0f us (quiet window %.0f us), longest on_timer %.0f "
+                 "us, %.2f us per expiry, %ld/%ld involuntary switches, %lu/%lu ticks stolen\n",
+                 b + 1, stops[1].back(), stops[0].back(),
+                 static_cast<double>(st.w[1].longest_timer_ns) / 1e3,
+                 st.w[1].expired != 0 ? static_cast<double>(st.w[1].timer_ns) / 1e3 /
+                                            static_cast<double>(st.w[1].expired)
+                                      : 0.0,
+                 st.w[1].switches, st.w[0].switches, static_cast<unsigned long>(st.w[1].steal_ticks),
+                 static_cast<unsigned long>(st.w[0].steal_ticks));
+  }
+  const Window& q = all.w[0];
+  const Window& w = all.w[1];
+  const double runs = std::max(static_cast<double>(stops[1].size()), 1.0);
+  // Keys read by bench/run.sh: the longest stop and on_timer call over every burst.
+  std::printf("timers.bursts %zu\n", stops[1].size());
+  std::printf("timers.burst_expired %.0f\n", static_cast<double>(w.expired) / runs);
   std::printf("timers.burst_longest_timer_us %.2f\n",
-              static_cast<double>(st.longest_timer_ns) / 1e3);
-  std::printf("timers.burst_longest_flow_delay_us %.2f\n", percentile_us(st.flow_ns, 1.0));
-  std::printf("timers.burst_p99_us %.2f\n", percentile_us(st.flow_ns, 0.99));
-  std::printf("timers.burst_timer_calls %lu\n", static_cast<unsigned long>(st.timer_calls));
-  std::printf("timers.burst_failures %lu\n", static_cast<unsigned long>(st.failures));
-  return st.failures == 0 && after == 1 ? 0 : 1;
+              static_cast<double>(w.longest_timer_ns) / 1e3);
+  std::printf("timers.burst_longest_flow_delay_us %.2f\n", percentile_us(w.flow_ns, 1.0));
+  std::printf("timers.burst_stop_median_us %.2f\n", median(stops[1]));
+  std::printf("timers.burst_p99_us %.2f\n", percentile_us(w.flow_ns, 0.99));
+  std::printf("timers.burst_p999_us %.2f\n", percentile_us(w.flow_ns, 0.999));
+  std::printf("timers.burst_timer_calls %.0f\n", static_cast<double>(w.timer_calls) / runs);
+  std::printf("timers.burst_longest_round_trip_us %.2f\n",
+              static_cast<double>(w.longest_round_trip_ns) / 1e3);
+  std::printf("timers.burst_timer_p50_us %.2f\n", percentile_us(w.ending_timer_ns, 0.50));
+  std::printf("timers.burst_timer_p99_us %.2f\n", percentile_us(w.ending_timer_ns, 0.99));
+  std::printf("timers.burst_most_ended_per_call %lu\n", static_cast<unsigned long>(w.most_ended));
+  std::printf("timers.burst_timer_us_per_expiry %.3f\n",
+              w.expired ? static_cast<double>(w.timer_ns) / 1e3 / static_cast<double>(w.expired)
+                        : 0.0);
+  std::printf("timers.burst_switches %ld\n", w.switches);
+  const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::printf("timers.burst_steal_ms %.0f\n", static_cast<double>(w.steal_ticks) * tick_ms);
+  std::printf("timers.burst_irq_ms %.0f\n", static_cast<double>(w.irq_ticks) * tick_ms);
+  // Without the stretches where the thread was off its CPU: what the core itself held back.
+  std::printf("timers.burst_on_cpu_longest_flow_delay_us %.2f\n",
+              static_cast<double>(w.longest_on_cpu_flow_ns) / 1e3);
+  std::printf("timers.burst_on_cpu_longest_timer_us %.2f\n",
+              static_cast<double>(w.longest_on_cpu_timer_ns) / 1e3);
+  // The same length of run with nothing expiring, just before each burst: the machine's own.
+  std::printf("timers.quiet_longest_flow_delay_us %.2f\n", percentile_us(q.flow_ns, 1.0));
+  std::printf("timers.quiet_stop_median_us %.2f\n", median(stops[0]));
+  std::printf("timers.quiet_p99_us %.2f\n", percentile_us(q.flow_ns, 0.99));
+  std::printf("timers.quiet_p999_us %.2f\n", percentile_us(q.flow_ns, 0.999));
+  std::printf("timers.quiet_switches %ld\n", q.switches);
+  std::printf("timers.quiet_steal_ms %.0f\n", static_cast<double>(q.steal_ticks) * tick_ms);
+  std::printf("timers.quiet_irq_ms %.0f\n", static_cast<double>(q.irq_ticks) * tick_ms);
+  std::printf("timers.quiet_on_cpu_longest_flow_delay_us %.2f\n",
+              static_cast<double>(q.longest_on_cpu_flow_ns) / 1e3);
+  std::printf("timers.burst_failures %lu\n", static_cast<unsigned long>(all.failures));
+  return ok ? 0 : 1;
 }
 
 }  // namespace
@@ -241,21 +459,33 @@ int main(int argc, char** argv) {
   uint32_t n = 100'000;
   double seconds = 20;
   double rate = 0;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  uint32_t bursts = 5;
+  bool observers = false;
+  for (int i = 2; i < argc; i += 2) {
     const std::string opt = argv[i];
+    if (opt == "--observers") {
+      observers = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", opt.c_str());
+      return 2;
+    }
     const std::string val = argv[i + 1];
     if (opt == "--allocations") n = static_cast<uint32_t>(std::stoul(val));
     else if (opt == "--seconds") seconds = std::stod(val);
     else if (opt == "--rate") rate = std::stod(val);
+    else if (opt == "--bursts") bursts = static_cast<uint32_t>(std::stoul(val));
     else {
       std::fprintf(stderr, "unknown option %s\n", opt.c_str());
       return 2;
     }
   }
   if (mode == "held") return held(n, seconds, rate > 0 ? rate : 50);
-  if (mode == "burst") return burst(n, rate > 0 ? rate : 1000);
+  if (mode == "burst") return burst(n, rate > 0 ? rate : 1000, std::max<uint32_t>(bursts, 1), observers);
   std::fprintf(stderr,
                "usage: bench_timers held [--allocations N] [--seconds S] [--rate PPS]\n"
-               "       bench_timers burst [--allocations N] [--rate PPS]\n");
+               "       bench_timers burst [--allocations N] [--rate PPS] [--bursts B] [--observers]\n");
   return 2;
 }
