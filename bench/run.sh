@@ -412,13 +412,14 @@ bench_callrelay_shared() {
     { NOTES+=("callrelay (relay.multiplex_peers): did not start"); stop_server; return; }
   max_runs callrelay_shared udp 160
   max_runs callrelay_shared udp 1200
-  # The server's only TCP listener here is its HTTP one (on a port the kernel picked).
-  local http drops
-  http=$(ss -ltnpH 2>/dev/null | grep "pid=$SERVER_PID," | awk '{print $4}' | head -1)
-  drops=$(curl -s --max-time 2 "http://$http/metrics" | grep '^callrelay_dropped_packets_total{' |
-    grep -v ' 0$' | sed 's/^callrelay_dropped_packets_total//' | tr '\n' ' ')
+  # Its TCP listeners: TURN on the UDP port (the default) and HTTP on a port the kernel picked.
+  local http metrics drops
+  http=$(ss -ltnpH 2>/dev/null | grep "pid=$SERVER_PID," | awk '{print $4}' |
+    grep -v ":${LISTEN##*:}\$" | head -1)
+  metrics=$(curl -s --max-time 2 "http://$http/metrics" | grep '^callrelay_dropped_packets_total{')
+  drops=$(grep -v ' 0$' <<<"$metrics" | sed 's/^callrelay_dropped_packets_total//' | tr '\n' ' ')
   R[callrelay_shared.drops]=${drops:-none}
-  [[ -z $http ]] && R[callrelay_shared.drops]="n/a (no HTTP port found)"
+  [[ -z $http || -z $metrics ]] && R[callrelay_shared.drops]="n/a (metrics not read from '$http')"
   [[ $drops == *ambiguous_peer* ]] && NOTES+=("callrelay (relay.multiplex_peers): ambiguous_peer drops: $drops")
   stop_server
 }
