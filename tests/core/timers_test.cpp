@@ -255,5 +255,32 @@ TEST(Housekeeping, ReservationsExpireAtThirtySecondsUnlessClaimed) {
   EXPECT_EQ(h.server->allocation_count(), 3u);
 }
 
+TEST(Housekeeping, OneBatchIsSharedByEveryQueue) {
+  Harness h(unlimited());
+  constexpr size_t kAllocations = TurnServer::kTimerBatch;
+  constexpr size_t kReservations = TurnServer::kTimerBatch / 2;
+  allocate_many(h, kAllocations, kT0);
+  const TimeMs deadline = kT0 + 600 * kSecond;
+  // Reservations made 30 s before the allocations' end expire with them (RFC 8656 section 7.2).
+  for (size_t i = 0; i < kReservations; ++i) {
+    const std::string addr = "10.1.0." + std::to_string(i + 1) + ":40000";
+    Client c = h.rest_client(addr.c_str());
+    h.challenge(c, deadline - 30 * kSecond);
+    const auto r = h.request(c, stun::Method::kAllocate, [](stun::MessageBuilder& m) {
+      m.add_requested_transport(17);
+      m.add_bytes(stun::attr::kEvenPort, std::vector<uint8_t>{0x80});
+    }, deadline - 30 * kSecond);
+    ASSERT_EQ(r.code(), 0);
+  }
+  ASSERT_EQ(h.ports.closed.size(), 0u);
+  // The allocations use the whole batch: the reservations wait for the next call, at once.
+  EXPECT_EQ(h.server->on_timer(deadline), deadline);
+  EXPECT_EQ(h.server->allocation_count(), kReservations);
+  EXPECT_EQ(h.ports.closed.size(), kAllocations);
+  EXPECT_EQ(h.server->on_timer(deadline), deadline + TurnServer::kHeartbeatMs);
+  EXPECT_EQ(h.ports.closed.size(), kAllocations + kReservations);
+  EXPECT_EQ(h.observer.ended.size(), kAllocations);
+}
+
 }  // namespace
 }  // namespace callrelay::core::testing
