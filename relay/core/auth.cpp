@@ -374,6 +374,29 @@ std::array<uint8_t, 20> nonce_mac(const std::array<uint8_t, 32>& key,
   return stun::hmac_sha1(key, std::span<const uint8_t>(input.data(), 12 + client.addr_len()));
 }
 
+/// A nonce found valid for a client address under a key. The MAC is a pure function of the
+/// three, and a client sends the same nonce with every request of its allocation: the check of
+/// a repeated nonce costs a comparison instead of an HMAC. Expiry is judged before, every time.
+/// Per thread (workers share no state) and direct-mapped, so its size is bounded.
+struct NonceMemo {
+  std::array<char, kNonceLen> nonce{};
+  Endpoint client;
+  std::array<uint8_t, 32> key{};
+  bool set = false;
+
+  bool holds(std::string_view n, const Endpoint& c, const std::array<uint8_t, 32>& k) const {
+    // Constant time for the key, a secret; the nonce and the address are not.
+    return set && std::equal(n.begin(), n.end(), nonce.begin()) && c.same_ip(client) &&
+           CRYPTO_memcmp(k.data(), key.data(), key.size()) == 0;
+  }
+};
+constexpr size_t kNonceMemoSlots = 64;
+
+NonceMemo& nonce_memo(std::string_view nonce) {
+  thread_local std::array<NonceMemo, kNonceMemoSlots> memo;
+  return memo[std::hash<std::string_view>{}(nonce) % kNonceMemoSlots];
+}
+
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -438,8 +461,15 @@ bool NonceCodec::valid(std::string_view nonce, const Endpoint& client, TimeMs no
   // A forged far-future stamp is caught by the HMAC below; this bound only avoids overflow.
   if (expiry_s > (uint64_t{1} << 40)) return false;
   if (static_cast<TimeMs>(expiry_s) * 1000 <= now) return false;
+  NonceMemo& memo = nonce_memo(nonce);
+  if (memo.holds(nonce, client, key_)) return true;
   const auto expect = nonce_mac(key_, fb, expiry_s, client);
-  return CRYPTO_memcmp(expect.data(), mac.data(), kNonceMacBytes) == 0;
+  if (CRYPTO_memcmp(expect.data(), mac.data(), kNonceMacBytes) != 0) return false;
+  std::copy(nonce.begin(), nonce.end(), memo.nonce.begin());
+  memo.client = client;
+  memo.key = key_;
+  memo.set = true;
+  return true;
 }
 
 }  // namespace callrelay::core

@@ -239,6 +239,30 @@ TEST(NonceCodec, ValidForLifetimeAndClientIpOnly) {
   EXPECT_FALSE(codec.valid(nonce, ep("[2001:db8::7]:40000"), kT0));
 }
 
+// Nonces found valid are remembered per thread: many clients' nonces in turn (more than are
+// remembered), each checked again, still hold only for their own IP, key and lifetime.
+TEST(NonceCodec, RepeatedChecksJudgeEveryTime) {
+  NonceCodec codec(Harness::nonce_key(), 600);
+  auto other_key = Harness::nonce_key();
+  other_key[31] ^= 0x80;
+  NonceCodec other(other_key, 600);
+  std::vector<std::pair<Endpoint, std::string>> issued;
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = "10.0." + std::to_string(i / 100) + "." + std::to_string(i % 100) + ":5000";
+    const Endpoint client = ep(text.c_str());
+    issued.emplace_back(client, codec.issue(client, kT0 + i));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < issued.size(); ++i) {
+      const auto& [client, nonce] = issued[i];
+      EXPECT_TRUE(codec.valid(nonce, client, kT0 + 1000));
+      EXPECT_FALSE(other.valid(nonce, client, kT0 + 1000));
+      EXPECT_FALSE(codec.valid(nonce, issued[(i + 1) % issued.size()].first, kT0 + 1000));
+      EXPECT_FALSE(codec.valid(nonce, client, kT0 + 700 * kSecond));
+    }
+  }
+}
+
 TEST(NonceCodec, RejectsForgeriesAndOtherKeys) {
   NonceCodec codec(Harness::nonce_key(), 600);
   auto other_key = Harness::nonce_key();
