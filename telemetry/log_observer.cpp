@@ -1,44 +1,26 @@
 #include "telemetry/log_observer.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
-#include <sstream>
+#include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <utility>
 
 #include "base/log.hpp"
+#include "base/log_json.hpp"
 
 namespace callrelay::telemetry {
 namespace {
 
-/// Appends `s` as a JSON string literal (RFC 8259 section 7 escapes).
-void json_string(std::ostringstream& out, std::string_view s) {
-  out << '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out << '\\' << ch;
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out << buf;
-    } else {
-      out << ch;
-    }
-  }
-  out << '"';
+void append_number(std::string& out, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
 }
 
-/// "2026-01-31T12:00:00.123Z".
-std::string iso_time(core::TimeMs ms) {
-  const core::TimeMs floor_s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;  // before 1970: floor
-  const std::time_t secs = static_cast<std::time_t>(floor_s);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms - floor_s * 1000));
-  return buf;
+/// `,"key":"text"` for text of callrelay's own making (addresses, enum names): no escaping.
+void append_plain(std::string& out, std::string_view key, std::string_view text) {
+  out.append(",\"").append(key).append("\":\"").append(text).push_back('"');
 }
 
 }  // namespace
@@ -51,27 +33,39 @@ std::string allocation_json(const core::AllocationInfo& a, core::EndReason reaso
 std::string allocation_json(const core::AllocationInfo& a, core::EndReason reason,
                             core::TimeMs now, core::TimeMs end_unix_ms) {
   const core::TimeMs duration = std::max<core::TimeMs>(now - a.started, 0);
-  std::ostringstream out;
-  out << "{\"event\":\"allocation_ended\",\"user_id\":";
-  json_string(out, a.user_id);
-  out << ",\"realm\":";
-  json_string(out, a.realm);
-  out << ",\"transport\":\"" << core::to_string(a.client.transport) << '"' << ",\"client\":\""
-      << a.client.client.to_string() << '"' << ",\"server\":\"" << a.client.server.to_string()
-      << '"' << ",\"relayed\":\"" << a.relayed.to_string() << '"';
+  // Appended into one buffer: written for every allocation that ends, so a burst of expiries
+  // is a burst of these lines, on the worker's thread between its packets.
+  std::string out;
+  out.reserve(512);
+  out.append("{\"event\":\"allocation_ended\",\"user_id\":");
+  log::append_json_string(out, a.user_id);  // client-chosen bytes: escaped
+  out.append(",\"realm\":");
+  log::append_json_string(out, a.realm);
+  append_plain(out, "transport", core::to_string(a.client.transport));
+  append_plain(out, "client", a.client.client.to_string());
+  append_plain(out, "server", a.client.server.to_string());
+  append_plain(out, "relayed", a.relayed.to_string());
   // A dual allocation (RFC 8656 section 7.2) has a second, IPv6 relayed address.
   if (a.relayed_additional) {
-    out << ",\"relayed_additional\":\"" << a.relayed_additional->to_string() << '"';
+    append_plain(out, "relayed_additional", a.relayed_additional->to_string());
   }
-  out << ",\"start\":\"" << iso_time(end_unix_ms - duration) << '"' << ",\"end\":\""
-      << iso_time(end_unix_ms) << '"' << ",\"duration_ms\":" << duration
-      << ",\"bytes_to_peer\":" << a.traffic.bytes_to_peer.get()
-      << ",\"packets_to_peer\":" << a.traffic.packets_to_peer.get()
-      << ",\"bytes_to_client\":" << a.traffic.bytes_to_client.get()
-      << ",\"packets_to_client\":" << a.traffic.packets_to_client.get()
-      << ",\"peers_contacted\":" << a.peers_contacted << ",\"reason\":\"" << core::to_string(reason)
-      << "\"}";
-  return out.str();
+  append_plain(out, "start", log::rfc3339_ms(end_unix_ms - duration));
+  append_plain(out, "end", log::rfc3339_ms(end_unix_ms));
+  out.append(",\"duration_ms\":");
+  append_number(out, static_cast<uint64_t>(duration));
+  const std::pair<std::string_view, uint64_t> counts[] = {
+      {"bytes_to_peer", a.traffic.bytes_to_peer.get()},
+      {"packets_to_peer", a.traffic.packets_to_peer.get()},
+      {"bytes_to_client", a.traffic.bytes_to_client.get()},
+      {"packets_to_client", a.traffic.packets_to_client.get()},
+      {"peers_contacted", a.peers_contacted}};
+  for (const auto& [key, value] : counts) {
+    out.append(",\"").append(key).append("\":");
+    append_number(out, value);
+  }
+  append_plain(out, "reason", core::to_string(reason));
+  out.push_back('}');
+  return out;
 }
 
 void LogObserver::on_allocation_created(const core::AllocationInfo&) {

@@ -1,6 +1,9 @@
 // telemetry::LogObserver: the JSON line of an ended allocation and the event counts.
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "base/log_json.hpp"
 #include "telemetry/log_observer.hpp"
 
 namespace callrelay::telemetry {
@@ -24,7 +27,8 @@ TEST(LogObserver, AllocationJsonCarriesEveryField) {
   core::AllocationInfo a;
   fill(a);
   const std::string j = allocation_json(a, core::EndReason::kExpired, 1'700'000'061'500);
-  EXPECT_NE(j.find(R"("user_id":"al\"ice\\\u000a")"), std::string::npos) << j;
+  // Escaped as every log line is (RFC 8259 section 7's short forms where there is one).
+  EXPECT_NE(j.find(R"("user_id":"al\"ice\\\n")"), std::string::npos) << j;
   EXPECT_NE(j.find(R"("realm":"example.org")"), std::string::npos) << j;
   EXPECT_NE(j.find(R"("transport":"udp")"), std::string::npos) << j;
   EXPECT_NE(j.find(R"("client":"192.0.2.1:5000")"), std::string::npos) << j;
@@ -40,6 +44,17 @@ TEST(LogObserver, AllocationJsonCarriesEveryField) {
       << j;
   EXPECT_EQ(j.front(), '{');
   EXPECT_EQ(j.back(), '}');
+  EXPECT_TRUE(log::is_json_object(j)) << j;
+}
+
+TEST(LogObserver, AllocationJsonStaysJsonWhateverTheUsernameHolds) {
+  // A username is whatever bytes a client sent: not UTF-8, quotes, control characters.
+  core::AllocationInfo a;
+  fill(a);
+  a.user_id = std::string("\xff\xfe\"}\x01\xc3", 6);
+  const std::string j = allocation_json(a, core::EndReason::kExpired, 1'700'000'061'500);
+  EXPECT_TRUE(log::is_json_object(j)) << j;
+  EXPECT_NE(j.find("\"reason\":\"expired\"}"), std::string::npos) << j;
 }
 
 TEST(LogObserver, CountsEvents) {
