@@ -131,10 +131,12 @@ stun::Endpoint RelaySockets::advertised(const stun::Endpoint& bound) const {
   return ep;
 }
 
-int RelaySockets::bind_port(const stun::Endpoint& ip, uint16_t port) {
+int RelaySockets::bind_port(const stun::Endpoint& ip, uint16_t port, int buffer_bytes) {
   stun::Endpoint ep = ip;
   ep.port = port;
-  const OpenResult r = open_udp(ep, UdpOptions{});
+  UdpOptions opts;
+  opts.buffer_bytes = buffer_bytes;
+  const OpenResult r = open_udp(ep, opts);
   return r.fd >= 0 ? r.fd : -r.error;
 }
 
@@ -280,7 +282,9 @@ core::RelayId RelaySockets::shared_on(const Choice& at, bool* opened) {
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
     const auto port = pool.take(cursors_[at.pool], false, false);
     if (!port) return kNoRelay;
-    const int fd = bind_port(at.ip, *port);
+    // It queues the datagrams of up to allocations_per_port peers between two wake-ups, as a
+    // listener does its clients'; a dedicated relay socket keeps the system default.
+    const int fd = bind_port(at.ip, *port, kBusyUdpBufferBytes);
     if (fd < 0) {
       pool.release(*port);
       if (-fd == EADDRINUSE || -fd == EACCES) continue;

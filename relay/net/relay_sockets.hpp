@@ -229,8 +229,8 @@ class RelaySockets {
   void close_shared(core::RelayId id);
   core::RelayId new_slot();
   stun::Endpoint advertised(const stun::Endpoint& bound) const;
-  /// Binds `ip`:`port`; fd, or -errno.
-  static int bind_port(const stun::Endpoint& ip, uint16_t port);
+  /// Binds `ip`:`port` (with SO_RCVBUF/SO_SNDBUF of `buffer_bytes` if > 0); fd, or -errno.
+  static int bind_port(const stun::Endpoint& ip, uint16_t port, int buffer_bytes = 0);
   /// Puts a bound socket into a slot; nullopt (fd closed) if the reactor refuses it.
   std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound, uint16_t pool);
   /// Installs the socket(s) open() bound; on failure everything is closed and released.

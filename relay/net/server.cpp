@@ -14,9 +14,6 @@
 namespace callrelay::net {
 namespace {
 
-/// Socket buffers for listeners: bursts from many clients queue here while a worker is busy.
-constexpr int kListenerBufferBytes = 4 << 20;
-
 std::string describe(const stun::Endpoint& ep, const OpenResult& r) {
   return "cannot listen on udp " + ep.to_string() + ": " + r.step + ": " + error_text(r.error);
 }
@@ -55,7 +52,7 @@ Server::~Server() {
 void Server::bind_listeners(const std::vector<stun::Endpoint>& endpoints) {
   UdpOptions opts;
   opts.pktinfo = true;
-  opts.buffer_bytes = kListenerBufferBytes;
+  opts.buffer_bytes = kBusyUdpBufferBytes;
   for (const auto& ep : endpoints) {
     // The first socket binds without SO_REUSEPORT, so a port held by anyone else (even another
     // callrelay of the same user) fails clearly instead of silently sharing its traffic; it

@@ -34,6 +34,11 @@ std::optional<stun::Endpoint> from_sockaddr(const sockaddr* sa, socklen_t len);
 /// True when the address part is 0.0.0.0 or ::.
 bool is_unspecified(const stun::Endpoint& ep);
 
+/// SO_RCVBUF/SO_SNDBUF request for a UDP socket that carries many parties' datagrams (a
+/// listener's clients, a shared relay port's peers): bursts queue here while its worker is busy,
+/// and the default (about 200 KiB, some 90 datagrams of 1200 bytes) overflows.
+constexpr int kBusyUdpBufferBytes = 4 << 20;
+
 /// Options for open_udp().
 struct UdpOptions {
   bool reuse_port = false;  ///< SO_REUSEPORT before bind (listeners shared by workers)

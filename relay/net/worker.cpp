@@ -1,6 +1,5 @@
 #include "relay/net/worker.hpp"
 
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,12 +9,6 @@
 #include "base/log.hpp"
 
 namespace callrelay::net {
-
-namespace {
-/// SO_RCVBUF/SO_SNDBUF of a shared relay socket (best effort: capped at net.core.rmem_max and
-/// wmem_max), as for the listeners, which also carry many clients' datagrams.
-constexpr int kSharedBufferBytes = 4 << 20;
-}  // namespace
 
 core::TimeMs now_ms() {
   using namespace std::chrono;
@@ -282,15 +275,7 @@ std::optional<core::RelayPorts::Opened> Worker::open(core::Family family,
     // RFC 8656 section 7.2: EVEN-PORT and reservations need a port of their own; others share.
     core::RelayId host = RelaySockets::kNoRelay;
     auto shared = relays_.open_shared(family, server, &host);
-    if (shared && host != RelaySockets::kNoRelay) {
-      // A new shared socket: it queues the datagrams of up to allocations_per_port peers
-      // between two wake-ups, as a listener does its clients' (the default buffer, about
-      // 200 KiB, holds some 90 datagrams of 1200 bytes, and the kernel drops the rest).
-      const int fd = relays_.fd(host);
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSharedBufferBytes, sizeof kSharedBufferBytes);
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSharedBufferBytes, sizeof kSharedBufferBytes);
-      arm_relay(host);
-    }
+    if (shared && host != RelaySockets::kNoRelay) arm_relay(host);
     return shared;
   }
   auto opened = relays_.open(family, server, even, reserve_next);
