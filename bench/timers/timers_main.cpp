@@ -405,15 +405,29 @@ int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
   const Window& q = all.w[0];
   const Window& w = all.w[1];
   const double runs = std::max(static_cast<double>(stops[1].size()), 1.0);
+  const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  // What both windows report: "burst" (the two seconds of each burst) and "quiet" (the same
+  // length of run with nothing expiring just before each: the machine's own stalls).
+  const auto window = [tick_ms](const char* name, const Window& x,
+                                const std::vector<double>& stop) {
+    std::printf("timers.%s_longest_flow_delay_us %.2f\n", name, percentile_us(x.flow_ns, 1.0));
+    std::printf("timers.%s_stop_median_us %.2f\n", name, median(stop));
+    std::printf("timers.%s_p99_us %.2f\n", name, percentile_us(x.flow_ns, 0.99));
+    std::printf("timers.%s_p999_us %.2f\n", name, percentile_us(x.flow_ns, 0.999));
+    std::printf("timers.%s_switches %ld\n", name, x.switches);
+    std::printf("timers.%s_steal_ms %.0f\n", name, static_cast<double>(x.steal_ticks) * tick_ms);
+    std::printf("timers.%s_irq_ms %.0f\n", name, static_cast<double>(x.irq_ticks) * tick_ms);
+    // Without the stretches where the thread was off its CPU: what the core itself held back.
+    std::printf("timers.%s_on_cpu_longest_flow_delay_us %.2f\n", name,
+                static_cast<double>(x.longest_on_cpu_flow_ns) / 1e3);
+  };
+  window("burst", w, stops[1]);
+  window("quiet", q, stops[0]);
   // Keys read by bench/run.sh: the longest stop and on_timer call over every burst.
   std::printf("timers.bursts %zu\n", stops[1].size());
   std::printf("timers.burst_expired %.0f\n", static_cast<double>(w.expired) / runs);
   std::printf("timers.burst_longest_timer_us %.2f\n",
               static_cast<double>(w.longest_timer_ns) / 1e3);
-  std::printf("timers.burst_longest_flow_delay_us %.2f\n", percentile_us(w.flow_ns, 1.0));
-  std::printf("timers.burst_stop_median_us %.2f\n", median(stops[1]));
-  std::printf("timers.burst_p99_us %.2f\n", percentile_us(w.flow_ns, 0.99));
-  std::printf("timers.burst_p999_us %.2f\n", percentile_us(w.flow_ns, 0.999));
   std::printf("timers.burst_timer_calls %.0f\n", static_cast<double>(w.timer_calls) / runs);
   std::printf("timers.burst_longest_round_trip_us %.2f\n",
               static_cast<double>(w.longest_round_trip_ns) / 1e3);
@@ -423,25 +437,8 @@ int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
   std::printf("timers.burst_timer_us_per_expiry %.3f\n",
               w.expired ? static_cast<double>(w.timer_ns) / 1e3 / static_cast<double>(w.expired)
                         : 0.0);
-  std::printf("timers.burst_switches %ld\n", w.switches);
-  const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
-  std::printf("timers.burst_steal_ms %.0f\n", static_cast<double>(w.steal_ticks) * tick_ms);
-  std::printf("timers.burst_irq_ms %.0f\n", static_cast<double>(w.irq_ticks) * tick_ms);
-  // Without the stretches where the thread was off its CPU: what the core itself held back.
-  std::printf("timers.burst_on_cpu_longest_flow_delay_us %.2f\n",
-              static_cast<double>(w.longest_on_cpu_flow_ns) / 1e3);
   std::printf("timers.burst_on_cpu_longest_timer_us %.2f\n",
               static_cast<double>(w.longest_on_cpu_timer_ns) / 1e3);
-  // The same length of run with nothing expiring, just before each burst: the machine's own.
-  std::printf("timers.quiet_longest_flow_delay_us %.2f\n", percentile_us(q.flow_ns, 1.0));
-  std::printf("timers.quiet_stop_median_us %.2f\n", median(stops[0]));
-  std::printf("timers.quiet_p99_us %.2f\n", percentile_us(q.flow_ns, 0.99));
-  std::printf("timers.quiet_p999_us %.2f\n", percentile_us(q.flow_ns, 0.999));
-  std::printf("timers.quiet_switches %ld\n", q.switches);
-  std::printf("timers.quiet_steal_ms %.0f\n", static_cast<double>(q.steal_ticks) * tick_ms);
-  std::printf("timers.quiet_irq_ms %.0f\n", static_cast<double>(q.irq_ticks) * tick_ms);
-  std::printf("timers.quiet_on_cpu_longest_flow_delay_us %.2f\n",
-              static_cast<double>(q.longest_on_cpu_flow_ns) / 1e3);
   std::printf("timers.burst_failures %lu\n", static_cast<unsigned long>(all.failures));
   return ok ? 0 : 1;
 }
