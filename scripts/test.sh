@@ -60,8 +60,31 @@ step() {
   fi
 }
 
+# The tests a failed ctest run in $1 names, with the end of each one's output, kept for the
+# summary: a CI log is often read from its tail, far below where ctest printed the output.
+failed_details=()
+note_failed_tests() {
+  local dir=$1 list=$1/Testing/Temporary/LastTestsFailed.log name
+  [[ -f $list ]] || return 0
+  while IFS= read -r name; do
+    name=${name#*:}
+    failed_details+=("--- $dir: $name (last 30 lines of its output)")
+    mapfile -t -O "${#failed_details[@]}" failed_details < <(
+      awk -v t="$name" '
+        $0 ~ /^[0-9]+\/[0-9]+ Test: / { sub(/^[0-9]+\/[0-9]+ Test: /, ""); mine = ($0 == t) }
+        mine && /^<end of output>$/ { mine = 0; out = 0 }
+        mine && out { print }
+        mine && /^Output:$/ { getline; out = 1 }
+      ' "$dir"/Testing/Temporary/LastTest*.log 2>/dev/null | tail -n 30)
+  done < "$list"
+}
+
 summary() {
   echo
+  if [[ ${#failed_details[@]} -gt 0 ]]; then
+    echo "========================= failed tests ================================"
+    printf '%s\n' "${failed_details[@]}"
+  fi
   echo "======================= callrelay test summary ========================"
   printf '%s\n' "${results[@]}"
   echo "-----------------------------------------------------------------------"
@@ -78,9 +101,9 @@ summary() {
 run_ctest() {
   local dir=$1 exclude=$2
   step "$dir: ctest -L unit" ctest --test-dir "$dir" --output-on-failure --no-tests=error \
-    -L unit -j "$jobs" --timeout 300 || true
+    -L unit -j "$jobs" --timeout 300 || note_failed_tests "$dir"
   step "$dir: ctest -LE '$exclude'" ctest --test-dir "$dir" \
-    --output-on-failure --no-tests=error -LE "$exclude" --timeout 600 || true
+    --output-on-failure --no-tests=error -LE "$exclude" --timeout 600 || note_failed_tests "$dir"
 }
 
 if [[ $skip_deps == 0 ]]; then
@@ -121,7 +144,7 @@ if wants fuzz; then
   if step "build (fuzz targets, clang)" bash scripts/build.sh fuzz; then
     # Each target runs CALLRELAY_FUZZ_SECONDS (set at configure time by build.sh), in parallel.
     step "build-fuzz: ctest -L fuzz (${fuzz_seconds} s each)" ctest --test-dir build-fuzz \
-      --output-on-failure --no-tests=error -L fuzz -j "$jobs" || true
+      --output-on-failure --no-tests=error -L fuzz -j "$jobs" || note_failed_tests build-fuzz
   else
     record SKIP "fuzz runs (build failed)" 0
   fi
