@@ -1,15 +1,12 @@
 #include "base/log.hpp"
 
-#include <poll.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <mutex>
 #include <span>
 
 #include "base/log_json.hpp"
+#include "base/log_writer.hpp"
 
 namespace callrelay::log {
 namespace {
@@ -24,8 +21,9 @@ struct Recent {
   std::deque<RecentLine> lines;
 };
 Recent& recent() {
-  static Recent r;
-  return r;
+  // Never destroyed: the log writer may still report drops while statics are torn down at exit.
+  static Recent* const r = new Recent;
+  return *r;
 }
 
 int64_t unix_ms_now() {
@@ -233,29 +231,25 @@ bool RateLimit::allow(int64_t now_ms, uint64_t* suppressed) {
   return true;
 }
 
-bool try_write_line(std::string_view line) {
-  pollfd p{STDERR_FILENO, POLLOUT, 0};
-  // A regular file is always writable; a pipe or terminal only when it has room (a line under
-  // PIPE_BUF then goes in whole without waiting).
-  if (::poll(&p, 1, 0) != 1 || (p.revents & POLLOUT) == 0) return false;
-  write_line(line);
-  return true;
+bool try_write_line(std::string_view line) { return detail::append_line(line); }
+
+void write_line(std::string_view line) { (void)detail::append_line(line); }
+
+void flush() { detail::flush_lines(); }
+
+uint64_t dropped_lines() { return detail::dropped_total(); }
+
+namespace detail {
+
+std::string dropped_line(uint64_t count) {
+  const int64_t now = unix_ms_now();
+  const std::string message = concat(count, " log lines dropped: stderr took no more for a while");
+  const Field lines("lines", count);
+  std::string line = format_line(now, Level::kWarn, "log.dropped", {&lines, 1}, message);
+  remember(now, Level::kWarn, "log.dropped", message);
+  return line;
 }
 
-void write_line(std::string_view line) {
-  std::string buf;
-  buf.reserve(line.size() + 1);
-  buf.append(line);
-  buf.push_back('\n');
-  const char* p = buf.data();
-  size_t left = buf.size();
-  while (left > 0) {
-    const ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // stderr gone: nothing sensible to do
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
+}  // namespace detail
 
 }  // namespace callrelay::log

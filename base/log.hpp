@@ -1,5 +1,7 @@
-// A tiny leveled, structured logger to stderr: one line per call, written with a single write(2)
-// so lines from several worker threads do not interleave. Every line names its event and
+// A tiny leveled, structured logger to stderr: one line per call. A call formats its line and
+// copies it into a bounded buffer; one writer thread writes the buffer to stderr in as few
+// write(2) calls as it can (base/log_writer.hpp), so a worker never waits on a slow log reader
+// and lines from several threads are never interleaved or split. Every line names its event and
 // carries typed fields; `log.format` picks how it is written:
 //   text  the human message, as journald wants it (no timestamp: journald adds one);
 //         warnings and errors prefixed "warning: " / "error: ", debug lines "debug: ".
@@ -96,9 +98,20 @@ void emit(Level l, std::string_view event, Fields fields, std::string_view messa
 /// string. Anything else is written as the string field "record" of a "log.bad_record" line.
 void record(Level l, std::string_view json_object, std::string_view message);
 
-/// Writes `line` plus a newline to stderr in one system call, as it is: the building block of
-/// every line. Call emit() or the level functions instead, which honour log.format.
+/// Queues `line` plus a newline for stderr, as it is: the building block of every line. Never
+/// waits on stderr: when the buffer is full (stderr has taken nothing for a while) the line is
+/// dropped and counted, and a "log.dropped" warning with the count follows once stderr takes
+/// lines again. Call emit() or the level functions instead, which honour log.format.
 void write_line(std::string_view line);
+
+/// Blocks until every line queued before the call is written to stderr. Called at shutdown and
+/// by an exit hook (a normal exit loses nothing), before a fatal exit, and by tests that read
+/// what stderr got.
+void flush();
+
+/// Lines dropped because the buffer was full, since the process started (the metric
+/// callrelay_log_lines_dropped_total).
+uint64_t dropped_lines();
 
 /// The message text: the arguments written with operator<<.
 template <typename... Args>
@@ -167,12 +180,11 @@ class RateLimit {
 /// Monotonic milliseconds for RateLimit (the steady clock).
 int64_t monotonic_ms();
 
-/// Writes `line` plus a newline to stderr only if that cannot block (stderr is a pipe or
-/// terminal that is not writable now: the line is dropped and false returned). For the data
-/// path's threads, which must never wait on a slow log reader.
+/// write_line() that says whether the line was taken: false when the buffer had no room (the
+/// line is dropped and counted).
 bool try_write_line(std::string_view line);
 
-/// emit() through try_write_line(): false when stderr could not take the line now.
+/// emit() through try_write_line(): false when the buffer could not take the line now.
 /// `suppressed` > 0 adds the field "suppressed" and says in the message how many similar
 /// lines were left out before this one.
 bool try_emit(Level l, std::string_view event, Fields fields, std::string_view message,

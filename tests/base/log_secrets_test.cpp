@@ -33,8 +33,10 @@ std::string logged(F body) {
   for (const log::Format f : {log::Format::kText, log::Format::kJson}) {
     log::set_format(f);
     log::set_level(log::Level::kDebug);
+    log::flush();  // earlier lines are not this capture's
     ::testing::internal::CaptureStderr();
     body();
+    log::flush();  // the writer thread has written every line logged above
     all += ::testing::internal::GetCapturedStderr();
   }
   log::set_format(log::Format::kText);

@@ -38,8 +38,10 @@ class LogTest : public ::testing::Test {
   /// What `write` sent to stderr, line by line.
   template <typename F>
   std::vector<std::string> captured(F write) {
+    flush();  // earlier lines are not this capture's
     ::testing::internal::CaptureStderr();
     write();
+    flush();  // the writer thread has written every line logged above
     return split_lines(::testing::internal::GetCapturedStderr());
   }
 };
@@ -184,6 +186,7 @@ TEST_F(LogTest, RecentLinesKeepTheLastWarningsAndErrorsOnly) {
 
 TEST_F(LogTest, RecentLinesAreSafeFromManyThreads) {
   set_level(Level::kError);
+  flush();  // earlier lines are not this capture's
   ::testing::internal::CaptureStderr();
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -195,8 +198,9 @@ TEST_F(LogTest, RecentLinesAreSafeFromManyThreads) {
     });
   }
   for (auto& th : threads) th.join();
+  flush();  // the writer thread has written every line logged above
   const auto lines = split_lines(::testing::internal::GetCapturedStderr());
-  EXPECT_EQ(lines.size(), 800u);  // one write(2) a line: none torn or merged
+  EXPECT_EQ(lines.size(), 800u);  // every line whole: none torn or merged
   EXPECT_EQ(recent_lines().size(), kRecentLines);
 }
 

@@ -45,9 +45,11 @@ TEST(LogClock, ObserverStampsWithItsWallClock) {
   core::AllocationInfo a;
   a.started = kBoot;
   log::set_level(log::Level::kInfo);
+  log::flush();  // earlier lines are not this capture's
   ::testing::internal::CaptureStderr();  // log lines go to stderr
   o.on_allocation_ended(a, core::EndReason::kExpired, kBoot + 61'500);
   wall.now += 3'600'000;  // a step after the end changes nothing already written
+  log::flush();  // the writer thread has written every line logged above
   const std::string line = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(line.find(R"("start":"2023-11-14T22:13:20.000Z")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("end":"2023-11-14T22:14:21.500Z")"), std::string::npos) << line;

@@ -22,8 +22,10 @@ TEST(LogRecord, OneJsonLinePerEndedAllocationThroughTheChain) {
   testing::relay(*a, 1000, 2000, 10);
   const log::Level saved = log::level();
   log::set_level(log::Level::kInfo);
+  log::flush();  // earlier lines are not this capture's
   ::testing::internal::CaptureStderr();
   o->on_allocation_ended(*a, core::EndReason::kRefreshZero, kT0 + 61'500);
+  log::flush();  // the writer thread has written every line logged above
   const std::string err = ::testing::internal::GetCapturedStderr();
   log::set_level(saved);
   const auto lines = testing::lines(err);

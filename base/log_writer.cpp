@@ -1,0 +1,228 @@
+#include "base/log_writer.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <thread>
+#include <utility>
+
+namespace callrelay::log::detail {
+namespace {
+
+/// Writes every byte of `iov` to stderr, waiting while a non-blocking stderr is full. Gives up
+/// (the bytes are lost) when stderr is gone: there is nowhere else to say so.
+void write_all(iovec* iov, int count) {
+  while (count > 0) {
+    const ssize_t n = ::writev(STDERR_FILENO, iov, count);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{STDERR_FILENO, POLLOUT, 0};
+      (void)::poll(&p, 1, -1);
+      continue;
+    }
+    if (n <= 0) return;
+    auto left = static_cast<size_t>(n);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+}
+
+/// The buffer, the writer thread and their bookkeeping: one per process, never destroyed, so a
+/// line logged from a static destructor or another thread during exit finds it intact.
+class Writer {
+ public:
+  Writer() {
+    pthread_atfork([] { get().before_fork(); }, [] { get().after_fork_parent(); },
+                   [] { get().after_fork_child(); });
+  }
+
+  static Writer& get() {
+    static Writer* const w = new Writer;
+    return *w;
+  }
+
+  bool append(std::string_view line) {
+    std::unique_lock lock(mutex_);
+    if (state_ == State::kNotStarted) start();
+    if (state_ == State::kStopped) {
+      lock.unlock();
+      write_now(line);
+      return true;
+    }
+    if (line.size() + 1 > kBufferBytes - pending_.size()) {
+      ++unreported_drops_;
+      dropped_total_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // One wake-up per burst: the writer sleeps only on an empty buffer, so only the line that
+    // makes it non-empty has to wake it.
+    const bool wake = idle_ && pending_.empty();
+    pending_.append(line);
+    pending_.push_back('\n');
+    ++appended_;
+    lock.unlock();
+    if (wake) work_.notify_one();
+    return true;
+  }
+
+  void flush() { wait_written(std::nullopt); }
+
+  uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+
+ private:
+  enum class State { kNotStarted, kRunning, kStopped };
+
+  /// Under mutex_.
+  void start() {
+    pending_.reserve(kBufferBytes);
+    taken_.reserve(kBufferBytes);
+    // The writer takes no signal: a process that waits for its signals in one thread blocks
+    // them before starting others, and the writer may start before that.
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = new std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    state_ = State::kRunning;
+    if (!exit_hook_) {
+      exit_hook_ = true;
+      std::atexit([] { get().stop(); });
+    }
+  }
+
+  void run() {
+    pthread_setname_np(pthread_self(), "log-writer");
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      idle_ = true;
+      work_.wait(lock, [this] { return !pending_.empty() || unreported_drops_ > 0 || stop_; });
+      idle_ = false;
+      if (pending_.empty() && unreported_drops_ == 0) break;  // stopping, all written
+      // The producers' buffer becomes ours to write and ours (emptied) becomes theirs: the
+      // lock is held for a swap, never for a write.
+      std::swap(pending_, taken_);
+      const uint64_t upto = appended_;
+      const uint64_t drops = std::exchange(unreported_drops_, 0);
+      lock.unlock();
+      // The lines dropped went missing after those taken (they found the buffer full), so the
+      // count follows them.
+      const std::string note = drops > 0 ? dropped_line(drops) + '\n' : std::string();
+      iovec iov[2] = {{taken_.data(), taken_.size()},
+                      {const_cast<char*>(note.data()), note.size()}};
+      write_all(iov, note.empty() ? 1 : 2);
+      taken_.clear();
+      lock.lock();
+      written_ = upto;
+      if (flushers_ > 0) written_cv_.notify_all();
+    }
+  }
+
+  /// Waits until the lines appended so far are written; false when `limit` passed first.
+  bool wait_written(std::optional<std::chrono::milliseconds> limit) {
+    std::unique_lock lock(mutex_);
+    if (state_ != State::kRunning) return true;
+    const uint64_t target = appended_;
+    ++flushers_;
+    const auto done = [&] { return written_ >= target; };
+    bool ok = true;
+    if (limit) {
+      ok = written_cv_.wait_for(lock, *limit, done);
+    } else {
+      written_cv_.wait(lock, done);
+    }
+    --flushers_;
+    return ok;
+  }
+
+  /// At exit: the lines still waiting are written, then the writer ends and later lines are
+  /// written by whoever logs them. A stderr that takes nothing for seconds does not hold the
+  /// exit: the writer is left behind (its state is never destroyed).
+  void stop() {
+    const bool written = wait_written(std::chrono::seconds(5));
+    std::unique_lock lock(mutex_);
+    if (state_ != State::kRunning) return;
+    state_ = State::kStopped;
+    stop_ = true;
+    lock.unlock();
+    work_.notify_one();
+    if (written) {
+      thread_->join();
+    } else {
+      thread_->detach();
+    }
+    delete thread_;
+    thread_ = nullptr;
+  }
+
+  // fork(2) copies only the forking thread: the buffer is held still across the fork, and the
+  // child starts a writer of its own on its first line, leaving the parent's lines to the
+  // parent.
+  void before_fork() { mutex_.lock(); }
+  void after_fork_parent() { mutex_.unlock(); }
+  void after_fork_child() {
+    // The parent's writer may have been waiting on them: the child's are new.
+    new (&work_) std::condition_variable;
+    new (&written_cv_) std::condition_variable;
+    pending_.clear();
+    taken_.clear();
+    written_ = appended_;
+    unreported_drops_ = 0;
+    flushers_ = 0;
+    idle_ = false;
+    stop_ = false;
+    thread_ = nullptr;  // the parent's thread, which the child does not have
+    if (state_ == State::kRunning) state_ = State::kNotStarted;
+    mutex_.unlock();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_;        // the writer waits for lines
+  std::condition_variable written_cv_;  // flush() waits for the writer
+  std::string pending_;                 // lines appended, each ending in '\n'
+  std::string taken_;                   // the writer's: lines being written
+  uint64_t appended_ = 0;               // lines ever appended
+  uint64_t written_ = 0;                // of those, how many the writer is done with
+  uint64_t unreported_drops_ = 0;
+  std::atomic<uint64_t> dropped_total_{0};
+  int flushers_ = 0;
+  bool idle_ = false;
+  bool stop_ = false;
+  bool exit_hook_ = false;
+  State state_ = State::kNotStarted;
+  std::thread* thread_ = nullptr;
+};
+
+}  // namespace
+
+bool append_line(std::string_view line) { return Writer::get().append(line); }
+
+void flush_lines() { Writer::get().flush(); }
+
+uint64_t dropped_total() { return Writer::get().dropped(); }
+
+void write_now(std::string_view line) {
+  iovec iov[2] = {{const_cast<char*>(line.data()), line.size()},
+                  {const_cast<char*>("\n"), 1}};
+  write_all(iov, 2);
+}
+
+}  // namespace callrelay::log::detail
