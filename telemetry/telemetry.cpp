@@ -14,6 +14,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "base/limits.hpp"
+#include "base/log.hpp"
 #include "telemetry/collector.hpp"
 #include "telemetry/worker_metrics.hpp"
 
@@ -150,6 +151,17 @@ void render_limits(const base::LimitCounters& c, std::string& out) {
   }
 }
 
+/// The log's lines dropped because stderr took none for a while (its buffer was full): read
+/// from the logger at scrape time, as the limits are.
+void render_log_drops(std::string& out) {
+  out += "# HELP callrelay_log_lines_dropped_total Log lines dropped because stderr took no "
+         "more for a while (the log's buffer was full).\n"
+         "# TYPE callrelay_log_lines_dropped_total counter\n"
+         "callrelay_log_lines_dropped_total ";
+  out += std::to_string(log::dropped_lines());
+  out += '\n';
+}
+
 }  // namespace
 
 std::string Telemetry::scrape_text(core::TimeMs now) {
@@ -171,6 +183,7 @@ std::string Telemetry::scrape_text(core::TimeMs now) {
   std::string text = std::move(out).str();
   if (relay.series_pending) render_series_text(relay.series, text);
   if (s.probes.limits != nullptr) render_limits(*s.probes.limits, text);
+  render_log_drops(text);
   return text;
 }
 

@@ -4,6 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <string>
+#include <thread>
+
+#include "base/log.hpp"
 #include "telemetry/telemetry.hpp"
 #include "tests/telemetry/telemetry_test_support.hpp"
 
@@ -50,6 +54,35 @@ TEST(Process, OpenFdsFollowsTheProcess) {
   const double after = *value(t.scrape_text(kT0), "callrelay_open_fds");
   for (int fd : fds) ::close(fd);
   EXPECT_EQ(after, before + 8);
+}
+
+TEST(Process, LogLinesDroppedWhileStderrTakesNone) {
+  Telemetry t({}, 1, ProcessProbes{});
+  const double before = *value(t.scrape_text(kT0), "callrelay_log_lines_dropped_total");
+  EXPECT_EQ(before, static_cast<double>(log::dropped_lines()));
+  // stderr a pipe nobody reads: the log's buffer fills and the lines past it are dropped.
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  log::flush();
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(p[1], STDERR_FILENO);
+  const std::string line(4000, 'x');
+  int refused = 0;
+  for (int i = 0; i < 100'000 && refused < 10; ++i) refused += log::try_write_line(line) ? 0 : 1;
+  const double during = *value(t.scrape_text(kT0), "callrelay_log_lines_dropped_total");
+  std::thread drain([&] {
+    char buf[65536];
+    while (::read(p[0], buf, sizeof buf) > 0) {
+    }
+  });
+  log::flush();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(p[1]);
+  drain.join();
+  ::close(p[0]);
+  EXPECT_EQ(refused, 10);
+  EXPECT_EQ(during, before + 10);
 }
 
 TEST(Process, NoPortsProbeNoPortsInUseSample) {
