@@ -35,6 +35,7 @@
 #include "relay/core/auth.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/net/server.hpp"
+#include "relay/net/udp_batch.hpp"
 #include "relay/net/uring_relay.hpp"
 #include "base/log.hpp"
 #include "telemetry/log_observer.hpp"
@@ -150,6 +151,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   const net::ServerSettings settings = app::server_settings(cfg);
   // relay.io (validated by the loader): each worker resolves it as it starts and logs relay.io.
   net::set_relay_io(net::parse_relay_io(cfg.relay.io).value_or(net::RelayIo::kAuto));
+  net::set_udp_gso(cfg.relay.udp_gso != "off");  // read by each send batch as it is made
 
   std::vector<std::unique_ptr<telemetry::LogObserver>> observers;
   const unsigned workers = net::resolve_worker_count(settings.workers);

@@ -188,6 +188,16 @@ void Loader::read_relay(const Field& f) {
          flag(r.multiplex_peers)(x);
        }},
       {"allocations_per_port", u32(r.allocations_per_port, 1, 1024)},
+      {"udp_gso",
+       [this, &r](const Field& item) {
+         const auto s = reader_.string(item);
+         if (!s) return;
+         if (*s != "auto" && *s != "off") {
+           reader_.error(item, "must be auto or off, not '" + *s + "'");
+           return;
+         }
+         r.udp_gso = *s;
+       }},
   };
   reader_.read_map(f, keys);
   // The io_uring path reads each relay socket for one relay; shared sockets are demultiplexed

@@ -60,6 +60,9 @@ struct RelayNetConfig {
   /// dedicated ports. Not with io: io_uring. Read at start only.
   bool multiplex_peers = false;
   uint32_t allocations_per_port = 32;  ///< relay.allocations_per_port, 1..1024
+  /// relay.udp_gso: "auto" sends runs of same-size datagrams to one destination as one
+  /// UDP_SEGMENT message where the kernel offers it; "off" sends each on its own. Read at start.
+  std::string udp_gso = "auto";
 };
 
 struct LogConfig {

@@ -1,5 +1,9 @@
 #include "relay/net/udp_batch.hpp"
 
+#include <netinet/udp.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -61,11 +65,53 @@ void fill_header(msghdr& h, sockaddr_storage& name, iovec& iov, uint8_t* control
 
 }  // namespace
 
+namespace {
+
+std::atomic<bool> g_udp_gso{true};
+
+bool probe_udp_gso(int family) {
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int size = 0;
+  socklen_t len = sizeof(size);
+  const bool ok = ::getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// FNV-1a over the destination and the source control message: equal routes hash equally, so
+// a stable sort on (socket, hash) puts each destination's datagrams next to each other.
+uint64_t route_hash(const msghdr& h) {
+  uint64_t x = 1469598103934665603ull;
+  const auto mix = [&x](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) x = (x ^ b[i]) * 1099511628211ull;
+  };
+  mix(h.msg_name, h.msg_namelen);
+  if (h.msg_controllen > 0) mix(h.msg_control, h.msg_controllen);
+  return x;
+}
+
+}  // namespace
+
+void set_udp_gso(bool on) { g_udp_gso.store(on, std::memory_order_relaxed); }
+bool udp_gso_configured() { return g_udp_gso.load(std::memory_order_relaxed); }
+
+bool udp_gso_supported(int family) {
+  static const bool v4 = probe_udp_gso(AF_INET);
+  static const bool v6 = probe_udp_gso(AF_INET6);
+  return family == AF_INET ? v4 : family == AF_INET6 ? v6 : false;
+}
+
+SendBatch::SendBatch()
+    : gso_(udp_gso_configured() && (udp_gso_supported(AF_INET) || udp_gso_supported(AF_INET6))) {}
+
 void SendBatch::add(int fd, const stun::Endpoint& to, const stun::Endpoint* from,
                     std::span<const uint8_t> data) {
   const size_t i = count_++;
   fds_[i] = fd;
   fill_header(msgs_[i].msg_hdr, names_[i], iov_[i], control_[i].data(), to, from, data);
+  if (gso_) route_[i] = route_hash(msgs_[i].msg_hdr);
 }
 
 bool SendBatch::add_copy(int fd, const stun::Endpoint& to, const stun::Endpoint* from,
@@ -80,12 +126,17 @@ bool SendBatch::add_copy(int fd, const stun::Endpoint& to, const stun::Endpoint*
 
 void SendBatch::flush() {
   if (count_ == 0) return;
-  // Stable grouping by socket (insertion sort of at most kCapacity indices).
+  // Stable grouping by socket, and with GSO by route within a socket (insertion sort of at
+  // most kCapacity indices).
+  const auto before = [this](uint8_t a, uint8_t b) {
+    if (fds_[a] != fds_[b]) return fds_[a] < fds_[b];
+    return gso_ && route_[a] < route_[b];
+  };
   for (size_t i = 0; i < count_; ++i) order_[i] = static_cast<uint8_t>(i);
   for (size_t i = 1; i < count_; ++i) {
     const uint8_t v = order_[i];
     size_t j = i;
-    for (; j > 0 && fds_[order_[j - 1]] > fds_[v]; --j) order_[j] = order_[j - 1];
+    for (; j > 0 && before(v, order_[j - 1]); --j) order_[j] = order_[j - 1];
     order_[j] = v;
   }
   for (size_t i = 0; i < count_; ++i) sorted_[i] = msgs_[order_[i]];
@@ -101,20 +152,128 @@ void SendBatch::flush() {
 
 void SendBatch::send_run(size_t begin, size_t end) {
   const int fd = fds_[order_[begin]];
-  while (begin < end) {
-    const int n = ::sendmmsg(fd, &sorted_[begin], static_cast<unsigned>(end - begin), MSG_DONTWAIT);
-    if (n > 0) {
-      begin += static_cast<size_t>(n);
+  // Without GSO the sorted entries go as they are; with it, runs are joined into out_.
+  const bool grouped = gso_ && end - begin > 1;
+  mmsghdr* msgs = grouped ? out_.data() : &sorted_[begin];
+  const size_t n = grouped ? build_messages(begin, end) : end - begin;
+  size_t m = 0;
+  while (m < n) {
+    ++stats_.calls;
+    const int sent = send_(fd, &msgs[m], static_cast<unsigned>(n - m), MSG_DONTWAIT);
+    if (sent > 0) {
+      for (size_t k = m; k < m + static_cast<size_t>(sent); ++k) {
+        if (grouped && out_count_[k] > 1) ++stats_.gso_messages;
+      }
+      stats_.messages += static_cast<size_t>(sent);
+      m += static_cast<size_t>(sent);
       continue;
     }
     const int err = errno;
-    if (n < 0 && err == EINTR) continue;
-    // The datagram at `begin` failed: drop it and go on with the rest.
+    if (sent < 0 && err == EINTR) continue;
+    // EIO: the route's device cannot checksum segments (or IPsec); EINVAL: a segment longer
+    // than the path allows, or checksums off on the socket (udp_send_skb, net/ipv4/udp.c).
+    if (grouped && out_count_[m] > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP)) {
+      fall_back(fd, m, err);
+      ++m;
+      continue;
+    }
+    // The message at `m` failed: drop it (and its segments) and go on with the rest.
     if (log::enabled(log::Level::kDebug)) {
       log::debug("udp.send_failed", {{"fd", fd}, {"error", error_text(err)}}, "sendmmsg on fd ",
                  fd, ": ", error_text(err), "; datagram dropped");
     }
-    ++begin;
+    ++m;
+  }
+}
+
+size_t SendBatch::build_messages(size_t begin, size_t end) {
+  size_t m = 0;
+  for (size_t i = begin; i < end; ++m) {
+    const size_t run = gso_run(i, end);
+    out_begin_[m] = static_cast<uint8_t>(i);
+    out_count_[m] = static_cast<uint8_t>(run);
+    out_[m] = sorted_[i];
+    if (run > 1) {
+      msghdr& h = out_[m].msg_hdr;
+      for (size_t k = i; k < i + run; ++k) out_iov_[k] = *sorted_[k].msg_hdr.msg_iov;
+      h.msg_iov = &out_iov_[i];
+      h.msg_iovlen = run;
+      // The source (IP_PKTINFO) if any, then UDP_SEGMENT: every segment but the last is
+      // this long.
+      uint8_t* control = out_control_[m].data();
+      const size_t pktinfo = h.msg_controllen;
+      if (pktinfo > 0) std::memcpy(control, h.msg_control, pktinfo);
+      auto* c = reinterpret_cast<cmsghdr*>(control + pktinfo);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      const auto segment = static_cast<uint16_t>(out_iov_[i].iov_len);
+      std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
+      h.msg_control = control;
+      h.msg_controllen = pktinfo + CMSG_SPACE(sizeof(uint16_t));
+    }
+    out_[m].msg_len = 0;
+    i += run;
+  }
+  return m;
+}
+
+size_t SendBatch::gso_run(size_t i, size_t end) const {
+  const size_t segment = sorted_[i].msg_hdr.msg_iov->iov_len;
+  if (segment == 0 || segment > kMaxGsoSegment || !gso_allowed(fds_[order_[i]], i)) return 1;
+  size_t total = segment;
+  size_t k = i + 1;
+  while (k < end && k - i < kMaxSegments) {
+    const size_t len = sorted_[k].msg_hdr.msg_iov->iov_len;
+    // An empty datagram would vanish inside a GSO message; a longer one cannot be a segment.
+    if (len == 0 || len > segment || total + len > kMaxGsoBytes || !same_route(i, k)) break;
+    total += len;
+    ++k;
+    if (len < segment) break;  // only the last segment may be shorter
+  }
+  return k - i;
+}
+
+bool SendBatch::same_route(size_t a, size_t b) const {
+  if (route_[order_[a]] != route_[order_[b]]) return false;
+  const msghdr& x = sorted_[a].msg_hdr;
+  const msghdr& y = sorted_[b].msg_hdr;
+  return x.msg_namelen == y.msg_namelen && x.msg_controllen == y.msg_controllen &&
+         std::memcmp(x.msg_name, y.msg_name, x.msg_namelen) == 0 &&
+         (x.msg_controllen == 0 || std::memcmp(x.msg_control, y.msg_control, x.msg_controllen) == 0);
+}
+
+bool SendBatch::gso_allowed(int fd, size_t sorted) const {
+  const auto* to = static_cast<const sockaddr*>(sorted_[sorted].msg_hdr.msg_name);
+  if (!udp_gso_supported(to->sa_family)) return false;
+  for (size_t i = 0; i < refused_count_; ++i) {
+    if (refused_[i] == fd) return false;
+  }
+  return true;
+}
+
+void SendBatch::fall_back(int fd, size_t m, int err) {
+  ++stats_.fallbacks;
+  log::warn("udp.gso_refused", {{"fd", fd}, {"error", error_text(err)}},
+            "UDP segmentation offload refused on fd ", fd, " (", error_text(err),
+            "): its datagrams go one by one from now on");
+  if (refused_count_ < kMaxRefused) {
+    refused_[refused_count_++] = fd;
+  } else {
+    gso_ = false;  // many sockets refuse it: the routes here do not take it
+  }
+  size_t b = out_begin_[m];
+  const size_t e = b + out_count_[m];
+  while (b < e) {
+    ++stats_.calls;
+    const int sent = send_(fd, &sorted_[b], static_cast<unsigned>(e - b), MSG_DONTWAIT);
+    if (sent > 0) {
+      stats_.messages += static_cast<size_t>(sent);
+      b += static_cast<size_t>(sent);
+      continue;
+    }
+    if (sent < 0 && errno == EINTR) continue;
+    ++b;  // dropped, as any datagram the kernel does not take
   }
 }
 

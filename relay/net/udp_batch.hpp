@@ -78,14 +78,57 @@ class RecvBatch {
   alignas(cmsghdr) std::array<std::array<uint8_t, kPktInfoSpace>, kBatch> control_{};
 };
 
+/// relay.udp_gso for the send batches made after this call (each SendBatch reads it when it is
+/// constructed): true is `auto` (segmentation offload where the kernel offers it), false `off`.
+void set_udp_gso(bool on);
+bool udp_gso_configured();
+/// Whether the kernel takes UDP_SEGMENT (Linux 4.18+) on sockets of `family` (AF_INET or
+/// AF_INET6): probed with getsockopt once per family, then remembered.
+bool udp_gso_supported(int family);
+
+/// What sends a SendBatch's messages: sendmmsg's signature, so a test can refuse them.
+using SendMany = int (*)(int fd, mmsghdr* msgs, unsigned n, int flags);
+
 /// Datagrams queued to be sent together with sendmmsg. add() does not copy: the data must stay
 /// valid until flush() (it points into the worker's RecvBatch). add_copy() copies small
 /// datagrams (the server's STUN answers, built in a buffer the next request reuses) into storage
 /// of the batch's own. Datagrams to the same socket keep their order; one sendmmsg per socket
 /// per flush.
+///
+/// With UDP generic segmentation offload (`man 7 udp`, UDP_SEGMENT), datagrams of one flush on
+/// one socket to one destination from one source, of one length (the last may be shorter), go
+/// as one message of several iovecs whose control message gives the segment size: the kernel
+/// walks its send path once for them and cuts them apart at the end. The receiver sees the same
+/// datagrams. Order is kept per destination (not between destinations of one socket).
 class SendBatch {
  public:
   static constexpr size_t kCapacity = 32;
+  /// Segments of one GSO message: UDP_MAX_SEGMENTS of the kernels that take UDP_SEGMENT
+  /// (64 before Linux 6.9, larger after).
+  static constexpr size_t kMaxSegments = 64;
+  /// Bytes of one GSO message: what one IPv4 datagram carries (65,535 - 20 - 8).
+  static constexpr size_t kMaxGsoBytes = 65507;
+  /// Longest segment sent with GSO. A segment longer than the route's MTU allows is refused
+  /// with EINVAL, which would turn GSO off for the socket: media datagrams (1,200 bytes and a
+  /// header) stay well under the 1,500-byte MTU less IPv6 and tunnel headers.
+  static constexpr size_t kMaxGsoSegment = 1400;
+
+  /// What the kernel was asked for, counted since construction.
+  struct Stats {
+    uint64_t calls = 0;         ///< sendmmsg calls
+    uint64_t messages = 0;      ///< messages the kernel took (a GSO message counts once)
+    uint64_t gso_messages = 0;  ///< of which carried several datagrams with UDP_SEGMENT
+    uint64_t fallbacks = 0;     ///< GSO messages refused and sent again one datagram each
+  };
+
+  /// GSO on when relay.udp_gso is auto (set_udp_gso) and the kernel offers it.
+  SendBatch();
+  /// Turns GSO on (where the kernel offers it for the destination's family) or off.
+  void set_gso(bool on) { gso_ = on; }
+  bool gso() const { return gso_; }
+  /// Replaces ::sendmmsg (tests).
+  void set_send_function(SendMany send) { send_ = send; }
+  const Stats& stats() const { return stats_; }
   /// Largest datagram add_copy() takes: more than any answer the core builds (a 401 or an
   /// Allocate success with both relayed addresses is a few hundred bytes).
   static constexpr size_t kMaxCopy = 1280;
@@ -105,9 +148,33 @@ class SendBatch {
   void flush();
 
  private:
-  void send_run(size_t begin, size_t end);
+  static constexpr size_t kGsoControlSpace = kPktInfoSpace + 32;  // + CMSG_SPACE(uint16_t)
+  static constexpr size_t kMaxRefused = 16;
 
+  void send_run(size_t begin, size_t end);
+  /// Sorted entries [begin, end) of one socket as messages, GSO runs joined; returns their
+  /// count, written from out_[0].
+  size_t build_messages(size_t begin, size_t end);
+  /// Length of the GSO run starting at sorted entry `i`, at most `end - i` (1: no GSO).
+  size_t gso_run(size_t i, size_t end) const;
+  bool same_route(size_t a, size_t b) const;  // sorted positions
+  bool gso_allowed(int fd, size_t sorted) const;
+  /// GSO message `m` was refused with `err`: sends its datagrams one by one and stops using
+  /// GSO on `fd`.
+  void fall_back(int fd, size_t m, int err);
+
+  SendMany send_ = ::sendmmsg;
+  Stats stats_;
+  bool gso_ = false;
+  std::array<int, kMaxRefused> refused_{};  // sockets that refused GSO
+  size_t refused_count_ = 0;
   size_t count_ = 0;
+  std::array<uint64_t, kCapacity> route_{};  // hash of destination and source, for grouping
+  std::array<mmsghdr, kCapacity> out_{};
+  std::array<iovec, kCapacity> out_iov_{};
+  std::array<uint8_t, kCapacity> out_begin_{};  // sorted position of each message's first entry
+  std::array<uint8_t, kCapacity> out_count_{};
+  alignas(cmsghdr) std::array<std::array<uint8_t, kGsoControlSpace>, kCapacity> out_control_{};
   std::unique_ptr<uint8_t[]> copies_;  // kCapacity slots of kMaxCopy, made at the first copy
   std::array<int, kCapacity> fds_{};
   std::array<uint8_t, kCapacity> order_{};

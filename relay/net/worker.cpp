@@ -62,6 +62,10 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
     log::info("relay.io", {{"io", to_string(relay_io())}, {"configured", to_string(configured_relay_io())}, {"io_uring_unavailable", why}},
               "relay sockets use ", to_string(relay_io()), uring_ ? "" : " (io_uring: ",
               uring_ ? "" : (why.empty() ? "not chosen" : why), uring_ ? "" : ")");
+    const bool v4 = udp_gso_supported(AF_INET), v6 = udp_gso_supported(AF_INET6);
+    log::info("udp.gso", {{"configured", udp_gso_configured()}, {"ipv4", v4}, {"ipv6", v6}},
+              "UDP segmentation offload ", !udp_gso_configured() ? "off (relay.udp_gso)"
+                                           : v4 || v6 ? "on" : "not offered by this kernel");
   }
 }
 
