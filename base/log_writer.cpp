@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -106,6 +107,14 @@ class Writer {
     if (!exit_hook_) {
       exit_hook_ = true;
       std::atexit([] { get().stop(); });
+      // An uncaught exception ends the process through std::terminate, which runs no exit
+      // hook: the lines that led to it are written first (bounded, as at exit), then the
+      // handler there was before says what was thrown and aborts.
+      previous_terminate_ = std::set_terminate([] {
+        (void)get().wait_written(std::chrono::seconds(2));
+        if (get().previous_terminate_ != nullptr) get().previous_terminate_();
+        std::abort();
+      });
     }
   }
 
@@ -207,6 +216,7 @@ class Writer {
   bool idle_ = false;
   bool stop_ = false;
   bool exit_hook_ = false;
+  std::terminate_handler previous_terminate_ = nullptr;
   State state_ = State::kNotStarted;
   std::thread* thread_ = nullptr;
 };

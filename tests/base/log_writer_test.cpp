@@ -3,6 +3,7 @@
 // producer back (lines are dropped, counted and reported once it drains), and a process that
 // exits normally, even a forked child, loses no line.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -207,26 +209,68 @@ TEST_F(LogWriterTest, BlockedNonBlockingPipeNeverHoldsTheProducerAndDropsAreRepo
   blocked_stderr_drops_and_reports(true);
 }
 
-TEST_F(LogWriterTest, NormalExitWritesEveryLineEvenInAForkedChild) {
-  constexpr int kLines = 20000;
-  const int fd = temp_file();
-  ASSERT_GE(fd, 0);
+/// What a forked child that queues `lines` lines and then ends with `end` wrote to its stderr,
+/// a pipe that is read only once every line is queued: at the end the lines still wait for
+/// the writer, and only a flush on the way out gets them written. `status`: how it ended.
+template <typename End>
+std::string child_output(int lines, End end, int* status) {
+  int err[2];
+  int queued[2];
+  if (::pipe(err) != 0 || ::pipe(queued) != 0) return {};
   write_line("a line of the parent's before the fork: the child starts a writer of its own");
   const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
+  if (child < 0) return {};
   if (child == 0) {
-    ::dup2(fd, STDERR_FILENO);
-    for (int i = 0; i < kLines; ++i) write_line("child line " + std::to_string(i));
-    std::exit(0);  // no flush: the exit hook's
+    const rlimit no_core{0, 0};
+    (void)::setrlimit(RLIMIT_CORE, &no_core);
+    ::dup2(err[1], STDERR_FILENO);
+    ::close(err[0]);
+    ::close(err[1]);
+    for (int i = 0; i < lines; ++i) write_line("child line " + std::to_string(i));
+    const char done = 'q';
+    (void)::write(queued[1], &done, 1);
+    end();
+    std::_Exit(9);  // not reached
   }
+  ::close(err[1]);
+  ::close(queued[1]);
+  char done = 0;
+  (void)::read(queued[0], &done, 1);
+  ::close(queued[0]);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(err[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(err[0]);
+  ::waitpid(child, status, 0);
+  return out;
+}
+
+TEST_F(LogWriterTest, NormalExitWritesEveryLineEvenInAForkedChild) {
+  constexpr int kLines = 20000;
   int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const auto lines = split_lines(child_output(kLines, [] { std::exit(0); }, &status));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  const auto lines = split_lines(read_all(fd));
-  ::close(fd);
   ASSERT_EQ(lines.size(), static_cast<size_t>(kLines));
-  EXPECT_EQ(lines.front(), "child line 0");
-  EXPECT_EQ(lines.back(), "child line " + std::to_string(kLines - 1));
+  for (int i = 0; i < kLines; ++i) {
+    ASSERT_EQ(lines[static_cast<size_t>(i)], "child line " + std::to_string(i));
+  }
+}
+
+TEST_F(LogWriterTest, TerminateWritesTheLinesBeforeIt) {
+  constexpr int kLines = 20000;
+  int status = 0;
+  // As an uncaught exception ends a process: no exit hook runs.
+  const auto lines = split_lines(child_output(kLines, [] { std::terminate(); }, &status));
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+  // The runtime's own words on the way out may follow.
+  ASSERT_GE(lines.size(), static_cast<size_t>(kLines));
+  for (int i = 0; i < kLines; ++i) {
+    ASSERT_EQ(lines[static_cast<size_t>(i)], "child line " + std::to_string(i));
+  }
 }
 
 }  // namespace
