@@ -77,10 +77,16 @@ void LogObserver::on_allocation_ended(const core::AllocationInfo& a, core::EndRe
   counts_.allocations_ended.add(1);
   if (!log::enabled(log::Level::kInfo)) return;
   // Already one JSON object: written as it is in text mode, merged into the line in json mode.
+  // Only a json line carries the message (an info line is not kept for recent_lines): in text
+  // mode it is not built, a stream and a string per line saved in a burst of expiries.
+  std::string message;
+  if (log::format() == log::Format::kJson) {
+    message = log::concat("allocation of user '", a.user_id, "' from ",
+                          a.client.client.to_string(), " ended: ", core::to_string(reason));
+  }
   log::record(log::Level::kInfo,
               allocation_json(a, reason, now, wall_ != nullptr ? wall_->unix_ms() : now),
-              log::concat("allocation of user '", a.user_id, "' from ", a.client.client.to_string(),
-                          " ended: ", core::to_string(reason)));
+              message);
 }
 
 void LogObserver::on_request(stun::Method, core::Transport, uint16_t code) {
