@@ -368,6 +368,7 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
   server.join();
   if (shared) shared->stop();  // its record withdrawn: the others stop handing it out
   log::info("server.stopped", {}, "stopped");
+  log::flush();  // the last lines reach stderr before anything is torn down (the exit hook too)
   return 0;
 }
 
