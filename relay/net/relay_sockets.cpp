@@ -4,11 +4,32 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <type_traits>
 
 #include "relay/net/socket_ops.hpp"
 #include "base/log.hpp"
 
 namespace callrelay::net {
+
+// Asio's reactive socket service keeps the descriptor's state in the implementation: with
+// internal_non_blocking set it does not issue FIONBIO before an operation, and without
+// possible_dup its close() leaves the epoll removal to close(2).
+void RelayUdpSocket::adopt(const asio::ip::udp& protocol, int fd, bool sole,
+                           asio::error_code& ec) {
+  static_assert(
+      std::is_same_v<std::remove_reference_t<decltype(impl_.get_implementation())>,
+                     asio::detail::reactive_socket_service<asio::ip::udp>::implementation_type>,
+      "RelayUdpSocket expects Asio's reactive (epoll) socket service");
+  assign(protocol, fd, ec);
+  if (ec) return;
+  auto& state = impl_.get_implementation().state_;
+  state |= asio::detail::socket_ops::internal_non_blocking;
+  if (sole) state &= ~asio::detail::socket_ops::possible_dup;
+}
+
+void RelayUdpSocket::duplicated() {
+  if (is_open()) impl_.get_implementation().state_ |= asio::detail::socket_ops::possible_dup;
+}
 
 namespace {
 
@@ -151,11 +172,11 @@ core::RelayId RelaySockets::new_slot() {
 }
 
 std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endpoint& bound,
-                                                        uint16_t pool) {
+                                                        uint16_t pool, bool sole) {
   const core::RelayId id = new_slot();
   Slot& s = slots_[id];
   asio::error_code ec;
-  s.socket.assign(bound.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, ec);
+  s.socket.adopt(bound.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, sole, ec);
   if (ec) {  // the reactor could not register it (out of memory)
     log::warn("relay_socket.register_failed", {{"port", bound.port}, {"error", ec.message()}},
               "relay socket on port ", bound.port, ": ", ec.message());
@@ -407,6 +428,8 @@ void RelaySockets::share_reservation(uint64_t token, core::RelayId id, core::Tim
   if (!bound) return;  // not listed: only this worker's Allocates find it (the core's own map)
   const int dup = ::fcntl(slots_[id].fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return;  // likewise
+  // Closing this descriptor no longer ends its epoll registration while the duplicate lives.
+  slots_[id].socket.duplicated();
   reserved_[id] = token;
   const Slot& s = slots_[id];
   share_->reservations.add(token, {this, id, s.generation, dup, *bound, expires, s.pool});
@@ -427,7 +450,7 @@ std::optional<core::RelayAddress> RelaySockets::claim_reservation(uint64_t token
   asio::post(owner->ctx_, [owner, id = e->id, generation = e->generation] {
     owner->detach(id, generation);
   });
-  const auto relay = install(e->fd, e->bound, e->pool);
+  const auto relay = install(e->fd, e->bound, e->pool, /*sole=*/false);
   if (!relay) {
     // install closed the duplicate; the owner lets go of its own
     share_->pool(e->pool).release(e->bound.port);

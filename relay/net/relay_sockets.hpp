@@ -44,6 +44,22 @@ struct RelayNetSettings {
   uint32_t allocations_per_port = 32;
 };
 
+/// A relay's UDP socket whose descriptor open_udp made (SOCK_NONBLOCK): Asio is told what it
+/// would otherwise find out with syscalls of its own. An assigned descriptor costs Asio an
+/// ioctl(FIONBIO) before its first wait, and an EPOLL_CTL_DEL at close, because a descriptor
+/// it did not open might have duplicates that keep the epoll registration alive; close(2)
+/// removes it by itself when no duplicate exists.
+class RelayUdpSocket : public asio::ip::udp::socket {
+ public:
+  using asio::ip::udp::socket::basic_datagram_socket;
+  /// assign() of `fd`, a non-blocking socket. `sole`: nothing else holds a duplicate of it, so
+  /// closing it also takes it out of the reactor's epoll set.
+  void adopt(const asio::ip::udp& protocol, int fd, bool sole, asio::error_code& ec);
+  /// A duplicate of the descriptor exists from now on (a reservation listed for other
+  /// workers): close() deregisters it explicitly again.
+  void duplicated();
+};
+
 /// The shared pools for `settings`: one per bind address, and pool 0 for derived addresses.
 std::shared_ptr<RelayShare> make_share(const RelayNetSettings& settings);
 
@@ -189,7 +205,7 @@ class RelaySockets {
  private:
   struct Slot {
     explicit Slot(asio::io_context& ctx) : socket(ctx) {}
-    asio::ip::udp::socket socket;
+    RelayUdpSocket socket;
     int fd = -1;
     uint16_t port = 0;
     uint16_t pool = 0;  ///< RelayShare pool the port came from
@@ -231,8 +247,10 @@ class RelaySockets {
   stun::Endpoint advertised(const stun::Endpoint& bound) const;
   /// Binds `ip`:`port` (with SO_RCVBUF/SO_SNDBUF of `buffer_bytes` if > 0); fd, or -errno.
   static int bind_port(const stun::Endpoint& ip, uint16_t port, int buffer_bytes = 0);
-  /// Puts a bound socket into a slot; nullopt (fd closed) if the reactor refuses it.
-  std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound, uint16_t pool);
+  /// Puts a bound socket into a slot; nullopt (fd closed) if the reactor refuses it. `sole`:
+  /// open_udp made `fd` here and no duplicate of it exists (RelayUdpSocket::adopt).
+  std::optional<core::RelayAddress> install(int fd, const stun::Endpoint& bound, uint16_t pool,
+                                            bool sole = true);
   /// Installs the socket(s) open() bound; on failure everything is closed and released.
   std::optional<core::RelayPorts::Opened> install_opened(const Choice& at, uint16_t port, int fd,
                                                          int fd_next);

@@ -3,9 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
 #include <set>
+#include <string>
 
 #include "relay/net/socket_ops.hpp"
 #include "tests/net/net_test_support.hpp"
@@ -28,6 +32,88 @@ RelayNetSettings settings(uint16_t min = kMin, uint16_t max = kMax) {
   s.port_min = min;
   s.port_max = max;
   return s;
+}
+
+// Whether any epoll instance of this process has `fd` in its interest list: each one's
+// /proc/self/fdinfo lists a "tfd:" line per registered descriptor.
+bool in_an_epoll_set(int fd) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  bool found = false;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    char target[64] = {};
+    const std::string link = "/proc/self/fd/" + name;
+    if (::readlink(link.c_str(), target, sizeof(target) - 1) < 0) continue;
+    if (std::string(target) != "anon_inode:[eventpoll]") continue;
+    std::ifstream info("/proc/self/fdinfo/" + name);
+    for (std::string line; std::getline(info, line);) {
+      int tfd = -1;
+      if (std::sscanf(line.c_str(), "tfd: %d", &tfd) == 1 && tfd == fd) found = true;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+TEST(RelaySockets, ASocketOfItsOwnLeavesTheReactorWithItsClose) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  const auto opened = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(opened);
+  const int fd = relays.fd(opened->relay.id);
+  ASSERT_TRUE(in_an_epoll_set(fd));
+  // open_udp made it non-blocking: Asio knows without asking the kernel again.
+  EXPECT_TRUE(relays.socket(opened->relay.id).native_non_blocking());
+  // A wait is answered when a datagram arrives.
+  bool readable = false;
+  relays.socket(opened->relay.id)
+      .async_wait(asio::socket_base::wait_read, [&](const asio::error_code& ec) { readable = !ec; });
+  UdpSocket peer(loopback(0));
+  const uint8_t datagram[1] = {1};
+  peer.send_to(opened->relay.address, datagram);
+  ctx.run_for(std::chrono::seconds(5));
+  EXPECT_TRUE(readable);
+  relays.close(opened->relay.id);
+  EXPECT_FALSE(in_an_epoll_set(fd));
+}
+
+TEST(RelaySockets, AReservationClaimedElsewhereLeavesTheOwnersEpollSet) {
+  // The owner's descriptor closes while the claimer's duplicate keeps the socket: close(2)
+  // alone would leave it registered in the owner's epoll set, so it is removed explicitly.
+  RelayNetSettings s = settings();
+  s.share = make_share(s);
+  asio::io_context ctx_a, ctx_b;
+  RelaySockets a(ctx_a, s, 0, 2, {loopback(3478)});
+  RelaySockets b(ctx_b, s, 1, 2, {loopback(3478)});
+  const auto opened = a.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(opened);
+  const int fd_a = a.fd(opened->relay.id);
+  a.share_reservation(42, opened->relay.id, 30'000);
+  ASSERT_EQ(a.reservation_count(), 1u);
+  bool moved = false;
+  const auto claimed = b.claim_reservation(42, 1'000, &moved);
+  ASSERT_TRUE(claimed);
+  ASSERT_TRUE(moved);
+  const int fd_b = b.fd(claimed->id);
+  ASSERT_NE(fd_b, fd_a);
+  ctx_a.poll();  // the owner lets go of its descriptor (detach)
+  EXPECT_EQ(a.fd(opened->relay.id), -1);
+  EXPECT_FALSE(in_an_epoll_set(fd_a));
+  EXPECT_TRUE(in_an_epoll_set(fd_b));
+  // The claimer reads the socket.
+  bool readable = false;
+  b.socket(claimed->id).async_wait(asio::socket_base::wait_read,
+                                   [&](const asio::error_code& ec) { readable = !ec; });
+  UdpSocket peer(loopback(0));
+  const uint8_t datagram[1] = {1};
+  peer.send_to(claimed->address, datagram);
+  ctx_b.run_for(std::chrono::seconds(5));
+  EXPECT_TRUE(readable);
+  b.close(claimed->id);
+  EXPECT_FALSE(in_an_epoll_set(fd_b));
+  a.close(opened->relay.id);
 }
 
 TEST(RelaySockets, OpensBoundSocketsOnTheClientsServerAddress) {
