@@ -110,7 +110,14 @@ class Writer {
     sigset_t old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    thread_ = new std::thread([this] { run(); });
+    try {
+      thread_ = new std::thread([this] { run(); });
+    } catch (const std::exception&) {
+      // No thread to be had (a process at its limit): every line is written by its caller.
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      state_ = State::kStopped;
+      return;
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     state_ = State::kRunning;
     if (!exit_hook_) {
