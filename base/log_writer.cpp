@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -136,6 +137,10 @@ class Writer {
 
   void run() {
     pthread_setname_np(pthread_self(), "log-writer");
+    // SCHED_BATCH, same weight: a woken writer waits for the running thread's turn to end
+    // instead of preempting it, so a worker sharing its CPU is not stopped per batch of lines.
+    const sched_param batch{};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
     std::unique_lock lock(mutex_);
     for (;;) {
       idle_ = true;
