@@ -12,9 +12,10 @@
 
 namespace callrelay::log::detail {
 
-/// How many bytes of lines may wait for the writer: past this, lines are dropped. Enough for a
-/// burst of 100k ended allocations' lines (about 500 bytes each) to wait while the writer is
-/// off the CPU, without letting a stuck stderr grow the process.
+/// How many bytes of lines may wait for the writer: past this, lines are dropped. About 30k
+/// ended allocations' lines (some 550 bytes each), what a burst of expiries queues in a tenth
+/// of a second or more while the writer waits for a CPU, without letting a stuck stderr grow
+/// the process (two such buffers, swapped).
 inline constexpr size_t kBufferBytes = 16u << 20;
 
 /// Queues `line` plus a newline for the writer (started on first use). False, with the line
