@@ -114,6 +114,28 @@ TEST_F(LogWriterTest, LinesFromManyThreadsArriveWholeAndInEachThreadsOrder) {
   }
 }
 
+TEST_F(LogWriterTest, LinesLongerThanOneWriteArriveWholeBetweenShortOnes) {
+  // The writer hands the kernel at most 64 KiB per syscall: a line longer than that is cut
+  // across writes, and the lines around it must still come out whole and in order.
+  const int fd = temp_file();
+  ASSERT_GE(fd, 0);
+  std::vector<std::string> sent;
+  {
+    Redirect r(fd);
+    for (int i = 0; i < 40; ++i) {
+      const size_t len =
+          i % 3 == 0 ? (200u << 10) + static_cast<size_t>(i) : 10u + static_cast<size_t>(i);
+      sent.push_back("n=" + std::to_string(i) + " " +
+                     std::string(len, static_cast<char>('a' + i % 26)));
+      write_line(sent.back());
+    }
+  }
+  const auto lines = split_lines(read_all(fd));
+  ::close(fd);
+  ASSERT_EQ(lines.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) ASSERT_EQ(lines[i], sent[i]) << "line " << i;
+}
+
 TEST_F(LogWriterTest, FlushReturnsOnlyOnceEarlierLinesAreWritten) {
   const int fd = temp_file();
   ASSERT_GE(fd, 0);
@@ -121,8 +143,8 @@ TEST_F(LogWriterTest, FlushReturnsOnlyOnceEarlierLinesAreWritten) {
   flush();
   ::dup2(fd, STDERR_FILENO);
   for (int round = 0; round < 20; ++round) {
-    for (int i = 0; i < 500; ++i) write_line("round " + std::to_string(round) + " line " +
-                                             std::to_string(i));
+    for (int i = 0; i < 500; ++i)
+      write_line("round " + std::to_string(round) + " line " + std::to_string(i));
     flush();
     // No redirect undone, no other flush: what the file holds now is what flush() waited for.
     const auto lines = split_lines(read_all(fd));
@@ -252,21 +274,24 @@ std::string child_output(int lines, End end, int* status) {
 TEST_F(LogWriterTest, NormalExitWritesEveryLineEvenInAForkedChild) {
   constexpr int kLines = 20000;
   int status = 0;
-  const auto lines = split_lines(child_output(kLines, [] { std::exit(0); }, &status));
+  const auto lines = split_lines(child_output(
+      kLines, [] { std::exit(0); }, &status));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ASSERT_GE(lines.size(), static_cast<size_t>(kLines));
   for (int i = 0; i < kLines; ++i) {
     ASSERT_EQ(lines[static_cast<size_t>(i)], "child line " + std::to_string(i));
   }
   // A sanitizer's own words at exit ("==pid==...") may follow, nothing else.
-  for (size_t i = kLines; i < lines.size(); ++i) EXPECT_TRUE(lines[i].starts_with("==")) << lines[i];
+  for (size_t i = kLines; i < lines.size(); ++i)
+    EXPECT_TRUE(lines[i].starts_with("==")) << lines[i];
 }
 
 TEST_F(LogWriterTest, TerminateWritesTheLinesBeforeIt) {
   constexpr int kLines = 20000;
   int status = 0;
   // As an uncaught exception ends a process: no exit hook runs.
-  const auto lines = split_lines(child_output(kLines, [] { std::terminate(); }, &status));
+  const auto lines = split_lines(child_output(
+      kLines, [] { std::terminate(); }, &status));
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
   // The runtime's own words on the way out may follow.
   ASSERT_GE(lines.size(), static_cast<size_t>(kLines));
