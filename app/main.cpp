@@ -351,9 +351,6 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
             "relay ports ", settings.relay.port_min, "-", settings.relay.port_max, ", ",
             server.worker_count(), " worker(s), realm ", auth.realm());
   log::emit(log::Level::kInfo, "server.ready", {{"version", CALLRELAY_VERSION}}, "ready");
-  // Lines are written by a background thread: out before systemd marks the unit active, so
-  // whoever sees "active" (or its journal) also sees the listeners it is about.
-  log::flush();
   app::notify_ready("relaying");
 
   signals.run(drain, app::ServerHooks{
@@ -363,7 +360,6 @@ int serve(const app::CommandLine& cli, config::Config& cfg) {
                          [] { return net::now_ms(); },
                      });
   log::info("server.stopping", {}, "shutting down");
-  log::flush();
   app::notify_stopping("stopping");
   readiness.set_draining(true);  // /readyz answers 503 from here on
   if (calls) calls->stop();      // live calls end (records written) while the relay still runs

@@ -2,8 +2,11 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "base/log.hpp"
 
 namespace callrelay::app {
 namespace {
@@ -20,13 +23,25 @@ std::string status_line(std::string_view status) {
   return s;
 }
 
+/// The log's lines are written by a background thread: the ones logged before a change of state
+/// reach stderr before the service manager hears of it, so whoever sees the unit active (or
+/// stopping) also finds, in its journal, the lines that led there. Bounded: a stderr nobody
+/// reads must not keep the manager from hearing it.
+void flush_log() { (void)log::flush_for(std::chrono::seconds(1)); }
+
 }  // namespace
 
-void notify_ready(std::string_view status) { send("READY=1\n" + status_line(status)); }
+void notify_ready(std::string_view status) {
+  flush_log();
+  send("READY=1\n" + status_line(status));
+}
 
 void notify_reloading() { send("RELOADING=1"); }
 
-void notify_stopping(std::string_view status) { send("STOPPING=1\n" + status_line(status)); }
+void notify_stopping(std::string_view status) {
+  flush_log();
+  send("STOPPING=1\n" + status_line(status));
+}
 
 void notify_status(std::string_view status) { send(status_line(status)); }
 

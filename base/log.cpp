@@ -237,6 +237,8 @@ void write_line(std::string_view line) { (void)detail::append_line(line); }
 
 void flush() { detail::flush_lines(); }
 
+bool flush_for(std::chrono::milliseconds limit) { return detail::flush_lines_for(limit); }
+
 uint64_t dropped_lines() { return detail::dropped_total(); }
 
 namespace detail {

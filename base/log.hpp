@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
@@ -108,6 +109,10 @@ void write_line(std::string_view line);
 /// by an exit hook (a normal exit loses nothing), before a fatal exit, and by tests that read
 /// what stderr got.
 void flush();
+
+/// As flush(), waiting at most `limit`: false when stderr has not taken every line by then (the
+/// rest stay queued). For a caller that must go on even when stderr is stuck.
+bool flush_for(std::chrono::milliseconds limit);
 
 /// Lines dropped because the buffer was full, since the process started (the metric
 /// callrelay_log_lines_dropped_total).

@@ -31,7 +31,7 @@ constexpr size_t kWakeBytes = 128u << 10;
 /// The most one write(2) takes. A kernel built without preemption (PREEMPT_NONE, the common
 /// server default) lets a thread that wakes on the writer's CPU run only when the writer's
 /// syscall returns: a burst's few MiB in one writev to a file held a worker back 3 to 4 ms
-/// (bench/timers burst --observers), 64 KiB at a time 0.2 to 0.8 ms.
+/// (bench/timers burst --observers), 64 KiB at a time 0.2 to 1.3 ms.
 constexpr size_t kWriteChunk = 64u << 10;
 
 /// Writes every byte of `iov` to stderr, at most kWriteChunk per syscall, waiting while a
@@ -111,6 +111,7 @@ class Writer {
   }
 
   void flush() { wait_written(std::nullopt); }
+  bool flush_for(std::chrono::milliseconds limit) { return wait_written(limit); }
 
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
 
@@ -278,6 +279,8 @@ class Writer {
 bool append_line(std::string_view line) { return Writer::get().append(line); }
 
 void flush_lines() { Writer::get().flush(); }
+
+bool flush_lines_for(std::chrono::milliseconds limit) { return Writer::get().flush_for(limit); }
 
 uint64_t dropped_total() { return Writer::get().dropped(); }
 

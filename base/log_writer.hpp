@@ -6,6 +6,7 @@
 // stderr takes lines again. Internal to callrelay_log; callers use base/log.hpp.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +27,8 @@ bool append_line(std::string_view line);
 /// Blocks until every line appended before the call has been written (or given up on because
 /// stderr is gone).
 void flush_lines();
+/// As flush_lines(), waiting at most `limit`; false when that passed first.
+bool flush_lines_for(std::chrono::milliseconds limit);
 
 /// Lines dropped since the process started.
 uint64_t dropped_total();

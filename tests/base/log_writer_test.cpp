@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -223,6 +224,36 @@ void blocked_stderr_drops_and_reports(bool nonblocking) {
   ::close(p[1]);
 }
 
+TEST_F(LogWriterTest, BoundedFlushGivesUpOnAStuckStderrAndTheLinesStayQueued) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  {
+    Redirect r(p[1]);
+    // More than the pipe holds (64 KiB), and nobody reads it yet.
+    const std::string filler(1000, 'f');
+    for (int i = 0; i < 200; ++i) write_line("stuck " + std::to_string(i) + " " + filler);
+    EXPECT_FALSE(flush_for(std::chrono::milliseconds(50)));
+    // Drained now: every line is still written, whole and in order.
+    std::string got;
+    std::thread reader([&] {
+      char buf[65536];
+      while (got.find("stuck 199 " + filler + "\n") == std::string::npos) {
+        const ssize_t n = ::read(p[0], buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+    });
+    EXPECT_TRUE(flush_for(std::chrono::seconds(60)));
+    reader.join();
+    const auto lines = split_lines(got);
+    ASSERT_EQ(lines.size(), 200u);
+    for (int i = 0; i < 200; ++i)
+      ASSERT_EQ(lines[static_cast<size_t>(i)], "stuck " + std::to_string(i) + " " + filler);
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
 TEST_F(LogWriterTest, BlockedPipeNeverHoldsTheProducerAndDropsAreReported) {
   blocked_stderr_drops_and_reports(false);
 }
@@ -274,8 +305,7 @@ std::string child_output(int lines, End end, int* status) {
 TEST_F(LogWriterTest, NormalExitWritesEveryLineEvenInAForkedChild) {
   constexpr int kLines = 20000;
   int status = 0;
-  const auto lines = split_lines(child_output(
-      kLines, [] { std::exit(0); }, &status));
+  const auto lines = split_lines(child_output(kLines, [] { std::exit(0); }, &status));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ASSERT_GE(lines.size(), static_cast<size_t>(kLines));
   for (int i = 0; i < kLines; ++i) {
@@ -290,8 +320,7 @@ TEST_F(LogWriterTest, TerminateWritesTheLinesBeforeIt) {
   constexpr int kLines = 20000;
   int status = 0;
   // As an uncaught exception ends a process: no exit hook runs.
-  const auto lines = split_lines(child_output(
-      kLines, [] { std::terminate(); }, &status));
+  const auto lines = split_lines(child_output(kLines, [] { std::terminate(); }, &status));
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
   // The runtime's own words on the way out may follow.
   ASSERT_GE(lines.size(), static_cast<size_t>(kLines));
