@@ -1,35 +1,16 @@
 #include "relay/net/relay_sockets.hpp"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <type_traits>
+#include <system_error>
 
 #include "relay/net/socket_ops.hpp"
 #include "base/log.hpp"
 
 namespace callrelay::net {
-
-// Asio's reactive socket service keeps the descriptor's state in the implementation: with
-// internal_non_blocking set it does not issue FIONBIO before an operation, and without
-// possible_dup its close() leaves the epoll removal to close(2).
-void RelayUdpSocket::adopt(const asio::ip::udp& protocol, int fd, bool sole,
-                           asio::error_code& ec) {
-  static_assert(
-      std::is_same_v<std::remove_reference_t<decltype(impl_.get_implementation())>,
-                     asio::detail::reactive_socket_service<asio::ip::udp>::implementation_type>,
-      "RelayUdpSocket expects Asio's reactive (epoll) socket service");
-  assign(protocol, fd, ec);
-  if (ec) return;
-  auto& state = impl_.get_implementation().state_;
-  state |= asio::detail::socket_ops::internal_non_blocking;
-  if (sole) state &= ~asio::detail::socket_ops::possible_dup;
-}
-
-void RelayUdpSocket::duplicated() {
-  if (is_open()) impl_.get_implementation().state_ |= asio::detail::socket_ops::possible_dup;
-}
 
 namespace {
 
@@ -82,9 +63,15 @@ uint64_t relay_port_capacity(const RelayNetSettings& settings,
 RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settings, unsigned index,
                            unsigned count, const std::vector<stun::Endpoint>& listen)
     : ctx_(ctx),
+      ready_wait_(ctx),
       settings_(settings),
       share_(settings.share ? settings.share : make_share(settings)) {
   settings_.share.reset();  // share_ holds it
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "epoll_create1 (relay sockets)");
+  }
+  ready_wait_.assign(epoll_fd_);  // throws (startup) if the reactor refuses it
   for (size_t p = 0; p < share_->pool_count(); ++p) {
     cursors_.push_back(share_->pool(p).cursor(index, count));
   }
@@ -104,6 +91,9 @@ RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settin
 }
 
 RelaySockets::~RelaySockets() {
+  // Sockets still open close here (their ports go back, their reservations are withdrawn);
+  // the epoll set closes with ready_wait_.
+  close_all();
   for (const auto& [id, token] : reserved_) share_->reservations.withdraw(token, this);
 }
 
@@ -167,7 +157,7 @@ core::RelayId RelaySockets::new_slot() {
     free_ids_.pop_back();
     return id;
   }
-  slots_.emplace_back(ctx_);
+  slots_.emplace_back();
   return static_cast<core::RelayId>(slots_.size() - 1);
 }
 
@@ -175,15 +165,23 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
                                                         uint16_t pool, bool sole) {
   const core::RelayId id = new_slot();
   Slot& s = slots_[id];
-  asio::error_code ec;
-  s.socket.adopt(bound.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, sole, ec);
-  if (ec) {  // the reactor could not register it (out of memory)
-    log::warn("relay_socket.register_failed", {{"port", bound.port}, {"error", ec.message()}},
-              "relay socket on port ", bound.port, ": ", ec.message());
-    ::close(fd);
-    free_ids_.push_back(id);
-    return std::nullopt;
+  if (polling_) {
+    // Level-triggered: a socket left with datagrams (its drain yielded to others) is reported
+    // again by the next epoll_wait without a syscall of ours to re-arm it.
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(s.generation) << 32 | id;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {  // ENOMEM, ENOSPC
+      const int err = errno;
+      log::warn("relay_socket.register_failed", {{"port", bound.port}, {"error", error_text(err)}},
+                "relay socket on port ", bound.port, ": epoll: ", error_text(err));
+      ::close(fd);
+      free_ids_.push_back(id);
+      return std::nullopt;
+    }
+    s.polled = true;
   }
+  s.duplicated = !sole;
   s.fd = fd;
   s.port = bound.port;
   s.pool = pool;
@@ -408,13 +406,14 @@ void RelaySockets::close(core::RelayId id) {
     release = share_->reservations.withdraw(r->second, this);
     reserved_.erase(r);
   }
-  asio::error_code ec;
-  if (!s.tcp && !s.detached) s.socket.close(ec);
+  if (!s.tcp && !s.detached) close_fd(s);
   if (!s.detached) {
     open_count_.store(open_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
   s.tcp = false;
   s.detached = false;
+  s.released = false;
+  s.duplicated = false;
   s.fd = -1;
   s.open = false;
   ++s.generation;
@@ -429,7 +428,7 @@ void RelaySockets::share_reservation(uint64_t token, core::RelayId id, core::Tim
   const int dup = ::fcntl(slots_[id].fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return;  // likewise
   // Closing this descriptor no longer ends its epoll registration while the duplicate lives.
-  slots_[id].socket.duplicated();
+  slots_[id].duplicated = true;
   reserved_[id] = token;
   const Slot& s = slots_[id];
   share_->reservations.add(token, {this, id, s.generation, dup, *bound, expires, s.pool});
@@ -467,8 +466,7 @@ void RelaySockets::detach(core::RelayId id, uint32_t generation) {
   if (!is_open(id, generation) || slots_[id].tcp || slots_[id].detached) return;
   if (detach_hook_) detach_hook_(id);
   Slot& s = slots_[id];
-  asio::error_code ec;
-  s.socket.close(ec);  // this worker's descriptor only: the claimer's duplicate lives on
+  close_fd(s);  // this worker's descriptor only: the claimer's duplicate lives on
   s.fd = -1;
   s.detached = true;
   ++s.generation;  // a read already queued for it does nothing
@@ -477,6 +475,35 @@ void RelaySockets::detach(core::RelayId id, uint32_t generation) {
 
 void RelaySockets::close_all() {
   for (core::RelayId id = 0; id < slots_.size(); ++id) close(id);
+}
+
+void RelaySockets::close_fd(Slot& s) {
+  if (s.fd < 0 || s.released) return;
+  // close(2) ends the registration only with the socket's last descriptor (epoll(7)).
+  if (s.polled && s.duplicated) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  s.polled = false;
+  ::close(s.fd);
+}
+
+std::span<const RelaySockets::Ready> RelaySockets::ready() {
+  const int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
+  if (n <= 0) return {};  // EINTR: nothing this time; the caller waits again
+  for (int i = 0; i < n; ++i) {
+    const uint64_t data = events_[i].data.u64;
+    ready_[i] = Ready{static_cast<core::RelayId>(data & 0xffffffffu),
+                      static_cast<uint32_t>(data >> 32)};
+  }
+  return {ready_.data(), static_cast<size_t>(n)};
+}
+
+int RelaySockets::release(core::RelayId id) {
+  if (id >= slots_.size() || !slots_[id].open || slots_[id].tcp || slots_[id].released) return -1;
+  Slot& s = slots_[id];
+  if (s.fd < 0) return -1;
+  if (s.polled) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  s.polled = false;
+  s.released = true;
+  return s.fd;
 }
 
 int RelaySockets::fd(core::RelayId id) const {

@@ -2,8 +2,9 @@
 // receiving into a ring of provided buffers, completions harvested in batches from one ring
 // whose descriptor is the only thing the worker's io_context waits on for all of them, and
 // datagrams to peers queued as sendmsg submissions that leave in one io_uring_enter however many
-// relay sockets they use. The Asio path (one reactor registration and one recvmmsg/sendmmsg per
-// socket) stays the fallback where io_uring is missing or refused (old kernel, seccomp).
+// relay sockets they use. The epoll path (the worker's epoll set of relay sockets, one
+// recvmmsg/sendmmsg per socket) stays the fallback where io_uring is missing or refused (old
+// kernel, seccomp).
 #pragma once
 
 #include <liburing.h>
@@ -31,7 +32,7 @@ namespace callrelay::net {
 enum class RelayIo : uint8_t {
   kAuto,    ///< io_uring when uring_unavailable() says it works, else epoll
   kUring,   ///< io_uring; the server does not start without it
-  kEpoll,   ///< the Asio reactor (epoll), one registration per relay socket
+  kEpoll,   ///< one epoll set per worker for its relay sockets (RelaySockets)
 };
 std::optional<RelayIo> parse_relay_io(std::string_view text);
 const char* to_string(RelayIo io);

@@ -56,6 +56,7 @@ Worker::Worker(unsigned index, unsigned count, const core::CoreConfig& core_conf
                                uring_unavailable());
     }
     uring_ = std::make_unique<UringRelay>(ctx_);  // throws std::system_error (startup)
+    relays_.set_polling(false);  // the ring reads the relay sockets (watch_relay)
   }
   if (index == 0) {
     const std::string why = uring_ ? std::string() : uring_unavailable();
@@ -127,6 +128,7 @@ void Worker::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
 void Worker::run() {
   for (size_t li = 0; li < listeners_.size(); ++li) arm_listener(li);
   if (uring_) arm_uring();
+  else arm_relays();
   if (streams_) streams_->start();
   mailbox_.start();
   const core::TimeMs now = now_ms();
@@ -314,7 +316,7 @@ void Worker::close(core::RelayId id) {
     // Queued datagrams name the socket by descriptor: send them before it can be reused.
     flush_all();
     if (uring_ && uring_->watching(id)) {
-      // The ring holds the socket, not the reactor (watch_relay released it from there): end
+      // The ring holds the socket (watch_relay took its descriptor from RelaySockets): end
       // its receive, then close the descriptor here; RelaySockets only frees the slot and port.
       const int fd = relays_.fd(id);
       uring_->unwatch(id);
@@ -333,13 +335,13 @@ void Worker::close_uring() {
 }
 
 void Worker::watch_relay(core::RelayId id) {
-  // The socket stays in RelaySockets' slot (its descriptor, port and generation) but leaves the
-  // reactor: each datagram would otherwise also wake the epoll loop for nothing.
-  asio::error_code ec;
-  const int fd = relays_.socket(id).release(ec);
-  if (ec || fd < 0) {
-    log::warn("relay.uring_watch_failed", {{"error", ec.message()}},
-              "relay socket not handed to io_uring: ", ec.message());
+  // The socket stays in RelaySockets' slot (its descriptor, port and generation) but the ring
+  // closes it; it is in no epoll set (set_polling(false)), where each datagram would also
+  // wake the loop for nothing.
+  const int fd = relays_.release(id);
+  if (fd < 0) {
+    log::warn("relay.uring_watch_failed", {{"relay_id", id}},
+              "relay socket ", id, " not handed to io_uring: it has no descriptor");
     return;
   }
   uring_->watch(fd, id);
@@ -383,50 +385,67 @@ void Worker::on_relay_datagram(core::RelayId id, const stun::Endpoint& peer,
 }
 
 void Worker::arm_relay(core::RelayId id) {
-  if (uring_) return watch_relay(id);
-  const uint32_t generation = relays_.generation(id);
-  relays_.socket(id).async_wait(asio::socket_base::wait_read,
-                                [this, id, generation](const asio::error_code& ec) {
-                                  if (ec || stopping_) return;
-                                  on_relay_readable(id, generation);
-                                });
+  // On the epoll path the socket entered the relay sockets' epoll set when it opened.
+  if (uring_) watch_relay(id);
 }
 
-void Worker::on_relay_readable(core::RelayId id, uint32_t generation) {
-  // Datagrams from peers are not sent at the end of each socket's drain: they stay queued (and
-  // their slots in use) until the posted flush runs after every socket that was ready, so one
-  // sendmmsg carries packets of many allocations to their clients.
-  for (int round = 0; round < kDrainRounds; ++round) {
-    if (!relays_.is_open(id, generation)) return;  // closed while the wait was pending
-    if (batch_.free_slots() < kMinRelaySlots) flush_round();
-    const size_t wanted = batch_.free_slots();
-    const int n = batch_.receive(relays_.fd(id), /*pktinfo=*/false);
-    if (n == -EAGAIN || n == -EWOULDBLOCK) return arm_relay(id);
-    if (n < 0) {
-      if (log::enabled(log::Level::kDebug)) {
-        log::debug("relay.receive_failed", {{"error", error_text(-n)}}, "relay receive: ",
-                   error_text(-n));
-      }
-      continue;
-    }
-    const core::TimeMs now = now_ms();
-    const int64_t now_us = media_clock_ ? media_now_us() : -1;
-    const size_t first = batch_.first();
-    for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
-      if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
-      const auto peer = batch_.source(i);
-      if (!peer) continue;
-      const core::RelayId to = relays_.is_host(id) ? shared_route(id, *peer, now) : id;
-      if (to == RelaySockets::kNoRelay) continue;
-      dispatch(core_.on_peer_packet(to, *peer, batch_.slot(i), batch_.length(i), now, now_us));
-    }
-    schedule_flush();
-    if (stopping_ || !relays_.is_open(id, generation)) return;
-    if (static_cast<size_t>(n) < wanted) return arm_relay(id);
-  }
-  asio::post(ctx_, [this, id, generation] {
-    if (!stopping_) on_relay_readable(id, generation);
+void Worker::arm_relays() {
+  relays_.async_wait_ready([this](const asio::error_code& ec) {
+    if (ec || stopping_) return;
+    on_relays_ready();
   });
+}
+
+void Worker::on_relays_ready() {
+  // Each round reads one batch from every ready socket, so a busy allocation cannot starve
+  // the others; datagrams from peers are not sent per socket but stay queued (their slots in
+  // use) until the posted flush, so one sendmmsg carries packets of many allocations.
+  for (int round = 0; round < kDrainRounds; ++round) {
+    const auto ready = relays_.ready();
+    bool more = ready.size() == RelaySockets::kMaxReady;  // others may wait their turn
+    for (const auto& r : ready) {
+      more |= receive_relay(r.id, r.generation);
+      if (stopping_) return;
+    }
+    if (!ready.empty()) schedule_flush();
+    if (!more) {
+      // Every socket seen was read empty: a datagram arriving from now on makes the epoll set
+      // readable again (a new edge), so waiting cannot miss one.
+      return arm_relays();
+    }
+  }
+  asio::post(ctx_, [this] {
+    if (!stopping_) on_relays_ready();
+  });
+}
+
+bool Worker::receive_relay(core::RelayId id, uint32_t generation) {
+  if (!relays_.is_open(id, generation)) return false;  // closed since epoll_wait reported it
+  if (batch_.free_slots() < kMinRelaySlots) flush_round();
+  const size_t wanted = batch_.free_slots();
+  const int n = batch_.receive(relays_.fd(id), /*pktinfo=*/false);
+  if (n == -EAGAIN || n == -EWOULDBLOCK) return false;
+  if (n < 0) {
+    if (log::enabled(log::Level::kDebug)) {
+      log::debug("relay.receive_failed", {{"error", error_text(-n)}}, "relay receive: ",
+                 error_text(-n));
+    }
+    return true;  // the error is consumed; datagrams may follow it
+  }
+  const core::TimeMs now = now_ms();
+  const int64_t now_us = media_clock_ ? media_now_us() : -1;
+  const size_t first = batch_.first();
+  for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
+    if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
+    const auto peer = batch_.source(i);
+    if (!peer) continue;
+    const core::RelayId to = relays_.is_host(id) ? shared_route(id, *peer, now) : id;
+    if (to == RelaySockets::kNoRelay) continue;
+    dispatch(core_.on_peer_packet(to, *peer, batch_.slot(i), batch_.length(i), now, now_us));
+  }
+  // A full batch: more may be queued. Fewer: the socket was read empty (recvmmsg stops at
+  // the first EAGAIN).
+  return static_cast<size_t>(n) == wanted && relays_.is_open(id, generation);
 }
 
 // --- outputs and housekeeping ------------------------------------------------------------

@@ -155,8 +155,15 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   void arm_listener(size_t li);
   void on_listener_readable(size_t li);
   void handle_client_datagram(UdpListener& l, size_t i, core::TimeMs now, int64_t now_us);
+  /// A relay socket opened: on the io_uring path it goes to the ring (the epoll path has it
+  /// in the relay sockets' epoll set already).
   void arm_relay(core::RelayId id);
-  void on_relay_readable(core::RelayId id, uint32_t generation);
+  /// Epoll path: waits for the relay sockets' epoll set (one wait pending, from run() on).
+  void arm_relays();
+  /// Reads the ready relay sockets, a batch each per round, until all were read empty.
+  void on_relays_ready();
+  /// One recvmmsg batch of relay `id` through the core. True: the socket may hold more.
+  bool receive_relay(core::RelayId id, uint32_t generation);
   void arm_timer(core::TimeMs deadline, core::TimeMs now);
   /// io_uring path: waits for the ring's completions (at most one wait pending).
   void arm_uring();
@@ -186,7 +193,8 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   void schedule_flush();
   void shutdown();
 
-  /// recvmmsg batches one readiness event may drain before yielding to other sockets.
+  /// recvmmsg rounds one readiness event may run (over a listener, or over every ready relay
+  /// socket) before yielding to the rest of the loop.
   static constexpr int kDrainRounds = 8;
   /// A relay socket's drain first flushes when fewer receive slots than this are free.
   static constexpr size_t kMinRelaySlots = 8;

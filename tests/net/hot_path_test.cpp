@@ -38,7 +38,7 @@ using testing::loopback;
 using testing::TurnClient;
 using testing::UdpSocket;
 
-// Both relay socket paths: io_uring and the Asio reactor (relay.io).
+// Both relay socket paths: io_uring and the epoll set (relay.io).
 void relay_without_allocating(RelayIo io) {
   t_is_test_thread = true;
   set_relay_io(io);

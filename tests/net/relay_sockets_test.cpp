@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "relay/net/socket_ops.hpp"
 #include "tests/net/net_test_support.hpp"
@@ -57,26 +60,107 @@ bool in_an_epoll_set(int fd) {
   return found;
 }
 
-TEST(RelaySockets, ASocketOfItsOwnLeavesTheReactorWithItsClose) {
+// Waits (at most 5 s) until the relay sockets' epoll set has a ready socket, then lists them.
+std::vector<RelaySockets::Ready> wait_ready(asio::io_context& ctx, RelaySockets& relays) {
+  bool woken = false;
+  relays.async_wait_ready([&](const asio::error_code& ec) { woken = !ec; });
+  ctx.restart();
+  ctx.run_for(std::chrono::seconds(5));
+  if (!woken) return {};
+  const auto ready = relays.ready();
+  return {ready.begin(), ready.end()};
+}
+
+bool reported(const std::vector<RelaySockets::Ready>& ready, core::RelayId id,
+              uint32_t generation) {
+  for (const auto& r : ready) {
+    if (r.id == id && r.generation == generation) return true;
+  }
+  return false;
+}
+
+TEST(RelaySockets, ASocketOfItsOwnLeavesTheEpollSetWithItsClose) {
   asio::io_context ctx;
   RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
   const auto opened = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
   ASSERT_TRUE(opened);
-  const int fd = relays.fd(opened->relay.id);
+  const core::RelayId id = opened->relay.id;
+  const int fd = relays.fd(id);
   ASSERT_TRUE(in_an_epoll_set(fd));
-  // open_udp made it non-blocking: Asio knows without asking the kernel again.
-  EXPECT_TRUE(relays.socket(opened->relay.id).native_non_blocking());
-  // A wait is answered when a datagram arrives.
-  bool readable = false;
-  relays.socket(opened->relay.id)
-      .async_wait(asio::socket_base::wait_read, [&](const asio::error_code& ec) { readable = !ec; });
+  // A datagram makes the set readable and names the socket with its generation.
   UdpSocket peer(loopback(0));
   const uint8_t datagram[1] = {1};
   peer.send_to(opened->relay.address, datagram);
-  ctx.run_for(std::chrono::seconds(5));
-  EXPECT_TRUE(readable);
-  relays.close(opened->relay.id);
+  const auto ready = wait_ready(ctx, relays);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].id, id);
+  EXPECT_EQ(ready[0].generation, relays.generation(id));
+  const uint32_t generation = relays.generation(id);
+  relays.close(id);
   EXPECT_FALSE(in_an_epoll_set(fd));
+  // What was reported before the close is recognisably stale.
+  EXPECT_FALSE(relays.is_open(id, generation));
+  EXPECT_TRUE(relays.ready().empty());
+}
+
+TEST(RelaySockets, OneWakeUpListsEveryReadySocketUntilEachIsReadEmpty) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  std::vector<core::RelayPorts::Opened> opened;
+  for (int i = 0; i < 3; ++i) {
+    auto o = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+    ASSERT_TRUE(o);
+    opened.push_back(*o);
+  }
+  UdpSocket peer(loopback(0));
+  const uint8_t datagram[1] = {1};
+  for (const auto& o : opened) peer.send_to(o.relay.address, datagram);
+  peer.send_to(opened[0].relay.address, datagram);  // two waiting on the first
+  // All three are sent on loopback before the wait: one wake-up, one list.
+  auto ready = wait_ready(ctx, relays);
+  for (int tries = 0; ready.size() < 3 && tries < 50; ++tries) {
+    ::usleep(10'000);
+    const auto again = relays.ready();
+    ready.assign(again.begin(), again.end());
+  }
+  ASSERT_EQ(ready.size(), 3u);
+  for (const auto& o : opened) {
+    EXPECT_TRUE(reported(ready, o.relay.id, relays.generation(o.relay.id)));
+  }
+  // Level-triggered: a socket not read empty stays listed, one read empty leaves the list.
+  uint8_t buf[16];
+  for (const auto& o : opened) {
+    ASSERT_EQ(::recv(relays.fd(o.relay.id), buf, sizeof(buf), MSG_DONTWAIT), 1);
+  }
+  const auto left = relays.ready();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id, opened[0].relay.id);
+  ASSERT_EQ(::recv(relays.fd(opened[0].relay.id), buf, sizeof(buf), MSG_DONTWAIT), 1);
+  EXPECT_TRUE(relays.ready().empty());
+}
+
+TEST(RelaySockets, AReleasedSocketLeavesTheSetAndStaysOpenAfterClose) {
+  // The io_uring path takes the descriptor: the ring reads it and its owner closes it.
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  const auto opened = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(opened);
+  const int fd = relays.release(opened->relay.id);
+  ASSERT_EQ(fd, relays.fd(opened->relay.id));
+  EXPECT_FALSE(in_an_epoll_set(fd));
+  EXPECT_EQ(relays.release(opened->relay.id), -1);  // once
+  relays.close(opened->relay.id);
+  EXPECT_EQ(::fcntl(fd, F_GETFD), FD_CLOEXEC);  // still open: ours to close
+  EXPECT_EQ(::close(fd), 0);
+}
+
+TEST(RelaySockets, WithoutPollingSocketsStayOutOfTheSet) {
+  asio::io_context ctx;
+  RelaySockets relays(ctx, settings(), 0, 1, {loopback(3478)});
+  relays.set_polling(false);
+  const auto opened = relays.open(stun::Family::kIPv4, loopback(3478), false, false);
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(in_an_epoll_set(relays.fd(opened->relay.id)));
 }
 
 TEST(RelaySockets, AReservationClaimedElsewhereLeavesTheOwnersEpollSet) {
@@ -102,15 +186,14 @@ TEST(RelaySockets, AReservationClaimedElsewhereLeavesTheOwnersEpollSet) {
   EXPECT_EQ(a.fd(opened->relay.id), -1);
   EXPECT_FALSE(in_an_epoll_set(fd_a));
   EXPECT_TRUE(in_an_epoll_set(fd_b));
-  // The claimer reads the socket.
-  bool readable = false;
-  b.socket(claimed->id).async_wait(asio::socket_base::wait_read,
-                                   [&](const asio::error_code& ec) { readable = !ec; });
+  // The claimer reads the socket; the owner hears nothing of it.
   UdpSocket peer(loopback(0));
   const uint8_t datagram[1] = {1};
   peer.send_to(claimed->address, datagram);
-  ctx_b.run_for(std::chrono::seconds(5));
-  EXPECT_TRUE(readable);
+  const auto ready = wait_ready(ctx_b, b);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].id, claimed->id);
+  EXPECT_TRUE(a.ready().empty());
   b.close(claimed->id);
   EXPECT_FALSE(in_an_epoll_set(fd_b));
   a.close(opened->relay.id);
