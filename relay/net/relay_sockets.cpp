@@ -67,11 +67,16 @@ RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settin
       settings_(settings),
       share_(settings.share ? settings.share : make_share(settings)) {
   settings_.share.reset();  // share_ holds it
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) {
+  const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
     throw std::system_error(errno, std::generic_category(), "epoll_create1 (relay sockets)");
   }
-  ready_wait_.assign(epoll_fd_);  // throws (startup) if the reactor refuses it
+  asio::error_code ec;
+  ready_wait_.assign(epfd, ec);  // ready_wait_ owns it from here on
+  if (ec) {
+    ::close(epfd);
+    throw std::system_error(ec, "registering the relay sockets' epoll set");
+  }
   for (size_t p = 0; p < share_->pool_count(); ++p) {
     cursors_.push_back(share_->pool(p).cursor(index, count));
   }
@@ -91,10 +96,9 @@ RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settin
 }
 
 RelaySockets::~RelaySockets() {
-  // Sockets still open close here (their ports go back, their reservations are withdrawn);
-  // the epoll set closes with ready_wait_.
+  // Sockets still open close here (their ports go back, their reservations are withdrawn:
+  // reserved_ lists open relays only); the epoll set closes with ready_wait_.
   close_all();
-  for (const auto& [id, token] : reserved_) share_->reservations.withdraw(token, this);
 }
 
 bool RelaySockets::supports(stun::Family family) const {
@@ -171,7 +175,7 @@ std::optional<core::RelayAddress> RelaySockets::install(int fd, const stun::Endp
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(s.generation) << 32 | id;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {  // ENOMEM, ENOSPC
+    if (::epoll_ctl(epoll_fd(), EPOLL_CTL_ADD, fd, &ev) != 0) {  // ENOMEM, ENOSPC
       const int err = errno;
       log::warn("relay_socket.register_failed", {{"port", bound.port}, {"error", error_text(err)}},
                 "relay socket on port ", bound.port, ": epoll: ", error_text(err));
@@ -480,13 +484,13 @@ void RelaySockets::close_all() {
 void RelaySockets::close_fd(Slot& s) {
   if (s.fd < 0 || s.released) return;
   // close(2) ends the registration only with the socket's last descriptor (epoll(7)).
-  if (s.polled && s.duplicated) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  if (s.polled && s.duplicated) ::epoll_ctl(epoll_fd(), EPOLL_CTL_DEL, s.fd, nullptr);
   s.polled = false;
   ::close(s.fd);
 }
 
 std::span<const RelaySockets::Ready> RelaySockets::ready() {
-  const int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
+  const int n = ::epoll_wait(epoll_fd(), events_.data(), static_cast<int>(events_.size()), 0);
   if (n <= 0) return {};  // EINTR: nothing this time; the caller waits again
   for (int i = 0; i < n; ++i) {
     const uint64_t data = events_[i].data.u64;
@@ -500,7 +504,7 @@ int RelaySockets::release(core::RelayId id) {
   if (id >= slots_.size() || !slots_[id].open || slots_[id].tcp || slots_[id].released) return -1;
   Slot& s = slots_[id];
   if (s.fd < 0) return -1;
-  if (s.polled) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  if (s.polled) ::epoll_ctl(epoll_fd(), EPOLL_CTL_DEL, s.fd, nullptr);
   s.polled = false;
   s.released = true;
   return s.fd;

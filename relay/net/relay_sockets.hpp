@@ -284,7 +284,7 @@ class RelaySockets {
   asio::io_context& ctx_;
   /// The epoll set of the relay sockets, waited on in the Asio reactor (owns the descriptor).
   asio::posix::stream_descriptor ready_wait_;
-  int epoll_fd_ = -1;
+  int epoll_fd() { return ready_wait_.native_handle(); }
   bool polling_ = true;
   std::array<epoll_event, kMaxReady> events_{};
   std::array<Ready, kMaxReady> ready_{};
