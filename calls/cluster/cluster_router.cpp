@@ -74,17 +74,47 @@ void ClusterRouter::before_invite(const std::string& tenant, const std::string& 
   // Busy elsewhere: the engine ends the call `busy` unless calls.call_waiting is on, in which
   // case the devices below ring as usual.
   if (!found->busy_on.empty()) busy_now_ = tenant + '\n' + callee;
-  for (const RemoteDevice& rd : found->devices) {
-    if (rd.instance == seam_.instance() || rd.device.empty() || is_local_(rd.device)) continue;
-    learn(rd.instance, rd.nonce, now, out);
-    const auto it = virtual_.find(rd.device);
-    if (it != virtual_.end()) {
-      if (it->second.host != rd.instance) continue;
-      if (!it->second.online) it->second.online = engine_.device_resumed(rd.device, now, out);
-    } else if (engine_.device_connected(rd.device, callee, tenant, now, out)) {
-      virtual_.emplace(rd.device, Virtual{rd.instance, callee, tenant, true});
-    }
-    touched_.insert(rd.device);
+  for (const RemoteDevice& rd : found->devices) add_remote(tenant, callee, rd, now, out);
+}
+
+void ClusterRouter::add_remote(const std::string& tenant, const std::string& user,
+                               const RemoteDevice& rd, TimeMs now, Actions& out) {
+  if (rd.instance == seam_.instance() || rd.device.empty() || is_local_(rd.device)) return;
+  learn(rd.instance, rd.nonce, now, out);
+  const auto it = virtual_.find(rd.device);
+  if (it != virtual_.end()) {
+    if (it->second.host != rd.instance) return;
+    // A known device is one of the callee's devices in the engine, online or in its grace
+    // period: the engine's invites ring it whether or not a lookup saw it.
+    if (!it->second.online) it->second.online = engine_.device_resumed(rd.device, now, out);
+  } else if (engine_.device_connected(rd.device, user, tenant, now, out)) {
+    virtual_.emplace(rd.device, Virtual{rd.instance, user, tenant, true});
+  }
+  touched_.insert(rd.device);
+}
+
+void ClusterRouter::recheck_ringing(TimeMs now, Actions& out) {
+  if (engine_.calls_in(CallState::kRinging) == 0) return;
+  // The callees of this engine's ringing calls, each once, at most kRecheckUsers per pass (the
+  // lookup is one pipelined round trip on the signaling thread); the next pass starts after
+  // the last user looked at, so that every callee is looked at in turn however many ring.
+  std::set<std::pair<std::string, std::string>> ringing;
+  for (const LiveCall& c : engine_.live_calls()) {
+    if (c.state == CallState::kRinging) ringing.emplace(c.tenant, c.callee);
+  }
+  std::vector<std::pair<std::string, std::string>> users;
+  auto it = ringing.upper_bound(recheck_after_);
+  while (users.size() < kRecheckUsers && users.size() < ringing.size()) {
+    if (it == ringing.end()) it = ringing.begin();
+    users.push_back(*it++);
+  }
+  recheck_after_ = users.back();
+  if (users.size() == ringing.size()) recheck_after_ = {};
+  const auto found = seam_.callees(users);
+  if (!found || found->size() != users.size()) return;  // the store is away: next pass
+  for (size_t i = 0; i < users.size(); ++i) {
+    for (const RemoteDevice& rd : (*found)[i].devices)
+      add_remote(users[i].first, users[i].second, rd, now, out);
   }
 }
 

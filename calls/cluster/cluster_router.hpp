@@ -2,9 +2,10 @@
 // thread only). A call lives in exactly one engine, the caller's instance's (its "owner"), so
 // that exactly one accept, the deadlines and the record keep the single-process rules. A
 // callee device on another instance appears in the owner's engine as a virtual device: the
-// owner registers it from presence when an invite names its user, publishes what the engine
-// sends it to the instance holding its WebSocket, and feeds the engine what that instance
-// forwards from it. The device's own instance numbers and keeps those messages (sseq, replay)
+// owner registers it from presence when an invite names its user (and again every kRecheckMs
+// while the user's calls ring, so that a device coming online meanwhile rings as it would on
+// one instance), publishes what the engine sends it to the instance holding its WebSocket,
+// and feeds the engine what that instance forwards from it. The device's own instance numbers and keeps those messages (sseq, replay)
 // as for any other, and remembers which calls of its devices are owned elsewhere.
 //
 // Busy across instances: the owner marks the users of its connecting and active calls in the
@@ -24,6 +25,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "calls/cluster/cluster_seam.hpp"
@@ -36,6 +38,9 @@ namespace callrelay::calls {
 /// How long an instance's liveness key may be missing before it counts as dead: longer than a
 /// Redis restart takes to be noticed and every instance's next heartbeat to write the key again.
 inline constexpr TimeMs kDeadAfterMs = 4000;
+/// How often the callees of ringing calls are looked up again, and at most how many per pass.
+inline constexpr TimeMs kRecheckMs = 1000;
+inline constexpr size_t kRecheckUsers = 256;
 /// The largest message between instances accepted (a forwarded client message is at most
 /// calls.max_message_bytes; engine messages carry SDPs of at most max_sdp_bytes).
 inline constexpr size_t kMaxEnvelopeBytes = 512 * 1024;
@@ -57,6 +62,11 @@ class ClusterRouter {
   /// the engine learns whether another instance has the callee in a call (until route()).
   void before_invite(const std::string& tenant, const std::string& callee, TimeMs now,
                      Actions& out);
+  /// Every kRecheckMs while this engine has ringing calls: the callees' devices on other
+  /// instances are looked up again, and one that the invite's lookup did not see (it connected
+  /// after the lookup, or the store did not answer then) rings as a device connecting while a
+  /// call rings on one instance does.
+  void recheck_ringing(TimeMs now, Actions& out);
   /// A local device's message about a call owned by another instance goes there (true);
   /// false: the local engine handles it.
   bool forward(const DeviceId& device, const ClientMessage& m, const std::string& text);
@@ -87,6 +97,10 @@ class ClusterRouter {
     std::set<DeviceId> devices;  ///< local devices the owner sent this call's messages to
   };
   void publish(const std::string& instance, nlohmann::json envelope);
+  /// A device of `user` on another instance becomes (or comes back as) a virtual device; a
+  /// new one rings for the user's ringing calls (CallEngine::device_connected).
+  void add_remote(const std::string& tenant, const std::string& user, const RemoteDevice& rd,
+                  TimeMs now, Actions& out);
   void learn(const std::string& instance, const std::string& nonce, TimeMs now, Actions& out);
   void instance_dead(const std::string& instance, TimeMs now, Actions& out);
   void deliver(const std::string& from, const DeviceId& device, nlohmann::json msg, Actions& out);
@@ -107,6 +121,8 @@ class ClusterRouter {
   std::vector<std::string> last_watched_;
   /// tenant '\n' user of the invite being handled when another instance has them in a call.
   std::string busy_now_;
+  /// The last (tenant, callee) recheck_ringing looked at when it could not look at all.
+  std::pair<std::string, std::string> recheck_after_;
   /// (tenant, user) -> the call of this engine marking them busy in the shared store.
   std::map<std::pair<std::string, std::string>, std::string> marked_;
   size_t engaged_ = 0;  ///< connecting + active calls of this engine when marked_ was computed

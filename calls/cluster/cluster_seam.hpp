@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "calls/core/types.hpp"
@@ -60,6 +61,18 @@ class ClusterSeam {
   /// call are found, to check their instances are alive); blocks for at most the store's
   /// command timeout each.
   virtual std::optional<CalleeSeen> callee(const std::string& tenant, const std::string& user) = 0;
+  /// callee() for several (tenant, user) pairs, one answer each in order, in as few round
+  /// trips as the store allows; nullopt when it is unreachable.
+  virtual std::optional<std::vector<CalleeSeen>> callees(
+      const std::vector<std::pair<std::string, std::string>>& users) {
+    std::vector<CalleeSeen> all;
+    for (const auto& [tenant, user] : users) {
+      auto one = callee(tenant, user);
+      if (!one) return std::nullopt;
+      all.push_back(std::move(*one));
+    }
+    return all;
+  }
   /// A local device came online (`up`) or went offline (never blocks).
   virtual void presence(const std::string& tenant, const std::string& user, const DeviceId& device,
                         bool up) = 0;

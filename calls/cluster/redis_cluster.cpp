@@ -140,36 +140,53 @@ void RedisCluster::busy(const std::string& tenant, const std::string& user,
 
 std::optional<CalleeSeen> RedisCluster::callee(const std::string& tenant,
                                                const std::string& user) {
-  const std::string key = presence_key(tenant, user);
-  // Presence and the busy mark in one round trip. Redis unreachable: nullopt, and the invite
-  // rings this instance's devices only, with nobody busy elsewhere (fail open: a call that
-  // rings a busy user is better than calls refused while Redis is away).
-  const auto both = lookups_.pipeline({{"HGETALL", key}, {"GET", busy_key(tenant, user)}});
-  if (!both || both->size() != 2) return std::nullopt;
-  const auto& all = (*both)[0];
-  if (all.type != cluster::RedisReply::Type::kArray) return std::nullopt;
-  CalleeSeen seen;
-  std::vector<RemoteDevice> found;
-  std::set<std::string> instances;
-  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    const auto& dev = all.elements[i];
-    const auto& inst = all.elements[i + 1];
-    if (dev.type != cluster::RedisReply::Type::kString ||
-        inst.type != cluster::RedisReply::Type::kString || dev.str.empty() || inst.str.empty())
-      continue;
-    found.push_back(RemoteDevice{dev.str, inst.str, ""});
-    instances.insert(inst.str);
+  auto one = callees({{tenant, user}});
+  if (!one || one->size() != 1) return std::nullopt;
+  return std::move(one->front());
+}
+
+std::optional<std::vector<CalleeSeen>> RedisCluster::callees(
+    const std::vector<std::pair<std::string, std::string>>& users) {
+  // Presence and the busy mark of every user in one round trip. Redis unreachable: nullopt,
+  // and an invite rings this instance's devices only, with nobody busy elsewhere (fail open: a
+  // call that rings a busy user is better than calls refused while Redis is away).
+  std::vector<Command> lookups;
+  for (const auto& [tenant, user] : users) {
+    lookups.push_back({"HGETALL", presence_key(tenant, user)});
+    lookups.push_back({"GET", busy_key(tenant, user)});
   }
-  // The busy mark of another instance: "<instance>\n<nonce>\n<call>". This instance's own
-  // calls are its engine's to see (a mark of its own is at most a previous incarnation's).
-  std::string busy_on, busy_nonce;
-  if (const auto& b = (*both)[1]; b.type == cluster::RedisReply::Type::kString) {
-    const size_t first = b.str.find('\n');
-    const size_t second = first == std::string::npos ? first : b.str.find('\n', first + 1);
-    if (second != std::string::npos && first > 0 && b.str.compare(0, first, instance_) != 0) {
-      busy_on = b.str.substr(0, first);
-      busy_nonce = b.str.substr(first + 1, second - first - 1);
-      instances.insert(busy_on);
+  std::vector<CalleeSeen> seen(users.size());
+  if (users.empty()) return seen;
+  const auto replies = lookups_.pipeline(lookups);
+  if (!replies || replies->size() != lookups.size()) return std::nullopt;
+  struct Found {
+    std::vector<RemoteDevice> devices;
+    std::string busy_on, busy_nonce;
+  };
+  std::vector<Found> found(users.size());
+  std::set<std::string> instances;
+  for (size_t u = 0; u < users.size(); ++u) {
+    const auto& all = (*replies)[2 * u];
+    if (all.type != cluster::RedisReply::Type::kArray) return std::nullopt;
+    for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+      const auto& dev = all.elements[i];
+      const auto& inst = all.elements[i + 1];
+      if (dev.type != cluster::RedisReply::Type::kString ||
+          inst.type != cluster::RedisReply::Type::kString || dev.str.empty() || inst.str.empty())
+        continue;
+      found[u].devices.push_back(RemoteDevice{dev.str, inst.str, ""});
+      instances.insert(inst.str);
+    }
+    // The busy mark of another instance: "<instance>\n<nonce>\n<call>". This instance's own
+    // calls are its engine's to see (a mark of its own is at most a previous incarnation's).
+    if (const auto& b = (*replies)[2 * u + 1]; b.type == cluster::RedisReply::Type::kString) {
+      const size_t first = b.str.find('\n');
+      const size_t second = first == std::string::npos ? first : b.str.find('\n', first + 1);
+      if (second != std::string::npos && first > 0 && b.str.compare(0, first, instance_) != 0) {
+        found[u].busy_on = b.str.substr(0, first);
+        found[u].busy_nonce = b.str.substr(first + 1, second - first - 1);
+        instances.insert(found[u].busy_on);
+      }
     }
   }
   if (instances.empty()) return seen;
@@ -187,22 +204,27 @@ std::optional<CalleeSeen> RedisCluster::callee(const std::string& tenant,
     const auto& r = alive->elements[n++];
     if (r.type == cluster::RedisReply::Type::kString && !r.str.empty()) nonces[i] = r.str;
   }
-  // A mark of a restarted instance (another incarnation) is stale: its calls died with it.
-  if (const auto it = nonces.find(busy_on); it != nonces.end() && it->second == busy_nonce)
-    seen.busy_on = busy_on;
-  Command stale{"HDEL", key};
-  for (RemoteDevice& d : found) {
-    const auto it = nonces.find(d.instance);
-    if (it == nonces.end()) {
-      stale.push_back(d.device);
-      continue;
+  std::vector<Command> stale;
+  for (size_t u = 0; u < users.size(); ++u) {
+    Found& f = found[u];
+    // A mark of a restarted instance (another incarnation) is stale: its calls died with it.
+    if (const auto it = nonces.find(f.busy_on); it != nonces.end() && it->second == f.busy_nonce)
+      seen[u].busy_on = f.busy_on;
+    Command del{"HDEL", presence_key(users[u].first, users[u].second)};
+    for (RemoteDevice& d : f.devices) {
+      const auto it = nonces.find(d.instance);
+      if (it == nonces.end()) {
+        del.push_back(d.device);
+        continue;
+      }
+      d.nonce = it->second;
+      seen[u].devices.push_back(std::move(d));
     }
-    d.nonce = it->second;
-    seen.devices.push_back(std::move(d));
+    if (del.size() > 2) stale.push_back(std::move(del));
   }
-  if (stale.size() > 2) {
+  if (!stale.empty()) {
     const std::lock_guard lock(mu_);
-    queue_.push_back(std::move(stale));
+    for (Command& c : stale) queue_.push_back(std::move(c));
     wake_.notify_one();
   }
   return seen;

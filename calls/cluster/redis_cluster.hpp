@@ -57,6 +57,8 @@ class RedisCluster final : public ClusterSeam {
   void stop() override;
   void publish(const std::string& instance, std::string payload) override;
   std::optional<CalleeSeen> callee(const std::string& tenant, const std::string& user) override;
+  std::optional<std::vector<CalleeSeen>> callees(
+      const std::vector<std::pair<std::string, std::string>>& users) override;
   void presence(const std::string& tenant, const std::string& user, const DeviceId& device,
                 bool up) override;
   void busy(const std::string& tenant, const std::string& user, const std::string& call,

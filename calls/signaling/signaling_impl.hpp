@@ -101,6 +101,7 @@ struct SignalingService::Impl : FinalRelaySource, ClusterSink {
   std::unordered_map<DeviceId, Link> links;
   RelaySampler sampler;
   TimeMs next_sample = 0;  ///< 0: no active call to sample
+  TimeMs next_recheck = 0;  ///< 0: no ringing call whose callee is looked up again
   std::unique_ptr<ClusterRouter> router;  ///< with other instances only
 
   /// Open sessions per tenant and user, for online_users() (HTTP threads read it).

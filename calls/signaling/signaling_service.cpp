@@ -230,8 +230,16 @@ void SignalingService::Impl::schedule() {
   } else if (next_sample == 0) {
     next_sample = clock() + kRelaySampleMs;
   }
+  // With other instances, the callees of ringing calls are looked up again now and then: a
+  // device that came online elsewhere after the invite's lookup rings too.
+  if (!router || engine.calls_in(CallState::kRinging) == 0) {
+    next_recheck = 0;
+  } else if (next_recheck == 0) {
+    next_recheck = clock() + kRecheckMs;
+  }
   TimeMs next = engine.next_deadline();
   if (next_sample != 0) next = std::min(next, next_sample);
+  if (next_recheck != 0) next = std::min(next, next_recheck);
   if (next == INT64_MAX || stopped) {
     timer.cancel();
     return;
@@ -252,6 +260,10 @@ void SignalingService::Impl::run_due() {
   if (next_sample != 0 && now >= next_sample) {
     sample_relay(now);
     next_sample = now + kRelaySampleMs;
+  }
+  if (next_recheck != 0 && now >= next_recheck) {
+    router->recheck_ringing(now, out);
+    next_recheck = now + kRecheckMs;
   }
   apply(out);
 }

@@ -8,7 +8,8 @@
 //   'E'  ClusterRouter::on_envelope: signaling envelopes, one per line, to an instance whose
 //        caller rings a callee on two other instances; a line starting '!' is a heartbeat
 //        (each byte: an instance and whether its liveness key is there, gone or another
-//        incarnation's), a line starting '>' a local device's client message. Whatever the
+//        incarnation's), a line starting '>' a local device's client message, a line '?'
+//        the recheck of ringing calls' callees (recheck_ringing). Whatever the
 //        router hands the service is sent as the service sends it (an object numbered with
 //        sseq, dumped), and what it publishes must parse as an envelope of this instance. A
 //        leading 'B' (taken off) has the callee busy in a call owned by "B" (no ringing then).
@@ -71,7 +72,8 @@ void revocation(std::string_view text) {
 }
 
 /// The receiving instance "A" and the shared store as the router sees it: the callee "bob" has
-/// a device on "B" and one on "C"; nothing else is reachable.
+/// a device on "B" and one on "C", and after the invite's lookup a third on "D"; nothing else
+/// is reachable.
 class FuzzSeam : public calls::ClusterSeam {
  public:
   const std::string& instance() const override { return id_; }
@@ -87,7 +89,9 @@ class FuzzSeam : public calls::ClusterSeam {
   }
   std::optional<calls::CalleeSeen> callee(const std::string&, const std::string& user) override {
     if (user != "bob") return calls::CalleeSeen{};
-    return calls::CalleeSeen{{{"bob-1", "B", "nB"}, {"bob-2", "C", "nC"}}, busy_on};
+    calls::CalleeSeen seen{{{"bob-1", "B", "nB"}, {"bob-2", "C", "nC"}}, busy_on};
+    if (lookups_++ > 0) seen.devices.push_back({"bob-3", "D", "nD"});
+    return seen;
   }
   void presence(const std::string&, const std::string&, const calls::DeviceId&, bool) override {}
   void busy(const std::string&, const std::string&, const std::string&, bool) override {}
@@ -98,6 +102,7 @@ class FuzzSeam : public calls::ClusterSeam {
 
  private:
   std::string id_ = "A", nonce_ = "nA";
+  size_t lookups_ = 0;
 };
 
 struct NoIce : calls::IceServerSource {
@@ -186,6 +191,10 @@ void envelopes(std::string_view text) {
     node.now += 100 + static_cast<calls::TimeMs>(line.size() % 64) * 100;
     if (line.starts_with('!')) {
       node.heartbeat(line.substr(1));
+    } else if (line.starts_with('?')) {
+      calls::Actions recheck;
+      node.router.recheck_ringing(node.now, recheck);
+      node.apply(recheck);
     } else if (line.starts_with('>')) {
       node.client(line.size() > 1 && line[1] == 'c' ? "carol" : "alice",
                   std::string(line.substr(std::min<size_t>(line.size(), 2))));
