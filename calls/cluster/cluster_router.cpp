@@ -98,10 +98,7 @@ void ClusterRouter::recheck_ringing(TimeMs now, Actions& out) {
   // The callees of this engine's ringing calls, each once, at most kRecheckUsers per pass (the
   // lookup is one pipelined round trip on the signaling thread); the next pass starts after
   // the last user looked at, so that every callee is looked at in turn however many ring.
-  std::set<std::pair<std::string, std::string>> ringing;
-  for (const LiveCall& c : engine_.live_calls()) {
-    if (c.state == CallState::kRinging) ringing.emplace(c.tenant, c.callee);
-  }
+  const auto ringing = engine_.ringing_callees();
   std::vector<std::pair<std::string, std::string>> users;
   auto it = ringing.upper_bound(recheck_after_);
   while (users.size() < kRecheckUsers && users.size() < ringing.size()) {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -179,6 +180,8 @@ class CallEngine {
 
   /// Every live call, sorted by creation time then id (engine_admin.cpp).
   std::vector<LiveCall> live_calls() const;
+  /// The (tenant, callee) of every ringing call, each once, sorted (engine_admin.cpp).
+  std::set<std::pair<std::string, std::string>> ringing_callees() const;
   /// Ends live call `call_id` as a hang-up by the server would (reason "operator-ended", by
   /// the server): both devices get `ended`, the record goes out in `out`. An active call is
   /// completed, one that never became active cancelled. False when no live call has that id.

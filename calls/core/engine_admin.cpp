@@ -41,6 +41,15 @@ std::vector<LiveCall> CallEngine::live_calls() const {
   return list;
 }
 
+std::set<std::pair<std::string, std::string>> CallEngine::ringing_callees() const {
+  std::set<std::pair<std::string, std::string>> users;
+  if (calls_in(CallState::kRinging) == 0) return users;
+  for (const auto& [id, c] : impl_->calls) {
+    if (c.state == CallState::kRinging) users.emplace(c.rec.tenant, c.rec.callee);
+  }
+  return users;
+}
+
 bool CallEngine::end_by_operator(std::string_view call_id, TimeMs now, Actions& out) {
   const auto it = impl_->calls.find(std::string(call_id));
   if (it == impl_->calls.end()) return false;

@@ -28,6 +28,15 @@ TEST_F(EngineAdminTest, LiveCallsInCreationOrderWithTheirState) {
   EXPECT_EQ(live[1].created, kStart + 1000);
 }
 
+TEST_F(EngineAdminTest, RingingCalleesListsTheUsersOfRingingCallsOnly) {
+  EXPECT_TRUE(engine_->ringing_callees().empty());
+  invite("c1", "alice");
+  now_ += 1000;
+  active_call("b1");  // alice calls bob: active, not listed
+  const std::set<std::pair<std::string, std::string>> expected{{"", "alice"}};
+  EXPECT_EQ(engine_->ringing_callees(), expected);
+}
+
 TEST_F(EngineAdminTest, QualityIsTheWorstMeasuredStream) {
   const std::string id = active_call("b1");
   IntervalMeasure good{500, 0, 2.0, 40.0};
