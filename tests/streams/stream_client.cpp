@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -21,12 +23,16 @@
 namespace callrelay::net::testing {
 namespace {
 
-int connect_to(const stun::Endpoint& server) {
+int connect_to(const stun::Endpoint& server, std::string& error) {
   const int fd = ::socket(server.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
   sockaddr_storage ss{};
   const socklen_t len = write_sockaddr(server, ss);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    error = "connect to " + server.to_string() + ": " + std::strerror(errno);
     ::close(fd);
     return -1;
   }
@@ -47,10 +53,10 @@ int64_t mono_ms() {
 
 }  // namespace
 
-StreamClient::StreamClient(const stun::Endpoint& server) : fd_(connect_to(server)) {}
+StreamClient::StreamClient(const stun::Endpoint& server) : fd_(connect_to(server, error_)) {}
 
 StreamClient::StreamClient(const stun::Endpoint& server, const TlsOptions& tls)
-    : fd_(connect_to(server)), tls_(true) {
+    : fd_(connect_to(server, error_)), tls_(true) {
   if (fd_ < 0) return;
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (tls.min_version) SSL_CTX_set_min_proto_version(ctx_, tls.min_version);
@@ -65,9 +71,20 @@ StreamClient::StreamClient(const stun::Endpoint& server, const TlsOptions& tls)
   SSL_set_tlsext_host_name(ssl, tls.sni.c_str());
   timeval tv{kWaitMs / 1000, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (SSL_connect(ssl) == 1) {
+  ERR_clear_error();
+  errno = 0;
+  const int rc = SSL_connect(ssl);
+  if (rc == 1) {
     ssl_ = ssl;
   } else {
+    const int saved_errno = errno;
+    const int why = SSL_get_error(ssl, rc);
+    const unsigned long queued = ERR_peek_last_error();
+    char reason[256] = "";
+    if (queued != 0) ERR_error_string_n(queued, reason, sizeof reason);
+    error_ = "TLS handshake with " + server.to_string() + " failed: SSL_get_error " +
+             std::to_string(why) + (reason[0] ? std::string(", ") + reason : std::string()) +
+             (saved_errno ? std::string(", errno: ") + std::strerror(saved_errno) : std::string());
     SSL_free(ssl);
   }
 }

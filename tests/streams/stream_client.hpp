@@ -39,6 +39,8 @@ class StreamClient {
 
   /// Connected (and for TLS, handshake done).
   bool ok() const { return fd_ >= 0 && (!tls_ || ssl_ != nullptr); }
+  /// Why the connection or the handshake failed, for a test's failure message.
+  const std::string& error() const { return error_; }
   /// The negotiated TLS version ("TLSv1.3"), empty for TCP.
   std::string tls_version() const;
   stun::Endpoint local() const;
@@ -68,6 +70,7 @@ class StreamClient {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   bool closed_ = false;
+  std::string error_;
   Bytes buf_;
   std::string username_, password_, realm_, nonce_;
   stun::TransactionId tid_{};

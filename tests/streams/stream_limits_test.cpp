@@ -201,7 +201,7 @@ TEST(StreamLimits, BytesWithoutAnAllocationCloseTheConnection) {
   abuse.tcp_unauth_bytes = 1024;
   LimitedServer f(1, abuse);
   StreamClient idle(f.tcp());
-  ASSERT_TRUE(idle.ok());
+  ASSERT_TRUE(idle.ok()) << idle.error();
   bool closed = false;
   for (int i = 0; i < 200 && !closed; ++i) {  // 20-byte Bindings: 1024 bytes after 52
     if (!idle.send_all(binding(idle)) || !idle.read_frame(500)) closed = true;

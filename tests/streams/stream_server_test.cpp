@@ -42,7 +42,7 @@ bool is_success(const std::optional<testing::Response>& r) {
 TEST(StreamServer, AllocatesOverTcpAndRelaysToAUdpPeer) {
   StreamServerFixture f(2);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   f.login(c);
 
   // Binding answers with the client's TCP address.
@@ -93,7 +93,7 @@ TEST(StreamServer, AllocatesOverTcpAndRelaysToAUdpPeer) {
 TEST(StreamServer, SplitAndCoalescedRequestsAreAllAnswered) {
   StreamServerFixture f(1);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   Bytes stream;
   std::vector<stun::TransactionId> ids;
   for (int i = 0; i < 20; ++i) {
@@ -119,7 +119,7 @@ TEST(StreamServer, SplitAndCoalescedRequestsAreAllAnswered) {
 TEST(StreamServer, ClosingTheConnectionEndsTheAllocation) {
   StreamServerFixture f(2);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   f.login(c);
   ASSERT_TRUE(c.allocate().has_value());
   c.close();
@@ -129,7 +129,7 @@ TEST(StreamServer, ClosingTheConnectionEndsTheAllocation) {
 TEST(StreamServer, GarbageClosesTheConnection) {
   StreamServerFixture f(1);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   ASSERT_TRUE(c.send_all(binding_request(c)));
   ASSERT_TRUE(c.read_frame().has_value());
   const Bytes rtp = {0x80, 0x60, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -142,7 +142,7 @@ TEST(StreamServer, FramesAboveTheMaximumCloseTheConnection) {
   limits.max_frame_bytes = 548;
   StreamServerFixture f(1, limits);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   const Bytes edge = binding_request(c, 516);  // 20 + 4 + 516 + FINGERPRINT 8 = 548
   ASSERT_EQ(edge.size(), 548u);
   ASSERT_TRUE(c.send_all(edge));
@@ -158,7 +158,7 @@ TEST(StreamServer, SlowLorisIsClosedByTheIdleTimeout) {
   limits.idle_timeout_ms = 200;
   StreamServerFixture f(1, limits);
   StreamClient c(f.tcp());
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   // One byte at a time of a 1020-byte message: bytes keep coming, no frame completes. The
   // server must close long before the message (20 s at this pace) could complete.
   const Bytes slow = binding_request(c, 996);
@@ -213,7 +213,7 @@ TEST(StreamServer, ConnectionLimitRefusesExtraConnections) {
   limits.max_connections = 1;
   StreamServerFixture f(1, limits);
   StreamClient first(f.tcp());
-  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first.ok()) << first.error();
   ASSERT_TRUE(first.send_all(binding_request(first)));
   ASSERT_TRUE(first.read_frame().has_value());
   StreamClient second(f.tcp());  // accepted by the kernel, closed by the server

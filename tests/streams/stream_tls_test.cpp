@@ -47,12 +47,12 @@ TEST(StreamTls, Tls13AndTls12RelayLikeUdp) {
   StreamServerFixture f(2, {}, &cert);
   {
     StreamClient c(f.tls(), versions(TLS1_3_VERSION, TLS1_3_VERSION));
-    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.ok()) << c.error();
     EXPECT_EQ(c.tls_version(), "TLSv1.3");
     relay_round_trip(f, c);
   }
   StreamClient c(f.tls(), versions(TLS1_2_VERSION, TLS1_2_VERSION));
-  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.ok()) << c.error();
   EXPECT_EQ(c.tls_version(), "TLSv1.2");
   relay_round_trip(f, c);
   c.close();
@@ -67,7 +67,7 @@ TEST(StreamTls, RefusesTls10And11) {
   StreamClient v10(f.tls(), versions(TLS1_VERSION, TLS1_VERSION));
   EXPECT_FALSE(v10.ok());
   StreamClient good(f.tls(), {});  // the server still serves afterwards
-  EXPECT_TRUE(good.ok());
+  EXPECT_TRUE(good.ok()) << good.error();
 }
 
 TEST(StreamTls, MinimumVersion13RefusesTls12) {
@@ -76,14 +76,14 @@ TEST(StreamTls, MinimumVersion13RefusesTls12) {
   StreamClient v12(f.tls(), versions(TLS1_2_VERSION, TLS1_2_VERSION));
   EXPECT_FALSE(v12.ok());
   StreamClient v13(f.tls(), versions(TLS1_3_VERSION, TLS1_3_VERSION));
-  EXPECT_TRUE(v13.ok());
+  EXPECT_TRUE(v13.ok()) << v13.error();
 }
 
 TEST(StreamTls, PlainStunOnTheTlsPortGetsNoAnswer) {
   TestCertificate cert;
   StreamServerFixture f(1, {}, &cert);
   StreamClient plain(f.tls());
-  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(plain.ok()) << plain.error();
   const Bytes req = plain.build(stun::Method::kBinding, stun::Class::kRequest, {}, false);
   ASSERT_TRUE(plain.send_all(req));
   const auto answer = plain.read_frame();
@@ -98,7 +98,7 @@ TEST(StreamTls, HandshakeMustFinishWithinTheIdleTimeout) {
   limits.idle_timeout_ms = 200;
   StreamServerFixture f(1, limits, &cert);
   StreamClient silent(f.tls());  // TCP connect, no ClientHello
-  ASSERT_TRUE(silent.ok());
+  ASSERT_TRUE(silent.ok()) << silent.error();
   EXPECT_TRUE(silent.closed_by_server());
 }
 
