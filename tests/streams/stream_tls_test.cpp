@@ -2,6 +2,7 @@
 // on the TLS port are refused, the certificate is checked at startup.
 #include <gtest/gtest.h>
 
+#include "base/log.hpp"
 #include "relay/stun/channel_data.hpp"
 #include "tests/streams/stream_fixture.hpp"
 
@@ -42,7 +43,21 @@ void relay_round_trip(StreamServerFixture& f, StreamClient& c) {
   EXPECT_EQ(*back, (Bytes{0x40, 0x02, 0x00, 0x03, 1, 2, 3, 0}));
 }
 
+/// The server's debug lines (each connection, handshake and close with its reason) for one
+/// test: ctest prints them only when the test fails.
+class DebugLog {
+ public:
+  DebugLog() : saved_(log::level()) { log::set_level(log::Level::kDebug); }
+  ~DebugLog() { log::set_level(saved_); }
+  DebugLog(const DebugLog&) = delete;
+  DebugLog& operator=(const DebugLog&) = delete;
+
+ private:
+  log::Level saved_;
+};
+
 TEST(StreamTls, Tls13AndTls12RelayLikeUdp) {
+  const DebugLog debug;
   TestCertificate cert;
   StreamServerFixture f(2, {}, &cert);
   {
