@@ -1,6 +1,7 @@
 #include "relay/net/uring_relay.hpp"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "base/log.hpp"
 #include "relay/net/socket_ops.hpp"
+#include "relay/net/udp_batch.hpp"
 
 namespace callrelay::net {
 
@@ -19,7 +21,7 @@ namespace {
 
 // user_data of a submission: its kind in the top two bits; a receive carries the watch's
 // generation and relay id (a completion of a socket closed since is recognised and dropped), a
-// send its slot.
+// send its socket and how many datagrams it carries.
 constexpr uint64_t kKindShift = 62;
 constexpr uint64_t kRecv = 1, kSend = 2, kCancel = 3;
 constexpr uint32_t kGenerationMask = (1u << 30) - 1;
@@ -27,6 +29,11 @@ constexpr uint16_t kGroup = 0;  // the one provided buffer group
 
 uint64_t recv_tag(core::RelayId id, uint32_t generation) {
   return (kRecv << kKindShift) | (static_cast<uint64_t>(generation & kGenerationMask) << 32) | id;
+}
+
+uint64_t send_tag(int fd, size_t datagrams) {
+  return (kSend << kKindShift) | (static_cast<uint64_t>(datagrams & 0xFF) << 32) |
+         static_cast<uint32_t>(fd);
 }
 
 std::system_error uring_error(int err, const char* what) {
@@ -172,6 +179,7 @@ UringRelay::UringRelay(asio::io_context& ctx) : ring_fd_(ctx) {
     recv_template_.msg_namelen = kNameSpace;
     recv_template_.msg_controllen = 0;
     for (size_t i = 0; i < kSendSlots; ++i) free_sends_[i] = static_cast<uint16_t>(i);
+    gso_ = udp_gso_configured() && (udp_gso_supported(AF_INET) || udp_gso_supported(AF_INET6));
     asio::error_code ec;
     ring_fd_.assign(ring_.ring_fd, ec);
     if (ec) throw uring_error(ec.value(), "registering the ring with the reactor");
@@ -252,23 +260,73 @@ std::vector<int> UringRelay::watched_fds() const {
 
 void UringRelay::send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data) {
   if (!ring_ok_) return;
-  if (free_send_count_ == 0) submit();
-  io_uring_sqe* sqe = next_sqe();
+  if (join_open_send(fd, to, data)) return;
+  if (free_send_count_ == 0 || send_iovs_used_ == send_iovs_.size()) submit();
+  io_uring_sqe* sqe = next_sqe();  // may submit what is queued: take slot and iovec after it
   if (sqe == nullptr) return;
   const uint16_t slot_index = free_sends_[--free_send_count_];
   SendSlot& s = sends_[slot_index];
+  iovec& iov = send_iovs_[send_iovs_used_++];
+  iov.iov_base = const_cast<uint8_t*>(data.data());
+  iov.iov_len = data.size();
   s.hdr = msghdr{};
   s.hdr.msg_name = &s.name;
   s.hdr.msg_namelen = write_sockaddr(to, s.name);
-  s.iov.iov_base = const_cast<uint8_t*>(data.data());
-  s.iov.iov_len = data.size();
-  s.hdr.msg_iov = &s.iov;
+  s.hdr.msg_iov = &iov;
   s.hdr.msg_iovlen = 1;
   // MSG_DONTWAIT makes the kernel issue the send inside io_uring_enter and fail it with EAGAIN
   // rather than park it until the socket is writable (REQ_F_NOWAIT): once submit() returns, the
   // payload has been copied into the socket or dropped, as with sendmmsg(MSG_DONTWAIT).
   io_uring_prep_sendmsg(sqe, fd, &s.hdr, MSG_DONTWAIT);
-  io_uring_sqe_set_data64(sqe, (kSend << kKindShift) | slot_index);
+  io_uring_sqe_set_data64(sqe, send_tag(fd, 1));
+  // An empty datagram would vanish inside a segmented send; a long one could exceed the route's
+  // MTU as a segment (SendBatch::kMaxGsoSegment).
+  const bool may_grow = gso_ && !data.empty() && data.size() <= SendBatch::kMaxGsoSegment &&
+                        udp_gso_supported(to.is_v4() ? AF_INET : AF_INET6) && !gso_refused(fd);
+  open_ = may_grow ? OpenSend{sqe, slot_index, fd, to, data.size(), data.size()} : OpenSend{};
+}
+
+bool UringRelay::join_open_send(int fd, const stun::Endpoint& to,
+                                std::span<const uint8_t> data) {
+  if (open_.sqe == nullptr) return false;
+  SendSlot& s = sends_[open_.slot];
+  const size_t count = s.hdr.msg_iovlen;
+  // Only the same socket and peer, segments no longer than the first, within what one UDP
+  // datagram and UDP_MAX_SEGMENTS allow. The open send's iovecs are the last ones queued, so
+  // the next one extends them.
+  if (open_.fd != fd || !(open_.to == to) || data.empty() || data.size() > open_.segment ||
+      count >= SendBatch::kMaxSegments || open_.bytes + data.size() > SendBatch::kMaxGsoBytes ||
+      send_iovs_used_ == send_iovs_.size()) {
+    open_ = OpenSend{};
+    return false;
+  }
+  iovec& iov = send_iovs_[send_iovs_used_++];
+  iov.iov_base = const_cast<uint8_t*>(data.data());
+  iov.iov_len = data.size();
+  s.hdr.msg_iovlen = count + 1;
+  if (count == 1) {
+    // UDP_SEGMENT: every datagram but the last is this long (udp_send_skb, net/ipv4/udp.c).
+    auto* c = reinterpret_cast<cmsghdr*>(s.control.data());
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    const auto segment = static_cast<uint16_t>(open_.segment);
+    std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
+    s.hdr.msg_control = s.control.data();
+    s.hdr.msg_controllen = s.control.size();
+  }
+  // The kernel reads the submission and its message header only when submit() issues them.
+  io_uring_sqe_set_data64(open_.sqe, send_tag(fd, count + 1));
+  open_.bytes += data.size();
+  if (data.size() < open_.segment) open_ = OpenSend{};  // only the last may be shorter
+  return true;
+}
+
+bool UringRelay::gso_refused(int fd) const {
+  for (size_t i = 0; i < refused_count_; ++i) {
+    if (refused_[i] == fd) return true;
+  }
+  return false;
 }
 
 void UringRelay::submit() {
@@ -282,10 +340,12 @@ void UringRelay::submit() {
                error_text(-r));
   }
   queued_ = 0;
-  // The kernel copied each message header while issuing it (sendmsg copies its msghdr, name
-  // and iovec at prep): the slots are free again whatever the completions say.
+  // The kernel copied each message header while issuing it (sendmsg copies its msghdr, name,
+  // control and iovecs at prep): the slots are free again whatever the completions say.
   free_send_count_ = kSendSlots;
   for (size_t i = 0; i < kSendSlots; ++i) free_sends_[i] = static_cast<uint16_t>(i);
+  send_iovs_used_ = 0;
+  open_ = OpenSend{};
 }
 
 bool UringRelay::ready() const {
@@ -359,11 +419,29 @@ void UringRelay::on_receive(const io_uring_cqe& c, Sink& sink) {
 }
 
 void UringRelay::on_send(const io_uring_cqe& c) {
+  const size_t datagrams = (c.user_data >> 32) & 0xFF;
   if (c.res >= 0) {
-    ++sent_;
+    sent_ += datagrams;
+    if (datagrams > 1) ++gso_sends_;
     return;
   }
   ++send_errors_;
+  const int err = -c.res;
+  // EIO: the route's device cannot checksum segments (or IPsec); EINVAL: a segment longer than
+  // the path allows, or checksums off on the socket. Those datagrams are lost, as a UDP send
+  // that fails; the socket's next ones go one by one.
+  if (datagrams > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP)) {
+    const int fd = static_cast<int>(c.user_data & 0xFFFFFFFFu);
+    log::warn("udp.gso_refused", {{"fd", fd}, {"error", error_text(err)}},
+              "UDP segmentation offload refused on fd ", fd, " (", error_text(err),
+              "): its datagrams go one by one from now on");
+    if (refused_count_ < kMaxRefused) {
+      refused_[refused_count_++] = fd;
+    } else {
+      gso_ = false;  // many sockets refuse it: the routes here do not take it
+    }
+    return;
+  }
   if (log::enabled(log::Level::kDebug)) {
     log::debug("relay.send_failed", {{"error", error_text(-c.res)}}, "send to peer: ",
                error_text(-c.res));

@@ -98,6 +98,9 @@ class UringRelay {
 
   /// Queues `data` to `to` on relay socket `fd`; it leaves with the next submit() (one system
   /// call for everything queued, whatever the socket). `data` must stay valid until then.
+  /// Consecutive datagrams to one peer on one socket join one sendmsg with UDP segmentation
+  /// offload (as SendBatch does on the epoll path), where relay.udp_gso and the kernel allow:
+  /// the kernel walks its send path once for them and the peer receives the same datagrams.
   void send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
   /// Submits what is queued (sends, re-armed receives) and waits until every send has
   /// completed, so the buffers they point into may be reused: UDP sendmsg with MSG_DONTWAIT
@@ -128,10 +131,16 @@ class UringRelay {
   }
   void close();
 
-  /// Counters for tests and the log: datagrams received, sends completed, sends failed.
+  /// Counters for tests and the log: datagrams received, datagrams sent, sends failed (a
+  /// failed send with segmentation offload counts once), and sendmsg submissions that carried
+  /// several datagrams with UDP_SEGMENT.
   uint64_t received() const { return received_; }
   uint64_t sent() const { return sent_; }
   uint64_t send_errors() const { return send_errors_; }
+  uint64_t gso_sends() const { return gso_sends_; }
+  /// Segmentation offload on (relay.udp_gso and the kernel) for sends queued from now on.
+  bool gso() const { return gso_; }
+  void set_gso(bool on) { gso_ = on; }
 
  private:
   struct Watch {
@@ -141,9 +150,20 @@ class UringRelay {
   };
   struct SendSlot {
     msghdr hdr{};
-    iovec iov{};
     sockaddr_storage name{};
+    alignas(cmsghdr) std::array<uint8_t, CMSG_SPACE(sizeof(uint16_t))> control{};
   };
+  /// The send datagrams may still join: the last one queued, while it has room.
+  struct OpenSend {
+    io_uring_sqe* sqe = nullptr;  ///< nullptr: none
+    uint16_t slot = 0;
+    int fd = -1;
+    stun::Endpoint to;
+    size_t segment = 0;  ///< every datagram but the last is this long
+    size_t bytes = 0;
+  };
+  bool join_open_send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
+  bool gso_refused(int fd) const;
   io_uring_sqe* next_sqe();
   void arm(core::RelayId id);
   void on_receive(const io_uring_cqe& cqe, Sink& sink);
@@ -164,8 +184,18 @@ class UringRelay {
   std::array<SendSlot, kSendSlots> sends_{};
   std::array<uint16_t, kSendSlots> free_sends_{};
   size_t free_send_count_ = kSendSlots;
+  // One iovec per datagram queued, in queueing order: a send's datagrams are contiguous.
+  std::array<iovec, kSendSlots> send_iovs_{};
+  size_t send_iovs_used_ = 0;
+  OpenSend open_;
+  bool gso_ = false;
+  // Sockets whose sends with UDP_SEGMENT failed (a route whose device cannot checksum
+  // segments): their datagrams go one by one. Past kMaxRefused, offload goes off for the ring.
+  static constexpr size_t kMaxRefused = 16;
+  std::array<int, kMaxRefused> refused_{};
+  size_t refused_count_ = 0;
   size_t queued_ = 0;  // SQEs prepared since the last submit
-  uint64_t received_ = 0, sent_ = 0, send_errors_ = 0;
+  uint64_t received_ = 0, sent_ = 0, send_errors_ = 0, gso_sends_ = 0;
 };
 
 }  // namespace callrelay::net

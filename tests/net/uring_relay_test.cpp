@@ -1,7 +1,9 @@
 // The io_uring data path: UringRelay on its own over loopback sockets (multishot receive into
-// provided buffers, sends of several sockets in one submit, cancel, running out of buffers),
+// provided buffers, sends of several sockets in one submit, datagrams to one peer joined into
+// segmented sends, cancel, running out of buffers),
 // and whole servers relaying ChannelData with relay.io forced to io_uring and to epoll.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include "relay/core/auth.hpp"
 #include "relay/net/server.hpp"
 #include "relay/net/socket_ops.hpp"
+#include "relay/net/udp_batch.hpp"
 #include "relay/net/uring_relay.hpp"
 #include "relay/stun/channel_data.hpp"
 #include "tests/net/net_test_support.hpp"
@@ -144,6 +147,90 @@ TEST_F(UringRelayTest, SendsOfSeveralSocketsLeaveInOneSubmitInOrder) {
   EXPECT_EQ(ring.sent(), 40u);
   EXPECT_EQ(ring.send_errors(), 0u);
   EXPECT_TRUE(sink.got.empty());
+}
+
+/// `n` bytes of `tag` then the index, so that each datagram is told apart by its content.
+std::vector<uint8_t> datagram(char tag, int index, size_t n) {
+  std::vector<uint8_t> d(n, static_cast<uint8_t>(tag));
+  d[0] = static_cast<uint8_t>(index);
+  return d;
+}
+
+TEST_F(UringRelayTest, DatagramsToOnePeerLeaveAsOneSegmentedSend) {
+  if (!udp_gso_supported(AF_INET)) GTEST_SKIP() << "no UDP segmentation offload here";
+  UringRelay ring(ctx);
+  ring.set_gso(true);
+  RelayFd a, b;
+  ASSERT_GE(a.fd, 0);
+  ASSERT_GE(b.fd, 0);
+  UdpSocket peer;
+  // What the peer must see from each socket, in order.
+  std::vector<std::vector<uint8_t>> want_a, want_b;
+  std::vector<std::vector<uint8_t>> keep;  // payloads stay valid until the submit
+  const auto send = [&](RelayFd& s, std::vector<uint8_t> d) {
+    keep.push_back(std::move(d));
+    (&s == &a ? want_a : want_b).push_back(keep.back());
+    ring.send(s.fd, peer.local(), keep.back());
+  };
+  keep.reserve(64);
+  // a: ten of 100 bytes and a shorter last one: one send of 11 segments.
+  for (int i = 0; i < 10; ++i) send(a, datagram('a', i, 100));
+  send(a, datagram('a', 10, 40));
+  // b: three of 100 bytes: one send of 3.
+  for (int i = 0; i < 3; ++i) send(b, datagram('b', i, 100));
+  // a again, after b: a send of its own; a longer datagram cannot be a segment of the shorter
+  // ones, so 100 then 300, 300: one alone, then one send of 2.
+  send(a, datagram('a', 11, 100));
+  send(a, datagram('a', 12, 300));
+  send(a, datagram('a', 13, 300));
+  // An empty datagram never joins (it would vanish inside a segmented send), nor do others
+  // join it.
+  send(b, {});
+  send(b, datagram('b', 3, 100));
+  ring.submit();
+  std::vector<std::vector<uint8_t>> from_a, from_b;
+  const size_t total = want_a.size() + want_b.size();
+  for (size_t i = 0; i < total; ++i) {
+    stun::Endpoint from;
+    const auto got = peer.receive(testing::kWaitMs, &from);
+    ASSERT_TRUE(got) << "datagram " << i << " of " << total << " missing";
+    ASSERT_TRUE(from == a.local || from == b.local) << from.to_string();
+    (from == a.local ? from_a : from_b).push_back(*got);
+  }
+  EXPECT_FALSE(peer.receive(50).has_value()) << "more datagrams than were sent";
+  EXPECT_EQ(from_a, want_a);
+  EXPECT_EQ(from_b, want_b);
+  Collect sink;
+  for (int spin = 0; spin < 200 && ring.sent() < total; ++spin) {
+    if (ring.harvest(sink, 32) == 0) ::usleep(1000);
+  }
+  EXPECT_EQ(ring.sent(), total);
+  EXPECT_EQ(ring.send_errors(), 0u);
+  // a's 11, b's 3 and a's two of 300 bytes; the rest went alone.
+  EXPECT_EQ(ring.gso_sends(), 3u);
+}
+
+TEST_F(UringRelayTest, WithoutSegmentationOffloadEachDatagramIsASendOfItsOwn) {
+  UringRelay ring(ctx);
+  ring.set_gso(false);
+  RelayFd a;
+  ASSERT_GE(a.fd, 0);
+  UdpSocket peer;
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(datagram('x', i, 100));
+  for (const auto& d : sent) ring.send(a.fd, peer.local(), d);
+  ring.submit();
+  for (const auto& d : sent) {
+    const auto got = peer.receive();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, d);
+  }
+  Collect sink;
+  for (int spin = 0; spin < 200 && ring.sent() < 5; ++spin) {
+    if (ring.harvest(sink, 32) == 0) ::usleep(1000);
+  }
+  EXPECT_EQ(ring.sent(), 5u);
+  EXPECT_EQ(ring.gso_sends(), 0u);
 }
 
 TEST_F(UringRelayTest, UnwatchStopsDeliveryAndFreesThePort) {
