@@ -103,6 +103,28 @@ bool udp_gso_supported(int family) {
   return family == AF_INET ? v4 : family == AF_INET6 ? v6 : false;
 }
 
+bool GsoRefusals::is_refusal(int err) {
+  // EIO: the route's device cannot checksum segments (or IPsec); EINVAL: a segment longer than
+  // the path allows, or checksums off on the socket (udp_send_skb, net/ipv4/udp.c).
+  return err == EIO || err == EINVAL || err == EOPNOTSUPP;
+}
+
+bool GsoRefusals::refused(int fd) const {
+  for (size_t i = 0; i < count_; ++i) {
+    if (fds_[i] == fd) return true;
+  }
+  return false;
+}
+
+bool GsoRefusals::refuse(int fd, int err) {
+  log::warn("udp.gso_refused", {{"fd", fd}, {"error", error_text(err)}},
+            "UDP segmentation offload refused on fd ", fd, " (", error_text(err),
+            "): its datagrams go one by one from now on");
+  if (count_ == kMax) return false;
+  fds_[count_++] = fd;
+  return true;
+}
+
 SendBatch::SendBatch()
     : gso_(udp_gso_configured() && (udp_gso_supported(AF_INET) || udp_gso_supported(AF_INET6))) {}
 
@@ -170,9 +192,7 @@ void SendBatch::send_run(size_t begin, size_t end) {
     }
     const int err = errno;
     if (sent < 0 && err == EINTR) continue;
-    // EIO: the route's device cannot checksum segments (or IPsec); EINVAL: a segment longer
-    // than the path allows, or checksums off on the socket (udp_send_skb, net/ipv4/udp.c).
-    if (grouped && out_count_[m] > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP)) {
+    if (grouped && out_count_[m] > 1 && GsoRefusals::is_refusal(err)) {
       fall_back(fd, m, err);
       ++m;
       continue;
@@ -246,22 +266,13 @@ bool SendBatch::same_route(size_t a, size_t b) const {
 bool SendBatch::gso_allowed(int fd, size_t sorted) const {
   const auto* to = static_cast<const sockaddr*>(sorted_[sorted].msg_hdr.msg_name);
   if (!udp_gso_supported(to->sa_family)) return false;
-  for (size_t i = 0; i < refused_count_; ++i) {
-    if (refused_[i] == fd) return false;
-  }
-  return true;
+  return !refused_.refused(fd);
 }
 
 void SendBatch::fall_back(int fd, size_t m, int err) {
   ++stats_.fallbacks;
-  log::warn("udp.gso_refused", {{"fd", fd}, {"error", error_text(err)}},
-            "UDP segmentation offload refused on fd ", fd, " (", error_text(err),
-            "): its datagrams go one by one from now on");
-  if (refused_count_ < kMaxRefused) {
-    refused_[refused_count_++] = fd;
-  } else {
-    gso_ = false;  // many sockets refuse it: the routes here do not take it
-  }
+  // Many sockets refusing it means the routes here do not take it.
+  if (!refused_.refuse(fd, err)) gso_ = false;
   size_t b = out_begin_[m];
   const size_t e = b + out_count_[m];
   while (b < e) {

@@ -86,6 +86,24 @@ bool udp_gso_configured();
 /// AF_INET6): probed with getsockopt once per family, then remembered.
 bool udp_gso_supported(int family);
 
+/// The sockets whose route refused a segmented send (EIO: a device that cannot checksum
+/// segments, or IPsec; EINVAL; EOPNOTSUPP): their datagrams go one by one from then on. Past
+/// kMax sockets, offload goes off for the owner altogether.
+class GsoRefusals {
+ public:
+  static constexpr size_t kMax = 16;
+  /// Whether `err` from a send of several segments means the route refuses offload.
+  static bool is_refusal(int err);
+  bool refused(int fd) const;
+  /// Logs the refusal (udp.gso_refused) and remembers `fd`; false when too many sockets
+  /// refused: the owner turns offload off.
+  bool refuse(int fd, int err);
+
+ private:
+  std::array<int, kMax> fds_{};
+  size_t count_ = 0;
+};
+
 /// What sends a SendBatch's messages: sendmmsg's signature, so a test can refuse them.
 using SendMany = int (*)(int fd, mmsghdr* msgs, unsigned n, int flags);
 
@@ -149,7 +167,6 @@ class SendBatch {
 
  private:
   static constexpr size_t kGsoControlSpace = kPktInfoSpace + 32;  // + CMSG_SPACE(uint16_t)
-  static constexpr size_t kMaxRefused = 16;
 
   void send_run(size_t begin, size_t end);
   /// Sorted entries [begin, end) of one socket as messages, GSO runs joined; returns their
@@ -166,8 +183,7 @@ class SendBatch {
   SendMany send_ = ::sendmmsg;
   Stats stats_;
   bool gso_ = false;
-  std::array<int, kMaxRefused> refused_{};  // sockets that refused GSO
-  size_t refused_count_ = 0;
+  GsoRefusals refused_;
   size_t count_ = 0;
   std::array<uint64_t, kCapacity> route_{};  // hash of destination and source, for grouping
   std::array<mmsghdr, kCapacity> out_{};

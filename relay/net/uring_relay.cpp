@@ -13,7 +13,6 @@
 
 #include "base/log.hpp"
 #include "relay/net/socket_ops.hpp"
-#include "relay/net/udp_batch.hpp"
 
 namespace callrelay::net {
 
@@ -282,7 +281,8 @@ void UringRelay::send(int fd, const stun::Endpoint& to, std::span<const uint8_t>
   // An empty datagram would vanish inside a segmented send; a long one could exceed the route's
   // MTU as a segment (SendBatch::kMaxGsoSegment).
   const bool may_grow = gso_ && !data.empty() && data.size() <= SendBatch::kMaxGsoSegment &&
-                        udp_gso_supported(to.is_v4() ? AF_INET : AF_INET6) && !gso_refused(fd);
+                        udp_gso_supported(to.is_v4() ? AF_INET : AF_INET6) &&
+                        !refused_.refused(fd);
   open_ = may_grow ? OpenSend{sqe, slot_index, fd, to, data.size(), data.size()} : OpenSend{};
 }
 
@@ -320,13 +320,6 @@ bool UringRelay::join_open_send(int fd, const stun::Endpoint& to,
   open_.bytes += data.size();
   if (data.size() < open_.segment) open_ = OpenSend{};  // only the last may be shorter
   return true;
-}
-
-bool UringRelay::gso_refused(int fd) const {
-  for (size_t i = 0; i < refused_count_; ++i) {
-    if (refused_[i] == fd) return true;
-  }
-  return false;
 }
 
 void UringRelay::submit() {
@@ -427,19 +420,11 @@ void UringRelay::on_send(const io_uring_cqe& c) {
   }
   ++send_errors_;
   const int err = -c.res;
-  // EIO: the route's device cannot checksum segments (or IPsec); EINVAL: a segment longer than
-  // the path allows, or checksums off on the socket. Those datagrams are lost, as a UDP send
-  // that fails; the socket's next ones go one by one.
-  if (datagrams > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP)) {
+  // Those datagrams are lost, as with a UDP send that fails; the socket's next ones go one by
+  // one.
+  if (datagrams > 1 && GsoRefusals::is_refusal(err)) {
     const int fd = static_cast<int>(c.user_data & 0xFFFFFFFFu);
-    log::warn("udp.gso_refused", {{"fd", fd}, {"error", error_text(err)}},
-              "UDP segmentation offload refused on fd ", fd, " (", error_text(err),
-              "): its datagrams go one by one from now on");
-    if (refused_count_ < kMaxRefused) {
-      refused_[refused_count_++] = fd;
-    } else {
-      gso_ = false;  // many sockets refuse it: the routes here do not take it
-    }
+    if (!refused_.refuse(fd, err)) gso_ = false;  // many sockets refuse it
     return;
   }
   if (log::enabled(log::Level::kDebug)) {

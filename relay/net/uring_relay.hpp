@@ -24,6 +24,7 @@
 #include <asio.hpp>
 
 #include "relay/core/types.hpp"
+#include "relay/net/udp_batch.hpp"
 #include "relay/stun/endpoint.hpp"
 
 namespace callrelay::net {
@@ -163,7 +164,6 @@ class UringRelay {
     size_t bytes = 0;
   };
   bool join_open_send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
-  bool gso_refused(int fd) const;
   io_uring_sqe* next_sqe();
   void arm(core::RelayId id);
   void on_receive(const io_uring_cqe& cqe, Sink& sink);
@@ -189,11 +189,7 @@ class UringRelay {
   size_t send_iovs_used_ = 0;
   OpenSend open_;
   bool gso_ = false;
-  // Sockets whose sends with UDP_SEGMENT failed (a route whose device cannot checksum
-  // segments): their datagrams go one by one. Past kMaxRefused, offload goes off for the ring.
-  static constexpr size_t kMaxRefused = 16;
-  std::array<int, kMaxRefused> refused_{};
-  size_t refused_count_ = 0;
+  GsoRefusals refused_;
   size_t queued_ = 0;  // SQEs prepared since the last submit
   uint64_t received_ = 0, sent_ = 0, send_errors_ = 0, gso_sends_ = 0;
 };
