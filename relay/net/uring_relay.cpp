@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -196,6 +197,7 @@ void UringRelay::close() {
   // Ends every request still armed: the kernel drops its references to the relay sockets.
   io_uring_queue_exit(&ring_);
   ring_ok_ = false;
+  queued_sends_ = 0;  // their payloads belong to the caller; nothing will send them now
   if (buf_ring_ != nullptr) ::munmap(buf_ring_, buf_ring_bytes_);
   buf_ring_ = nullptr;
   for (auto& w : watches_) w = Watch{-1, w.generation + 1, false};
@@ -204,7 +206,7 @@ void UringRelay::close() {
 io_uring_sqe* UringRelay::next_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {  // the submission queue is full: send it on its way first
-    submit();
+    enter();
     sqe = io_uring_get_sqe(&ring_);
   }
   if (sqe != nullptr) ++queued_;
@@ -259,8 +261,43 @@ std::vector<int> UringRelay::watched_fds() const {
 
 void UringRelay::send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data) {
   if (!ring_ok_) return;
+  if (queued_sends_ == queue_.size()) submit();
+  queue_[queued_sends_++] = QueuedSend{fd, to, data.data(), data.size()};
+}
+
+void UringRelay::prepare_queued() {
+  const size_t n = queued_sends_;
+  if (n == 0) return;
+  queued_sends_ = 0;
+  if (n == 1 || !gso_) {
+    // Nothing to group: without segmentation every datagram is a send of its own anyway.
+    for (size_t i = 0; i < n; ++i) {
+      const QueuedSend& q = queue_[i];
+      prepare(q.fd, q.to, {q.data, q.len});
+    }
+    return;
+  }
+  const stun::EndpointHash hash;
+  for (size_t i = 0; i < n; ++i) {
+    const QueuedSend& q = queue_[i];
+    order_[i] = SendOrder{(static_cast<uint64_t>(static_cast<uint32_t>(q.fd)) << 32) |
+                              static_cast<uint32_t>(hash(q.to)),
+                          static_cast<uint16_t>(i)};
+  }
+  // In place, no allocation (std::stable_sort may take a buffer); the index keeps it stable.
+  std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(n),
+            [](const SendOrder& a, const SendOrder& b) {
+              return a.key != b.key ? a.key < b.key : a.index < b.index;
+            });
+  for (size_t i = 0; i < n; ++i) {
+    const QueuedSend& q = queue_[order_[i].index];
+    prepare(q.fd, q.to, {q.data, q.len});
+  }
+}
+
+void UringRelay::prepare(int fd, const stun::Endpoint& to, std::span<const uint8_t> data) {
   if (join_open_send(fd, to, data)) return;
-  if (free_send_count_ == 0 || send_iovs_used_ == send_iovs_.size()) submit();
+  if (free_send_count_ == 0 || send_iovs_used_ == send_iovs_.size()) enter();
   io_uring_sqe* sqe = next_sqe();  // may submit what is queued: take slot and iovec after it
   if (sqe == nullptr) return;
   const uint16_t slot_index = free_sends_[--free_send_count_];
@@ -323,6 +360,12 @@ bool UringRelay::join_open_send(int fd, const stun::Endpoint& to,
 }
 
 void UringRelay::submit() {
+  if (!ring_ok_) return;
+  prepare_queued();
+  enter();
+}
+
+void UringRelay::enter() {
   if (!ring_ok_ || queued_ == 0) return;
   int r;
   do {

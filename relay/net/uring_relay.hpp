@@ -99,9 +99,10 @@ class UringRelay {
 
   /// Queues `data` to `to` on relay socket `fd`; it leaves with the next submit() (one system
   /// call for everything queued, whatever the socket). `data` must stay valid until then.
-  /// Consecutive datagrams to one peer on one socket join one sendmsg with UDP segmentation
-  /// offload (as SendBatch does on the epoll path), where relay.udp_gso and the kernel allow:
-  /// the kernel walks its send path once for them and the peer receives the same datagrams.
+  /// The datagrams queued to one peer on one socket, wherever they fall among the others, join
+  /// one sendmsg with UDP segmentation offload (as SendBatch does on the epoll path), in the
+  /// order they were queued, where relay.udp_gso and the kernel allow: the kernel walks its
+  /// send path once for them and the peer receives the same datagrams.
   void send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
   /// Submits what is queued (sends, re-armed receives) and waits until every send has
   /// completed, so the buffers they point into may be reused: UDP sendmsg with MSG_DONTWAIT
@@ -163,7 +164,25 @@ class UringRelay {
     size_t segment = 0;  ///< every datagram but the last is this long
     size_t bytes = 0;
   };
+  /// A send queued until submit(), which lays the queue into submissions grouped by socket and
+  /// peer: clients' datagrams arrive interleaved, and only a peer's run can be one segmented send.
+  struct QueuedSend {
+    int fd = -1;
+    stun::Endpoint to;
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+  };
+  /// Orders the queue: (socket, hash of the peer) and then the queue position, so each peer's
+  /// datagrams keep their order.
+  struct SendOrder {
+    uint64_t key = 0;
+    uint16_t index = 0;
+  };
+  void prepare_queued();
+  void prepare(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
   bool join_open_send(int fd, const stun::Endpoint& to, std::span<const uint8_t> data);
+  /// Issues the prepared submissions (io_uring_enter); their message headers are free again.
+  void enter();
   io_uring_sqe* next_sqe();
   void arm(core::RelayId id);
   void on_receive(const io_uring_cqe& cqe, Sink& sink);
@@ -188,6 +207,9 @@ class UringRelay {
   std::array<iovec, kSendSlots> send_iovs_{};
   size_t send_iovs_used_ = 0;
   OpenSend open_;
+  std::array<QueuedSend, kSendSlots> queue_{};
+  std::array<SendOrder, kSendSlots> order_{};
+  size_t queued_sends_ = 0;
   bool gso_ = false;
   GsoRefusals refused_;
   size_t queued_ = 0;  // SQEs prepared since the last submit

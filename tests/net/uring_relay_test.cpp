@@ -210,6 +210,55 @@ TEST_F(UringRelayTest, DatagramsToOnePeerLeaveAsOneSegmentedSend) {
   EXPECT_EQ(ring.gso_sends(), 3u);
 }
 
+TEST_F(UringRelayTest, InterleavedDatagramsOfSocketsAndPeersJoinOneSendPerPeerInOrder) {
+  if (!udp_gso_supported(AF_INET)) GTEST_SKIP() << "no UDP segmentation offload here";
+  UringRelay ring(ctx);
+  ring.set_gso(true);
+  RelayFd a, b;
+  ASSERT_GE(a.fd, 0);
+  ASSERT_GE(b.fd, 0);
+  UdpSocket p1, p2;
+  // As a batch of clients' datagrams arrives: a to p1, b to p1, a to p2, in turn, 8 rounds.
+  std::map<std::pair<int, int>, std::vector<std::vector<uint8_t>>> want;  // (socket, peer)
+  std::vector<std::vector<uint8_t>> keep;
+  keep.reserve(64);
+  const auto send = [&](RelayFd& s, int peer_index, std::vector<uint8_t> d) {
+    keep.push_back(std::move(d));
+    want[{s.fd, peer_index}].push_back(keep.back());
+    ring.send(s.fd, (peer_index == 1 ? p1 : p2).local(), keep.back());
+  };
+  for (int i = 0; i < 8; ++i) {
+    send(a, 1, datagram('a', i, 100));
+    send(b, 1, datagram('b', i, 100));
+    send(a, 2, datagram('A', i, 100));
+  }
+  ring.submit();
+  std::map<std::pair<int, int>, std::vector<std::vector<uint8_t>>> got;
+  for (int peer_index : {1, 2}) {
+    UdpSocket& peer = peer_index == 1 ? p1 : p2;
+    const size_t expected = peer_index == 1 ? 16 : 8;
+    for (size_t i = 0; i < expected; ++i) {
+      stun::Endpoint from;
+      const auto d = peer.receive(testing::kWaitMs, &from);
+      ASSERT_TRUE(d) << "peer " << peer_index << ": datagram " << i << " missing";
+      ASSERT_TRUE(from == a.local || from == b.local) << from.to_string();
+      got[{from == a.local ? a.fd : b.fd, peer_index}].push_back(*d);
+    }
+    EXPECT_FALSE(peer.receive(50).has_value()) << "more datagrams than were sent";
+  }
+  // Each (socket, peer) pair received its own datagrams, all of them, in the order queued.
+  EXPECT_EQ(got, want);
+  Collect sink;
+  for (int spin = 0; spin < 200 && ring.sent() < 24; ++spin) {
+    if (ring.harvest(sink, 32) == 0) ::usleep(1000);
+  }
+  EXPECT_EQ(ring.sent(), 24u);
+  EXPECT_EQ(ring.send_errors(), 0u);
+  // One segmented send per (socket, peer), though no two of a pair's datagrams were queued
+  // next to each other.
+  EXPECT_EQ(ring.gso_sends(), 3u);
+}
+
 TEST_F(UringRelayTest, WithoutSegmentationOffloadEachDatagramIsASendOfItsOwn) {
   UringRelay ring(ctx);
   ring.set_gso(false);
