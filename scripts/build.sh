@@ -3,7 +3,7 @@
 #   normal  build/       RelWithDebInfo, warnings are errors (the default)
 #   asan    build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, whole test suite
 #   fuzz    build-fuzz/  clang, only the libFuzzer targets (the ctest tests labelled fuzz, each
-#                        running CALLRELAY_FUZZ_SECONDS, default 60)
+#                        running CALLRELAY_FUZZ_SECONDS, default 45)
 # Usage: scripts/build.sh [normal|asan|fuzz] [extra cmake -D options...]
 set -euo pipefail
 
@@ -31,7 +31,7 @@ case "$mode" in
     dir=build-fuzz
     export CC=clang CXX=clang++
     args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCALLRELAY_FUZZ=ON -DCALLRELAY_BUILD_BENCH=OFF
-          "-DCALLRELAY_FUZZ_SECONDS=${CALLRELAY_FUZZ_SECONDS:-60}")
+          "-DCALLRELAY_FUZZ_SECONDS=${CALLRELAY_FUZZ_SECONDS:-45}")
     targets=()  # the fuzz tests' executables, listed after configuring
     ;;
   -h | --help)
