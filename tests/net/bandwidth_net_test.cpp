@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "base/limits.hpp"
 #include "relay/core/auth.hpp"
@@ -64,10 +65,13 @@ TEST(BandwidthNet, TwoWorkersShareOneUsersQuota) {
 
   // Find a client address served by each worker: the kernel spreads clients by source; a
   // probe allocation (each for a user of its own) says which worker took it.
+  // The probes stay open to the end: their allocations live on, and a later client given a
+  // closed probe's port would find its 5-tuple in use (437).
   std::array<std::string, 2> ip_of_worker;
+  std::vector<decltype(srv.client("", ""))> probes;
   for (int x = 2; x < 120 && (ip_of_worker[0].empty() || ip_of_worker[1].empty()); ++x) {
     const std::string ip = "127.0.0." + std::to_string(x);
-    auto probe = srv.client("probe" + std::to_string(x), ip);
+    auto& probe = probes.emplace_back(srv.client("probe" + std::to_string(x), ip));
     srv.last_worker.store(-1);
     ASSERT_TRUE(probe->allocate()) << "probe allocation from " << ip;
     const int w = srv.last_worker.load();
