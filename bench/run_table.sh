@@ -102,6 +102,7 @@ table() {
   echo "| on_timer time per expired allocation (µs) | $(val timers.burst_timer_us_per_expiry) | n/a | n/a | | |"
   echo "| with callrelay's telemetry and log: longest stop / no expiries (µs) | $(val timers.burst_longest_flow_delay_us_observed) / $(val timers.quiet_longest_flow_delay_us_observed) | n/a | n/a | | ≤ 1000 |"
   echo "| with callrelay's telemetry and log: longest stop with the thread on its CPU, bursts / no expiries (µs) | $(val timers.burst_on_cpu_longest_flow_delay_us_observed) / $(val timers.quiet_on_cpu_longest_flow_delay_us_observed) | n/a | n/a | | ≤ 1000 |"
+  echo "| with callrelay's telemetry and log, what the longest stop held since the flow packet before it: time in on_timer (µs) in calls; voluntary / involuntary switches; minor page faults | $(val timers.burst_longest_stop_timer_us_observed) in $(val timers.burst_longest_stop_timer_calls_observed); $(val timers.burst_longest_stop_voluntary_switches_observed) / $(val timers.burst_longest_stop_involuntary_switches_observed); $(val timers.burst_longest_stop_minor_faults_observed) | n/a | n/a | | |"
   echo "| with callrelay's telemetry and log: longest on_timer call (µs), time per expired allocation (µs) | $(val timers.burst_longest_timer_us_observed), $(val timers.burst_timer_us_per_expiry_observed) | n/a | n/a | | |"
 }
 

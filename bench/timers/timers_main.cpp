@@ -90,6 +90,18 @@ struct Window {
   /// context switch shows.
   uint64_t steal_ticks = 0;
   uint64_t irq_ticks = 0;
+  /// What happened between the longest-delayed flow packet and the one before it: time in
+  /// on_timer and its calls, the thread's voluntary switches (it blocked: a lock, a write) and
+  /// minor page faults (memory the kernel had to map, as when freed heap is handed back and
+  /// touched again). A stop none of these explain is time the thread spent off its CPU.
+  struct Anatomy {
+    uint64_t delay_ns = 0;
+    uint64_t timer_ns = 0;
+    uint64_t timer_calls = 0;
+    long voluntary = 0;
+    long involuntary = 0;
+    long minor_faults = 0;
+  } longest_stop;
 };
 
 /// Steal and irq+softirq ticks of CPU `cpu` from /proc/stat (zeros when unreadable).
@@ -121,6 +133,12 @@ long involuntary_switches() {
   rusage u{};
   getrusage(RUSAGE_THREAD, &u);
   return u.ru_nivcsw;
+}
+
+rusage thread_usage() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u;
 }
 
 /// What callrelay's main gives each worker's core (--observers): the traffic of call-scoped
@@ -242,6 +260,9 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
   };
   size_t wi = 0;
   uint64_t flow_due = t0 + period_ns;
+  // Since the last flow packet, for the anatomy of the longest stop.
+  Window::Anatomy since;
+  rusage since_usage = thread_usage();
   while (!stop_requested()) {
     const uint64_t timer_ns = to_ns(timer_due);
     const uint64_t fleet_ns = fleet.next_at() == kNever ? UINT64_MAX : to_ns(fleet.next_at());
@@ -263,6 +284,16 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
       const uint64_t done = now_ns();
       w.longest_round_trip_ns = std::max(w.longest_round_trip_ns, done - rt);
       const uint64_t delay = done - flow_due;
+      const rusage u = thread_usage();
+      if (delay >= w.longest_stop.delay_ns) {
+        since.delay_ns = delay;
+        since.voluntary = u.ru_nvcsw - since_usage.ru_nvcsw;
+        since.involuntary = u.ru_nivcsw - since_usage.ru_nivcsw;
+        since.minor_faults = u.ru_minflt - since_usage.ru_minflt;
+        w.longest_stop = since;
+      }
+      since = {};
+      since_usage = u;
       w.flow_ns.push_back(delay);
       flow_due += period_ns;
       const long s = involuntary_switches();
@@ -279,6 +310,8 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
         w.longest_on_cpu_timer_ns = std::max(w.longest_on_cpu_timer_ns, took);
       }
       w.longest_timer_ns = std::max(w.longest_timer_ns, took);
+      since.timer_ns += took;
+      ++since.timer_calls;
       w.timer_ns += took;
       ++w.timer_calls;
       w.expired += ended;
@@ -390,6 +423,7 @@ int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
       a.longest_round_trip_ns = std::max(a.longest_round_trip_ns, w.longest_round_trip_ns);
       a.steal_ticks += w.steal_ticks;
       a.irq_ticks += w.irq_ticks;
+      if (w.longest_stop.delay_ns >= a.longest_stop.delay_ns) a.longest_stop = w.longest_stop;
     }
     std::fprintf(stderr,
                  "[timers] burst %u: stop %.0f us (quiet window %.0f us), longest on_timer %.0f "
@@ -401,6 +435,14 @@ int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
                                       : 0.0,
                  st.w[1].switches, st.w[0].switches, static_cast<unsigned long>(st.w[1].steal_ticks),
                  static_cast<unsigned long>(st.w[0].steal_ticks));
+    const Window::Anatomy& x = st.w[1].longest_stop;
+    std::fprintf(stderr,
+                 "[timers]   its longest stop: %.0f us, of which %.0f us in %lu on_timer calls; "
+                 "%ld voluntary and %ld involuntary switches, %ld minor faults since the packet "
+                 "before\n",
+                 static_cast<double>(x.delay_ns) / 1e3, static_cast<double>(x.timer_ns) / 1e3,
+                 static_cast<unsigned long>(x.timer_calls), x.voluntary, x.involuntary,
+                 x.minor_faults);
   }
   const Window& q = all.w[0];
   const Window& w = all.w[1];
@@ -420,6 +462,15 @@ int burst(uint32_t n, double rate, uint32_t bursts, bool observers) {
     // Without the stretches where the thread was off its CPU: what the core itself held back.
     std::printf("timers.%s_on_cpu_longest_flow_delay_us %.2f\n", name,
                 static_cast<double>(x.longest_on_cpu_flow_ns) / 1e3);
+    // What the longest stop was made of (since the flow packet before it).
+    const Window::Anatomy& l = x.longest_stop;
+    std::printf("timers.%s_longest_stop_timer_us %.0f\n", name,
+                static_cast<double>(l.timer_ns) / 1e3);
+    std::printf("timers.%s_longest_stop_timer_calls %lu\n", name,
+                static_cast<unsigned long>(l.timer_calls));
+    std::printf("timers.%s_longest_stop_voluntary_switches %ld\n", name, l.voluntary);
+    std::printf("timers.%s_longest_stop_involuntary_switches %ld\n", name, l.involuntary);
+    std::printf("timers.%s_longest_stop_minor_faults %ld\n", name, l.minor_faults);
   };
   window("burst", w, stops[1]);
   window("quiet", q, stops[0]);
