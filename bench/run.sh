@@ -23,6 +23,7 @@
 # BENCH_ONLY=hold (only the idle-allocation rows, for both servers; nothing saved),
 # BENCH_ONLY=udp (only the UDP saturation runs of callrelay, its shared relay ports and the
 # forwarder, the rows that compare callrelay with the floor; nothing saved),
+# BENCH_ONLY=streams (only the TCP and TLS client runs of callrelay and coturn; nothing saved),
 # BENCH_SKIP_SHARED=1 (no relay.multiplex_peers rows).
 set -uo pipefail
 
@@ -64,7 +65,8 @@ SAVE=1
 GIVEN_BIN=${CALLRELAY_BIN:-}
 [[ ${1:-} == --no-save ]] && SAVE=0
 ONLY=${BENCH_ONLY:-}
-[[ -n $ONLY && $ONLY != hold && $ONLY != udp ]] && die "BENCH_ONLY must be hold or udp (or unset)"
+[[ -n $ONLY && $ONLY != hold && $ONLY != udp && $ONLY != streams ]] &&
+  die "BENCH_ONLY must be hold, udp or streams (or unset)"
 [[ -n $ONLY ]] && SAVE=0   # a partial table never replaces RESULTS.md
 
 log() { echo "[bench] $*" >&2; }
@@ -484,6 +486,16 @@ if [[ $ONLY == hold ]]; then
   exit 0
 fi
 [[ $ONLY == udp ]] && { bench_udp_only; exit 0; }
+if [[ $ONLY == streams ]]; then
+  make_cert || die "no certificate for the TLS runs"
+  [[ -n ${CALLRELAY_BIN:-} ]] && bench_streams callrelay start_callrelay
+  if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
+    bench_streams coturn start_coturn
+  fi
+  table | grep -E '^\| metric|^\|---|TCP client|TLS client'
+  [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
+  exit 0
+fi
 if [[ ${BENCH_SKIP_STREAMS:-0} == 1 ]] || ! make_cert; then
   STREAMS=0; NOTES+=("TCP and TLS client rows not run")
 fi
