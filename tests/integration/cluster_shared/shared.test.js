@@ -42,6 +42,21 @@ async function release(a) {
   }
 }
 
+/// Whether `server` refuses `username` now: its Allocate answered 401, or it was admitted but
+/// the revocation reached the server before the Refresh that ends the allocation (the server
+/// then ends the allocation itself and answers that Refresh 401).
+async function refused(server, username) {
+  const a = await allocate(server, username);
+  if (a.code !== 200) return a.code === 401;
+  try {
+    const code = await a.client.refresh(0);
+    assert.ok(code === 200 || code === 401, `Refresh 0: ${code}`);
+    return code === 401;
+  } finally {
+    a.client.close();
+  }
+}
+
 /// The URIs a credential from `server` carries (for `region`, when given).
 async function credentialUris(server, region) {
   const q = `service=turn&username=someone${region ? `&region=${region}` : ''}`;
@@ -96,11 +111,8 @@ test('a revocation on one instance refuses the credential on the others within a
     const t0 = Date.now();
     for (const name of ['b', 'c']) {
       // The requirement is one second; each attempt is a fresh client (two round trips).
-      await waitFor(`a 401 for the revoked credential on ${name}`, async () => {
-        const r = await allocate(servers[name], username);
-        if (r.code === 200) await release(r);
-        return r.code === 401;
-      }, 1000, 20);
+      await waitFor(`a 401 for the revoked credential on ${name}`,
+        () => refused(servers[name], username), 1000, 20);
       console.log(`revoked on A, refused on ${name.toUpperCase()} after ${Date.now() - t0} ms`);
     }
     // B's live allocation ended too, not only new ones refused.
@@ -204,16 +216,8 @@ test('Redis killed: each instance falls back safely, counts it, and catches up a
     // Redis back (empty): the revocation is shared and B refuses it.
     redis('start');
     down = false;
-    await waitFor('B to refuse the revocation made during the outage', async () => {
-      const x = await allocate(servers.b, username);
-      if (x.code !== 200) return x.code === 401;
-      // Admitted, but the revocation may reach B before the Refresh that ends it: B then ends
-      // the allocation itself and refuses the Refresh (401), which is the refusal awaited.
-      const code = await x.client.refresh(0);
-      x.client.close();
-      assert.ok(code === 200 || code === 401, `Refresh 0 on B: ${code}`);
-      return code === 401;
-    }, 20000, 200);
+    await waitFor('B to refuse the revocation made during the outage',
+      () => refused(servers.b, username), 20000, 200);
     await waitFor("A's credentials to carry the least-loaded instance again", async () =>
       JSON.stringify(await credentialUris(servers.a)) !== JSON.stringify([uriOf('a')]) ||
       (await metric(servers.a, 'callrelay_cluster_instances_healthy')) >= 2, 10000, 200);
