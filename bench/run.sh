@@ -24,6 +24,7 @@
 # BENCH_ONLY=udp (only the UDP saturation runs of callrelay, its shared relay ports and the
 # forwarder, the rows that compare callrelay with the floor; nothing saved),
 # BENCH_ONLY=streams (only the TCP and TLS client runs of callrelay and coturn; nothing saved),
+# BENCH_STREAM_PACE (frames/s per client in the paced TCP/TLS runs, default 400),
 # BENCH_SKIP_SHARED=1 (no relay.multiplex_peers rows).
 set -uo pipefail
 
@@ -34,6 +35,7 @@ WARMUP=1
 MAX_DURATION=${BENCH_MAX_DURATION:-3}
 REPS=${BENCH_REPS:-3}
 WINDOW=8                     # packets in flight per client in the saturation runs
+STREAM_PACE=${BENCH_STREAM_PACE:-400}  # frames/s per TCP/TLS client in the paced runs (both servers about half busy)
 CLIENTS=50
 SERVER_CPU=0
 GEN_CPU=1
@@ -272,6 +274,7 @@ max_runs() {  # max_runs NAME TRANSPORT PAYLOAD args...
   local name=$1 transport=$2 payload=$3; shift 3
   local clean=() dirty=() i key=
   [[ $transport != udp ]] && key=${transport}_
+  [[ -n ${RUN_KEY:-} ]] && key=$RUN_KEY  # a variant's own keys (the paced stream runs)
   for ((i = 1; i <= 2 * REPS && ${#clean[@]} < REPS; i++)); do
     measure "$name" "${key}max$payload-$i" --mode max --transport "$transport" --payload "$payload" --window $WINDOW \
       --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" --timeout 60 "$@"
@@ -390,6 +393,11 @@ bench_streams() {  # bench_streams NAME START_FUNCTION
   max_runs "$name" tcp 1200
   max_runs "$name" tls 160 --server $TLS_LISTEN
   max_runs "$name" tls 1200 --server $TLS_LISTEN
+  # Open loop: every client sends STREAM_PACE frames a second, one write each, a load both
+  # servers carry below saturation. The closed-loop rows above let a server that answers later
+  # gather more frames per TCP segment, so they compare the servers at different batching too.
+  RUN_KEY=tcp_paced_ max_runs "$name" tcp 160 --pace "$STREAM_PACE"
+  RUN_KEY=tls_paced_ max_runs "$name" tls 160 --server $TLS_LISTEN --pace "$STREAM_PACE"
   stop_server
 }
 
@@ -492,7 +500,7 @@ if [[ $ONLY == streams ]]; then
   if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
     bench_streams coturn start_coturn
   fi
-  table | grep -E '^\| metric|^\|---|TCP client|TLS client'
+  table | grep -E '^\| metric|^\|---|TCP client|TLS client|paced'
   [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
   exit 0
 fi

@@ -54,6 +54,8 @@ table() {
   row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
   row "server CPU per relayed packet, TLS client, 160 B (ns)" "" tls_cpu160 0
   row "server CPU per relayed packet, TLS client, 1200 B (ns)" "" tls_cpu1200 0
+  row "server CPU per relayed packet, TCP client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tcp_paced_cpu160 0
+  row "server CPU per relayed packet, TLS client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tls_paced_cpu160 0
   row "server process CPU per relayed packet, 160 B (ns; its threads, incl. softirq run in them)" "" proc160 0
   row "server process CPU per relayed packet, 1200 B (ns)" "" proc1200 0
   row "server process CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_proc160 0
@@ -62,6 +64,7 @@ table() {
   row "relayed packets/s, 1200 B, $CLIENTS clients" "" pps1200 0
   row "relayed packets/s, TCP clients, 160 B, $CLIENTS clients" "" tcp_pps160 0
   row "relayed packets/s, TLS clients, 160 B, $CLIENTS clients" "" tls_pps160 0
+  row "relayed packets/s, TCP clients paced, 160 B (the load offered)" "" tcp_paced_pps160 0
   row "server CPU busy during 160 B run (1 = saturated)" "" util160 2 1 noratio
   row "generator CPU busy during 160 B run (1 = saturated)" "" gen160 2 1 noratio
   local t

@@ -93,6 +93,11 @@ Options parse_options(Args& args) {
   o.window = positive(args.num("window", 8), "window");
   o.pps = args.num("pps", 50);
   if (o.pps <= 0) throw std::invalid_argument("--pps must be positive");
+  o.pace = args.num("pace", 0);
+  if (o.pace < 0 || o.pace > 100000) throw std::invalid_argument("--pace must be 0..100000");
+  if (o.pace > 0 && o.transport == Transport::kUdp) {
+    throw std::invalid_argument("--pace is for --transport tcp or tls");
+  }
   o.warmup_s = args.num("warmup", 1);
   o.duration_s = args.num("duration", 5);
   o.timeout_s = args.num("timeout", 60);
@@ -141,6 +146,8 @@ const char* usage() {
          "  --rtp              max, UDP: payloads are RTP packets (Opus, one SSRC per client)\n"
          "  --sources N        UDP clients bind 127.0.0.1..127.0.0.N in turn [1]\n"
          "  --pps R            rate: packets/s per client              [50]\n"
+         "  --pace R           max over tcp/tls: R frames/s per client, one per write,\n"
+         "                     instead of refilling the window (open loop) [0: off]\n"
          "  --warmup S --duration S --timeout S                        [1 5 60]\n"
          "  --count N[,N...]   hold: allocations to hold (stages); storm: Allocates to send\n"
          "  --concurrency N    control transactions in flight           [256]\n"

@@ -31,6 +31,10 @@ struct Options {
   size_t payload = 160;          ///< application bytes per ChannelData packet
   size_t window = 8;             ///< max mode: packets in flight per client
   double pps = 50;               ///< rate mode: packets per second per client
+  /// max mode over TCP/TLS: each client sends this many frames a second, one per write (at
+  /// most `window` in flight), instead of refilling its window as answers come: an open-loop
+  /// load that both servers carry below saturation, so they see the same segments. 0: off.
+  double pace = 0;
   double warmup_s = 1;           ///< time before the measurement window opens
   double duration_s = 5;         ///< measurement window
   double timeout_s = 60;         ///< hard bound on the whole run, whatever happens

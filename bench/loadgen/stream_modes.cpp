@@ -38,6 +38,7 @@ struct StreamSession {
   bool dead = false;      // failed its setup, or its connection broke during the data run
   uint32_t inflight = 0;
   uint64_t last_rx_ns = 0;
+  uint64_t next_send_ns = 0;   // --pace: when its next frame is due
   std::vector<uint8_t> frame;  // ChannelData header + payload + padding to a multiple of 4
 };
 
@@ -73,6 +74,8 @@ class StreamFleet {
   void fail(uint32_t idx, const std::string& why);
   void handle_data(uint32_t idx, uint64_t now);
   void refill(StreamSession& s);
+  /// --pace: sends the frames of `s` due by `now`, one write each, at most a window in flight.
+  void pace(uint32_t idx, uint64_t now);
   void broke(StreamSession& s);
   void settle_io(uint32_t idx);
 
@@ -234,6 +237,27 @@ void StreamFleet::refill(StreamSession& s) {
   sent_ += want;
 }
 
+void StreamFleet::pace(uint32_t idx, uint64_t now) {
+  StreamSession& s = sessions_[idx];
+  if (s.dead || s.next_send_ns > now) return;
+  const auto period = static_cast<uint64_t>(1e9 / o_.pace);
+  // Behind by more than a window (the generator was descheduled): the schedule resumes from
+  // now instead of sending the missed frames in one burst.
+  if (now - s.next_send_ns > period * o_.window) s.next_send_ns = now;
+  while (s.next_send_ns <= now) {
+    s.next_send_ns += period;
+    if (s.inflight >= o_.window) continue;  // the frame is skipped, as a full window would
+    s.conn.queue(s.frame);
+    ++s.inflight;
+    ++sent_;
+    if (!s.conn.flush()) {  // one write per frame: what a paced sender's kernel sees
+      broke(s);
+      break;
+    }
+  }
+  settle_io(idx);
+}
+
 void StreamFleet::handle_data(uint32_t idx, uint64_t now) {
   StreamSession& s = sessions_[idx];
   if (s.dead) return;
@@ -253,7 +277,7 @@ void StreamFleet::handle_data(uint32_t idx, uint64_t now) {
   if (got > 0) {
     s.inflight -= static_cast<uint32_t>(std::min<size_t>(got, s.inflight));
     s.last_rx_ns = now;
-    refill(s);
+    if (o_.pace == 0) refill(s);
   }
   if (!ok || !s.conn.flush()) broke(s);
   settle_io(idx);
@@ -289,6 +313,11 @@ int StreamFleet::run_max() {
     StreamSession& s = sessions_[idx];
     if (s.dead) continue;
     s.last_rx_ns = start;
+    if (o_.pace > 0) {
+      // Spread over one period, so that the clients' frames do not arrive in step.
+      s.next_send_ns = start + static_cast<uint64_t>(1e9 / o_.pace) * idx / sessions_.size();
+      continue;
+    }
     refill(s);
     if (!s.conn.flush()) broke(s);
     settle_io(idx);
@@ -315,20 +344,30 @@ int StreamFleet::run_max() {
         ++stalls;
         s.inflight = 0;
         s.last_rx_ns = now;
+        if (o_.pace > 0) continue;  // the schedule sends the next frame
         refill(s);
         if (!s.conn.flush()) broke(s);
         settle_io(idx);
       }
       next_check = now + 50 * kMs;
     }
-    const int n = epoll_wait(ep_, events, kMaxEvents, 5);
+    if (o_.pace > 0) {
+      for (uint32_t idx = 0; idx < sessions_.size(); ++idx) pace(idx, now);
+    }
+    const int n = epoll_wait(ep_, events, kMaxEvents, o_.pace > 0 ? 0 : 5);
     for (int i = 0; i < n; ++i) handle_data(events[i].data.u32, now);
+    if (o_.pace > 0 && n == 0) {
+      // Nothing to read: a pause of 50 µs instead of a spin, short beside a period.
+      const timespec pause{0, 50'000};
+      nanosleep(&pause, nullptr);
+    }
   }
   b = meter.take();
   std::printf(
-      "result mode=max transport=%s clients=%zu payload=%zu window=%zu sent=%llu bad=%llu "
-      "stalls=%llu closed=%llu tls=%s",
+      "result mode=max transport=%s clients=%zu payload=%zu window=%zu pace=%g sent=%llu "
+      "bad=%llu stalls=%llu closed=%llu tls=%s",
       transport_name(o_.transport), static_cast<size_t>(stats_.ready), o_.payload, o_.window,
+      o_.pace,
       static_cast<unsigned long long>(sent_), static_cast<unsigned long long>(bad_),
       static_cast<unsigned long long>(stalls), static_cast<unsigned long long>(closed_),
       tls.c_str());
