@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <iostream>
@@ -85,6 +86,7 @@ class Client {
     while (true) {
       const ssize_t n = ::recv(fd_, &c, 1, 0);
       if (n == 0) return true;
+      if (n < 0 && errno == EINTR) continue;  // SO_RCVTIMEO: never restarted (signal(7))
       if (n < 0) return errno == ECONNRESET;
     }
   }
@@ -92,7 +94,10 @@ class Client {
  private:
   bool fill() {
     char tmp[4096];
-    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    ssize_t n = 0;
+    do {
+      n = ::recv(fd_, tmp, sizeof tmp, 0);
+    } while (n < 0 && errno == EINTR);  // SO_RCVTIMEO: never restarted (signal(7))
     if (n <= 0) return false;
     buf_.append(tmp, static_cast<size_t>(n));
     return true;

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <string>
 
 #include "http/server.hpp"
@@ -46,6 +47,7 @@ class Client {
     char buf[4096];
     while (true) {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;  // SO_RCVTIMEO: never restarted (signal(7))
       if (n <= 0) break;
       out.append(buf, static_cast<size_t>(n));
     }

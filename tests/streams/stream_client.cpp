@@ -41,9 +41,27 @@ int connect_to(const stun::Endpoint& server, std::string& error) {
   return fd;
 }
 
+int64_t mono_ms();
+
 bool wait_readable(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, std::max(timeout_ms, 0)) > 0;
+  const int64_t deadline = mono_ms() + std::max(timeout_ms, 0);
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(deadline - mono_ms(), 0)));
+    if (n >= 0 || errno != EINTR) return n > 0;  // a signal: wait out the rest
+  }
+}
+
+/// Whether a call that returned `rc` (an SSL_* call when `ssl`, else a socket call) failed only
+/// because a signal interrupted its syscall. A socket with SO_RCVTIMEO set is never restarted
+/// after a signal handler ran, whatever SA_RESTART says (signal(7)); the call is to be repeated.
+bool interrupted(SSL* ssl, int rc) {
+  const int err = errno;
+  if (rc > 0) return false;
+  if (ssl == nullptr) return rc < 0 && err == EINTR;
+  const int why = SSL_get_error(ssl, rc);
+  return (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE || why == SSL_ERROR_SYSCALL) &&
+         err == EINTR;
 }
 
 int64_t mono_ms() {
@@ -71,9 +89,13 @@ StreamClient::StreamClient(const stun::Endpoint& server, const TlsOptions& tls)
   SSL_set_tlsext_host_name(ssl, tls.sni.c_str());
   timeval tv{kWaitMs / 1000, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ERR_clear_error();
-  errno = 0;
-  const int rc = SSL_connect(ssl);
+  int rc = 0;
+  for (int tries = 0; tries < 100; ++tries) {
+    ERR_clear_error();
+    errno = 0;
+    rc = SSL_connect(ssl);
+    if (rc == 1 || !interrupted(ssl, rc)) break;
+  }
   if (rc == 1) {
     ssl_ = ssl;
   } else {
@@ -111,9 +133,11 @@ bool StreamClient::send_all(std::span<const uint8_t> data) {
   if (!ok()) return false;
   size_t off = 0;
   while (off < data.size()) {
+    errno = 0;
     const int n =
         ssl_ ? SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off))
              : static_cast<int>(::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL));
+    if (n <= 0 && interrupted(ssl_, n)) continue;
     if (n <= 0) return false;
     off += static_cast<size_t>(n);
   }
@@ -124,8 +148,12 @@ bool StreamClient::fill(int timeout_ms) {
   if (!ok() || closed_) return false;
   if (!(ssl_ && SSL_pending(ssl_) > 0) && !wait_readable(fd_, timeout_ms)) return false;
   uint8_t tmp[16384];
-  const int n =
-      ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : static_cast<int>(::recv(fd_, tmp, sizeof tmp, 0));
+  int n = 0;
+  for (int tries = 0; tries < 100; ++tries) {
+    errno = 0;
+    n = ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : static_cast<int>(::recv(fd_, tmp, sizeof tmp, 0));
+    if (n > 0 || !interrupted(ssl_, n)) break;
+  }
   if (n <= 0) {
     closed_ = true;  // orderly close, reset or TLS alert: the server ended the connection
     return false;
