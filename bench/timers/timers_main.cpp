@@ -249,7 +249,6 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
     w.ending_timer_ns.reserve(w.ending_timer_ns.size() + d.server().allocation_count() + 16);
   }
   long switches = involuntary_switches();
-  long flow_switches = switches;
   const int cpu = sched_getcpu();
   auto lost = cpu_lost_ticks(cpu);
   const auto add_lost = [&](Window& w) {
@@ -285,6 +284,10 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
       w.longest_round_trip_ns = std::max(w.longest_round_trip_ns, done - rt);
       const uint64_t delay = done - flow_due;
       const rusage u = thread_usage();
+      // No involuntary switch since the packet before: the thread kept its CPU throughout.
+      if (u.ru_nivcsw == since_usage.ru_nivcsw) {
+        w.longest_on_cpu_flow_ns = std::max(w.longest_on_cpu_flow_ns, delay);
+      }
       if (delay >= w.longest_stop.delay_ns) {
         since.delay_ns = delay;
         since.voluntary = u.ru_nvcsw - since_usage.ru_nvcsw;
@@ -296,9 +299,6 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
       since_usage = u;
       w.flow_ns.push_back(delay);
       flow_due += period_ns;
-      const long s = involuntary_switches();
-      if (s == flow_switches) w.longest_on_cpu_flow_ns = std::max(w.longest_on_cpu_flow_ns, delay);
-      flow_switches = s;
     } else if (next == timer_ns) {
       const size_t before = d.server().allocation_count();
       const long s = involuntary_switches();

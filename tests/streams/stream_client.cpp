@@ -41,7 +41,10 @@ int connect_to(const stun::Endpoint& server, std::string& error) {
   return fd;
 }
 
-int64_t mono_ms();
+int64_t mono_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
 
 bool wait_readable(int fd, int timeout_ms) {
   const int64_t deadline = mono_ms() + std::max(timeout_ms, 0);
@@ -52,21 +55,26 @@ bool wait_readable(int fd, int timeout_ms) {
   }
 }
 
-/// Whether a call that returned `rc` (an SSL_* call when `ssl`, else a socket call) failed only
-/// because a signal interrupted its syscall. A socket with SO_RCVTIMEO set is never restarted
-/// after a signal handler ran, whatever SA_RESTART says (signal(7)); the call is to be repeated.
-bool interrupted(SSL* ssl, int rc) {
-  const int err = errno;
-  if (rc > 0) return false;
-  if (ssl == nullptr) return rc < 0 && err == EINTR;
-  const int why = SSL_get_error(ssl, rc);
-  return (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE || why == SSL_ERROR_SYSCALL) &&
-         err == EINTR;
-}
-
-int64_t mono_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+/// Calls `io` (an SSL_* call when `ssl`, else a socket call) again while it failed only because
+/// a signal interrupted its syscall, and returns its last result. A socket with SO_RCVTIMEO set
+/// is never restarted after a signal handler ran, whatever SA_RESTART says (signal(7)); OpenSSL
+/// then reports WANT_READ/WANT_WRITE and the same call is to be repeated.
+template <typename F>
+int retry_interrupted(SSL* ssl, F&& io) {
+  int rc = 0;
+  for (int tries = 0; tries < 100; ++tries) {
+    ERR_clear_error();
+    errno = 0;
+    rc = io();
+    const int err = errno;
+    if (rc > 0) break;
+    const bool again =
+        ssl == nullptr ? rc < 0
+                       : SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ ||
+                             SSL_get_error(ssl, rc) == SSL_ERROR_WANT_WRITE;
+    if (!again || err != EINTR) break;
+  }
+  return rc;
 }
 
 }  // namespace
@@ -89,13 +97,7 @@ StreamClient::StreamClient(const stun::Endpoint& server, const TlsOptions& tls)
   SSL_set_tlsext_host_name(ssl, tls.sni.c_str());
   timeval tv{kWaitMs / 1000, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  int rc = 0;
-  for (int tries = 0; tries < 100; ++tries) {
-    ERR_clear_error();
-    errno = 0;
-    rc = SSL_connect(ssl);
-    if (rc == 1 || !interrupted(ssl, rc)) break;
-  }
+  const int rc = retry_interrupted(ssl, [&] { return SSL_connect(ssl); });
   if (rc == 1) {
     ssl_ = ssl;
   } else {
@@ -133,11 +135,11 @@ bool StreamClient::send_all(std::span<const uint8_t> data) {
   if (!ok()) return false;
   size_t off = 0;
   while (off < data.size()) {
-    errno = 0;
-    const int n =
-        ssl_ ? SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off))
-             : static_cast<int>(::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL));
-    if (n <= 0 && interrupted(ssl_, n)) continue;
+    const int n = retry_interrupted(ssl_, [&] {
+      return ssl_ ? SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off))
+                  : static_cast<int>(
+                        ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL));
+    });
     if (n <= 0) return false;
     off += static_cast<size_t>(n);
   }
@@ -148,12 +150,10 @@ bool StreamClient::fill(int timeout_ms) {
   if (!ok() || closed_) return false;
   if (!(ssl_ && SSL_pending(ssl_) > 0) && !wait_readable(fd_, timeout_ms)) return false;
   uint8_t tmp[16384];
-  int n = 0;
-  for (int tries = 0; tries < 100; ++tries) {
-    errno = 0;
-    n = ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : static_cast<int>(::recv(fd_, tmp, sizeof tmp, 0));
-    if (n > 0 || !interrupted(ssl_, n)) break;
-  }
+  const int n = retry_interrupted(ssl_, [&] {
+    return ssl_ ? SSL_read(ssl_, tmp, sizeof tmp)
+                : static_cast<int>(::recv(fd_, tmp, sizeof tmp, 0));
+  });
   if (n <= 0) {
     closed_ = true;  // orderly close, reset or TLS alert: the server ended the connection
     return false;
