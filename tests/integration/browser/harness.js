@@ -41,8 +41,8 @@ function freeUdpPort() {
 /// Starts the server under test; resolves to { kind, port, httpPort, alive(), log(), stop() }.
 /// With options.credentialApi = { key, origin } (callrelay only) the server also serves its
 /// HTTP listener on a loopback port (httpPort) with the credential endpoint: one API key
-/// allowed from the browser origin `origin`, and TURN URIs naming the UDP listener, whose port
-/// is then chosen here (the URIs must name it before the server starts).
+/// allowed from the browser origin `origin`, and TURN URIs derived from the listeners (without
+/// streams the server then has no TCP listener, so the URIs name the UDP listener only).
 /// With options.streams = { cert, key } (callrelay only) it also listens on TCP and TLS
 /// (tcpPort, tlsPort); options.logLevel sets its log level (default info).
 /// With options.calls (callrelay only; an object of `calls:` keys, e.g. { ring_timeout_s: 4,
@@ -57,7 +57,20 @@ function freeUdpPort() {
 /// With options.unreachableUdpPort (callrelay only; with streams and apiKey) the TURN URIs
 /// (api.uris) name UDP at 127.0.0.1:that port, where the test holds a socket that never answers
 /// (a network that drops UDP), and TCP and TLS at their listeners, on ports chosen here.
+/// Ports chosen here before the server starts (coturn's, the fixed stream listeners) may be
+/// taken by a test running in parallel before the server binds them: then it starts again on
+/// other ports.
 async function startServer(workDir, options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOnce(workDir, options);
+    } catch (e) {
+      if (attempt === 3 || !/Address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startServerOnce(workDir, options) {
   const kind = process.env.CALLRELAY_TEST_SERVER || 'callrelay';
   let child;
   let readyPattern;
@@ -67,13 +80,13 @@ async function startServer(workDir, options = {}) {
     if (!bin) throw new Error('CALLRELAY_BIN is not set (callrelay target not configured); or set CALLRELAY_TEST_SERVER=coturn');
     if (!fs.existsSync(bin)) throw new Error(`callrelay binary not found at ${bin}: build the callrelay target`);
     const stateDir = path.join(workDir, 'state');
-    fs.mkdirSync(stateDir);
+    fs.mkdirSync(stateDir, { recursive: true });
     const config = path.join(workDir, 'callrelay.yaml');
     const api = options.credentialApi;
-    if (api) port = await freeUdpPort();
     const fixed = options.unreachableUdpPort ? { tcp: await freeTcpPort(), tls: await freeTcpPort() } : null;
+    const streamListeners = options.streams ? streamListen(fixed) : (api ? ', tcp: []' : '');
     fs.writeFileSync(config, [
-      `listen: {udp: ["127.0.0.1:${port}"${options.ipv6 ? ', "[::1]:0"' : ''}]${options.streams ? streamListen(fixed) : ''}}`,
+      `listen: {udp: ["127.0.0.1:0"${options.ipv6 ? ', "[::1]:0"' : ''}]${streamListeners}}`,
       'relay: {ports: {min: 61000, max: 65000}}',
       'workers: 2',
       `state_dir: ${stateDir}`,
@@ -82,7 +95,7 @@ async function startServer(workDir, options = {}) {
       'peers: {allow: ["127.0.0.0/8", "::1/128"]}   # loopback peers: test config only',
       logConfigLine(options.logLevel || 'info'),
       `http: {listen: "127.0.0.1:0"${httpKeys(options.http)}}   # never the default 9641: tests run in parallel`,
-      ...(api ? credentialApiConfig(api, port, options.adminKey) : []),
+      ...(api ? credentialApiConfig(api, options.adminKey) : []),
       ...(!api && options.apiKey ? [`api: {keys: [{name: browser-test, key: "${options.apiKey}"}${adminKeyEntry(options.adminKey)}]${fixed ? unreachableUdpUris(options.unreachableUdpPort, fixed) : ''}}`] : []),
       ...(!api && !options.apiKey && options.adminKey ? [`api: {keys: [${adminKeyEntry(options.adminKey).slice(2)}]}`] : []),
       ...(options.streams ? streamTlsConfig(options.streams) : []),
@@ -168,11 +181,10 @@ function ipv6UdpPort(output) {
 }
 
 /// The api: config lines for startServer's credentialApi option (and its adminKey).
-function credentialApiConfig(api, udpPort, adminKey) {
+function credentialApiConfig(api, adminKey) {
   return [
     'api:',
     `  keys: [{name: browser-test, key: "${api.key}", max_ttl: 3600, allowed_origins: ["${api.origin}"]}${adminKeyEntry(adminKey)}]`,
-    `  uris: ["turn:127.0.0.1:${udpPort}?transport=udp"]`,
   ];
 }
 

@@ -26,10 +26,10 @@ const PG = path.join(__dirname, '..', 'postgres', 'pg_server.sh');
 async function startInstance(workDir, name, urls, origin) {
   const dir = path.join(workDir, name);
   fs.mkdirSync(path.join(dir, 'state'), { recursive: true });
-  const udp = await freeUdpPort();
   const config = path.join(dir, 'callrelay.yaml');
   fs.writeFileSync(config, [
-    `listen: {udp: ["127.0.0.1:${udp}"]}`,
+    // Kernel-chosen UDP port and no TCP listener: the TURN URIs (UDP only) are derived from it.
+    'listen: {udp: ["127.0.0.1:0"], tcp: []}',
     'relay: {ports: {min: 61000, max: 65000}}',
     'workers: 2',
     `state_dir: ${path.join(dir, 'state')}`,
@@ -40,7 +40,6 @@ async function startInstance(workDir, name, urls, origin) {
     'http: {listen: "127.0.0.1:0"}',
     'api:',
     `  keys: [{name: cluster-test, key: "${API_KEY}", max_ttl: 3600, allowed_origins: ["${origin}"]}]`,
-    `  uris: ["turn:127.0.0.1:${udp}?transport=udp"]`,
     `calls: ${JSON.stringify({ enabled: true, token_secret: TOKEN_SECRET, grace_s: 5, ring_timeout_s: 30, credential_ttl_s: 600 })}`,
     `cluster: ${JSON.stringify({ instance_id: `relay-${name}`, postgres_url: urls.pg, redis_url: urls.redis })}`,
     '',
@@ -67,17 +66,6 @@ async function startInstance(workDir, name, urls, origin) {
       clearTimeout(t);
     },
   };
-}
-
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = require('node:dgram').createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const subscribed = (inst) => (inst.log().match(/subscribed to its signaling channel/g) || []).length;
