@@ -355,15 +355,62 @@ class BasicStreamConnection final : public StreamConnection {
  private:
 
   void start_write(std::span<const uint8_t> bytes) override {
-    const auto done = [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
-      write_done(ec);
-    };
-    // TLS: the frames of one write go into as few records as fit (each SSL_write of Asio's
-    // stream makes one record of up to 16 KiB, RFC 8446 section 5.1), each record in one send:
-    // a stream carries frames, not records, and every TURN client reframes what it reads (RFC
-    // 8656 section 12.5). One buffer also spares Asio's copy of a buffer sequence into its
-    // 8 KiB linearisation area before each SSL_write.
-    asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), done);
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      if (!spliced()) {
+        writing_ = bytes;
+        next_frame_ = 0;
+        return write_records();
+      }
+    }
+    // TCP, and the raw bytes of an RFC 6062 data connection: one write of everything queued.
+    asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
+                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
+                        write_done(ec);
+                      });
+  }
+
+  /// TLS: one record per frame, and the records of one write in as few sends as Asio's
+  /// 17 KiB output buffer allows. A stream carries frames, not records, and RFC 8656 section
+  /// 12.5 has clients reframe what they read; but coturn has always sent a record per
+  /// message, and clients written against it (its own turnutils_uclient among them) drop a
+  /// record holding two frames. Each SSL_write of Asio's stream makes a record and then a
+  /// send of its own, so all frames but the last of a group are written with SSL_write into
+  /// the BIO pair the stream flushes, and the last through the stream, which then sends every
+  /// record pending in the pair at once.
+  void write_records() requires std::is_same_v<Stream, Tls> {
+    const std::span<const size_t> ends = queue_.writing_frame_ends();
+    SSL* ssl = stream_.native_handle();
+    size_t begin = next_frame_ == 0 ? 0 : ends[next_frame_ - 1];
+    if (SSL_is_init_finished(ssl) == 1) {
+      BIO* out = SSL_get_wbio(ssl);
+      while (next_frame_ + 1 < ends.size()) {
+        const size_t len = ends[next_frame_] - begin;
+        // A record fits in the pair or waits for the stream: a partial one could not be
+        // taken back.
+        if (len > kMaxRecordPlaintext ||
+            BIO_ctrl_get_write_guarantee(out) < len + kMaxRecordOverhead) {
+          break;
+        }
+        // No SSL_get_error here: the error queue is cleared after a failure only (Asio clears
+        // it before each of its own calls).
+        const int r = SSL_write(ssl, writing_.data() + begin, static_cast<int>(len));
+        if (r <= 0) {
+          ERR_clear_error();
+          return shut("tls write failed");
+        }
+        begin += static_cast<size_t>(r);
+        if (static_cast<size_t>(r) < len) break;  // the rest of this frame goes through Asio
+        ++next_frame_;
+      }
+    }
+    const size_t end = ends[next_frame_++];
+    asio::async_write(stream_, asio::buffer(writing_.data() + begin, end - begin),
+                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
+                        if (ec || !is_open() || next_frame_ >= queue_.writing_frame_ends().size()) {
+                          return write_done(ec);
+                        }
+                        write_records();
+                      });
   }
 
   void defer_write() override {
@@ -408,8 +455,16 @@ class BasicStreamConnection final : public StreamConnection {
   /// hand-over could not take along (17 KiB pair - the largest record).
   static constexpr size_t kMaxUnseenCiphertext = 17 * 1024 - (16384 + 256 + 5);
 
+  /// TLS: the most plaintext in one record (RFC 8446 section 5.1) and more than any suite
+  /// adds to it (header, nonce, tag or MAC and padding; RFC 8446 section 5.2 bounds the
+  /// expansion by 256 bytes).
+  static constexpr size_t kMaxRecordPlaintext = 16384;
+  static constexpr size_t kMaxRecordOverhead = 5 + 256;
+
   std::shared_ptr<asio::ssl::context> context_;  ///< TLS: outlives stream_'s SSL object
   Stream stream_;
+  std::span<const uint8_t> writing_;  ///< TLS: the bytes of the write in flight
+  size_t next_frame_ = 0;             ///< TLS: the first of its frames not yet written
   bool write_deferred_ = false;  ///< a posted defer_write() has not run yet
 };
 
