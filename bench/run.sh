@@ -101,6 +101,7 @@ ECHO_PID=
 CALLRELAY_DIR=   # the last callrelay's directory (config, stderr)
 cleanup() {
   [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
+  [[ -n ${BESIDE_PID:-} ]] && kill "$BESIDE_PID" 2>/dev/null
   [[ -n $ECHO_PID ]] && kill "$ECHO_PID" 2>/dev/null
   wait 2>/dev/null
 }
@@ -446,6 +447,86 @@ bench_floor() {
   stop_server
 }
 
+# callrelay (epoll) against the floor in interleaved pairs: both run at once, each on a listen
+# port of its own (the idle one costs CPU 0 nothing), and the saturation runs alternate between
+# them, callrelay first in odd pairs and the forwarder first in even ones. The machine's drift
+# over minutes (±20% between runs on a shared VM) then falls on both sides of each pair's ratio
+# instead of between one server's block of runs and the other's. Kept: the median ratio over
+# FLOOR_PAIRS clean pairs (a pair is clean when neither run lost 10% of CPU 0 to other work)
+# and its range.
+FLOOR_PAIRS=${BENCH_FLOOR_PAIRS:-5}
+PAIR_LISTEN=127.0.0.1:13480
+PAIR_FLOOR_PORT_MIN=27000    # the forwarder's sockets; callrelay's relay ports stay below
+bench_floor_pairs() {
+  [[ -z ${CALLRELAY_BIN:-} ]] && return
+  log "== callrelay and the floor, interleaved pairs"
+  background_check pairs
+  start_forwarder_beside || { NOTES+=("interleaved pairs: the forwarder did not start"); return; }
+  start_callrelay $((PAIR_FLOOR_PORT_MIN - 1)) ||
+    { NOTES+=("interleaved pairs: callrelay did not start"); stop_server; stop_beside; return; }
+  local relay_pid=$SERVER_PID payload who order ratios procs cpus floors tries line c f cc cp fc fp
+  for payload in 160 1200; do
+    ratios=(); procs=(); cpus=(); floors=()
+    for ((tries = 1; tries <= 2 * FLOOR_PAIRS && ${#ratios[@]} < FLOOR_PAIRS; tries++)); do
+      order=(callrelay floor); ((tries % 2 == 0)) && order=(floor callrelay)
+      c=; f=
+      for who in "${order[@]}"; do
+        if [[ $who == callrelay ]]; then SERVER_PID=$relay_pid; else SERVER_PID=$BESIDE_PID; fi
+        measure "pair-$who" "max$payload-$tries" --mode max --transport udp --payload "$payload" \
+          --window $WINDOW --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" \
+          --timeout 60 $([[ $who == floor ]] && echo "--raw --server $PAIR_LISTEN")
+        line=$LAST
+        if [[ -z $line ]] || ! awk -v f="$(foreign_share "$line")" 'BEGIN { exit !(f < 0.10) }'; then
+          log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; c=x; f=x
+        elif [[ $who == callrelay ]]; then
+          [[ $c != x ]] && c="$(field "$line" ns_per_pkt) $(field "$line" proc_ns_per_pkt)"
+        else
+          [[ $f != x ]] && f="$(field "$line" ns_per_pkt) $(field "$line" proc_ns_per_pkt)"
+        fi
+        sleep 1
+      done
+      [[ $c == x || $f == x || -z $c || -z $f ]] && continue
+      read -r cc cp <<<"$c"; read -r fc fp <<<"$f"
+      ratios+=("$(awk -v a="$cc" -v b="$fc" 'BEGIN { printf "%.4f", a / b }')")
+      procs+=("$(awk -v a="$cp" -v b="$fp" 'BEGIN { printf "%.4f", a / b }')")
+      cpus+=("$cc"); floors+=("$fc")
+      log "  pair $tries, $payload B: callrelay $cc ns, floor $fc ns: $(fmt "${ratios[-1]}" 2)x"
+    done
+    SERVER_PID=$relay_pid
+    [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("interleaved pairs, $payload B: no clean pair"); continue; }
+    R[pairs.n$payload]=${#ratios[@]}
+    R[pairs.ratio$payload]=$(median "${ratios[@]}")
+    R[pairs.range$payload]="$(printf '%s\n' "${ratios[@]}" | sort -n | head -1 | xargs printf '%.2f')-$(printf '%s\n' "${ratios[@]}" | sort -n | tail -1 | xargs printf '%.2f')"
+    R[pairs.proc$payload]=$(median "${procs[@]}")
+    R[pairs.cpu$payload]=$(median "${cpus[@]}"); R[pairs.floor$payload]=$(median "${floors[@]}")
+  done
+  stop_server
+  stop_beside
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$0} END {if (NR) print a[int((NR+1)/2)]}'; }
+
+# The forwarder on PAIR_LISTEN beside the server under test (BESIDE_PID).
+BESIDE_PID=
+start_forwarder_beside() {
+  local dir=$WORK/floor-beside
+  mkdir -p "$dir"
+  nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen $PAIR_LISTEN --peer $ECHO \
+    --peer-addresses $PEERS --port-min $PAIR_FLOOR_PORT_MIN 2>"$dir/stderr" &
+  BESIDE_PID=$!
+  for _ in $(seq 100); do
+    grep -qw ready "$dir/stderr" 2>/dev/null && return 0
+    kill -0 "$BESIDE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "the forwarder beside did not start: $(tail -2 "$dir/stderr")"; stop_beside; return 1
+}
+stop_beside() {
+  [[ -z $BESIDE_PID ]] && return
+  kill "$BESIDE_PID" 2>/dev/null; wait "$BESIDE_PID" 2>/dev/null
+  BESIDE_PID=
+}
+
 # BENCH_ONLY=udp: callrelay on epoll, on shared relay ports, and the forwarder, in one run.
 bench_udp_only() {
   if [[ -n ${CALLRELAY_BIN:-} ]]; then
@@ -457,6 +538,7 @@ bench_udp_only() {
     [[ ${BENCH_SKIP_SHARED:-0} != 1 ]] && bench_callrelay_shared
   fi
   bench_floor
+  bench_floor_pairs
   table | grep -E '^\| metric|^\|---|per relayed packet, (160|1200) B|/ floor|dropped|stalls'
   [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
 }
@@ -520,6 +602,7 @@ else
   NOTES+=("coturn: turnserver not run")
 fi
 bench_floor
+bench_floor_pairs
 [[ ${BENCH_SKIP_TIMERS:-0} != 1 ]] && bench_timers
 # Two workers: clients behind one address against clients on many (bench/shard.sh).
 SHARD_ROWS=

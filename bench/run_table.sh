@@ -26,6 +26,11 @@ row() {  # row LABEL TARGET METRIC DECIMALS [DIVISOR [noratio]]
   echo "| $1 | $c | $k | $f | $r | $2 |"
 }
 
+pair_cell() {  # pair_cell PAYLOAD -> "0.95x (0.88-1.02, 5 pairs; 3,100 vs 3,260 ns)"
+  [[ $(val pairs.ratio$1) == n/a ]] && { echo n/a; return; }
+  echo "$(fmt "$(val pairs.ratio$1)" 2)x ($(val pairs.range$1), $(val pairs.n$1) pairs; $(fmt "$(val pairs.cpu$1)" 0) vs $(fmt "$(val pairs.floor$1)" 0) ns)"
+}
+
 busy_pair() {  # busy_pair SERVER TRANSPORT -> "0.99 / 1.00"
   echo "$(fmt "$(val "$1.${2}_util160")" 2) / $(fmt "$(val "$1.${2}_gen160")" 2)"
 }
@@ -48,6 +53,8 @@ table() {
   for io in 160 1200; do
     echo "| callrelay / floor, server process CPU per relayed packet, $io B: epoll / io_uring / shared relay ports | $(ratio "$(val callrelay.proc$io)" "$(val floor.proc$io)") / $(ratio "$(val callrelay_uring.proc$io)" "$(val floor.proc$io)") / $(ratio "$(val callrelay_shared.proc$io)" "$(val floor.proc$io)") | | | | |"
   done
+  echo "| callrelay (epoll) / floor, interleaved pairs: median CPU per relayed packet ratio (range over the pairs), 160 B / 1200 B | $(pair_cell 160) / $(pair_cell 1200) | | | | ≤ 1.00x |"
+  echo "| callrelay (epoll) / floor, interleaved pairs: median server process CPU ratio, 160 B / 1200 B | $(fmt "$(val pairs.proc160)" 2)x / $(fmt "$(val pairs.proc1200)" 2)x | | | | |"
   echo "| windows lost (stalls) in the 160 / 1200 B saturation runs: callrelay epoll, shared ports | $(val callrelay.stalls160) / $(val callrelay.stalls1200), $(val callrelay_shared.stalls160) / $(val callrelay_shared.stalls1200) | $(val coturn.stalls160) / $(val coturn.stalls1200) | $(val floor.stalls160) / $(val floor.stalls1200) | | 0 |"
   echo "| packets dropped by callrelay with shared relay ports, by reason (its metrics after its runs) | $(val callrelay_shared.drops) | | | | no ambiguous_peer |"
   row "server CPU per relayed packet, TCP client, 160 B (ns)" "" tcp_cpu160 0
