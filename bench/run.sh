@@ -22,7 +22,8 @@
 # (that hold once more on callrelay with N relay addresses, relay.bind_ipv4; default 0: not run),
 # BENCH_ONLY=hold (only the idle-allocation rows, for both servers; nothing saved),
 # BENCH_ONLY=udp (only the UDP saturation runs of callrelay, its shared relay ports and the
-# forwarder, the rows that compare callrelay with the floor; nothing saved),
+# forwarder, and the interleaved pairs: the rows that compare callrelay with the floor;
+# nothing saved), BENCH_FLOOR_PAIRS (interleaved pairs per payload, default 5),
 # BENCH_ONLY=streams (only the TCP and TLS client runs of callrelay and coturn; nothing saved),
 # BENCH_STREAM_PACE (frames/s per client in the paced TCP/TLS runs, default 400),
 # BENCH_SKIP_SHARED=1 (no relay.multiplex_peers rows).
@@ -636,6 +637,10 @@ fi
   echo "Client i relays to its own peer address, 127.0.0.<i+1> (one echo socket on 0.0.0.0 answers from"
   echo "each, IP_PKTINFO), for every server and the forwarder alike, so a shared socket can tell whose"
   echo "answer a datagram is."
+  echo "The interleaved-pairs rows: callrelay (epoll) and the forwarder run side by side, each on a"
+  echo "listen port of its own, and their saturation runs alternate (each first in every other"
+  echo "pair), so that the machine's drift falls inside each pair's ratio; the median of the pairs'"
+  echo "ratios and their range are shown, and the medians of each side's CPU per packet."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"
