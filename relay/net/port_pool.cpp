@@ -25,9 +25,9 @@ PortPool::PortPool(uint16_t min, uint16_t max)
   }
 }
 
-PortPool::Cursor PortPool::cursor(unsigned index, unsigned count) const {
+PortPool::Cursor PortPool::cursor(unsigned index, unsigned count, size_t start) const {
   const size_t bits = words_ * 64;
-  return Cursor{count == 0 ? 0 : bits / count * (index % count)};
+  return Cursor{((count == 0 ? 0 : bits / count * (index % count)) + start) % bits};
 }
 
 std::optional<uint16_t> PortPool::take(Cursor& cursor, bool even, bool pair) {

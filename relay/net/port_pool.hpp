@@ -28,8 +28,10 @@ class PortPool {
   struct Cursor {
     size_t bit = 0;
   };
-  /// A cursor for worker `index` of `count`: the workers start evenly spread over the range.
-  Cursor cursor(unsigned index, unsigned count) const;
+  /// A cursor for worker `index` of `count`: the workers start evenly spread over the range,
+  /// from `start` (a bit offset; a server draws it at random, so that the relays of several
+  /// processes on one host do not all try the same ports first).
+  Cursor cursor(unsigned index, unsigned count, size_t start = 0) const;
 
   /// Takes a free port at or after `cursor` (wrapping round). `even`: the port must be even.
   /// `pair`: the port is even and port+1 is free too; both are taken in one atomic step (RFC

@@ -78,7 +78,7 @@ RelaySockets::RelaySockets(asio::io_context& ctx, const RelayNetSettings& settin
     throw std::system_error(ec, "registering the relay sockets' epoll set");
   }
   for (size_t p = 0; p < share_->pool_count(); ++p) {
-    cursors_.push_back(share_->pool(p).cursor(index, count));
+    cursors_.push_back(share_->pool(p).cursor(index, count, share_->start(p)));
   }
   // Each worker starts its rotation at another address, so the first allocations of all
   // workers spread too.

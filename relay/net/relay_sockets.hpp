@@ -215,8 +215,9 @@ class RelaySockets {
   }
   RelayShare& share() { return *share_; }
 
-  /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one).
-  static constexpr int kMaxBindAttempts = 16;
+  /// Bind attempts open() makes before answering "no port" (each EADDRINUSE costs one, a few
+  /// microseconds: only ports another process holds fail, and the cursor moves past them).
+  static constexpr int kMaxBindAttempts = 64;
 
  private:
   struct Slot {

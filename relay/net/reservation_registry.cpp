@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <random>
+
 namespace callrelay::net {
 
 ReservationRegistry::~ReservationRegistry() {
@@ -59,6 +61,8 @@ RelayShare::RelayShare(uint16_t port_min, uint16_t port_max,
     addresses_.push_back(ip);
     pools_.push_back(std::make_unique<PortPool>(port_min, port_max));
   }
+  std::random_device random;
+  for (size_t i = 0; i < pools_.size(); ++i) starts_.push_back(random() % pools_[i]->size());
 }
 
 uint16_t RelayShare::pool_of(const stun::Endpoint& ip) const {

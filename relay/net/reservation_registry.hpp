@@ -73,6 +73,10 @@ class RelayShare {
 
   PortPool& pool(size_t index) { return *pools_[index]; }
   const PortPool& pool(size_t index) const { return *pools_[index]; }
+  /// Where in pool `index` the workers' searches start (PortPool::cursor's `start`): drawn at
+  /// random once, so two servers on one host (or a restart while the old sockets linger) do
+  /// not walk the range in step, each failing to bind what the other holds.
+  size_t start(size_t index) const { return starts_[index]; }
   size_t pool_count() const { return pools_.size(); }
   /// The pool of relay address `ip` (the port is ignored): its own when configured, else 0.
   uint16_t pool_of(const stun::Endpoint& ip) const;
@@ -84,6 +88,7 @@ class RelayShare {
  private:
   std::vector<stun::Endpoint> addresses_;  // index-aligned with pools_
   std::vector<std::unique_ptr<PortPool>> pools_;
+  std::vector<size_t> starts_;  // index-aligned with pools_
 };
 
 }  // namespace callrelay::net

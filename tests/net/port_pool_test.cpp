@@ -18,6 +18,24 @@
 namespace callrelay::net {
 namespace {
 
+TEST(PortPool, ACursorStartsWhereItsStartSaysAndWrapsRound) {
+  PortPool pool(2000, 2099);  // bit 0 is port 1984 (2000 rounded down to 64)
+  auto cursor = pool.cursor(0, 1, 2090 - 1984);
+  EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2090));
+  for (int i = 0; i < 9; ++i) pool.take(cursor, false, false);  // 2091-2099
+  EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2000));  // wrapped
+  // Two processes' pools with different starts try different ports first.
+  PortPool other(2000, 2099);
+  auto a = other.cursor(0, 2, 10);
+  auto b = other.cursor(0, 2, 60);
+  EXPECT_NE(other.take(a, false, false), other.take(b, false, false));
+}
+
+TEST(RelayShare, DrawsWhereEachPoolsSearchStartsWithinItsRange) {
+  const RelayShare share(40000, 40999);
+  EXPECT_LT(share.start(0), share.pool(0).size());
+}
+
 TEST(PortPool, TakesEveryPortOfTheRangeOnceThenNothing) {
   PortPool pool(1000, 1099);  // not aligned to 64 at either end
   auto cursor = pool.cursor(0, 1);

@@ -70,6 +70,8 @@ for i in $(seq 1 "$clients"); do
   UCLIENT_RC=$?
   UCLIENT_OUT="$(cat "$WORK_DIR/uclient$i.log")"
   mode="client $i"
+  # uclient says why it gave up only in its own output.
+  [ "$UCLIENT_RC" -eq 0 ] || { echo "---- uclient $i (exit $UCLIENT_RC), last lines:"; tail -n 15 "$WORK_DIR/uclient$i.log"; } >&2
   check_uclient_result "$messages"
   sent=$((sent + UCLIENT_SENT))
   received=$((received + UCLIENT_RECEIVED))
