@@ -76,10 +76,34 @@ case "$mode" in
   tcp-rest) client_flags=(-t -W "$SECRET" -u alice -p "$UDP_PORT") ;;
   tls-rest) client_flags=(-t -S -W "$SECRET" -u alice -p "$TLS_PORT") ;;
 esac
+# relay_through [reference]: with "reference" (coturn) over TLS, messages lost do not fail the
+# test: coturn's libevent buffers merge the messages it writes while a TLS write is pending into
+# one record, and uclient, which takes a record for one message, drops those (a loaded machine
+# makes it happen; 30 of 200 lost with coturn 4.6.1 when uclient was held up every 250 ms).
+# coturn's leg shows that the configuration relays; callrelay, which sends a record per
+# message, must lose nothing.
 relay_through() {
   run_uclient "${client_flags[@]}" -e 127.0.0.1 -r "$PEER_PORT" -n 20 -m 2 -l 120 127.0.0.1
   echo "$UCLIENT_OUT" | tail -n 4
-  check_uclient_result 40
+  if [ "${1:-}" = reference ] && [ "$mode" = tls-rest ]; then
+    check_uclient_relayed 40
+  else
+    check_uclient_result 40
+  fi
+}
+
+# check_uclient_relayed EXPECTED: uclient exited 0, sent EXPECTED messages and got some back.
+check_uclient_relayed() {
+  [ "$UCLIENT_RC" -eq 0 ] || fail "turnutils_uclient exited with $UCLIENT_RC"
+  local summary
+  summary="$(echo "$UCLIENT_OUT" | grep -E 'start_mclient: tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+$' | tail -n1)"
+  [ -n "$summary" ] || fail "no send/receive summary in turnutils_uclient output"
+  local sent received
+  sent="$(echo "$summary" | sed -E 's/.*tot_send_msgs=([0-9]+).*/\1/')"
+  received="$(echo "$summary" | sed -E 's/.*tot_recv_msgs=([0-9]+).*/\1/')"
+  log "mode=$mode (reference) sent=$sent received=$received expected=$1"
+  [ "$sent" -eq "$1" ] || fail "uclient sent $sent messages, expected $1"
+  [ "$received" -gt 0 ] || fail "nothing came back through the reference server"
 }
 
 # coturn, unprivileged: as nobody when this test runs as root.
@@ -107,7 +131,7 @@ write_conf
 start_peer
 start_coturn_with_conf
 log "coturn running (pid $SERVER_PID); relaying through it"
-relay_through
+relay_through reference
 kill -TERM "$SERVER_PID"  # a background job of this script ignores SIGINT
 stop_pid "$SERVER_PID" turnserver
 SERVER_PID=""
