@@ -24,7 +24,7 @@ TEST(PortPool, ACursorStartsWhereItsStartSaysAndWrapsRound) {
   EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2090));
   for (int i = 0; i < 9; ++i) pool.take(cursor, false, false);  // 2091-2099
   EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2000));  // wrapped
-  // Two processes' pools with different starts try different ports first.
+  // Cursors with different starts (two servers' on one host) try different ports first.
   PortPool other(2000, 2099);
   auto a = other.cursor(0, 2, 10);
   auto b = other.cursor(0, 2, 60);
