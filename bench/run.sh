@@ -193,13 +193,17 @@ make_cert() {
     { log "openssl could not make a certificate (see $WORK/openssl.err)"; return 1; }
 }
 
+# launch_forwarder LISTEN PORT_MIN DIR: the forwarder in the background (its pid in $!).
+launch_forwarder() {
+  mkdir -p "$3"
+  nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen "$1" --peer $ECHO \
+    --peer-addresses $PEERS --port-min "$2" 2>"$3/stderr" &
+}
+
 start_floor() {
-  local dir=$WORK/floor
-  mkdir -p "$dir"
-  nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen $LISTEN --peer $ECHO \
-    --peer-addresses $PEERS --port-min $PORT_MIN 2>"$dir/stderr" &
+  launch_forwarder $LISTEN $PORT_MIN "$WORK/floor"
   SERVER_PID=$!
-  wait_ready "$dir/stderr" 0
+  wait_ready "$WORK/floor/stderr" 0
 }
 
 stop_server() {
@@ -465,29 +469,28 @@ bench_floor_pairs() {
   start_forwarder_beside || { NOTES+=("interleaved pairs: the forwarder did not start"); return; }
   start_callrelay $((PAIR_FLOOR_PORT_MIN - 1)) ||
     { NOTES+=("interleaved pairs: callrelay did not start"); stop_server; stop_beside; return; }
-  local relay_pid=$SERVER_PID payload who order ratios procs cpus floors tries line c f cc cp fc fp
+  local relay_pid=$SERVER_PID payload who order ratios procs cpus floors tries dirty cc cp fc fp
   for payload in 160 1200; do
     ratios=(); procs=(); cpus=(); floors=()
     for ((tries = 1; tries <= 2 * FLOOR_PAIRS && ${#ratios[@]} < FLOOR_PAIRS; tries++)); do
       order=(callrelay floor); ((tries % 2 == 0)) && order=(floor callrelay)
-      c=; f=
+      dirty=0
       for who in "${order[@]}"; do
         if [[ $who == callrelay ]]; then SERVER_PID=$relay_pid; else SERVER_PID=$BESIDE_PID; fi
         measure "pair-$who" "max$payload-$tries" --mode max --transport udp --payload "$payload" \
           --window $WINDOW --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" \
           --timeout 60 $([[ $who == floor ]] && echo "--raw --server $PAIR_LISTEN")
-        line=$LAST
-        if [[ -z $line ]] || ! awk -v f="$(foreign_share "$line")" 'BEGIN { exit !(f < 0.10) }'; then
-          log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; c=x; f=x
-        elif [[ $who == callrelay ]]; then
-          [[ $c != x ]] && c="$(field "$line" ns_per_pkt) $(field "$line" proc_ns_per_pkt)"
-        else
-          [[ $f != x ]] && f="$(field "$line" ns_per_pkt) $(field "$line" proc_ns_per_pkt)"
-        fi
         sleep 1
+        if [[ -z $LAST ]] || ! awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
+          log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; dirty=1; break
+        fi
+        if [[ $who == callrelay ]]; then
+          cc=$(field "$LAST" ns_per_pkt); cp=$(field "$LAST" proc_ns_per_pkt)
+        else
+          fc=$(field "$LAST" ns_per_pkt); fp=$(field "$LAST" proc_ns_per_pkt)
+        fi
       done
-      [[ $c == x || $f == x || -z $c || -z $f ]] && continue
-      read -r cc cp <<<"$c"; read -r fc fp <<<"$f"
+      [[ $dirty == 1 ]] && continue
       ratios+=("$(awk -v a="$cc" -v b="$fc" 'BEGIN { printf "%.4f", a / b }')")
       procs+=("$(awk -v a="$cp" -v b="$fp" 'BEGIN { printf "%.4f", a / b }')")
       cpus+=("$cc"); floors+=("$fc")
@@ -497,7 +500,8 @@ bench_floor_pairs() {
     [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("interleaved pairs, $payload B: no clean pair"); continue; }
     R[pairs.n$payload]=${#ratios[@]}
     R[pairs.ratio$payload]=$(median "${ratios[@]}")
-    R[pairs.range$payload]="$(printf '%s\n' "${ratios[@]}" | sort -n | head -1 | xargs printf '%.2f')-$(printf '%s\n' "${ratios[@]}" | sort -n | tail -1 | xargs printf '%.2f')"
+    R[pairs.range$payload]=$(printf '%s\n' "${ratios[@]}" | sort -g |
+      awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
     R[pairs.proc$payload]=$(median "${procs[@]}")
     R[pairs.cpu$payload]=$(median "${cpus[@]}"); R[pairs.floor$payload]=$(median "${floors[@]}")
   done
@@ -511,9 +515,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$0} END {if (NR) print a[i
 BESIDE_PID=
 start_forwarder_beside() {
   local dir=$WORK/floor-beside
-  mkdir -p "$dir"
-  nice -n -10 taskset -c $SERVER_CPU "$BUILD/bench/bench_forwarder" --listen $PAIR_LISTEN --peer $ECHO \
-    --peer-addresses $PEERS --port-min $PAIR_FLOOR_PORT_MIN 2>"$dir/stderr" &
+  launch_forwarder $PAIR_LISTEN $PAIR_FLOOR_PORT_MIN "$dir"
   BESIDE_PID=$!
   for _ in $(seq 100); do
     grep -qw ready "$dir/stderr" 2>/dev/null && return 0

@@ -36,8 +36,12 @@ if [[ "$mode" == tls-bursts ]]; then
   # once when resumed. Only this test's uclient is signalled (other tests run in parallel).
   timeout 60 turnutils_uclient "${args[@]}" >"$WORK_DIR/uclient.out" 2>&1 &
   timeout_pid=$!
-  sleep 0.5
-  uclient_pid="$(pgrep -P "$timeout_pid")" || fail "turnutils_uclient did not start"
+  uclient_pid=""
+  for _ in $(seq 50); do
+    uclient_pid="$(pgrep -P "$timeout_pid")" && break
+    sleep 0.1
+  done
+  [ -n "$uclient_pid" ] || fail "turnutils_uclient did not start"
   while kill -STOP "$uclient_pid" 2>/dev/null; do
     sleep 0.1
     kill -CONT "$uclient_pid" 2>/dev/null

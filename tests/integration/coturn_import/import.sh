@@ -94,16 +94,10 @@ relay_through() {
 
 # check_uclient_relayed EXPECTED: uclient exited 0, sent EXPECTED messages and got some back.
 check_uclient_relayed() {
-  [ "$UCLIENT_RC" -eq 0 ] || fail "turnutils_uclient exited with $UCLIENT_RC"
-  local summary
-  summary="$(echo "$UCLIENT_OUT" | grep -E 'start_mclient: tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+$' | tail -n1)"
-  [ -n "$summary" ] || fail "no send/receive summary in turnutils_uclient output"
-  local sent received
-  sent="$(echo "$summary" | sed -E 's/.*tot_send_msgs=([0-9]+).*/\1/')"
-  received="$(echo "$summary" | sed -E 's/.*tot_recv_msgs=([0-9]+).*/\1/')"
-  log "mode=$mode (reference) sent=$sent received=$received expected=$1"
-  [ "$sent" -eq "$1" ] || fail "uclient sent $sent messages, expected $1"
-  [ "$received" -gt 0 ] || fail "nothing came back through the reference server"
+  read_uclient_summary
+  log "mode=$mode (reference) sent=$UCLIENT_SENT received=$UCLIENT_RECEIVED expected=$1"
+  [ "$UCLIENT_SENT" -eq "$1" ] || fail "uclient sent $UCLIENT_SENT messages, expected $1"
+  [ "$UCLIENT_RECEIVED" -gt 0 ] || fail "nothing came back through the reference server"
 }
 
 # coturn, unprivileged: as nobody when this test runs as root.

@@ -214,18 +214,25 @@ run_uclient() {
 # EXPECTED messages, got every one back and reports no lost packets (uclient exits 0 even on
 # 100% loss, so its summary is parsed); sets UCLIENT_SENT and UCLIENT_RECEIVED.
 check_uclient_result() {
-  local expected="$1" summary lost
+  local expected="$1" lost
+  read_uclient_summary
+  lost="$(echo "$UCLIENT_OUT" | sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' | tail -n1)"
+  log "mode=${mode:-} sent=$UCLIENT_SENT received=$UCLIENT_RECEIVED lost=${lost:-?} expected=$expected"
+  [ "$UCLIENT_SENT" -eq "$expected" ] || fail "uclient sent $UCLIENT_SENT messages, expected $expected"
+  [ "$UCLIENT_RECEIVED" -eq "$UCLIENT_SENT" ] || fail "uclient received $UCLIENT_RECEIVED of $UCLIENT_SENT relayed messages"
+  [ "${lost:-x}" = 0 ] || fail "uclient reports ${lost:-unknown} lost packets"
+}
+
+# read_uclient_summary: fails unless run_uclient's turnutils_uclient exited 0 with its
+# send/receive summary; sets UCLIENT_SENT and UCLIENT_RECEIVED from it.
+read_uclient_summary() {
+  local summary
   [ "$UCLIENT_RC" -ne 124 ] || fail "turnutils_uclient timed out after 60 s"
   [ "$UCLIENT_RC" -eq 0 ] || fail "turnutils_uclient exited with $UCLIENT_RC"
   summary="$(echo "$UCLIENT_OUT" | grep -E 'start_mclient: tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+$' | tail -n1)"
   [ -n "$summary" ] || fail "no send/receive summary in turnutils_uclient output"
   UCLIENT_SENT="$(echo "$summary" | sed -E 's/.*tot_send_msgs=([0-9]+).*/\1/')"
   UCLIENT_RECEIVED="$(echo "$summary" | sed -E 's/.*tot_recv_msgs=([0-9]+).*/\1/')"
-  lost="$(echo "$UCLIENT_OUT" | sed -nE 's/.*Total lost packets ([0-9]+) .*/\1/p' | tail -n1)"
-  log "mode=${mode:-} sent=$UCLIENT_SENT received=$UCLIENT_RECEIVED lost=${lost:-?} expected=$expected"
-  [ "$UCLIENT_SENT" -eq "$expected" ] || fail "uclient sent $UCLIENT_SENT messages, expected $expected"
-  [ "$UCLIENT_RECEIVED" -eq "$UCLIENT_SENT" ] || fail "uclient received $UCLIENT_RECEIVED of $UCLIENT_SENT relayed messages"
-  [ "${lost:-x}" = 0 ] || fail "uclient reports ${lost:-unknown} lost packets"
 }
 
 # mint_password USERNAME: the TURN REST password for USERNAME with the test secret.
