@@ -270,6 +270,13 @@ std::string child_output(int lines, End end, int* status) {
   int err[2];
   int queued[2];
   if (::pipe(err) != 0 || ::pipe(queued) != 0) return {};
+  // The parent's writer is running and idle before the fork. A fork while it is still being
+  // set up can leave the child's allocator locked under GCC's AddressSanitizer, whose runtime,
+  // unlike glibc's malloc, does not take its locks across fork(2): the child's own writer then
+  // never starts (seen: 7 runs in 40 wrote nothing). The parent's line is still waiting to be
+  // written when the child is made.
+  write_line("the parent's writer starts");
+  flush();
   write_line("a line of the parent's before the fork: the child starts a writer of its own");
   const pid_t child = ::fork();
   if (child < 0) return {};
