@@ -284,8 +284,9 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
       w.longest_round_trip_ns = std::max(w.longest_round_trip_ns, done - rt);
       const uint64_t delay = done - flow_due;
       const rusage u = thread_usage();
-      // No involuntary switch since the packet before: the thread kept its CPU throughout.
-      if (u.ru_nivcsw == since_usage.ru_nivcsw) {
+      // No switch since the packet before, neither taken off its CPU nor blocked (a lock whose
+      // holder was itself taken off the CPU): the thread kept its CPU throughout.
+      if (u.ru_nivcsw == since_usage.ru_nivcsw && u.ru_nvcsw == since_usage.ru_nvcsw) {
         w.longest_on_cpu_flow_ns = std::max(w.longest_on_cpu_flow_ns, delay);
       }
       if (delay >= w.longest_stop.delay_ns) {
@@ -301,12 +302,13 @@ void run_live(CoreDriver& d, Fleet& fleet, BenchClient& flow, core::TimeMs start
       flow_due += period_ns;
     } else if (next == timer_ns) {
       const size_t before = d.server().allocation_count();
-      const long s = involuntary_switches();
+      const rusage s = thread_usage();
       const uint64_t a = now_ns();
       timer_due = d.server().on_timer(core_now(now));
       const uint64_t took = now_ns() - a;
       const size_t ended = before - d.server().allocation_count();
-      if (involuntary_switches() == s) {
+      const rusage e = thread_usage();
+      if (e.ru_nivcsw == s.ru_nivcsw && e.ru_nvcsw == s.ru_nvcsw) {
         w.longest_on_cpu_timer_ns = std::max(w.longest_on_cpu_timer_ns, took);
       }
       w.longest_timer_ns = std::max(w.longest_timer_ns, took);
