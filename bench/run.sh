@@ -110,10 +110,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM   # so that the EXIT trap stops the servers and the echo peer
 
 # Waits (at most 10 s) for "ready" on the server's stderr, or for a Binding answer.
-wait_ready() {
-  local errfile=$1 probe=$2
+wait_ready() {  # wait_ready ERRFILE PROBE [PID]: PID defaults to $SERVER_PID
+  local errfile=$1 probe=$2 pid=${3:-$SERVER_PID}
   for _ in $(seq 100); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited:"; tail -5 "$errfile" >&2; return 1; }
+    kill -0 "$pid" 2>/dev/null || { log "server exited:"; tail -5 "$errfile" >&2; return 1; }
     if [[ $probe == 1 ]]; then
       loadgen --mode probe --timeout 0.3 >/dev/null 2>&1 && return 0
     elif grep -qw 'ready' "$errfile" 2>/dev/null; then
@@ -517,12 +517,7 @@ start_forwarder_beside() {
   local dir=$WORK/floor-beside
   launch_forwarder $PAIR_LISTEN $PAIR_FLOOR_PORT_MIN "$dir"
   BESIDE_PID=$!
-  for _ in $(seq 100); do
-    grep -qw ready "$dir/stderr" 2>/dev/null && return 0
-    kill -0 "$BESIDE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "the forwarder beside did not start: $(tail -2 "$dir/stderr")"; stop_beside; return 1
+  wait_ready "$dir/stderr" 0 "$BESIDE_PID" || { stop_beside; return 1; }
 }
 stop_beside() {
   [[ -z $BESIDE_PID ]] && return

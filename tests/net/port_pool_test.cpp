@@ -24,11 +24,14 @@ TEST(PortPool, ACursorStartsWhereItsStartSaysAndWrapsRound) {
   EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2090));
   for (int i = 0; i < 9; ++i) pool.take(cursor, false, false);  // 2091-2099
   EXPECT_EQ(pool.take(cursor, false, false), std::optional<uint16_t>(2000));  // wrapped
-  // Cursors with different starts (two servers' on one host) try different ports first.
-  PortPool other(2000, 2099);
-  auto a = other.cursor(0, 2, 10);
-  auto b = other.cursor(0, 2, 60);
-  EXPECT_NE(other.take(a, false, false), other.take(b, false, false));
+  // Two servers on one host, each with a pool of its own over the same range: with different
+  // starts their first ports differ (a start below the range's first port finds that one).
+  PortPool one(2000, 2099);
+  PortPool two(2000, 2099);
+  auto a = one.cursor(0, 2, 10);  // bit 10 is port 1994, outside the range
+  auto b = two.cursor(0, 2, 60);  // port 2044
+  EXPECT_EQ(one.take(a, false, false), std::optional<uint16_t>(2000));
+  EXPECT_EQ(two.take(b, false, false), std::optional<uint16_t>(2044));
 }
 
 TEST(RelayShare, DrawsWhereEachPoolsSearchStartsWithinItsRange) {
