@@ -16,7 +16,8 @@
 
 namespace callrelay::net {
 
-core::TimeMs now_ms();  // worker.hpp; declared here to keep this file free of the worker
+core::TimeMs now_ms();    // worker.hpp; declared here to keep this file free of the worker
+int64_t media_now_us();  // worker.hpp
 
 namespace {
 /// Lines about what unauthenticated clients sent (garbage, oversized frames, too many bytes):
@@ -191,12 +192,15 @@ bool StreamConnection::on_read(size_t n) {
 }
 
 bool StreamConnection::take_frames() {
+  // One clock reading for the frames of one read: they arrived together.
+  int64_t now_us = -1;
   for (;;) {
     const StreamFramer::Next next = framer_.next();
     switch (next.status) {
       case StreamFramer::Status::kFrame:
-        last_frame_ = now_ms();
-        host_.on_frame(*this, next.frame);
+        if (now_us < 0) now_us = media_now_us();
+        last_frame_ = now_us / 1000;
+        host_.on_frame(*this, next.frame, now_us);
         if (closed_) return false;
         if (spliced_) return deliver_raw();  // the frame was a ConnectionBind: raw from here
         continue;

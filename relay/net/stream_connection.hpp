@@ -60,8 +60,9 @@ class RawSink {
 class StreamHost {
  public:
   virtual ~StreamHost() = default;
-  /// One complete frame from the client.
-  virtual void on_frame(StreamConnection& c, std::span<const uint8_t> frame) = 0;
+  /// One complete frame from the client; `now_us`: media_now_us() when the read that carried it
+  /// was handled (now_ms() is now_us / 1000).
+  virtual void on_frame(StreamConnection& c, std::span<const uint8_t> frame, int64_t now_us) = 0;
   /// The connection closed (by the client, an error, a timeout or close()); called once.
   virtual void on_closed(StreamConnection& c) = 0;
   /// The frames of one read were all delivered; outputs pointing into them (kept until now

@@ -19,7 +19,6 @@
 namespace callrelay::net {
 
 core::TimeMs now_ms();    // worker.cpp
-int64_t media_now_us();  // worker.cpp
 
 namespace {
 
@@ -315,10 +314,11 @@ void StreamService::adopt(std::unique_ptr<StreamHandoff> h) {
   c->start_adopted(h->bytes);
 }
 
-void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame) {
+void StreamService::on_frame(StreamConnection& c, std::span<const uint8_t> frame,
+                             int64_t now_us) {
   if (links_ != nullptr && hand_off(c, frame)) return;
-  const int64_t now_us = media_clock_ ? media_now_us() : -1;
-  dispatch_(core_.on_client_packet(c.tuple(), frame, now_ms(), now_us), /*batched=*/true);
+  dispatch_(core_.on_client_packet(c.tuple(), frame, now_us / 1000, media_clock_ ? now_us : -1),
+            /*batched=*/true);
   if (after_frame_ && c.is_open()) after_frame_(c);
 }
 

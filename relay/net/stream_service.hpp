@@ -118,7 +118,7 @@ class StreamService final : private StreamHost {
     asio::steady_timer retry;
   };
 
-  void on_frame(StreamConnection& c, std::span<const uint8_t> frame) override;
+  void on_frame(StreamConnection& c, std::span<const uint8_t> frame, int64_t now_us) override;
   void on_closed(StreamConnection& c) override;
   void on_read_done() override { flush_(); }
   bool has_allocation(const StreamConnection& c) override { return core_.has_allocation(c.tuple()); }

@@ -239,8 +239,9 @@ void Worker::on_listener_readable(size_t li) {
       }
       continue;
     }
-    const core::TimeMs now = now_ms();
-    const int64_t now_us = media_clock_ ? media_now_us() : -1;
+    const int64_t clock_us = media_now_us();
+    const core::TimeMs now = clock_us / 1000;
+    const int64_t now_us = media_clock_ ? clock_us : -1;
     const size_t first = batch_.first();
     l.defer_answers(true);  // the round's answers leave in its flush
     for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
@@ -361,8 +362,9 @@ void Worker::on_uring_ready() {
   // Each batch of datagrams from peers is relayed (its sends to clients, one sendmmsg per
   // listener) and its buffers returned to the kernel before the next batch is taken.
   for (int round = 0; round < kDrainRounds; ++round) {
-    uring_now_ = now_ms();
-    uring_now_us_ = media_clock_ ? media_now_us() : -1;
+    const int64_t clock_us = media_now_us();
+    uring_now_ = clock_us / 1000;
+    uring_now_us_ = media_clock_ ? clock_us : -1;
     uring_->harvest(*this, RecvBatch::kBatch);
     flush_round();
     if (stopping_ || !uring_) return;
@@ -432,8 +434,9 @@ bool Worker::receive_relay(core::RelayId id, uint32_t generation) {
     }
     return true;  // the error is consumed; datagrams may follow it
   }
-  const core::TimeMs now = now_ms();
-  const int64_t now_us = media_clock_ ? media_now_us() : -1;
+  const int64_t clock_us = media_now_us();
+  const core::TimeMs now = clock_us / 1000;
+  const int64_t now_us = media_clock_ ? clock_us : -1;
   const size_t first = batch_.first();
   for (size_t i = first; i < first + static_cast<size_t>(n); ++i) {
     if (batch_.truncated(i) || !relays_.is_open(id, generation)) continue;
