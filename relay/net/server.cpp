@@ -197,6 +197,12 @@ uint64_t Server::tcp_peer_connections() const {
   return n;
 }
 
+uint64_t Server::tls_buffer_trims() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->tls_buffer_trims();
+  return n;
+}
+
 uint64_t Server::relay_ports_in_use() const {
   uint64_t n = 0;
   for (const auto& w : workers_) n += w->relay_count();

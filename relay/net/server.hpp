@@ -63,6 +63,9 @@ class Server {
   uint64_t relay_ports_in_use() const;
   /// RFC 6062 peer data connections open across all workers (any thread).
   uint64_t tcp_peer_connections() const;
+  /// TLS connections whose record buffers were freed while idle, across all workers, so far
+  /// (any thread).
+  uint64_t tls_buffer_trims() const;
 
   /// Starts one thread per worker.
   void start();

@@ -144,6 +144,7 @@ void StreamConnection::start_adopted(std::span<const uint8_t> bytes) {
 
 void StreamConnection::kick_write() {
   if (!queue_.ready()) return;
+  trimmed_ = false;
   last_write_ = now_ms();
   start_write(queue_.begin_write());
 }
@@ -181,6 +182,7 @@ bool StreamConnection::within_unauth_budget(size_t n) {
 }
 
 bool StreamConnection::on_read(size_t n) {
+  trimmed_ = false;
   framer_.commit(n);
   if (spliced_) return sink_ && deliver_raw();
   if (!within_unauth_budget(n)) return false;
@@ -241,6 +243,13 @@ const char* StreamConnection::timed_out(core::TimeMs now) const {
 
 void StreamConnection::mark_established(core::TimeMs now) { last_frame_ = now; }
 
+bool StreamConnection::trim_if_idle(core::TimeMs now) {
+  if (closed_ || trimmed_ || tuple_.transport != core::Transport::kTls) return false;
+  if (now - std::max(last_frame_, last_write_) < limits_.tls_buffers_idle_ms) return false;
+  trimmed_ = trim_buffers();
+  return trimmed_;
+}
+
 void StreamConnection::shut(const char* why) {
   if (closed_) return;
   closed_ = true;
@@ -270,7 +279,15 @@ class BasicStreamConnection final : public StreamConnection {
   template <typename... StreamArgs>
   BasicStreamConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
                         core::TimeMs now, StreamArgs&&... args)
-      : StreamConnection(host, tuple, limits, now), stream_(std::forward<StreamArgs>(args)...) {}
+      : StreamConnection(host, tuple, limits, now), stream_(std::forward<StreamArgs>(args)...) {
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      // Asio asks OpenSSL to free a session's read and write buffers whenever they empty, so a
+      // busy connection allocated and freed about 34 KiB around every record (3% of the CPU
+      // of a TLS client's relayed packet at saturation); trim_buffers() frees them once the
+      // connection is idle instead.
+      SSL_clear_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    }
+  }
 
   void start() override {
     if constexpr (std::is_same_v<Stream, Tls>) {
@@ -431,6 +448,17 @@ class BasicStreamConnection final : public StreamConnection {
   void close_socket() override {
     asio::error_code ignored;
     stream_.lowest_layer().close(ignored);
+  }
+
+  bool trim_buffers() override {
+    if constexpr (std::is_same_v<Stream, Tls>) {
+      SSL* ssl = stream_.native_handle();
+      // Not mid-handshake, and not while Asio is writing: a record may sit half sent in the
+      // write buffer (SSL_free_buffers refuses then too, as it does with unread input).
+      if (SSL_is_init_finished(ssl) != 1 || queue_.in_flight()) return false;
+      return SSL_free_buffers(ssl) == 1;
+    }
+    return true;
   }
 
   void handshake_failed(const asio::error_code& ec) {

@@ -29,6 +29,10 @@ struct StreamLimits {
   core::TimeMs allocated_idle_timeout_ms = 3600000;
   size_t max_frame_bytes = 65552;    ///< larger frames close the connection
   size_t send_queue_bytes = 262144;  ///< pending output per connection; beyond, frames drop
+  /// TLS: a connection that read and wrote nothing for this long hands OpenSSL's record
+  /// buffers (about 34 KiB) back; until then it keeps them, where OpenSSL's default (which Asio
+  /// sets) frees and allocates them again around every record.
+  core::TimeMs tls_buffers_idle_ms = 10000;
   size_t max_connections = 0;        ///< per worker; 0: unlimited
   /// Bytes a connection may send without an allocation on it before it is closed (counted
   /// kTcpUnauthBytes); 0: no limit.
@@ -96,6 +100,10 @@ class StreamConnection : public ClientTransport,
 
   /// Which timeout passed at `now` ("idle timeout", "send stalled"), or null.
   const char* timed_out(core::TimeMs now) const;
+  /// TLS: frees the session's record buffers when the connection has been idle for
+  /// StreamLimits::tls_buffers_idle_ms at `now` (once per idle period). True when it freed them
+  /// now.
+  bool trim_if_idle(core::TimeMs now);
   /// Closes the connection, logging `why` at debug level. Idempotent.
   void close_for(const char* why) { shut(why); }
 
@@ -150,6 +158,9 @@ class StreamConnection : public ClientTransport,
   void write_done(const asio::error_code& ec);
   /// Closes the socket (pending operations end with operation_aborted).
   virtual void close_socket() = 0;
+  /// trim_if_idle(): frees what the stream can rebuild on its next read or write; false when
+  /// it holds data now (nothing freed, tried again at the next sweep).
+  virtual bool trim_buffers() { return true; }
   /// hand_off(): moves the descriptor (and TLS session, with any plaintext it already holds
   /// appended to h.bytes) into `h`. False: nothing moved (the connection stays as it was),
   /// unless it closed (is_open() tells).
@@ -184,6 +195,7 @@ class StreamConnection : public ClientTransport,
   bool spliced_ = false;
   bool paused_ = false;       ///< spliced: no read in flight until resume_reading()
   bool close_flushed_ = false;  ///< close_when_flushed() was called
+  bool trimmed_ = false;  ///< trim_buffers() ran and nothing was read or written since
 };
 
 /// A plain TCP connection on an accepted socket.

@@ -343,7 +343,11 @@ void StreamService::arm_sweep() {
     std::vector<std::pair<std::shared_ptr<StreamConnection>, const char*>> expired;
     for (const auto& [id, c] : connections_) {
       (void)id;
-      if (const char* why = c->timed_out(now)) expired.emplace_back(c, why);
+      if (const char* why = c->timed_out(now)) {
+        expired.emplace_back(c, why);
+      } else if (c->trim_if_idle(now)) {
+        tls_buffer_trims_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     for (const auto& [c, why] : expired) c->close_for(why);
     arm_sweep();

@@ -8,6 +8,8 @@
 
 #include <asio.hpp>
 #include <asio/ssl.hpp>
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -107,6 +109,8 @@ class StreamService final : private StreamHost {
   void close_all();
 
   size_t connection_count() const { return connections_.size(); }
+  /// TLS connections whose record buffers were freed while idle, so far (any thread).
+  uint64_t tls_buffer_trims() const { return tls_buffer_trims_.load(std::memory_order_relaxed); }
   /// Connection ids start here, far above UDP listener indices (FiveTuple::listener).
   static constexpr uint32_t kFirstConnectionId = 0x80000000u;
 
@@ -143,6 +147,7 @@ class StreamService final : private StreamHost {
   std::unordered_map<uint32_t, std::shared_ptr<StreamConnection>> connections_;
   asio::steady_timer sweep_;
   uint32_t next_id_ = kFirstConnectionId;
+  std::atomic<uint64_t> tls_buffer_trims_{0};
   StreamLinks* links_ = nullptr;  ///< see set_links
   unsigned worker_ = 0;
   bool stopping_ = false;

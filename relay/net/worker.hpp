@@ -89,6 +89,8 @@ class Worker final : private core::RelayPorts, private UringRelay::Sink {
   void update_limits(const core::CoreConfig& cfg);
   /// Open TCP/TLS connections (on the worker's thread, or after run() returned).
   size_t stream_connection_count() const { return streams_ ? streams_->connection_count() : 0; }
+  /// StreamService::tls_buffer_trims() (any thread).
+  uint64_t tls_buffer_trims() const { return streams_ ? streams_->tls_buffer_trims() : 0; }
 
   /// Serves until stop() has run its course. Call from the worker's own thread.
   void run();

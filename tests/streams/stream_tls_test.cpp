@@ -2,6 +2,10 @@
 // on the TLS port are refused, the certificate is checked at startup.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
 #include "base/log.hpp"
 #include "relay/stun/channel_data.hpp"
 #include "tests/streams/stream_fixture.hpp"
@@ -115,6 +119,61 @@ TEST(StreamTls, HandshakeMustFinishWithinTheIdleTimeout) {
   StreamClient silent(f.tls());  // TCP connect, no ClientHello
   ASSERT_TRUE(silent.ok()) << silent.error();
   EXPECT_TRUE(silent.closed_by_server());
+}
+
+/// Waits (at most 5 s) until the server has freed the record buffers of more idle TLS
+/// connections than `before`.
+bool wait_for_trim(StreamServerFixture& f, uint64_t before) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (f.server().tls_buffer_trims() <= before) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// A busy connection keeps OpenSSL's record buffers; an idle one gives them back at a sweep
+// and gets them again with its next record, each way, in both versions.
+TEST(StreamTls, AnIdleConnectionFreesItsRecordBuffersAndRelaysOn) {
+  TestCertificate cert;
+  StreamLimits limits;
+  limits.tls_buffers_idle_ms = 100;
+  limits.idle_timeout_ms = 2000;  // sweeps every 500 ms
+  StreamServerFixture f(1, limits, &cert);
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    StreamClient c(f.tls(), versions(version, version));
+    ASSERT_TRUE(c.ok()) << c.error();
+    f.login(c);
+    const auto relayed = c.allocate();
+    ASSERT_TRUE(relayed.has_value());
+    UdpSocket peer;
+    const auto bound = c.request(stun::Method::kChannelBind, [&](stun::MessageBuilder& m) {
+      m.add_channel_number(0x4002);
+      m.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
+    });
+    ASSERT_TRUE(bound && bound->error_code() == 0);
+    for (uint8_t round = 0; round < 2; ++round) {
+      const uint64_t trims = f.server().tls_buffer_trims();
+      ASSERT_TRUE(wait_for_trim(f, trims)) << "round " << int{round} << ": never freed";
+      // Client to peer first: the server reads a record into a fresh read buffer.
+      ASSERT_TRUE(c.send_all(Bytes{0x40, 0x02, 0x00, 0x02, 0xAB, round, 0x00, 0x00}));
+      const auto at_peer = peer.receive();
+      ASSERT_TRUE(at_peer.has_value());
+      EXPECT_EQ(*at_peer, (Bytes{0xAB, round}));
+      ASSERT_TRUE(wait_for_trim(f, trims + 1)) << "round " << int{round} << ": not freed again";
+      // Peer to client: the server writes a record through a fresh write buffer.
+      peer.send_to(*relayed, Bytes{1, 2, round});
+      const auto back = c.read_frame();
+      ASSERT_TRUE(back.has_value());
+      EXPECT_EQ(*back, (Bytes{0x40, 0x02, 0x00, 0x03, 1, 2, round, 0}));
+    }
+    // A request and its answer after the last trim.
+    const auto refreshed = c.request(stun::Method::kRefresh, [](stun::MessageBuilder& m) {
+      m.add_u32(stun::attr::kLifetime, 600);
+    });
+    ASSERT_TRUE(refreshed.has_value());
+    EXPECT_EQ(refreshed->error_code(), 0);
+  }
 }
 
 TEST(StreamTls, UnreadableCertificateFailsAtStartup) {
