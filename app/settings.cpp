@@ -34,6 +34,7 @@ net::StreamSettings stream_settings(const config::Config& cfg) {
   st.limits.max_frame_bytes = cfg.streams.max_frame_bytes;
   st.limits.send_queue_bytes = cfg.streams.send_queue_bytes;
   st.limits.max_connections = cfg.streams.max_connections;
+  st.limits.pack_tls_records = cfg.tls.pack_records;
   return st;
 }
 

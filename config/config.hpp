@@ -31,6 +31,9 @@ struct TlsConfig {
   std::string cert;                ///< PEM certificate chain file (leaf first); empty: no TLS
   std::string key;                 ///< PEM private key file
   std::string min_version = "1.2"; ///< "1.2" or "1.3"
+  /// tls.records: "packed" (true): the frames of one write share TLS records; "per_frame"
+  /// (false): a record per frame.
+  bool pack_records = false;
 };
 
 /// Limits of TCP and TLS client connections.

@@ -67,6 +67,7 @@ class Loader {
   void read_tls(const Field& f);
   void read_tls_file(const Field& f, std::string& out);
   void read_tls_min_version(const Field& f);
+  void read_tls_records(const Field& f);
   void read_streams(const Field& f);
   void apply_stream_defaults();
 

@@ -35,7 +35,8 @@ void Loader::read_tls(const Field& f) {
                           read_tls_file(x, cfg_.tls.cert);
                         }},
                        {"key", [this](const Field& x) { read_tls_file(x, cfg_.tls.key); }},
-                       {"min_version", on(&Loader::read_tls_min_version)}});
+                       {"min_version", on(&Loader::read_tls_min_version)},
+                       {"records", on(&Loader::read_tls_records)}});
 }
 
 void Loader::read_tls_file(const Field& f, std::string& out) {
@@ -59,6 +60,16 @@ void Loader::read_tls_min_version(const Field& f) {
     return;
   }
   cfg_.tls.min_version = *s;
+}
+
+void Loader::read_tls_records(const Field& f) {
+  const auto s = reader_.string(f);
+  if (!s) return;
+  if (*s != "per_frame" && *s != "packed") {
+    reader_.error(f, "must be \"per_frame\" or \"packed\", not '" + *s + "'");
+    return;
+  }
+  cfg_.tls.pack_records = *s == "packed";
 }
 
 void Loader::read_streams(const Field& f) {

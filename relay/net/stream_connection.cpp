@@ -377,13 +377,14 @@ class BasicStreamConnection final : public StreamConnection {
 
   void start_write(std::span<const uint8_t> bytes) override {
     if constexpr (std::is_same_v<Stream, Tls>) {
-      if (!spliced()) {
+      if (!spliced() && !pack_tls_records()) {
         writing_ = bytes;
         next_frame_ = 0;
         return write_records();
       }
     }
-    // TCP, and the raw bytes of an RFC 6062 data connection: one write of everything queued.
+    // TCP, TLS with packed records (Asio's stream cuts the bytes into records of up to 16 KiB),
+    // and the raw bytes of an RFC 6062 data connection: one write of everything queued.
     asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
                       [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
                         write_done(ec);

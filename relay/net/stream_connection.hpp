@@ -33,6 +33,9 @@ struct StreamLimits {
   /// buffers (about 34 KiB) back; until then it keeps them, where OpenSSL's default (which Asio
   /// sets) frees and allocates them again around every record.
   core::TimeMs tls_buffers_idle_ms = 10000;
+  /// TLS: the frames of one write share records (tls.records: packed) instead of a record
+  /// each.
+  bool pack_tls_records = false;
   size_t max_connections = 0;        ///< per worker; 0: unlimited
   /// Bytes a connection may send without an allocation on it before it is closed (counted
   /// kTcpUnauthBytes); 0: no limit.
@@ -170,6 +173,7 @@ class StreamConnection : public ClientTransport,
   /// Closes with a reason (debug log) and tells the host.
   void shut(const char* why);
   void mark_established(core::TimeMs now);
+  bool pack_tls_records() const { return limits_.pack_tls_records; }
 
   StreamFramer framer_;
   StreamSendQueue queue_;

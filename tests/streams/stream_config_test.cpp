@@ -23,6 +23,7 @@ TEST(StreamConfig, TcpDefaultsToTheUdpEndpointsAndTlsNeedsACertificate) {
   EXPECT_TRUE(none.listen.tcp.empty());
   EXPECT_EQ(d.streams.idle_timeout_s, 30u);
   EXPECT_EQ(d.tls.min_version, "1.2");
+  EXPECT_FALSE(d.tls.pack_records);
 }
 
 TEST(StreamConfig, ACertificateOpensTls5349ByDefault) {
@@ -30,12 +31,15 @@ TEST(StreamConfig, ACertificateOpensTls5349ByDefault) {
   const Config c = parse("tls: {cert: '" + cert.cert_file + "', key: '" + cert.key_file + "'}\n");
   EXPECT_EQ(c.listen.tls, (std::vector<stun::Endpoint>{ep("0.0.0.0:5349"), ep("[::]:5349")}));
   EXPECT_EQ(c.tls.cert, cert.cert_file);
-  const Config on443 = parse("listen: {tls: ['0.0.0.0:443']}\ntls: {cert: '" + cert.cert_file +
-                             "', key: '" + cert.key_file + "', min_version: '1.3'}\n" +
-                             "streams: {idle_timeout: 5, max_frame: 1500, send_queue: 100000, "
-                             "max_connections: 10}\n");
+  const Config on443 =
+      parse("listen: {tls: ['0.0.0.0:443']}\ntls: {cert: '" + cert.cert_file + "', key: '" +
+            cert.key_file + "', min_version: '1.3', records: packed}\n" +
+            "streams: {idle_timeout: 5, max_frame: 1500, send_queue: 100000, "
+            "max_connections: 10}\n");
   EXPECT_EQ(on443.listen.tls, std::vector<stun::Endpoint>{ep("0.0.0.0:443")});
   EXPECT_EQ(on443.tls.min_version, "1.3");
+  EXPECT_TRUE(on443.tls.pack_records);
+  EXPECT_FALSE(parse("tls: {records: per_frame}\n").tls.pack_records);
   EXPECT_EQ(on443.streams.idle_timeout_s, 5u);
   EXPECT_EQ(on443.streams.max_frame_bytes, 1500u);
   EXPECT_EQ(on443.streams.send_queue_bytes, 100000u);
@@ -55,6 +59,7 @@ TEST(StreamConfig, Errors) {
   expect_error("listen: {tls: ['0.0.0.0:5349']}\n", "key 'listen.tls': listening on TLS needs");
   expect_error("listen: {tcp: ['nonsense']}\n", "key 'listen.tcp[0]'");
   expect_error("tls: {min_version: '1.1'}\n", "key 'tls.min_version'");
+  expect_error("tls: {records: whole}\n", "key 'tls.records': must be \"per_frame\" or \"packed\"");
   expect_error("tls: {cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem'}\n",
                "cannot read '/nonexistent/cert.pem'");
   net::testing::TestCertificate cert;
@@ -68,8 +73,8 @@ TEST(StreamConfig, ExampleFileDocumentsTheStreamKeys) {
   std::stringstream text;
   text << in.rdbuf();
   const std::string example = text.str();
-  for (const char* key : {"tcp", "tls", "cert", "key", "min_version", "streams", "idle_timeout",
-                          "max_frame", "send_queue", "max_connections"}) {
+  for (const char* key : {"tcp", "tls", "cert", "key", "min_version", "records", "streams",
+                          "idle_timeout", "max_frame", "send_queue", "max_connections"}) {
     const std::string k = key;
     const bool found = example.find("\n" + k + ":") != std::string::npos ||
                        example.find(" " + k + ":") != std::string::npos;

@@ -1,7 +1,7 @@
 // How the TLS listener maps frames onto records and which suites it prefers, seen from a raw
-// OpenSSL client: frames answered together leave in a record each, all in one TCP segment, and
-// the server's suite order wins (AES-128-GCM first) unless the client asks for
-// ChaCha20-Poly1305 first.
+// OpenSSL client: frames answered together leave in a record each, all in one TCP segment (with
+// tls.records: packed, in one record), and the server's suite order wins (AES-128-GCM first)
+// unless the client asks for ChaCha20-Poly1305 first.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -163,6 +163,28 @@ TEST(StreamTlsRecords, AnswersToOneReadLeaveInARecordEachAndInOneSegment) {
           << "the four records came in more than one segment; TLS version " << std::hex
           << version;
     }
+  }
+}
+
+TEST(StreamTlsRecords, PackedRecordsCarryTheAnswersToOneReadTogether) {
+  TestCertificate cert;
+  StreamLimits limits;
+  limits.pack_tls_records = true;  // tls.records: packed
+  StreamServerFixture f(1, limits, &cert);
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    RawTlsClient c(f.tls(), {.version = version});
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.write_records({binding_request(9)}));
+    ASSERT_EQ(binding_answers(c.read_record()), (std::vector<uint8_t>{9}));
+    Bytes four;
+    for (uint8_t id = 1; id <= 4; ++id) {
+      const Bytes r = binding_request(id);
+      four.insert(four.end(), r.begin(), r.end());
+    }
+    ASSERT_TRUE(c.write_records({four}));
+    // The four answers, queued by one read's handler, leave in one write: one record, in order.
+    EXPECT_EQ(binding_answers(c.read_record()), (std::vector<uint8_t>{1, 2, 3, 4}))
+        << "TLS version " << std::hex << version;
   }
 }
 

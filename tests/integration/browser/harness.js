@@ -44,7 +44,8 @@ function freeUdpPort() {
 /// allowed from the browser origin `origin`, and TURN URIs derived from the listeners (without
 /// streams the server then has no TCP listener, so the URIs name the UDP listener only).
 /// With options.streams = { cert, key } (callrelay only) it also listens on TCP and TLS
-/// (tcpPort, tlsPort); options.logLevel sets its log level (default info).
+/// (tcpPort, tlsPort), with { records: 'packed' } packing frames into TLS records
+/// (tls.records); options.logLevel sets its log level (default info).
 /// With options.calls (callrelay only; an object of `calls:` keys, e.g. { ring_timeout_s: 4,
 /// token_secret: '...', records: { path } }) the configuration gets that `calls:` section.
 /// With options.apiKey (callrelay only, without credentialApi) the `api:` section has that one
@@ -206,8 +207,10 @@ function streamListen(fixed = null) {
   return ', tcp: ["127.0.0.1:0"], tls: ["127.0.0.1:0"]';
 }
 
+/// streams.records ('per_frame' or 'packed'), if given, becomes tls.records.
 function streamTlsConfig(streams) {
-  return [`tls: {cert: "${streams.cert}", key: "${streams.key}"}`];
+  const records = streams.records ? `, records: ${streams.records}` : '';
+  return [`tls: {cert: "${streams.cert}", key: "${streams.key}"${records}}`];
 }
 
 /// startServer's unreachableUdpPort option: the api.uris naming UDP there, TCP and TLS at the

@@ -1,7 +1,9 @@
 // Headless Chromium through callrelay over TURN over TCP (turn:127.0.0.1:PORT?transport=tcp)
 // and TURN over TLS (turns:localhost:PORT?transport=tcp, a self-signed certificate made at test
 // time and trusted through --ignore-certificate-errors-spki-list): the relay-only data-channel
-// exchange over each, and a short audio+video call over TLS. The relay candidates must use
+// exchange over each, and a short audio+video call over TLS, once with a TLS record per frame
+// (the default) and once with frames packed into records (tls.records: packed), which the
+// browser must reframe from the stream as RFC 8656 section 12.5 asks. The relay candidates must use
 // the stream transport (relayProtocol), and the server log must show the connections.
 // Run with `node --test` (node 18 or later).
 'use strict';
@@ -33,6 +35,7 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
 }, () => {
   let workDir;
   let server;
+  let packedServer;  // tls.records: packed
   let web;
   let context;
   let page;
@@ -45,11 +48,17 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
     server = await harness.startServer(workDir, {
       streams: { cert: certificate.cert, key: certificate.key }, logLevel: 'debug',
     });
+    packedServer = await harness.startServer(path.join(workDir, 'packed'), {
+      streams: { cert: certificate.cert, key: certificate.key, records: 'packed' }, logLevel: 'debug',
+    });
     ({ context, page } = await harness.openTestPage(workDir, web.url,
       [...harness.FAKE_MEDIA_ARGS, `--ignore-certificate-errors-spki-list=${certificate.spki}`]));
   });
 
-  after(() => harness.teardown({ context, web, server, workDir }, failed));
+  after(async () => {
+    if (packedServer) await harness.stopServerChecked(packedServer, failed);
+    await harness.teardown({ context, web, server, workDir }, failed);
+  });
 
   const guarded = (fn) => harness.guarded(() => { failed = true; }, fn);
 
@@ -69,12 +78,19 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
     }));
   }
 
-  it('3-second fake audio+video call over relay/relay, turns: over TLS', { timeout: 60000 }, () => guarded(async () => {
-    const cred = harness.mintCredential('browser-tls-call', 3600);
-    const servers = [{ urls: [`turns:localhost:${server.tlsPort}?transport=tcp`], username: cred.username, credential: cred.credential }];
-    const r = await page.evaluate(([s, secs]) => window.relayTest.runCall(s, secs), [servers, 3]);
-    console.log(`call over TLS: ${show(r)}`);
-    harness.assertCallMedia(r, 'tls');
-    assert.match(server.log(), /tls 127\.0\.0\.1:\d+: TLSv1\.[23] .*SNI localhost/, 'no TLS handshake with SNI localhost logged');
-  }));
+  const calls = [
+    ['a record per frame', () => server],
+    ['frames packed into records', () => packedServer],
+  ];
+  for (const [records, which] of calls) {
+    it(`3-second fake audio+video call over relay/relay, turns: over TLS, ${records}`, { timeout: 60000 }, () => guarded(async () => {
+      const s = which();
+      const cred = harness.mintCredential('browser-tls-call', 3600);
+      const servers = [{ urls: [`turns:localhost:${s.tlsPort}?transport=tcp`], username: cred.username, credential: cred.credential }];
+      const r = await page.evaluate(([v, secs]) => window.relayTest.runCall(v, secs), [servers, 3]);
+      console.log(`call over TLS, ${records}: ${show(r)}`);
+      harness.assertCallMedia(r, 'tls');
+      assert.match(s.log(), /tls 127\.0\.0\.1:\d+: TLSv1\.[23] .*SNI localhost/, 'no TLS handshake with SNI localhost logged');
+    }));
+  }
 });
