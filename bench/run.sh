@@ -130,7 +130,7 @@ start_callrelay() {
   local port_max=$1 dir=$WORK/callrelay-$RANDOM listen="listen: {udp: [\"$LISTEN\"]}"
   if [[ ${2:-} == streams ]]; then
     listen="listen: {udp: [\"$LISTEN\"], tcp: [\"$LISTEN\"], tls: [\"$TLS_LISTEN\"]}
-tls: {cert: $WORK/cert.pem, key: $WORK/key.pem}"
+tls: {cert: $WORK/cert.pem, key: $WORK/key.pem${TLS_EXTRA:+, $TLS_EXTRA}}"
   fi
   mkdir -p "$dir/state"
   CALLRELAY_DIR=$dir
@@ -404,6 +404,14 @@ bench_streams() {  # bench_streams NAME START_FUNCTION
   # gather more frames per TCP segment, so they compare the servers at different batching too.
   RUN_KEY=tcp_paced_ max_runs "$name" tcp 160 --pace "$STREAM_PACE"
   RUN_KEY=tls_paced_ max_runs "$name" tls 160 --server $TLS_LISTEN --pace "$STREAM_PACE"
+  stop_server
+  [[ $name == callrelay ]] || return 0
+  # tls.records: packed (the frames of one write share records, for clients that reframe the
+  # stream): the TLS saturation runs again.
+  TLS_EXTRA="records: packed" $start $PORT_MAX streams ||
+    { NOTES+=("$name (tls.records: packed): did not start"); stop_server; return; }
+  RUN_KEY=tls_packed_ max_runs "$name" tls 160 --server $TLS_LISTEN
+  RUN_KEY=tls_packed_ max_runs "$name" tls 1200 --server $TLS_LISTEN
   stop_server
 }
 

@@ -61,6 +61,9 @@ table() {
   row "server CPU per relayed packet, TCP client, 1200 B (ns)" "" tcp_cpu1200 0
   row "server CPU per relayed packet, TLS client, 160 B (ns)" "" tls_cpu160 0
   row "server CPU per relayed packet, TLS client, 1200 B (ns)" "" tls_cpu1200 0
+  for io in 160 1200; do
+    echo "| server CPU per relayed packet, TLS client, $io B, callrelay tls.records: packed (ns) | $(fmt "$(val callrelay.tls_packed_cpu$io)" 0) | $(fmt "$(val coturn.tls_cpu$io)" 0) | - | $(ratio "$(val callrelay.tls_packed_cpu$io)" "$(val coturn.tls_cpu$io)") | |"
+  done
   row "server CPU per relayed packet, TCP client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tcp_paced_cpu160 0
   row "server CPU per relayed packet, TLS client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tls_paced_cpu160 0
   row "server process CPU per relayed packet, 160 B (ns; its threads, incl. softirq run in them)" "" proc160 0
