@@ -30,6 +30,15 @@ function makeCertificate(dir) {
   return { cert, key, spki };
 }
 
+/// Resolves once the server's log matches `pattern`; fails with `message` (and the log) after 5 s.
+async function waitForLog(server, pattern, message) {
+  const deadline = Date.now() + 5000;
+  while (!pattern.test(server.log())) {
+    if (Date.now() > deadline) assert.match(server.log(), pattern, message);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('Chromium through callrelay over TURN over TCP and TLS', {
   skip: process.env.CALLRELAY_TEST_SERVER === 'coturn' ? 'stream tests run against callrelay only' : false,
 }, () => {
@@ -73,7 +82,8 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
       const r = await page.evaluate(([s, n]) => window.relayTest.runDataChannel(s, n), [servers, 20]);
       console.log(`data channel ${name}: ${show(r)}`);
       harness.assertDataChannelExchange(r, 20, protocol);
-      assert.match(server.log(), new RegExp(`${protocol} 127\\.0\\.0\\.1:\\d+: connected to`),
+      // The server's log reaches us through its writer thread and a pipe: wait for the line.
+      await waitForLog(server, new RegExp(`${protocol} 127\\.0\\.0\\.1:\\d+: connected to`),
         `no ${protocol} connection in the server log`);
     }));
   }
@@ -90,7 +100,7 @@ describe('Chromium through callrelay over TURN over TCP and TLS', {
       const r = await page.evaluate(([v, secs]) => window.relayTest.runCall(v, secs), [servers, 3]);
       console.log(`call over TLS, ${records}: ${show(r)}`);
       harness.assertCallMedia(r, 'tls');
-      assert.match(s.log(), /tls 127\.0\.0\.1:\d+: TLSv1\.[23] .*SNI localhost/, 'no TLS handshake with SNI localhost logged');
+      await waitForLog(s, /tls 127\.0\.0\.1:\d+: TLSv1\.[23] .*SNI localhost/, 'no TLS handshake with SNI localhost logged');
     }));
   }
 });

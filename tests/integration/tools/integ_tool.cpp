@@ -4,8 +4,12 @@
 // Written without the project's codec on purpose, so the tests stay an independent check of
 // the server. Every network operation targets the address given on the command line (the
 // scripts only ever pass loopback addresses) and is bounded in time.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -47,14 +51,30 @@ int usage() {
   return 2;
 }
 
+/// Whether nothing is bound to TCP 127.0.0.1:port now.
+bool tcp_port_free(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
 /// Prints a UDP port on 127.0.0.1 that was free a moment ago (with --pair, port+1 too, as
 /// turnutils_peer binds both). Ports come from the kernel so they never collide with the
-/// relay range 61000-65000 the tests configure.
+/// relay range 61000-65000 the tests configure. The same TCP ports must be free too: a peer on
+/// a port where the server under test listens (its HTTP listener on an ephemeral port) is one
+/// the server's peer policy refuses.
 int free_port(bool pair) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     UdpSocket first("127.0.0.1", 0);
     if (!first.ok()) return 1;
     const uint16_t port = first.local_port();
+    if (!tcp_port_free(port) || (pair && port < 65535 && !tcp_port_free(port + 1))) continue;
     if (!pair) {
       std::printf("%u\n", port);
       return 0;
