@@ -1,18 +1,17 @@
 #include "relay/net/stream_connection.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include "base/log.hpp"
 #include "relay/net/stream_handoff.hpp"
+#include "relay/net/tls_session.hpp"
 
 namespace callrelay::net {
 
@@ -269,178 +268,20 @@ void StreamConnection::shut(const char* why) {
 
 namespace {
 
-using Tcp = asio::ip::tcp::socket;
-using Tls = asio::ssl::stream<asio::ip::tcp::socket>;
-
-/// The connection over a concrete stream type: Tcp or Tls.
-template <typename Stream>
-class BasicStreamConnection final : public StreamConnection {
+/// What TCP and TLS connections share: the socket, deferred writes, closing.
+class SocketConnection : public StreamConnection {
  public:
-  template <typename... StreamArgs>
-  BasicStreamConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
-                        core::TimeMs now, StreamArgs&&... args)
-      : StreamConnection(host, tuple, limits, now), stream_(std::forward<StreamArgs>(args)...) {
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      // Asio asks OpenSSL to free a session's read and write buffers whenever they empty, so a
-      // busy connection allocated and freed about 34 KiB around every record (malloc and free
-      // took 4.2% of a saturated TLS run's CPU, 2.5% after); trim_buffers() frees them once
-      // the connection is idle instead.
-      SSL_clear_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
-    }
-  }
+  SocketConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
+                   core::TimeMs now, asio::ip::tcp::socket socket)
+      : StreamConnection(host, tuple, limits, now), socket_(std::move(socket)) {}
 
-  void start() override {
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [this, self = shared_from_this()](const asio::error_code& ec) {
-                                if (!is_open()) return;
-                                if (ec) return handshake_failed(ec);
-                                log_handshake();
-                                mark_established(now_ms());
-                                read();
-                              });
-    } else {
-      read();
-    }
-  }
-
- private:
-  void read() {
-    const std::span<uint8_t> area = framer_.write_area();
-    stream_.async_read_some(
-        asio::buffer(area.data(), area.size()),
-        [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
-          if (!is_open()) return;  // operation_aborted after close
-          if (ec) {
-            const bool clean = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
-            return shut(clean ? "closed by the client" : "read failed");
-          }
-          if (on_read(n)) read();
-        });
-  }
-
-  void read_more() override { read(); }
-
-  void start_reading() override { read(); }
-
-  bool release_stream(StreamHandoff& h) override {
-    asio::error_code ec;
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      SSL* ssl = stream_.native_handle();
-      // Asio keeps ciphertext it read from the socket in a 17 KiB BIO pair and, when that is
-      // full, in a buffer of its own that cannot be reached; only a nearly empty BIO proves that
-      // buffer empty (one record is at most 16 KiB + 256 + 5 bytes, RFC 8446 section 5.2). A
-      // client waits for the ConnectionBind's answer before sending data, so this is the case.
-      if (BIO_ctrl_pending(SSL_get_rbio(ssl)) >= kMaxUnseenCiphertext) return false;
-      // Decrypt what the session already holds, so the adopting worker gets it as bytes.
-      std::array<uint8_t, 4096> plain{};
-      for (;;) {
-        ERR_clear_error();
-        const int r = SSL_read(ssl, plain.data(), static_cast<int>(plain.size()));
-        if (r > 0) {
-          h.bytes.insert(h.bytes.end(), plain.begin(), plain.begin() + r);
-          continue;
-        }
-        const int err = SSL_get_error(ssl, r);
-        ERR_clear_error();
-        if (err == SSL_ERROR_WANT_READ) break;  // a partial record stays in the session
-        shut("tls error before a hand-over");
-        return false;
-      }
-      // Reading may have made output (a TLS 1.3 KeyUpdate's answer) that only this engine's
-      // BIO holds: it would be lost with it.
-      if (BIO_ctrl_wpending(SSL_get_wbio(ssl)) > 0) {
-        shut("tls output pending at a hand-over");
-        return false;
-      }
-      const int fd = stream_.lowest_layer().release(ec);
-      if (ec) return false;
-      SSL_up_ref(ssl);  // the hand-off's reference; the engine below drops its own
-      h.ssl = ssl;
-      h.tls = context_;
-      h.fd = fd;
-      // The engine (and its BIO pair) must be gone before the adopting thread gives the
-      // session new BIOs: destroy it here, on this thread, now.
-      { Stream gone(std::move(stream_)); }
-    } else {
-      h.fd = stream_.release(ec);
-      if (ec) return false;
-    }
-    return true;
-  }
-
- public:
-  /// TLS: holds the context the handshake runs with for as long as the connection lives.
-  void keep_context(std::shared_ptr<asio::ssl::context> ctx) { context_ = std::move(ctx); }
-
- private:
-
-  void start_write(std::span<const uint8_t> bytes) override {
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      if (!spliced() && !pack_tls_records()) {
-        writing_ = bytes;
-        next_frame_ = 0;
-        return write_records();
-      }
-    }
-    // TCP, TLS with packed records (Asio's stream cuts the bytes into records of up to 16 KiB),
-    // and the raw bytes of an RFC 6062 data connection: one write of everything queued.
-    asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
-                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
-                        write_done(ec);
-                      });
-  }
-
-  /// TLS: one record per frame, and the records of one write in as few sends as Asio's
-  /// 17 KiB output buffer allows. A stream carries frames, not records, and RFC 8656 section
-  /// 12.5 has clients reframe what they read; but coturn has always sent a record per
-  /// message, and clients written against it (its own turnutils_uclient among them) drop a
-  /// record holding two frames. Each SSL_write of Asio's stream makes a record and then a
-  /// send of its own, so all frames but the last of a group are written with SSL_write into
-  /// the BIO pair the stream flushes, and the last through the stream, which then sends every
-  /// record pending in the pair at once.
-  void write_records() requires std::is_same_v<Stream, Tls> {
-    const std::span<const size_t> ends = queue_.writing_frame_ends();
-    SSL* ssl = stream_.native_handle();
-    size_t begin = next_frame_ == 0 ? 0 : ends[next_frame_ - 1];
-    if (SSL_is_init_finished(ssl) == 1) {
-      BIO* out = SSL_get_wbio(ssl);
-      while (next_frame_ + 1 < ends.size()) {
-        const size_t len = ends[next_frame_] - begin;
-        // A record fits in the pair or waits for the stream: a partial one could not be
-        // taken back.
-        if (len > kMaxRecordPlaintext ||
-            BIO_ctrl_get_write_guarantee(out) < len + kMaxRecordOverhead) {
-          break;
-        }
-        // No SSL_get_error here: the error queue is cleared after a failure only (Asio clears
-        // it before each of its own calls).
-        const int r = SSL_write(ssl, writing_.data() + begin, static_cast<int>(len));
-        if (r <= 0) {
-          ERR_clear_error();
-          return shut("tls write failed");
-        }
-        begin += static_cast<size_t>(r);
-        if (static_cast<size_t>(r) < len) break;  // the rest of this frame goes through Asio
-        ++next_frame_;
-      }
-    }
-    const size_t end = ends[next_frame_++];
-    asio::async_write(stream_, asio::buffer(writing_.data() + begin, end - begin),
-                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
-                        if (ec || !is_open() || next_frame_ >= queue_.writing_frame_ends().size()) {
-                          return write_done(ec);
-                        }
-                        write_records();
-                      });
-  }
-
+ protected:
   void defer_write() override {
     if (write_deferred_) return;
     write_deferred_ = true;
     // Runs after the handler that queued the frame, so the other frames that handler queues
     // (a batch of peer packets for this client) go out in the same write.
-    asio::post(stream_.get_executor(), [this, self = shared_from_this()] {
+    asio::post(socket_.get_executor(), [this, self = shared_from_this()] {
       write_deferred_ = false;
       if (is_open()) kick_write();
     });
@@ -448,57 +289,275 @@ class BasicStreamConnection final : public StreamConnection {
 
   void close_socket() override {
     asio::error_code ignored;
-    stream_.lowest_layer().close(ignored);
+    socket_.close(ignored);
+  }
+
+  asio::ip::tcp::socket socket_;
+
+ private:
+  bool write_deferred_ = false;  ///< a posted defer_write() has not run yet
+};
+
+/// A plain TCP connection.
+class TcpConnection final : public SocketConnection {
+ public:
+  using SocketConnection::SocketConnection;
+
+  void start() override { read(); }
+
+ private:
+  void read() {
+    const std::span<uint8_t> area = framer_.write_area();
+    socket_.async_read_some(
+        asio::buffer(area.data(), area.size()),
+        [this, self = shared_from_this()](const asio::error_code& ec, size_t n) {
+          if (!is_open()) return;  // operation_aborted after close
+          if (ec) return shut(ec == asio::error::eof ? "closed by the client" : "read failed");
+          if (on_read(n)) read();
+        });
+  }
+
+  void read_more() override { read(); }
+  void start_reading() override { read(); }
+
+  void start_write(std::span<const uint8_t> bytes) override {
+    asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
+                      [this, self = shared_from_this()](const asio::error_code& ec, size_t) {
+                        write_done(ec);
+                      });
+  }
+
+  bool release_stream(StreamHandoff& h) override {
+    asio::error_code ec;
+    h.fd = socket_.release(ec);
+    return !ec;
+  }
+};
+
+/// A TLS connection: OpenSSL's session (TlsSession) between the socket and the framer. Reads
+/// decrypt what one socket read brought; writes encrypt the frames of one write (a record per
+/// frame, or packed) and send all their records at once.
+class TlsConnection final : public SocketConnection {
+ public:
+  /// A new connection: the handshake comes first.
+  TlsConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
+                core::TimeMs now, asio::ip::tcp::socket socket,
+                std::shared_ptr<asio::ssl::context> ctx)
+      : SocketConnection(host, tuple, limits, now, std::move(socket)),
+        context_(std::move(ctx)),
+        session_(context_->native_handle()) {}
+  /// A connection handed over by another worker, its session established.
+  TlsConnection(StreamHost& host, const core::FiveTuple& tuple, const StreamLimits& limits,
+                core::TimeMs now, asio::ip::tcp::socket socket,
+                std::shared_ptr<asio::ssl::context> ctx, SSL* ssl)
+      : SocketConnection(host, tuple, limits, now, std::move(socket)),
+        context_(std::move(ctx)),
+        session_(ssl) {}
+
+  void start() override { handshake(); }
+
+ private:
+  void handshake() {
+    TlsSession::clear_errors();
+    switch (session_.handshake()) {
+      case TlsSession::Status::kOk:
+        log_handshake();
+        mark_established(now_ms());
+        // The server's last flight (TLS 1.2) or its session tickets (1.3) leave before the
+        // first read, so that a connection handed to another worker on its first frame has no
+        // send in flight.
+        if (session_.has_output()) {
+          read_after_send_ = true;
+          return flush_output();
+        }
+        return read();
+      case TlsSession::Status::kWantRead:
+        flush_output();
+        return read_socket([this] { handshake(); });
+      case TlsSession::Status::kClosed:
+        return shut("closed by the client");
+      case TlsSession::Status::kError:
+        return handshake_failed(session_.error());
+    }
+  }
+
+  /// Reads the socket into the session's input, then runs `next`.
+  template <typename Next>
+  void read_socket(Next next) {
+    const std::span<uint8_t> space = session_.input_space();
+    // The session asks for more only once it took in all it had (an empty read would complete
+    // at once, again and again).
+    if (space.empty()) return shut("tls input not taken");
+    socket_.async_read_some(
+        asio::buffer(space.data(), space.size()),
+        [this, self = shared_from_this(), next](const asio::error_code& ec, size_t n) {
+          if (!is_open()) return;  // operation_aborted after close
+          if (ec) {
+            if (!session_.handshake_done()) return handshake_failed(ec.message());
+            return shut(ec == asio::error::eof ? "closed by the client" : "read failed");
+          }
+          session_.input_added(n);
+          next();
+        });
+  }
+
+  /// Hands the plaintext the session holds to the framer, then reads the socket for more.
+  void read() {
+    TlsSession::clear_errors();
+    for (;;) {
+      const std::span<uint8_t> area = framer_.write_area();
+      size_t n = 0;
+      // A connection that relays takes every record one socket read brought in one pass, so
+      // their frames are handled, and their packets sent to peers, in one batch (clients write
+      // a record per frame). Before its allocation a connection reads a record at a time, so
+      // that one still setting up (an RFC 6062 data connection before its ConnectionBind is
+      // answered, which then carries raw bytes) reads exactly as the client wrote.
+      switch (session_.read(area, n, has_allocation() && !spliced())) {
+        case TlsSession::Status::kOk:
+          if (!on_read(n)) return;  // closed, or paused until resume_reading()
+          continue;
+        case TlsSession::Status::kWantRead:
+          break;
+        case TlsSession::Status::kClosed:
+          return shut("closed by the client");
+        case TlsSession::Status::kError:
+          if (log::enabled(log::Level::kDebug)) {
+            log::debug("tls.read_failed",
+                       {{"client", tuple().client.to_string()}, {"error", session_.error()}},
+                       "tls ", tuple().client.to_string(), ": ", session_.error());
+          }
+          return shut("read failed");
+      }
+      break;
+    }
+    // Reading may have made records of the session's own (a KeyUpdate's answer).
+    flush_output();
+    read_socket([this] { read(); });
+  }
+
+  void read_more() override { read(); }
+  void start_reading() override { read(); }
+
+  void start_write(std::span<const uint8_t> bytes) override {
+    TlsSession::clear_errors();
+    bool ok = true;
+    if (!spliced() && !pack_tls_records()) {
+      // One record per frame. A stream carries frames, not records, and RFC 8656 section 12.5
+      // has clients reframe what they read; but coturn has always sent a record per message,
+      // and clients written against it (its own turnutils_uclient among them) drop a record
+      // holding two frames.
+      size_t begin = 0;
+      for (const size_t end : queue_.writing_frame_ends()) {
+        if (!(ok = session_.write(bytes.subspan(begin, end - begin)))) break;
+        begin = end;
+      }
+    } else {
+      // Packed records (up to 16 KiB each, as OpenSSL cuts them), and the raw bytes of an RFC
+      // 6062 data connection: one SSL_write for the whole write.
+      ok = session_.write(bytes);
+    }
+    if (!ok) {
+      if (log::enabled(log::Level::kDebug)) {
+        log::debug("tls.write_failed",
+                   {{"client", tuple().client.to_string()}, {"error", session_.error()}},
+                   "tls ", tuple().client.to_string(), ": ", session_.error());
+      }
+      return shut("tls write failed");
+    }
+    queue_write_pending_ = true;
+    flush_output();
+  }
+
+  /// Sends every record the session made, in one write, unless a send is in flight (its
+  /// completion sends what was made meanwhile). The queue's write completes with the send that
+  /// carries its records.
+  void flush_output() {
+    if (session_.sending() || !session_.has_output()) return;
+    const bool carries_queue = std::exchange(queue_write_pending_, false);
+    const std::span<const uint8_t> out = session_.take_output();
+    asio::async_write(
+        socket_, asio::buffer(out.data(), out.size()),
+        [this, self = shared_from_this(), carries_queue](const asio::error_code& ec, size_t) {
+          session_.output_sent();
+          if (!is_open()) return;
+          if (std::exchange(read_after_send_, false)) {
+            if (ec) return shut(ec == asio::error::eof ? "closed by the client" : "write failed");
+            read();  // reads, then sends what was made meanwhile
+            if (is_open()) flush_output();
+            return;
+          }
+          if (carries_queue) {
+            write_done(ec);  // may start the next write, which flushes
+          } else if (ec) {
+            return shut(ec == asio::error::eof ? "closed by the client" : "write failed");
+          }
+          if (is_open()) flush_output();
+        });
   }
 
   bool trim_buffers() override {
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      SSL* ssl = stream_.native_handle();
-      // Not mid-handshake, and not while Asio is writing: a record may sit half sent in the
-      // write buffer (SSL_free_buffers refuses then too, as it does with unread input).
-      if (SSL_is_init_finished(ssl) != 1 || queue_.in_flight()) return false;
-      return SSL_free_buffers(ssl) == 1;
+    // Not while frames are on their way: the session refuses too while records are unsent.
+    if (queue_.in_flight()) return false;
+    return session_.free_buffers();
+  }
+
+  bool release_stream(StreamHandoff& h) override {
+    // Records already made (a KeyUpdate's answer) would be lost with this connection.
+    if (session_.sending() || session_.has_output()) {
+      shut("tls output pending at a hand-over");
+      return false;
     }
+    // Decrypt what the session already holds, so the adopting worker gets it as bytes; a
+    // partial record stays in the session.
+    TlsSession::clear_errors();
+    std::array<uint8_t, 4096> plain{};
+    for (;;) {
+      size_t n = 0;
+      const TlsSession::Status s = session_.read(plain, n, true);
+      if (s == TlsSession::Status::kOk) {
+        h.bytes.insert(h.bytes.end(), plain.begin(), plain.begin() + static_cast<ptrdiff_t>(n));
+        continue;
+      }
+      if (s == TlsSession::Status::kWantRead) break;
+      shut("tls error before a hand-over");
+      return false;
+    }
+    if (session_.has_output()) {
+      shut("tls output pending at a hand-over");
+      return false;
+    }
+    asio::error_code ec;
+    const int fd = socket_.release(ec);
+    if (ec) return false;
+    h.fd = fd;
+    h.ssl = session_.release();
+    h.tls = context_;
     return true;
   }
 
-  void handshake_failed(const asio::error_code& ec) {
+  void handshake_failed(const std::string& why) {
     if (log::enabled(log::Level::kDebug)) {
-      log::debug("tls.handshake_failed",
-                 {{"client", tuple().client.to_string()}, {"error", ec.message()}}, "tls ",
-                 tuple().client.to_string(), ": handshake failed: ", ec.message());
+      log::debug("tls.handshake_failed", {{"client", tuple().client.to_string()}, {"error", why}},
+                 "tls ", tuple().client.to_string(), ": handshake failed: ", why);
     }
     shut("tls handshake failed");
   }
 
   void log_handshake() {
-    if constexpr (std::is_same_v<Stream, Tls>) {
-      if (!log::enabled(log::Level::kDebug)) return;
-      SSL* ssl = stream_.native_handle();
-      const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-      log::debug("tls.handshake",
-                 {{"client", tuple().client.to_string()}, {"version", SSL_get_version(ssl)},
-                  {"cipher", SSL_get_cipher_name(ssl)}, {"sni", sni ? sni : ""}},
-                 "tls ", tuple().client.to_string(), ": ", SSL_get_version(ssl), " ",
-                 SSL_get_cipher_name(ssl), ", SNI ", sni ? sni : "(none)");
-    }
+    if (!log::enabled(log::Level::kDebug)) return;
+    SSL* ssl = session_.native_handle();
+    const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    log::debug("tls.handshake",
+               {{"client", tuple().client.to_string()}, {"version", SSL_get_version(ssl)},
+                {"cipher", SSL_get_cipher_name(ssl)}, {"sni", sni ? sni : ""}},
+               "tls ", tuple().client.to_string(), ": ", SSL_get_version(ssl), " ",
+               SSL_get_cipher_name(ssl), ", SNI ", sni ? sni : "(none)");
   }
 
-  /// TLS: the BIO pair's pending bytes at or above which Asio may hold more ciphertext that a
-  /// hand-over could not take along (17 KiB pair - the largest record).
-  static constexpr size_t kMaxUnseenCiphertext = 17 * 1024 - (16384 + 256 + 5);
-
-  /// TLS: the most plaintext in one record (RFC 8446 section 5.1) and more than any suite
-  /// adds to it (header, nonce, tag or MAC and padding; RFC 8446 section 5.2 bounds the
-  /// expansion by 256 bytes).
-  static constexpr size_t kMaxRecordPlaintext = 16384;
-  static constexpr size_t kMaxRecordOverhead = 5 + 256;
-
-  std::shared_ptr<asio::ssl::context> context_;  ///< TLS: outlives stream_'s SSL object
-  Stream stream_;
-  std::span<const uint8_t> writing_;  ///< TLS: the bytes of the write in flight
-  size_t next_frame_ = 0;             ///< TLS: the first of its frames not yet written
-  bool write_deferred_ = false;  ///< a posted defer_write() has not run yet
+  std::shared_ptr<asio::ssl::context> context_;  ///< outlives the session's SSL object
+  TlsSession session_;
+  bool queue_write_pending_ = false;  ///< the queue's write is in the session's output
+  bool read_after_send_ = false;      ///< the handshake's last output is on its way
 };
 
 }  // namespace
@@ -508,7 +567,7 @@ std::shared_ptr<StreamConnection> make_tcp_connection(StreamHost& host,
                                                       const core::FiveTuple& tuple,
                                                       const StreamLimits& limits,
                                                       core::TimeMs now) {
-  return std::make_shared<BasicStreamConnection<Tcp>>(host, tuple, limits, now, std::move(socket));
+  return std::make_shared<TcpConnection>(host, tuple, limits, now, std::move(socket));
 }
 
 std::shared_ptr<StreamConnection> make_adopted_connection(StreamHost& host,
@@ -518,24 +577,18 @@ std::shared_ptr<StreamConnection> make_adopted_connection(StreamHost& host,
                                                           const StreamLimits& limits,
                                                           core::TimeMs now) {
   if (handoff.ssl == nullptr) {
-    return std::make_shared<BasicStreamConnection<Tcp>>(host, tuple, limits, now,
-                                                        std::move(socket));
+    return std::make_shared<TcpConnection>(host, tuple, limits, now, std::move(socket));
   }
-  // asio::ssl::stream takes the established session over (and gives it BIOs of its own).
   SSL* ssl = std::exchange(handoff.ssl, nullptr);
-  auto c = std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now,
-                                                        std::move(socket), ssl);
-  c->keep_context(std::move(handoff.tls));
-  return c;
+  return std::make_shared<TlsConnection>(host, tuple, limits, now, std::move(socket),
+                                         std::move(handoff.tls), ssl);
 }
 
 std::shared_ptr<StreamConnection> make_tls_connection(
     StreamHost& host, asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls,
     const core::FiveTuple& tuple, const StreamLimits& limits, core::TimeMs now) {
-  auto c = std::make_shared<BasicStreamConnection<Tls>>(host, tuple, limits, now,
-                                                        std::move(socket), *tls);
-  c->keep_context(std::move(tls));
-  return c;
+  return std::make_shared<TlsConnection>(host, tuple, limits, now, std::move(socket),
+                                         std::move(tls));
 }
 
 }  // namespace callrelay::net

@@ -30,8 +30,8 @@ struct StreamLimits {
   size_t max_frame_bytes = 65552;    ///< larger frames close the connection
   size_t send_queue_bytes = 262144;  ///< pending output per connection; beyond, frames drop
   /// TLS: a connection that read and wrote nothing for this long hands OpenSSL's record
-  /// buffers (about 34 KiB) back; until then it keeps them, where OpenSSL's default (which Asio
-  /// sets) frees and allocates them again around every record.
+  /// buffers (about 34 KiB) back; until then it keeps them, where SSL_MODE_RELEASE_BUFFERS
+  /// would free and allocate them again around every record.
   core::TimeMs tls_buffers_idle_ms = 10000;
   /// TLS: the frames of one write share records (tls.records: packed) instead of a record
   /// each.

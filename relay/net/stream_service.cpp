@@ -81,9 +81,10 @@ bool kernel_tls_available() {
   return false;
 }
 
-/// Says once per process where TLS records are encrypted: in user space, by OpenSSL through
-/// Asio's memory BIOs (kernel TLS needs OpenSSL to own the socket, which Asio's stream does not
-/// allow), with whether this kernel could have done it.
+/// Says once per process where TLS records are encrypted: in user space, by OpenSSL into the
+/// connection's TlsSession (kernel TLS needs OpenSSL to write to the socket itself, a record at
+/// a time, where the session gathers the records of one write for one send), with whether this
+/// kernel could have done it.
 void log_record_path() {
   static std::once_flag once;
   std::call_once(once, [] {
