@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include "base/log.hpp"
@@ -26,16 +27,27 @@ StreamClient::TlsOptions versions(int min, int max) {
   return o;
 }
 
-void relay_round_trip(StreamServerFixture& f, StreamClient& c) {
+/// Logs `c` in, allocates and binds channel 0x4002 to `peer`: the relayed address, or nothing
+/// (with the failure reported) when a step failed.
+std::optional<stun::Endpoint> open_channel(StreamServerFixture& f, StreamClient& c,
+                                           const UdpSocket& peer) {
   f.login(c);
   const auto relayed = c.allocate();
-  ASSERT_TRUE(relayed.has_value());
-  UdpSocket peer;
+  EXPECT_TRUE(relayed.has_value()) << "Allocate failed";
+  if (!relayed) return std::nullopt;
   const auto bound = c.request(stun::Method::kChannelBind, [&](stun::MessageBuilder& m) {
     m.add_channel_number(0x4002);
     m.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
   });
-  ASSERT_TRUE(bound && bound->error_code() == 0);
+  EXPECT_TRUE(bound && bound->error_code() == 0) << "ChannelBind failed";
+  if (!bound || bound->error_code() != 0) return std::nullopt;
+  return relayed;
+}
+
+void relay_round_trip(StreamServerFixture& f, StreamClient& c) {
+  UdpSocket peer;
+  const auto relayed = open_channel(f, c, peer);
+  ASSERT_TRUE(relayed.has_value());
   Bytes frame = {0x40, 0x02, 0x00, 0x02, 0xAB, 0xCD, 0x00, 0x00};
   ASSERT_TRUE(c.send_all(frame));
   const auto at_peer = peer.receive();
@@ -143,15 +155,9 @@ TEST(StreamTls, AnIdleConnectionFreesItsRecordBuffersAndRelaysOn) {
   for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
     StreamClient c(f.tls(), versions(version, version));
     ASSERT_TRUE(c.ok()) << c.error();
-    f.login(c);
-    const auto relayed = c.allocate();
-    ASSERT_TRUE(relayed.has_value());
     UdpSocket peer;
-    const auto bound = c.request(stun::Method::kChannelBind, [&](stun::MessageBuilder& m) {
-      m.add_channel_number(0x4002);
-      m.add_xor_address(stun::attr::kXorPeerAddress, peer.local());
-    });
-    ASSERT_TRUE(bound && bound->error_code() == 0);
+    const auto relayed = open_channel(f, c, peer);
+    ASSERT_TRUE(relayed.has_value());
     for (uint8_t round = 0; round < 2; ++round) {
       const uint64_t trims = f.server().tls_buffer_trims();
       ASSERT_TRUE(wait_for_trim(f, trims)) << "round " << int{round} << ": never freed";
