@@ -71,6 +71,8 @@ class MemoryClient {
               static_cast<int>(plain.size()));
   }
   void close() { SSL_shutdown(ssl_); }
+  /// TLS 1.3: new sending keys, and asks the server to change its own (RFC 8446 section 4.6.3).
+  bool request_key_update() { return SSL_key_update(ssl_, SSL_KEY_UPDATE_REQUESTED) == 1; }
 
  private:
   SSL_CTX* ctx_;
@@ -254,6 +256,30 @@ TEST_F(TlsSessionTest, FreesItsBuffersOnlyWhenIdleAndWorksAfterwards) {
     EXPECT_EQ(c.read_record(), text("pong"));
     EXPECT_TRUE(s.free_buffers());
   }
+}
+
+TEST_F(TlsSessionTest, GoesOnThroughAKeyUpdateTheClientAsksFor) {
+  TlsSession s(ctx());
+  MemoryClient c(TLS1_3_VERSION);
+  connect(s, c);
+  ASSERT_TRUE(c.request_key_update());
+  c.write(text("after the update"));  // the KeyUpdate goes out before this record
+  ASSERT_TRUE(feed(s, c.take_sent()));
+  Bytes out(64);
+  size_t n = 0;
+  ASSERT_EQ(s.read(out, n, true), Status::kOk) << s.error();
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("after the update"));
+  // OpenSSL answers with a KeyUpdate of its own ahead of the server's next record: the client
+  // reads that record with the server's new keys, in both rounds.
+  for (const char* msg : {"with new keys", "and again"}) {
+    ASSERT_TRUE(s.write(text(msg)));
+    deliver(s, c);
+    EXPECT_EQ(c.read_record(), text(msg));
+  }
+  c.write(text("client still heard"));
+  ASSERT_TRUE(feed(s, c.take_sent()));
+  ASSERT_EQ(s.read(out, n, true), Status::kOk) << s.error();
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("client still heard"));
 }
 
 TEST_F(TlsSessionTest, CloseNotifyAndGarbageAreToldApart) {
