@@ -132,7 +132,8 @@ class StreamConnection : public ClientTransport,
   /// every byte read after it; the connection is then closed without telling the host. Null
   /// with the connection open when it cannot move now (an answer queued or being written: the
   /// frame is this worker's to answer); null with it closed through the host as usual when
-  /// moving failed half-way (TLS input buffered beyond what can be taken, a socket error).
+  /// moving failed half-way (TLS records of the session's own unsent, a TLS error, a socket
+  /// error).
   std::unique_ptr<StreamHandoff> hand_off(std::span<const uint8_t> frame);
   /// A connection adopted from another worker: handles the handed bytes as if just read, then
   /// reads on (no TLS handshake: the session is established). Instead of start().
