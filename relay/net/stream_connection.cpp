@@ -482,9 +482,7 @@ class TlsConnection final : public SocketConnection {
           if (!is_open()) return;
           if (std::exchange(read_after_send_, false)) {
             if (ec) return shut(ec == asio::error::eof ? "closed by the client" : "write failed");
-            read();  // reads, then sends what was made meanwhile
-            if (is_open()) flush_output();
-            return;
+            return read();
           }
           if (carries_queue) {
             write_done(ec);  // may start the next write, which flushes

@@ -10,9 +10,7 @@
 //   hold: once a read asks for more input, all input given was taken in.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "relay/net/tls_session.hpp"
+#include "tests/streams/self_signed.hpp"
 
 namespace {
 
@@ -41,26 +40,13 @@ struct Contexts {
 /// configures it (TLS 1.2 at least, no renegotiation), and a client context that trusts anything.
 Contexts make_contexts() {
   Contexts c;
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509_sign(x, key, EVP_sha256());
+  const callrelay::net::testing::SelfSigned made = callrelay::net::testing::make_self_signed();
   c.server = SSL_CTX_new(TLS_server_method());
   SSL_CTX_set_min_proto_version(c.server, TLS1_2_VERSION);
   SSL_CTX_set_options(c.server, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
-  check(SSL_CTX_use_certificate(c.server, x) == 1);
-  check(SSL_CTX_use_PrivateKey(c.server, key) == 1);
-  X509_free(x);
-  EVP_PKEY_free(key);
+  check(SSL_CTX_use_certificate(c.server, made.cert.get()) == 1);
+  check(SSL_CTX_use_PrivateKey(c.server, made.key.get()) == 1);
   c.client = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_verify(c.client, SSL_VERIFY_NONE, nullptr);
   return c;

@@ -2,9 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <poll.h>
@@ -19,6 +17,7 @@
 
 #include "relay/net/socket_ops.hpp"
 #include "relay/stun/integrity.hpp"
+#include "tests/streams/self_signed.hpp"
 
 namespace callrelay::net::testing {
 namespace {
@@ -251,26 +250,13 @@ TestCertificate::TestCertificate() {
   dir = ::mkdtemp(tmpl);
   cert_file = dir + "/cert.pem";
   key_file = dir + "/key.pem";
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509_sign(x, key, EVP_sha256());
+  const SelfSigned made = make_self_signed();
   FILE* f = std::fopen(cert_file.c_str(), "w");
-  PEM_write_X509(f, x);
+  PEM_write_X509(f, made.cert.get());
   std::fclose(f);
   f = std::fopen(key_file.c_str(), "w");
-  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  PEM_write_PrivateKey(f, made.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   std::fclose(f);
-  X509_free(x);
-  EVP_PKEY_free(key);
 }
 
 TestCertificate::~TestCertificate() {

@@ -20,6 +20,10 @@ using Bytes = std::vector<uint8_t>;
 using Status = TlsSession::Status;
 
 Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+/// The first `n` bytes of `b`: what a read of `n` bytes into it returned.
+Bytes head(const Bytes& b, size_t n) {
+  return Bytes(b.begin(), b.begin() + static_cast<ptrdiff_t>(n));
+}
 
 /// A TLS client on two memory BIOs (what it sends accumulates in `out`, what it reads comes
 /// from `in`).
@@ -167,18 +171,18 @@ TEST_F(TlsSessionTest, ReadsOneRecordOrEveryRecordReceived) {
   Bytes out(64);
   size_t n = 0;
   ASSERT_EQ(s.read(out, n, false), Status::kOk);
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("aa"));
+  EXPECT_EQ(head(out, n), text("aa"));
   ASSERT_EQ(s.read(out, n, true), Status::kOk);
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("bbbcccc"));
+  EXPECT_EQ(head(out, n), text("bbbcccc"));
   EXPECT_EQ(s.read(out, n, true), Status::kWantRead);
   EXPECT_EQ(n, 0u);
   // A small room takes part of a record; the rest comes with the next read.
   c.write(text("0123456789"));
   ASSERT_TRUE(feed(s, c.take_sent()));
   ASSERT_EQ(s.read(std::span<uint8_t>(out).first(4), n, true), Status::kOk);
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + 4), text("0123"));
+  EXPECT_EQ(head(out, 4), text("0123"));
   ASSERT_EQ(s.read(out, n, true), Status::kOk);
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("456789"));
+  EXPECT_EQ(head(out, n), text("456789"));
 }
 
 TEST_F(TlsSessionTest, RecordsArrivingAByteAtATime) {
@@ -201,7 +205,7 @@ TEST_F(TlsSessionTest, RecordsArrivingAByteAtATime) {
   s.input_space()[0] = wire.back();
   s.input_added(1);
   ASSERT_EQ(s.read(out, n, true), Status::kOk);
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("trickled"));
+  EXPECT_EQ(head(out, n), text("trickled"));
 }
 
 TEST_F(TlsSessionTest, AReleasedSessionGoesOnWithAHalfReceivedRecord) {
@@ -217,14 +221,14 @@ TEST_F(TlsSessionTest, AReleasedSessionGoesOnWithAHalfReceivedRecord) {
     Bytes out(64);
     size_t n = 0;
     ASSERT_EQ(first->read(out, n, true), Status::kOk);
-    EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("before"));
+    EXPECT_EQ(head(out, n), text("before"));
     ASSERT_EQ(first->read(out, n, true), Status::kWantRead);
     SSL* ssl = first->release();
     first.reset();  // the old session (and its BIO) is gone before the new one reads
     TlsSession second(ssl);
     ASSERT_TRUE(feed(second, std::span<const uint8_t>(wire).subspan(cut)));
     ASSERT_EQ(second.read(out, n, true), Status::kOk) << second.error();
-    EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("straddling"));
+    EXPECT_EQ(head(out, n), text("straddling"));
     ASSERT_TRUE(second.write(text("answer")));
     deliver(second, c);
     EXPECT_EQ(c.read_record(), text("answer"));
@@ -250,7 +254,7 @@ TEST_F(TlsSessionTest, FreesItsBuffersOnlyWhenIdleAndWorksAfterwards) {
     Bytes plain(64);
     size_t n = 0;
     ASSERT_EQ(s.read(plain, n, true), Status::kOk);
-    EXPECT_EQ(Bytes(plain.begin(), plain.begin() + static_cast<ptrdiff_t>(n)), text("ping"));
+    EXPECT_EQ(head(plain, n), text("ping"));
     ASSERT_TRUE(s.write(text("pong")));
     deliver(s, c);
     EXPECT_EQ(c.read_record(), text("pong"));
@@ -268,7 +272,7 @@ TEST_F(TlsSessionTest, GoesOnThroughAKeyUpdateTheClientAsksFor) {
   Bytes out(64);
   size_t n = 0;
   ASSERT_EQ(s.read(out, n, true), Status::kOk) << s.error();
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("after the update"));
+  EXPECT_EQ(head(out, n), text("after the update"));
   // OpenSSL answers with a KeyUpdate of its own ahead of the server's next record: the client
   // reads that record with the server's new keys, in both rounds.
   for (const char* msg : {"with new keys", "and again"}) {
@@ -279,7 +283,7 @@ TEST_F(TlsSessionTest, GoesOnThroughAKeyUpdateTheClientAsksFor) {
   c.write(text("client still heard"));
   ASSERT_TRUE(feed(s, c.take_sent()));
   ASSERT_EQ(s.read(out, n, true), Status::kOk) << s.error();
-  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("client still heard"));
+  EXPECT_EQ(head(out, n), text("client still heard"));
 }
 
 TEST_F(TlsSessionTest, CloseNotifyAndGarbageAreToldApart) {
@@ -293,7 +297,7 @@ TEST_F(TlsSessionTest, CloseNotifyAndGarbageAreToldApart) {
     Bytes out(64);
     size_t n = 0;
     ASSERT_EQ(s.read(out, n, true), Status::kOk);  // the data before the alert comes first
-    EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<ptrdiff_t>(n)), text("last"));
+    EXPECT_EQ(head(out, n), text("last"));
     EXPECT_EQ(s.read(out, n, true), Status::kClosed);
   }
   {
