@@ -414,6 +414,10 @@ class TlsConnection final : public SocketConnection {
       // answered, which then carries raw bytes) reads exactly as the client wrote.
       switch (session_.read(area, n, has_allocation() && !spliced())) {
         case TlsSession::Status::kOk:
+          // The records of one socket read did not fit: the framer takes a whole socket
+          // read's plaintext from the next pass on, so that its frames leave in one batch
+          // (each pass ends with a send to the peers). Idle, the framer shrinks back.
+          if (n == area.size()) framer_.read_up_to(TlsSession::kInputBytes);
           if (!on_read(n)) return;  // closed, or paused until resume_reading()
           continue;
         case TlsSession::Status::kWantRead:
@@ -496,7 +500,8 @@ class TlsConnection final : public SocketConnection {
   bool trim_buffers() override {
     // Not while frames are on their way: the session refuses too while records are unsent.
     if (queue_.in_flight()) return false;
-    return session_.free_buffers();
+    // The framer is filled from the session, never by a pending socket read: it may go too.
+    return session_.free_buffers() && framer_.release();
   }
 
   bool release_stream(StreamHandoff& h) override {

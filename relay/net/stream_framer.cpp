@@ -12,16 +12,26 @@ StreamFramer::StreamFramer(size_t max_frame) : max_frame_(max_frame) {}
 std::span<uint8_t> StreamFramer::write_area() {
   if (begin_ == end_) begin_ = end_ = 0;
   // Room for the whole partial frame (when its size is known) plus one read.
-  const size_t need = std::max(wanted_, buffered()) + kMinRead;
-  if (buf_.size() - begin_ < need || buf_.size() - end_ < kMinRead) {
+  const size_t need = std::max(wanted_, buffered()) + read_size_;
+  if (buf_.size() - begin_ < need || buf_.size() - end_ < read_size_) {
     if (begin_ > 0) {
       std::memmove(buf_.data(), buf_.data() + begin_, buffered());
       end_ -= begin_;
       begin_ = 0;
     }
-    if (buf_.size() < need) buf_.resize(std::max(need, buf_.empty() ? kMinRead * 2 : 0));
+    if (buf_.size() < need) buf_.resize(std::max(need, read_size_ + kMinRead));
   }
   return {buf_.data() + end_, buf_.size() - end_};
+}
+
+void StreamFramer::read_up_to(size_t bytes) { read_size_ = std::clamp(bytes, kMinRead, kMaxRead); }
+
+bool StreamFramer::release() {
+  if (buffered() > 0) return false;
+  std::vector<uint8_t>().swap(buf_);
+  begin_ = end_ = 0;
+  read_size_ = kMinRead;
+  return true;
 }
 
 void StreamFramer::commit(size_t n) { end_ += std::min(n, buf_.size() - end_); }

@@ -12,12 +12,14 @@ namespace callrelay::net {
 
 /// A connection's receive buffer and framer. Bytes are read into write_area(), committed, and
 /// complete frames are taken with next(). Memory is bounded: the buffer never grows beyond
-/// max(`max_frame` + kMinRead, 2 x kMinRead), and a frame announcing more than `max_frame`
-/// bytes is an error.
+/// max(`max_frame`, kMinRead) + the read size (kMinRead unless read_up_to() raised it, at most
+/// kMaxRead), and a frame announcing more than `max_frame` bytes is an error.
 class StreamFramer {
  public:
   /// The smallest free space write_area() offers (one read's worth).
   static constexpr size_t kMinRead = 4096;
+  /// The largest read size read_up_to() sets.
+  static constexpr size_t kMaxRead = 32 * 1024;
 
   enum class Status : uint8_t {
     kFrame,     ///< `frame` is one complete STUN message or ChannelData frame (with padding)
@@ -34,9 +36,17 @@ class StreamFramer {
   /// `max_frame`: the largest frame (bytes on the wire, padding included) accepted.
   explicit StreamFramer(size_t max_frame);
 
-  /// Free space to read into: at least kMinRead bytes (moves a partial frame to the front
-  /// and grows the buffer for a large frame, within the bound, when needed).
+  /// Free space to read into: at least the read size (moves a partial frame to the front
+  /// and grows the buffer for a large frame or a larger read size, within the bound, when
+  /// needed).
   std::span<uint8_t> write_area();
+  /// Makes the next write_area() offer at least `bytes` (within kMinRead..kMaxRead): for a
+  /// reader whose one read brings more than kMinRead bytes, so that they are taken, and their
+  /// frames handled, in one pass.
+  void read_up_to(size_t bytes);
+  /// Frees the buffer and goes back to kMinRead reads, unless it holds a partial frame (false).
+  /// Only while nothing reads into the last write_area().
+  bool release();
   /// `n` bytes were read into the start of the last write_area().
   void commit(size_t n);
   /// The next complete frame, or why there is none. After kGarbage/kTooLarge it stays so.
@@ -58,6 +68,7 @@ class StreamFramer {
   size_t end_ = 0;    ///< one past the last received byte
   size_t max_frame_;
   size_t wanted_ = 0;  ///< size of the partial frame at begin_, once known
+  size_t read_size_ = kMinRead;
   bool failed_ = false;
 };
 

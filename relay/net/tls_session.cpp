@@ -13,10 +13,6 @@ namespace callrelay::net {
 
 namespace {
 
-/// One socket read's worth of ciphertext: a whole record of the largest size (RFC 8446 section
-/// 5.2: 2^14 bytes of plaintext plus at most 256 of expansion, plus the 5-byte header) fits.
-constexpr size_t kInputBytes = 16384 + 256 + 5;
-
 /// OpenSSL's first queued reason after `what`; empties the thread's error queue, as the next
 /// SSL call on this thread requires (SSL_get_error reads it).
 std::string openssl_error(const char* what) {

@@ -28,6 +28,11 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
+  /// One socket read's worth of ciphertext (input_space()): a whole record of the largest size
+  /// (RFC 8446 section 5.2: 2^14 bytes of plaintext plus at most 256 of expansion, plus the
+  /// 5-byte header) fits. Its plaintext is never larger.
+  static constexpr size_t kInputBytes = 16384 + 256 + 5;
+
   enum class Status {
     kOk,        ///< done (handshake) or bytes returned (read)
     kWantRead,  ///< needs more ciphertext: read the socket into input_space()

@@ -204,6 +204,60 @@ TEST(StreamFramer, MemoryStaysBounded) {
   EXPECT_LE(g.capacity(), 65552 + StreamFramer::kMinRead);
 }
 
+TEST(StreamFramer, LargerReadsStayBoundedAndReleaseWhenEmpty) {
+  const size_t max = 2048;
+  StreamFramer f(max);
+  EXPECT_TRUE(f.release()) << "nothing held yet";
+  const size_t first = f.write_area().size();
+  EXPECT_GE(first, StreamFramer::kMinRead);
+  EXPECT_LT(first, 16645u);
+
+  // A whole TLS input's plaintext fits in one area from the next write_area() on, with a
+  // partial frame in front of it, and frames still come out whole and in order.
+  f.read_up_to(16645);
+  std::vector<Bytes> frames;
+  for (int i = 0; i < 300; ++i) frames.push_back(channel_data(0x4001, uint16_t(i * 13 % 1500), 2));
+  const Bytes stream = concat(frames);
+  std::vector<Bytes> got;
+  size_t pos = 0;
+  while (pos < stream.size()) {
+    const auto area = f.write_area();
+    ASSERT_GE(area.size(), 16645u);
+    const size_t n = std::min({area.size(), stream.size() - pos, size_t{16645}});
+    std::memcpy(area.data(), stream.data() + pos, n);
+    f.commit(n);
+    pos += n;
+    for (auto next = f.next(); next.status == StreamFramer::Status::kFrame; next = f.next()) {
+      got.emplace_back(next.frame.begin(), next.frame.end());
+    }
+  }
+  EXPECT_EQ(got, frames);
+  EXPECT_LE(f.capacity(), std::max(max, StreamFramer::kMinRead) + 16645);
+
+  // The read size is clamped to kMaxRead.
+  f.read_up_to(size_t{1} << 30);
+  EXPECT_GE(f.write_area().size(), StreamFramer::kMaxRead);
+  EXPECT_LE(f.capacity(), std::max(max, StreamFramer::kMinRead) + StreamFramer::kMaxRead);
+
+  // A partial frame keeps the buffer; once it is taken, the buffer goes and reads are small
+  // again.
+  const Bytes half = channel_data(0x4001, 100, 3);
+  auto area = f.write_area();
+  std::memcpy(area.data(), half.data(), 50);
+  f.commit(50);
+  EXPECT_EQ(f.next().status, StreamFramer::Status::kNeedMore);
+  EXPECT_FALSE(f.release());
+  area = f.write_area();
+  std::memcpy(area.data(), half.data() + 50, half.size() - 50);
+  f.commit(half.size() - 50);
+  const auto whole = f.next();
+  ASSERT_EQ(whole.status, StreamFramer::Status::kFrame);
+  EXPECT_EQ(Bytes(whole.frame.begin(), whole.frame.end()), half);
+  EXPECT_TRUE(f.release());
+  EXPECT_EQ(f.capacity(), 0u);
+  EXPECT_EQ(f.write_area().size(), first);
+}
+
 TEST(StreamSendQueue, BoundedAndOrdered) {
   StreamSendQueue q(10);
   const Bytes a = {1, 2, 3, 4}, b = {5, 6, 7, 8}, c = {9, 10, 11, 12};

@@ -145,6 +145,11 @@ bool StreamClient::send_all(std::span<const uint8_t> data) {
   return true;
 }
 
+void StreamClient::cork(bool on) {
+  const int v = on ? 1 : 0;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+}
+
 bool StreamClient::fill(int timeout_ms) {
   if (!ok() || closed_) return false;
   if (!(ssl_ && SSL_pending(ssl_) > 0) && !wait_readable(fd_, timeout_ms)) return false;

@@ -46,6 +46,9 @@ class StreamClient {
   stun::Endpoint local() const;
 
   bool send_all(std::span<const uint8_t> data);
+  /// TCP_CORK: while on, what send_all() writes (a TLS record per call) is held back, and
+  /// leaves together, in full segments, when it is turned off.
+  void cork(bool on);
   /// The next STUN message or ChannelData frame (with its padding) within `timeout_ms`.
   std::optional<Bytes> read_frame(int timeout_ms = kWaitMs);
   /// Whether the server closed the connection within `timeout_ms` (frames read meanwhile are

@@ -182,6 +182,46 @@ TEST(StreamTls, AnIdleConnectionFreesItsRecordBuffersAndRelaysOn) {
   }
 }
 
+// Records that arrive together, more than one socket read holds, reach the peer whole and in
+// order, on a busy connection and again after its buffers were freed at an idle sweep.
+TEST(StreamTls, RecordsArrivingTogetherAllReachThePeerAroundAnIdleTrim) {
+  TestCertificate cert;
+  StreamLimits limits;
+  limits.tls_buffers_idle_ms = 100;
+  limits.idle_timeout_ms = 2000;  // sweeps every 500 ms
+  StreamServerFixture f(1, limits, &cert);
+  StreamClient c(f.tls(), StreamClient::TlsOptions{});
+  ASSERT_TRUE(c.ok()) << c.error();
+  UdpSocket peer;
+  ASSERT_TRUE(open_channel(f, c, peer).has_value());
+  constexpr uint16_t kPayload = 1200;
+  constexpr int kFrames = 40;  // about 48 KiB of records: several socket reads' worth
+  for (uint8_t round = 0; round < 3; ++round) {
+    c.cork(true);
+    for (int i = 0; i < kFrames; ++i) {
+      Bytes frame(4 + kPayload, static_cast<uint8_t>(i));
+      frame[0] = 0x40;
+      frame[1] = 0x02;
+      frame[2] = kPayload >> 8;
+      frame[3] = kPayload & 0xFF;
+      frame[4] = round;
+      ASSERT_TRUE(c.send_all(frame));  // a record each
+    }
+    c.cork(false);
+    for (int i = 0; i < kFrames; ++i) {
+      const auto at_peer = peer.receive();
+      ASSERT_TRUE(at_peer.has_value()) << "round " << int{round} << ", frame " << i;
+      ASSERT_EQ(at_peer->size(), kPayload);
+      EXPECT_EQ((*at_peer)[0], round);
+      EXPECT_EQ((*at_peer)[1], static_cast<uint8_t>(i)) << "round " << int{round};
+    }
+    if (round == 0) {
+      const uint64_t trims = f.server().tls_buffer_trims();
+      ASSERT_TRUE(wait_for_trim(f, trims)) << "never freed";
+    }
+  }
+}
+
 TEST(StreamTls, UnreadableCertificateFailsAtStartup) {
   TestCertificate cert;
   core::Authenticator auth(core::AuthConfig{});
