@@ -174,13 +174,7 @@ void Loader::read_relay(const Field& f) {
       {"external_ipv6", external(r.external_ipv6, Family::kIPv6, external_v6)},
       {"io",
        [this, &r](const Field& item) {
-         const auto s = reader_.string(item);
-         if (!s) return;
-         if (*s != "auto" && *s != "io_uring" && *s != "epoll") {
-           reader_.error(item, "must be auto, io_uring or epoll, not '" + *s + "'");
-           return;
-         }
-         r.io = *s;
+         if (auto s = reader_.choice(item, {"auto", "io_uring", "epoll"})) r.io = std::move(*s);
        }},
       {"multiplex_peers",
        [this, &r, &multiplex](const Field& x) {
@@ -190,13 +184,7 @@ void Loader::read_relay(const Field& f) {
       {"allocations_per_port", u32(r.allocations_per_port, 1, 1024)},
       {"udp_gso",
        [this, &r](const Field& item) {
-         const auto s = reader_.string(item);
-         if (!s) return;
-         if (*s != "auto" && *s != "off") {
-           reader_.error(item, "must be auto or off, not '" + *s + "'");
-           return;
-         }
-         r.udp_gso = *s;
+         if (auto s = reader_.choice(item, {"auto", "off"})) r.udp_gso = std::move(*s);
        }},
   };
   reader_.read_map(f, keys);
@@ -237,17 +225,9 @@ void Loader::read_auth(const Field& f) {
 void Loader::read_password_algorithms(const Field& f) {
   std::vector<stun::PasswordAlgorithm> list;
   reader_.for_each_item(f, [&](const Field& item) {
-    const auto s = reader_.string(item);
+    const auto s = reader_.choice(item, {"md5", "sha256"});
     if (!s) return;
-    stun::PasswordAlgorithm a{};
-    if (*s == "md5") {
-      a = stun::PasswordAlgorithm::kMd5;
-    } else if (*s == "sha256") {
-      a = stun::PasswordAlgorithm::kSha256;
-    } else {
-      reader_.error(item, "must be md5 or sha256, not '" + *s + "'");
-      return;
-    }
+    const auto a = *s == "md5" ? stun::PasswordAlgorithm::kMd5 : stun::PasswordAlgorithm::kSha256;
     if (std::find(list.begin(), list.end(), a) != list.end()) {
       reader_.error(item, "'" + *s + "' is listed twice");
       return;
@@ -352,27 +332,11 @@ void Loader::read_log(const Field& f) {
 }
 
 void Loader::read_log_level(const Field& f) {
-  const auto s = reader_.string(f);
-  if (!s) return;
-  for (const char* level : kLogLevels) {
-    if (*s == level) {
-      cfg_.log.level = *s;
-      return;
-    }
-  }
-  reader_.error(f, "must be one of error, warn, info, debug; not '" + *s + "'");
+  if (auto s = reader_.choice(f, {"error", "warn", "info", "debug"})) cfg_.log.level = std::move(*s);
 }
 
 void Loader::read_log_format(const Field& f) {
-  const auto s = reader_.string(f);
-  if (!s) return;
-  for (const char* format : kLogFormats) {
-    if (*s == format) {
-      cfg_.log.format = *s;
-      return;
-    }
-  }
-  reader_.error(f, "must be text or json; not '" + *s + "'");
+  if (auto s = reader_.choice(f, {"text", "json"})) cfg_.log.format = std::move(*s);
 }
 
 Handler Loader::on(void (Loader::*read)(const Field&)) {

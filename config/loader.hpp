@@ -27,8 +27,6 @@ inline constexpr size_t kMaxRealmChars = 127;     // RFC 8489 section 14.9: fewe
 inline constexpr size_t kMaxSoftwareChars = 127;  // RFC 8489 section 14.14: fewer than 128 characters
 inline constexpr size_t kMaxUsernameBytes = 512;  // RFC 8489 section 14.3: less than 513 bytes
 inline constexpr size_t kMaxPathChars = 4096;
-inline constexpr const char* kLogLevels[] = {"error", "warn", "info", "debug"};
-inline constexpr const char* kLogFormats[] = {"text", "json"};
 
 using Handler = std::function<void(const Field&)>;
 

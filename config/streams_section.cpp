@@ -53,23 +53,15 @@ void Loader::read_tls_file(const Field& f, std::string& out) {
 }
 
 void Loader::read_tls_min_version(const Field& f) {
-  const auto s = reader_.string(f);
-  if (!s) return;
-  if (*s != "1.2" && *s != "1.3") {
-    reader_.error(f, "must be \"1.2\" or \"1.3\" (older TLS is never accepted), not '" + *s + "'");
-    return;
+  if (auto s = reader_.choice(f, {"1.2", "1.3"}, "(older TLS is never accepted)")) {
+    cfg_.tls.min_version = std::move(*s);
   }
-  cfg_.tls.min_version = *s;
 }
 
 void Loader::read_tls_records(const Field& f) {
-  const auto s = reader_.string(f);
-  if (!s) return;
-  if (*s != "per_frame" && *s != "packed") {
-    reader_.error(f, "must be \"per_frame\" or \"packed\", not '" + *s + "'");
-    return;
+  if (const auto s = reader_.choice(f, {"per_frame", "packed"})) {
+    cfg_.tls.pack_records = *s == "packed";
   }
-  cfg_.tls.pack_records = *s == "packed";
 }
 
 void Loader::read_streams(const Field& f) {

@@ -183,6 +183,26 @@ std::optional<std::string> Reader::string(const Field& f) {
   return f.node.Scalar();
 }
 
+std::optional<std::string> Reader::choice(const Field& f,
+                                          std::initializer_list<std::string_view> choices,
+                                          std::string_view note) {
+  auto s = string(f);
+  if (!s) return std::nullopt;
+  for (const std::string_view c : choices) {
+    if (*s == c) return s;
+  }
+  const bool two = choices.size() == 2;
+  std::string message = two ? "must be " : "must be one of ";
+  for (const std::string_view c : choices) {
+    if (c != *choices.begin()) message += two ? " or " : ", ";
+    message += c;
+  }
+  if (!note.empty()) message.append(" ").append(note);
+  message += two ? ", not '" : "; not '";
+  error(f, message + *s + "'");
+  return std::nullopt;
+}
+
 std::optional<bool> Reader::boolean(const Field& f) {
   bool value = false;
   if (!f.node.IsScalar() || !YAML::convert<bool>::decode(f.node, value)) {

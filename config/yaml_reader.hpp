@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ class Reader {
 
   /// Scalars. Each returns nullopt (having recorded the error) when the value does not fit.
   std::optional<std::string> string(const Field& f);
+  /// A string that must be one of `choices`; otherwise the error names them ("must be auto or
+  /// off, not 'x'", "must be one of a, b, c; not 'x'"), with `note` after the list.
+  std::optional<std::string> choice(const Field& f,
+                                    std::initializer_list<std::string_view> choices,
+                                    std::string_view note = {});
   std::optional<bool> boolean(const Field& f);
   /// An integer within [min, max] (decimal; no sign for unsigned ranges).
   std::optional<int64_t> integer(const Field& f, int64_t min, int64_t max);

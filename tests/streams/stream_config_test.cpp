@@ -59,7 +59,7 @@ TEST(StreamConfig, Errors) {
   expect_error("listen: {tls: ['0.0.0.0:5349']}\n", "key 'listen.tls': listening on TLS needs");
   expect_error("listen: {tcp: ['nonsense']}\n", "key 'listen.tcp[0]'");
   expect_error("tls: {min_version: '1.1'}\n", "key 'tls.min_version'");
-  expect_error("tls: {records: whole}\n", "key 'tls.records': must be \"per_frame\" or \"packed\"");
+  expect_error("tls: {records: whole}\n", "key 'tls.records': must be per_frame or packed, not 'whole'");
   expect_error("tls: {cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem'}\n",
                "cannot read '/nonexistent/cert.pem'");
   net::testing::TestCertificate cert;
