@@ -24,7 +24,9 @@
 # BENCH_ONLY=udp (only the UDP saturation runs of callrelay, its shared relay ports and the
 # forwarder, and the interleaved pairs: the rows that compare callrelay with the floor;
 # nothing saved), BENCH_FLOOR_PAIRS (interleaved pairs per payload, default 5),
-# BENCH_ONLY=streams (only the TCP and TLS client runs of callrelay and coturn; nothing saved),
+# BENCH_ONLY=streams (only the TCP and TLS client runs of callrelay and coturn, and their TLS
+# interleaved pairs; nothing saved), BENCH_ONLY=tls_pairs (only those pairs; nothing saved),
+# BENCH_STREAM_PAIRS (TLS pairs per payload, default 5),
 # BENCH_STREAM_PACE (frames/s per client in the paced TCP/TLS runs, default 400),
 # BENCH_SKIP_SHARED=1 (no relay.multiplex_peers rows).
 set -uo pipefail
@@ -68,8 +70,8 @@ SAVE=1
 GIVEN_BIN=${CALLRELAY_BIN:-}
 [[ ${1:-} == --no-save ]] && SAVE=0
 ONLY=${BENCH_ONLY:-}
-[[ -n $ONLY && $ONLY != hold && $ONLY != udp && $ONLY != streams ]] &&
-  die "BENCH_ONLY must be hold, udp or streams (or unset)"
+[[ -n $ONLY && $ONLY != hold && $ONLY != udp && $ONLY != streams && $ONLY != tls_pairs ]] &&
+  die "BENCH_ONLY must be hold, udp, streams or tls_pairs (or unset)"
 [[ -n $ONLY ]] && SAVE=0   # a partial table never replaces RESULTS.md
 
 log() { echo "[bench] $*" >&2; }
@@ -519,6 +521,73 @@ bench_floor_pairs() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$0} END {if (NR) print a[int((NR+1)/2)]}'; }
 
+# callrelay against coturn with TLS clients in interleaved pairs, as the floor pairs above:
+# coturn on the usual listeners with the lower relay ports, callrelay beside it on PAIR_LISTEN /
+# PAIR_TLS_LISTEN with the upper ones, and the saturation runs alternating between them; first
+# with callrelay's default of a record per frame, then with tls.records: packed. The stream rows
+# above run one server's block of runs minutes after the other's, so the host's drift lands in
+# their ratio; here it falls inside each pair. Kept: the median ratio over STREAM_PAIRS clean
+# pairs and its range.
+STREAM_PAIRS=${BENCH_STREAM_PAIRS:-5}
+PAIR_TLS_LISTEN=127.0.0.1:15350
+bench_tls_pairs() {
+  [[ -z ${CALLRELAY_BIN:-} || ${BENCH_SKIP_COTURN:-0} == 1 ]] && return
+  command -v turnserver >/dev/null || return
+  log "== callrelay and coturn, TLS clients, interleaved pairs"
+  background_check tls_pairs
+  start_coturn $((PAIR_FLOOR_PORT_MIN - 1)) streams ||
+    { NOTES+=("TLS pairs: coturn did not start"); stop_server; return; }
+  BESIDE_PID=$SERVER_PID; SERVER_PID=
+  local key
+  for key in tlspairs tlspackedpairs; do
+    TLS_EXTRA=$([[ $key == tlspackedpairs ]] && echo "records: packed") LISTEN=$PAIR_LISTEN \
+      TLS_LISTEN=$PAIR_TLS_LISTEN PORT_MIN=$PAIR_FLOOR_PORT_MIN start_callrelay $PORT_MAX streams ||
+      { NOTES+=("TLS pairs ($key): callrelay did not start"); stop_server; break; }
+    tls_pair_runs "$key" "$SERVER_PID" "$BESIDE_PID"
+    stop_server
+  done
+  stop_beside
+}
+
+tls_pair_runs() {  # tls_pair_runs KEY CALLRELAY_PID COTURN_PID
+  local key=$1 relay_pid=$2 coturn_pid=$3 payload who order ratios procs cpus coturns tries dirty cc cp kc kp
+  for payload in 160 1200; do
+    ratios=(); procs=(); cpus=(); coturns=()
+    for ((tries = 1; tries <= 2 * STREAM_PAIRS && ${#ratios[@]} < STREAM_PAIRS; tries++)); do
+      order=(callrelay coturn); ((tries % 2 == 0)) && order=(coturn callrelay)
+      dirty=0
+      for who in "${order[@]}"; do
+        if [[ $who == callrelay ]]; then SERVER_PID=$relay_pid; else SERVER_PID=$coturn_pid; fi
+        measure "$key-$who" "max$payload-$tries" --mode max --transport tls --payload "$payload" \
+          --window $WINDOW --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" \
+          --timeout 60 --server "$([[ $who == callrelay ]] && echo $PAIR_TLS_LISTEN || echo $TLS_LISTEN)"
+        sleep 1.5  # coturn deletes released allocations about a second late
+        if [[ -z $LAST ]] || ! awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
+          log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; dirty=1; break
+        fi
+        if [[ $who == callrelay ]]; then
+          cc=$(field "$LAST" ns_per_pkt); cp=$(field "$LAST" proc_ns_per_pkt)
+        else
+          kc=$(field "$LAST" ns_per_pkt); kp=$(field "$LAST" proc_ns_per_pkt)
+        fi
+      done
+      [[ $dirty == 1 ]] && continue
+      ratios+=("$(awk -v a="$cc" -v b="$kc" 'BEGIN { printf "%.4f", a / b }')")
+      procs+=("$(awk -v a="$cp" -v b="$kp" 'BEGIN { printf "%.4f", a / b }')")
+      cpus+=("$cc"); coturns+=("$kc")
+      log "  pair $tries ($key), TLS $payload B: callrelay $cc ns, coturn $kc ns: $(fmt "${ratios[-1]}" 2)x"
+    done
+    SERVER_PID=$relay_pid
+    [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("TLS pairs ($key), $payload B: no clean pair"); continue; }
+    R[$key.n$payload]=${#ratios[@]}
+    R[$key.ratio$payload]=$(median "${ratios[@]}")
+    R[$key.range$payload]=$(printf '%s\n' "${ratios[@]}" | sort -g |
+      awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
+    R[$key.proc$payload]=$(median "${procs[@]}")
+    R[$key.cpu$payload]=$(median "${cpus[@]}"); R[$key.floor$payload]=$(median "${coturns[@]}")
+  done
+}
+
 # The forwarder on PAIR_LISTEN beside the server under test (BESIDE_PID).
 BESIDE_PID=
 start_forwarder_beside() {
@@ -582,12 +651,20 @@ if [[ $ONLY == hold ]]; then
   exit 0
 fi
 [[ $ONLY == udp ]] && { bench_udp_only; exit 0; }
+if [[ $ONLY == tls_pairs ]]; then
+  make_cert || die "no certificate for the TLS runs"
+  bench_tls_pairs
+  table | grep -E '^\| metric|^\|---|TLS clients.*interleaved'
+  [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
+  exit 0
+fi
 if [[ $ONLY == streams ]]; then
   make_cert || die "no certificate for the TLS runs"
   [[ -n ${CALLRELAY_BIN:-} ]] && bench_streams callrelay start_callrelay
   if [[ ${BENCH_SKIP_COTURN:-0} != 1 ]] && command -v turnserver >/dev/null; then
     bench_streams coturn start_coturn
   fi
+  bench_tls_pairs
   table | grep -E '^\| metric|^\|---|TCP client|TLS client|paced'
   [[ ${#NOTES[@]} -gt 0 ]] && printf -- '- %s\n' "${NOTES[@]}"
   exit 0
@@ -609,6 +686,7 @@ else
 fi
 bench_floor
 bench_floor_pairs
+[[ $STREAMS == 1 ]] && bench_tls_pairs
 [[ ${BENCH_SKIP_TIMERS:-0} != 1 ]] && bench_timers
 # Two workers: clients behind one address against clients on many (bench/shard.sh).
 SHARD_ROWS=
@@ -645,7 +723,10 @@ fi
   echo "The interleaved-pairs rows: callrelay (epoll) and the forwarder run side by side, each on a"
   echo "listen port of its own, and their saturation runs alternate (each first in every other"
   echo "pair), so that the machine's drift falls inside each pair's ratio; the median of the pairs'"
-  echo "ratios and their range are shown, and the medians of each side's CPU per packet."
+  echo "ratios and their range are shown, and the medians of each side's CPU per packet. The TLS"
+  echo "pairs do the same for callrelay and coturn, both with their TLS listeners, coturn on the"
+  echo "lower relay ports and callrelay on the upper ones: callrelay with a record per frame (its"
+  echo "default), then restarted with tls.records: packed."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"

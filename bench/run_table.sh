@@ -26,9 +26,10 @@ row() {  # row LABEL TARGET METRIC DECIMALS [DIVISOR [noratio]]
   echo "| $1 | $c | $k | $f | $r | $2 |"
 }
 
-pair_cell() {  # pair_cell PAYLOAD -> "0.95x (0.88-1.02, 5 pairs; 3,100 vs 3,260 ns)"
-  [[ $(val pairs.ratio$1) == n/a ]] && { echo n/a; return; }
-  echo "$(fmt "$(val pairs.ratio$1)" 2)x ($(val pairs.range$1), $(val pairs.n$1) pairs; $(fmt "$(val pairs.cpu$1)" 0) vs $(fmt "$(val pairs.floor$1)" 0) ns)"
+pair_cell() {  # pair_cell PAYLOAD [KEY] -> "0.95x (0.88-1.02, 5 pairs; 3,100 vs 3,260 ns)"
+  local k=${2:-pairs}
+  [[ $(val $k.ratio$1) == n/a ]] && { echo n/a; return; }
+  echo "$(fmt "$(val $k.ratio$1)" 2)x ($(val $k.range$1), $(val $k.n$1) pairs; $(fmt "$(val $k.cpu$1)" 0) vs $(fmt "$(val $k.floor$1)" 0) ns)"
 }
 
 busy_pair() {  # busy_pair SERVER TRANSPORT -> "0.99 / 1.00"
@@ -64,6 +65,10 @@ table() {
   for io in 160 1200; do
     echo "| server CPU per relayed packet, TLS client, $io B, callrelay tls.records: packed (ns) | $(fmt "$(val callrelay.tls_packed_cpu$io)" 0) | $(fmt "$(val coturn.tls_cpu$io)" 0) | - | $(ratio "$(val callrelay.tls_packed_cpu$io)" "$(val coturn.tls_cpu$io)") | |"
   done
+  echo "| callrelay / coturn, TLS clients (a record per frame), interleaved pairs: median CPU per relayed packet ratio (range over the pairs), 160 B / 1200 B | $(pair_cell 160 tlspairs) / $(pair_cell 1200 tlspairs) | | | | ≤ 0.70x |"
+  echo "| callrelay / coturn, TLS clients, interleaved pairs: median server process CPU ratio, 160 B / 1200 B | $(fmt "$(val tlspairs.proc160)" 2)x / $(fmt "$(val tlspairs.proc1200)" 2)x | | | | |"
+  echo "| callrelay (tls.records: packed) / coturn, TLS clients, interleaved pairs: median CPU per relayed packet ratio (range over the pairs), 160 B / 1200 B | $(pair_cell 160 tlspackedpairs) / $(pair_cell 1200 tlspackedpairs) | | | | ≤ 0.70x |"
+  echo "| callrelay (tls.records: packed) / coturn, TLS clients, interleaved pairs: median server process CPU ratio, 160 B / 1200 B | $(fmt "$(val tlspackedpairs.proc160)" 2)x / $(fmt "$(val tlspackedpairs.proc1200)" 2)x | | | | |"
   row "server CPU per relayed packet, TCP client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tcp_paced_cpu160 0
   row "server CPU per relayed packet, TLS client, 160 B, paced at $STREAM_PACE frames/s per client (ns)" "" tls_paced_cpu160 0
   row "server process CPU per relayed packet, 160 B (ns; its threads, incl. softirq run in them)" "" proc160 0
