@@ -479,42 +479,8 @@ bench_floor_pairs() {
   start_forwarder_beside || { NOTES+=("interleaved pairs: the forwarder did not start"); return; }
   start_callrelay $((PAIR_FLOOR_PORT_MIN - 1)) ||
     { NOTES+=("interleaved pairs: callrelay did not start"); stop_server; stop_beside; return; }
-  local relay_pid=$SERVER_PID payload who order ratios procs cpus floors tries dirty cc cp fc fp
-  for payload in 160 1200; do
-    ratios=(); procs=(); cpus=(); floors=()
-    for ((tries = 1; tries <= 2 * FLOOR_PAIRS && ${#ratios[@]} < FLOOR_PAIRS; tries++)); do
-      order=(callrelay floor); ((tries % 2 == 0)) && order=(floor callrelay)
-      dirty=0
-      for who in "${order[@]}"; do
-        if [[ $who == callrelay ]]; then SERVER_PID=$relay_pid; else SERVER_PID=$BESIDE_PID; fi
-        measure "pair-$who" "max$payload-$tries" --mode max --transport udp --payload "$payload" \
-          --window $WINDOW --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" \
-          --timeout 60 $([[ $who == floor ]] && echo "--raw --server $PAIR_LISTEN")
-        sleep 1
-        if [[ -z $LAST ]] || ! awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
-          log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; dirty=1; break
-        fi
-        if [[ $who == callrelay ]]; then
-          cc=$(field "$LAST" ns_per_pkt); cp=$(field "$LAST" proc_ns_per_pkt)
-        else
-          fc=$(field "$LAST" ns_per_pkt); fp=$(field "$LAST" proc_ns_per_pkt)
-        fi
-      done
-      [[ $dirty == 1 ]] && continue
-      ratios+=("$(awk -v a="$cc" -v b="$fc" 'BEGIN { printf "%.4f", a / b }')")
-      procs+=("$(awk -v a="$cp" -v b="$fp" 'BEGIN { printf "%.4f", a / b }')")
-      cpus+=("$cc"); floors+=("$fc")
-      log "  pair $tries, $payload B: callrelay $cc ns, floor $fc ns: $(fmt "${ratios[-1]}" 2)x"
-    done
-    SERVER_PID=$relay_pid
-    [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("interleaved pairs, $payload B: no clean pair"); continue; }
-    R[pairs.n$payload]=${#ratios[@]}
-    R[pairs.ratio$payload]=$(median "${ratios[@]}")
-    R[pairs.range$payload]=$(printf '%s\n' "${ratios[@]}" | sort -g |
-      awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
-    R[pairs.proc$payload]=$(median "${procs[@]}")
-    R[pairs.cpu$payload]=$(median "${cpus[@]}"); R[pairs.floor$payload]=$(median "${floors[@]}")
-  done
+  interleaved_pairs pairs udp "$FLOOR_PAIRS" "$SERVER_PID" "" floor "$BESIDE_PID" \
+    "--raw --server $PAIR_LISTEN"
   stop_server
   stop_beside
 }
@@ -543,24 +509,34 @@ bench_tls_pairs() {
     TLS_EXTRA=$([[ $key == tlspackedpairs ]] && echo "records: packed") LISTEN=$PAIR_LISTEN \
       TLS_LISTEN=$PAIR_TLS_LISTEN PORT_MIN=$PAIR_FLOOR_PORT_MIN start_callrelay $PORT_MAX streams ||
       { NOTES+=("TLS pairs ($key): callrelay did not start"); stop_server; break; }
-    tls_pair_runs "$key" "$SERVER_PID" "$BESIDE_PID"
+    interleaved_pairs "$key" tls "$STREAM_PAIRS" "$SERVER_PID" "--server $PAIR_TLS_LISTEN" coturn \
+      "$BESIDE_PID" "--server $TLS_LISTEN"
     stop_server
   done
   stop_beside
 }
 
-tls_pair_runs() {  # tls_pair_runs KEY CALLRELAY_PID COTURN_PID
-  local key=$1 relay_pid=$2 coturn_pid=$3 payload who order ratios procs cpus coturns tries dirty cc cp kc kp
+# interleaved_pairs KEY TRANSPORT PAIRS RELAY_PID RELAY_ARGS OTHER OTHER_PID OTHER_ARGS: the
+# saturation runs of callrelay and OTHER (both up) alternate, callrelay first in odd pairs and
+# OTHER first in even ones, up to PAIRS clean pairs per payload (a pair is clean when neither
+# run lost 10% of CPU 0 to other work; at most 2 x PAIRS tries). Each side's extra generator
+# arguments are given as one string. Results in R[KEY.*]: the median ratio and its range, the
+# median process-CPU ratio, and each side's median CPU per packet (OTHER's as KEY.floor).
+interleaved_pairs() {
+  local key=$1 transport=$2 pairs=$3 relay_pid=$4 relay_args=$5 other=$6 other_pid=$7 other_args=$8
+  local payload who args order ratios procs cpus others tries dirty cc cp oc op
   for payload in 160 1200; do
-    ratios=(); procs=(); cpus=(); coturns=()
-    for ((tries = 1; tries <= 2 * STREAM_PAIRS && ${#ratios[@]} < STREAM_PAIRS; tries++)); do
-      order=(callrelay coturn); ((tries % 2 == 0)) && order=(coturn callrelay)
+    ratios=(); procs=(); cpus=(); others=()
+    for ((tries = 1; tries <= 2 * pairs && ${#ratios[@]} < pairs; tries++)); do
+      order=(callrelay "$other"); ((tries % 2 == 0)) && order=("$other" callrelay)
       dirty=0
       for who in "${order[@]}"; do
-        if [[ $who == callrelay ]]; then SERVER_PID=$relay_pid; else SERVER_PID=$coturn_pid; fi
-        measure "$key-$who" "max$payload-$tries" --mode max --transport tls --payload "$payload" \
+        SERVER_PID=$other_pid args=$other_args
+        [[ $who == callrelay ]] && SERVER_PID=$relay_pid args=$relay_args
+        # shellcheck disable=SC2086  # args: the side's generator arguments, split on purpose
+        measure "$key-$who" "max$payload-$tries" --mode max --transport "$transport" --payload "$payload" \
           --window $WINDOW --clients $CLIENTS --warmup $WARMUP --duration "$MAX_DURATION" \
-          --timeout 60 --server "$([[ $who == callrelay ]] && echo $PAIR_TLS_LISTEN || echo $TLS_LISTEN)"
+          --timeout 60 $args
         sleep 1.5  # coturn deletes released allocations about a second late
         if [[ -z $LAST ]] || ! awk -v f="$(foreign_share "$LAST")" 'BEGIN { exit !(f < 0.10) }'; then
           log "  (run not counted: no result, or other work on CPU $SERVER_CPU)"; dirty=1; break
@@ -568,23 +544,23 @@ tls_pair_runs() {  # tls_pair_runs KEY CALLRELAY_PID COTURN_PID
         if [[ $who == callrelay ]]; then
           cc=$(field "$LAST" ns_per_pkt); cp=$(field "$LAST" proc_ns_per_pkt)
         else
-          kc=$(field "$LAST" ns_per_pkt); kp=$(field "$LAST" proc_ns_per_pkt)
+          oc=$(field "$LAST" ns_per_pkt); op=$(field "$LAST" proc_ns_per_pkt)
         fi
       done
       [[ $dirty == 1 ]] && continue
-      ratios+=("$(awk -v a="$cc" -v b="$kc" 'BEGIN { printf "%.4f", a / b }')")
-      procs+=("$(awk -v a="$cp" -v b="$kp" 'BEGIN { printf "%.4f", a / b }')")
-      cpus+=("$cc"); coturns+=("$kc")
-      log "  pair $tries ($key), TLS $payload B: callrelay $cc ns, coturn $kc ns: $(fmt "${ratios[-1]}" 2)x"
+      ratios+=("$(awk -v a="$cc" -v b="$oc" 'BEGIN { printf "%.4f", a / b }')")
+      procs+=("$(awk -v a="$cp" -v b="$op" 'BEGIN { printf "%.4f", a / b }')")
+      cpus+=("$cc"); others+=("$oc")
+      log "  pair $tries ($key), $transport $payload B: callrelay $cc ns, $other $oc ns: $(fmt "${ratios[-1]}" 2)x"
     done
     SERVER_PID=$relay_pid
-    [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("TLS pairs ($key), $payload B: no clean pair"); continue; }
+    [[ ${#ratios[@]} -eq 0 ]] && { NOTES+=("interleaved pairs ($key), $payload B: no clean pair"); continue; }
     R[$key.n$payload]=${#ratios[@]}
     R[$key.ratio$payload]=$(median "${ratios[@]}")
     R[$key.range$payload]=$(printf '%s\n' "${ratios[@]}" | sort -g |
       awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
     R[$key.proc$payload]=$(median "${procs[@]}")
-    R[$key.cpu$payload]=$(median "${cpus[@]}"); R[$key.floor$payload]=$(median "${coturns[@]}")
+    R[$key.cpu$payload]=$(median "${cpus[@]}"); R[$key.floor$payload]=$(median "${others[@]}")
   done
 }
 

@@ -144,14 +144,19 @@ bool wait_for_trim(StreamServerFixture& f, uint64_t before) {
   return true;
 }
 
+/// Limits under which a TLS connection idle for 100 ms frees its buffers at the next sweep.
+StreamLimits quick_trims() {
+  StreamLimits limits;
+  limits.tls_buffers_idle_ms = 100;
+  limits.idle_timeout_ms = 2000;  // sweeps every 500 ms
+  return limits;
+}
+
 // A busy connection keeps OpenSSL's record buffers; an idle one gives them back at a sweep
 // and gets them again with its next record, each way, in both versions.
 TEST(StreamTls, AnIdleConnectionFreesItsRecordBuffersAndRelaysOn) {
   TestCertificate cert;
-  StreamLimits limits;
-  limits.tls_buffers_idle_ms = 100;
-  limits.idle_timeout_ms = 2000;  // sweeps every 500 ms
-  StreamServerFixture f(1, limits, &cert);
+  StreamServerFixture f(1, quick_trims(), &cert);
   for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
     StreamClient c(f.tls(), versions(version, version));
     ASSERT_TRUE(c.ok()) << c.error();
@@ -186,10 +191,7 @@ TEST(StreamTls, AnIdleConnectionFreesItsRecordBuffersAndRelaysOn) {
 // order, on a busy connection and again after its buffers were freed at an idle sweep.
 TEST(StreamTls, RecordsArrivingTogetherAllReachThePeerAroundAnIdleTrim) {
   TestCertificate cert;
-  StreamLimits limits;
-  limits.tls_buffers_idle_ms = 100;
-  limits.idle_timeout_ms = 2000;  // sweeps every 500 ms
-  StreamServerFixture f(1, limits, &cert);
+  StreamServerFixture f(1, quick_trims(), &cert);
   StreamClient c(f.tls(), StreamClient::TlsOptions{});
   ASSERT_TRUE(c.ok()) << c.error();
   UdpSocket peer;
