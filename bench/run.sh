@@ -489,11 +489,13 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$0} END {if (NR) print a[i
 
 # callrelay against coturn with TLS clients in interleaved pairs, as the floor pairs above:
 # coturn on the usual listeners with the lower relay ports, callrelay beside it on PAIR_LISTEN /
-# PAIR_TLS_LISTEN with the upper ones, and the saturation runs alternating between them; first
-# with callrelay's default of a record per frame, then with tls.records: packed. The stream rows
-# above run one server's block of runs minutes after the other's, so the host's drift lands in
-# their ratio; here it falls inside each pair. Kept: the median ratio over STREAM_PAIRS clean
-# pairs and its range.
+# PAIR_TLS_LISTEN with the upper ones, and the saturation runs alternating between them. Three
+# sets: clients writing a record per frame (as browsers do) with callrelay's default of a record
+# per frame; clients packing each write into one record, callrelay as before; both packing
+# (callrelay with tls.records: packed, which is what coturn does when frames queue). The stream
+# rows above run one server's block of runs minutes after the other's, so the host's drift
+# lands in their ratio; here it falls inside each pair. Kept: the median ratio over
+# STREAM_PAIRS clean pairs and its range.
 STREAM_PAIRS=${BENCH_STREAM_PAIRS:-5}
 PAIR_TLS_LISTEN=127.0.0.1:15350
 bench_tls_pairs() {
@@ -504,13 +506,15 @@ bench_tls_pairs() {
   start_coturn $((PAIR_FLOOR_PORT_MIN - 1)) streams ||
     { NOTES+=("TLS pairs: coturn did not start"); stop_server; return; }
   BESIDE_PID=$SERVER_PID; SERVER_PID=
-  local key
-  for key in tlspairs tlspackedpairs; do
+  local key clients
+  for key in tlspairs tlsclientpackedpairs tlspackedpairs; do
+    clients=packed; [[ $key == tlspairs ]] && clients=per-frame
     TLS_EXTRA=$([[ $key == tlspackedpairs ]] && echo "records: packed") LISTEN=$PAIR_LISTEN \
       TLS_LISTEN=$PAIR_TLS_LISTEN PORT_MIN=$PAIR_FLOOR_PORT_MIN start_callrelay $PORT_MAX streams ||
       { NOTES+=("TLS pairs ($key): callrelay did not start"); stop_server; break; }
-    interleaved_pairs "$key" tls "$STREAM_PAIRS" "$SERVER_PID" "--server $PAIR_TLS_LISTEN" coturn \
-      "$BESIDE_PID" "--server $TLS_LISTEN"
+    interleaved_pairs "$key" tls "$STREAM_PAIRS" "$SERVER_PID" \
+      "--server $PAIR_TLS_LISTEN --client-records $clients" coturn "$BESIDE_PID" \
+      "--server $TLS_LISTEN --client-records $clients"
     stop_server
   done
   stop_beside
@@ -701,14 +705,17 @@ fi
   echo "pair), so that the machine's drift falls inside each pair's ratio; the median of the pairs'"
   echo "ratios and their range are shown, and the medians of each side's CPU per packet. The TLS"
   echo "pairs do the same for callrelay and coturn, both with their TLS listeners, coturn on the"
-  echo "lower relay ports and callrelay on the upper ones: callrelay with a record per frame (its"
-  echo "default), then restarted with tls.records: packed."
+  echo "lower relay ports and callrelay on the upper ones: clients writing a record per frame with"
+  echo "callrelay's default (a record per frame); clients packing each write into one record, the"
+  echo "same callrelay; both packing (callrelay restarted with tls.records: packed)."
   if [[ $STREAMS == 1 ]]; then
     echo
     echo "TCP and TLS rows: each of the $CLIENTS clients holds one connection to the server (TCP on"
     echo "its UDP port, TLS on ${TLS_LISTEN##*:} with a self-signed RSA 2048 certificate, TLS 1.2 or"
     echo "1.3, no verification) and relays ChannelData (padded to 4 bytes; 160 and 1200 need none)"
-    echo "to the same UDP echo peer, $WINDOW frames in flight per client, each refill in one write. The"
+    echo "to the same UDP echo peer, $WINDOW frames in flight per client, each refill in one send. TLS"
+    echo "clients seal each frame in a record of its own, as browsers (libwebrtc) and pion do, and"
+    echo "send a refill's records together, unless a row says they pack a write into one record. The"
     echo "server's leg to the peer is UDP as in the other rows; the generator does the client side's"
     echo "TLS work on CPU $GEN_CPU."
     echo "Negotiated: callrelay $(val callrelay.tls_cipher), coturn $(val coturn.tls_cipher)."

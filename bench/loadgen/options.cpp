@@ -85,6 +85,17 @@ Options parse_options(Args& args) {
   if (o.peer_addresses > 254) throw std::invalid_argument("--peer-addresses must be 1..254");
   o.raw = args.flag("raw");
   o.transport = parse_transport(args.str("transport", "udp"));
+  if (args.has("client-records")) {
+    const std::string records = args.str("client-records", "per-frame");
+    if (records != "per-frame" && records != "packed") {
+      throw std::invalid_argument("--client-records must be per-frame or packed, not '" +
+                                  records + "'");
+    }
+    if (o.transport != Transport::kTls) {
+      throw std::invalid_argument("--client-records is for --transport tls");
+    }
+    o.client_record_per_frame = records == "per-frame";
+  }
   o.clients = positive(args.num("clients", 50), "clients");
   o.payload = positive(args.num("payload", 160), "payload");
   if (o.payload < 12 || o.payload > 1400) {
@@ -140,6 +151,8 @@ const char* usage() {
          "  --peer-addresses N client i relays to the peer's address + i mod N [1]\n"
          "  --raw              ChannelData straight to bench_forwarder, no TURN control\n"
          "  --transport T      max: client sockets are udp, tcp or tls [udp]\n"
+         "  --client-records R tls: per-frame (a record per frame, as browsers) or packed\n"
+         "                     (one record per write)                  [per-frame]\n"
          "  --clients N        client sockets / allocations            [50]\n"
          "  --payload BYTES    payload per packet                      [160]\n"
          "  --window W         max: packets in flight per client       [8]\n"

@@ -49,6 +49,9 @@ struct Options {
   /// Max mode: UDP sockets, or one TCP or TLS connection per client (the relay's leg to the
   /// echo peer is UDP either way).
   Transport transport = Transport::kUdp;
+  /// TLS clients: a record per frame, as browsers and libwebrtc write them (true), or one
+  /// record for all the frames of a write (false, --client-records packed).
+  bool client_record_per_frame = true;
   /// Max mode over UDP: each payload starts with an RTP header (RFC 3550 section 5.1: Opus
   /// payload type 111, one SSRC per client, sequence numbers and 20 ms timestamps counting up),
   /// so that a relay measuring media parses every packet as it would a call's.

@@ -50,11 +50,15 @@ StreamClient::StreamClient(StreamClient&& other) noexcept
       in_len_(other.in_len_),
       out_(std::move(other.out_)),
       out_sent_(other.out_sent_),
+      record_per_frame_(other.record_per_frame_),
+      frame_ends_(std::move(other.frame_ends_)),
+      next_end_(other.next_end_),
+      write_buffer_(std::exchange(other.write_buffer_, nullptr)),
       error_(std::move(other.error_)) {}
 
 StreamClient::~StreamClient() { close(); }
 
-bool StreamClient::open(const sockaddr_in& server, SSL_CTX* tls) {
+bool StreamClient::open(const sockaddr_in& server, SSL_CTX* tls, bool record_per_frame) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return broken(std::string("socket: ") + std::strerror(errno));
   // Browsers and libnice send each TURN frame as it comes; Nagle would hold the window's
@@ -67,7 +71,26 @@ bool StreamClient::open(const sockaddr_in& server, SSL_CTX* tls) {
   }
   if (tls != nullptr) {
     ssl_ = SSL_new(tls);
-    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) return broken(openssl_error("SSL_new"));
+    if (ssl_ == nullptr) return broken(openssl_error("SSL_new"));
+    BIO* socket_bio = BIO_new_socket(fd_, BIO_NOCLOSE);
+    if (socket_bio == nullptr) return broken(openssl_error("BIO_new_socket"));
+    if (record_per_frame) {
+      // OpenSSL writes each record to the socket BIO as it seals it: a buffer in front keeps
+      // the records of one flush() for one send, as a browser's TLS socket gathers the records
+      // written while its previous send was in flight. The socket BIO serves both directions
+      // (one reference for each).
+      write_buffer_ = BIO_new(BIO_f_buffer());
+      if (write_buffer_ == nullptr || BIO_set_write_buffer_size(write_buffer_, 256 * 1024) != 1) {
+        BIO_free(socket_bio);
+        return broken(openssl_error("BIO_f_buffer"));
+      }
+      BIO_up_ref(socket_bio);
+      BIO_push(write_buffer_, socket_bio);
+      SSL_set_bio(ssl_, socket_bio, write_buffer_);
+      record_per_frame_ = true;
+    } else {
+      SSL_set_bio(ssl_, socket_bio, socket_bio);
+    }
     SSL_set_connect_state(ssl_);
   }
   in_.resize(kInBufferSize);
@@ -107,9 +130,13 @@ bool StreamClient::progress() {
 
 void StreamClient::close() {
   if (ssl_ != nullptr) {
-    if (state_ == State::kOpen) SSL_shutdown(ssl_);  // one non-blocking try at close_notify
-    SSL_free(ssl_);
+    if (state_ == State::kOpen) {
+      SSL_shutdown(ssl_);  // one non-blocking try at close_notify
+      if (write_buffer_ != nullptr) BIO_flush(write_buffer_);
+    }
+    SSL_free(ssl_);  // frees the write buffer and the socket BIO with it
     ssl_ = nullptr;
+    write_buffer_ = nullptr;
   }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
@@ -126,7 +153,11 @@ bool StreamClient::flush() {
   if (state_ != State::kOpen) return state_ != State::kClosed;
   while (out_sent_ < out_.size()) {
     const uint8_t* data = out_.data() + out_sent_;
-    const size_t len = out_.size() - out_sent_;
+    size_t len = out_.size() - out_sent_;
+    if (record_per_frame_) {
+      while (next_end_ < frame_ends_.size() && frame_ends_[next_end_] <= out_sent_) ++next_end_;
+      if (next_end_ < frame_ends_.size()) len = frame_ends_[next_end_] - out_sent_;
+    }
     if (ssl_ != nullptr) {
       ERR_clear_error();
       const int n = SSL_write(ssl_, data, static_cast<int>(std::min<size_t>(len, INT32_MAX)));
@@ -149,8 +180,21 @@ bool StreamClient::flush() {
   if (out_sent_ == out_.size()) {
     out_.clear();
     out_sent_ = 0;
+    frame_ends_.clear();
+    next_end_ = 0;
   }
-  return true;
+  return send_records();
+}
+
+bool StreamClient::records_held() const {
+  return write_buffer_ != nullptr && BIO_wpending(write_buffer_) > 0;
+}
+
+bool StreamClient::send_records() {
+  if (!records_held()) return true;
+  if (BIO_flush(write_buffer_) == 1) return true;
+  if (BIO_should_retry(write_buffer_)) return true;  // the rest goes when the socket is writable
+  return broken(std::string("send: ") + std::strerror(errno));
 }
 
 StreamClient::Fill StreamClient::fill() {

@@ -42,8 +42,11 @@ class StreamClient {
   ~StreamClient();
 
   /// Starts a non-blocking connect to `server`; with `tls` non-null a TLS handshake follows.
-  /// False (error() says why) when the socket could not even be opened.
-  bool open(const sockaddr_in& server, SSL_CTX* tls);
+  /// With `record_per_frame`, each queued frame becomes its own TLS record, as browsers and
+  /// libwebrtc write them (one SSL_write per packet), and the records of one flush() still
+  /// reach the socket in one send; otherwise one flush() is one record (up to 16 KiB). False
+  /// (error() says why) when the socket could not even be opened.
+  bool open(const sockaddr_in& server, SSL_CTX* tls, bool record_per_frame);
   /// Moves the connect and the TLS handshake on; call on every event until is_open(). False
   /// when either failed.
   bool progress();
@@ -53,16 +56,18 @@ class StreamClient {
   void close();
   int fd() const { return fd_; }
 
-  /// Appends bytes to the output buffer; flush() sends them.
+  /// Appends one frame to the output buffer; flush() sends it.
   void queue(std::span<const uint8_t> bytes) {
     out_.insert(out_.end(), bytes.begin(), bytes.end());
+    if (record_per_frame_) frame_ends_.push_back(out_.size());
   }
   /// Writes as much of the output buffer as the socket takes now. False on a broken connection.
   bool flush();
   /// Whether the loop should wake up when the socket is writable: connecting, a handshake or
   /// TLS record waiting to go out, or queued bytes the socket did not take.
   bool wants_out() const {
-    return state_ == State::kConnecting || want_write_ || out_sent_ < out_.size();
+    return state_ == State::kConnecting || want_write_ || out_sent_ < out_.size() ||
+           records_held();
   }
 
   /// Reads everything the socket has and calls on_frame(bytes) for each complete frame (a STUN
@@ -83,6 +88,8 @@ class StreamClient {
 
   Fill fill();  // one read into the free tail of in_
   bool broken(std::string why);
+  bool records_held() const;  // records wait in the write buffer for the socket
+  bool send_records();        // hands the buffered records to the socket; false when broken
 
   int fd_ = -1;
   SSL* ssl_ = nullptr;
@@ -92,6 +99,10 @@ class StreamClient {
   size_t in_len_ = 0;
   std::vector<uint8_t> out_;
   size_t out_sent_ = 0;
+  bool record_per_frame_ = false;
+  std::vector<size_t> frame_ends_;  // record_per_frame_: where each queued frame ends in out_
+  size_t next_end_ = 0;             // the first of frame_ends_ not yet written
+  BIO* write_buffer_ = nullptr;     // record_per_frame_: gathers records for one send
   std::string error_;
 };
 

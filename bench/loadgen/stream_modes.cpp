@@ -201,7 +201,7 @@ size_t StreamFleet::establish(uint64_t deadline_ns) {
     const auto idx = static_cast<uint32_t>(i);
     StreamSession& s = sessions_.emplace_back();
     s.turn.credential = make_rest_credential(o_.secret, o_.user + std::to_string(i), expiry);
-    if (!s.conn.open(o_.server, tls_ ? tls_->get() : nullptr)) {
+    if (!s.conn.open(o_.server, tls_ ? tls_->get() : nullptr, o_.client_record_per_frame)) {
       fail(idx, s.conn.error());
       settle_io(idx);
       continue;
@@ -230,8 +230,8 @@ size_t StreamFleet::establish(uint64_t deadline_ns) {
 void StreamFleet::refill(StreamSession& s) {
   const size_t want = o_.window - s.inflight;
   // One write for the whole refill, as sendmmsg batches it for UDP clients: the frames reach
-  // the kernel in one send() (one TLS record while a window is under 16 KiB) and the server
-  // usually reads them in one go.
+  // the kernel in one send() (over TLS a record each, or one record with --client-records
+  // packed) and the server usually reads them in one go.
   for (size_t i = 0; i < want; ++i) s.conn.queue(s.frame);
   s.inflight += static_cast<uint32_t>(want);
   sent_ += want;
