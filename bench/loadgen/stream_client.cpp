@@ -81,6 +81,8 @@ bool StreamClient::open(const sockaddr_in& server, SSL_CTX* tls, bool record_per
       // (one reference for each).
       write_buffer_ = BIO_new(BIO_f_buffer());
       if (write_buffer_ == nullptr || BIO_set_write_buffer_size(write_buffer_, 256 * 1024) != 1) {
+        BIO_free(write_buffer_);  // no-op on null
+        write_buffer_ = nullptr;
         BIO_free(socket_bio);
         return broken(openssl_error("BIO_f_buffer"));
       }
