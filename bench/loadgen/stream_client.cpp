@@ -1,6 +1,7 @@
 #include "bench/loadgen/stream_client.hpp"
 
 #include <netinet/tcp.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
