@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "relay/stun/channel_data.hpp"
+
 namespace callrelay::bench {
 
 namespace {
@@ -51,9 +53,6 @@ StreamClient::StreamClient(StreamClient&& other) noexcept
       in_len_(other.in_len_),
       out_(std::move(other.out_)),
       out_sent_(other.out_sent_),
-      record_per_frame_(other.record_per_frame_),
-      frame_ends_(std::move(other.frame_ends_)),
-      next_end_(other.next_end_),
       write_buffer_(std::exchange(other.write_buffer_, nullptr)),
       error_(std::move(other.error_)) {}
 
@@ -90,7 +89,6 @@ bool StreamClient::open(const sockaddr_in& server, SSL_CTX* tls, bool record_per
       BIO_up_ref(socket_bio);
       BIO_push(write_buffer_, socket_bio);
       SSL_set_bio(ssl_, socket_bio, write_buffer_);
-      record_per_frame_ = true;
     } else {
       SSL_set_bio(ssl_, socket_bio, socket_bio);
     }
@@ -157,9 +155,11 @@ bool StreamClient::flush() {
   while (out_sent_ < out_.size()) {
     const uint8_t* data = out_.data() + out_sent_;
     size_t len = out_.size() - out_sent_;
-    if (record_per_frame_) {
-      while (next_end_ < frame_ends_.size() && frame_ends_[next_end_] <= out_sent_) ++next_end_;
-      if (next_end_ < frame_ends_.size()) len = frame_ends_[next_end_] - out_sent_;
+    if (write_buffer_ != nullptr) {
+      // A record per frame: out_ holds whole frames, and a blocked SSL_write is retried with
+      // the same frame, so out_sent_ always stands at a frame's start.
+      const auto frame = stun::stream_frame_size({data, len});
+      if (!frame.error && frame.size > 0 && frame.size <= len) len = frame.size;
     }
     if (ssl_ != nullptr) {
       ERR_clear_error();
@@ -183,8 +183,6 @@ bool StreamClient::flush() {
   if (out_sent_ == out_.size()) {
     out_.clear();
     out_sent_ = 0;
-    frame_ends_.clear();
-    next_end_ = 0;
   }
   return send_records();
 }

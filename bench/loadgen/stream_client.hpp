@@ -56,10 +56,10 @@ class StreamClient {
   void close();
   int fd() const { return fd_; }
 
-  /// Appends one frame to the output buffer; flush() sends it.
+  /// Appends one whole frame (a STUN message, or ChannelData with its padding) to the output
+  /// buffer; flush() sends it.
   void queue(std::span<const uint8_t> bytes) {
     out_.insert(out_.end(), bytes.begin(), bytes.end());
-    if (record_per_frame_) frame_ends_.push_back(out_.size());
   }
   /// Writes as much of the output buffer as the socket takes now. False on a broken connection.
   bool flush();
@@ -99,10 +99,9 @@ class StreamClient {
   size_t in_len_ = 0;
   std::vector<uint8_t> out_;
   size_t out_sent_ = 0;
-  bool record_per_frame_ = false;
-  std::vector<size_t> frame_ends_;  // record_per_frame_: where each queued frame ends in out_
-  size_t next_end_ = 0;             // the first of frame_ends_ not yet written
-  BIO* write_buffer_ = nullptr;     // record_per_frame_: gathers records for one send
+  // With a record per frame: gathers the records of one flush() for one send (null: a flush()
+  // is one record).
+  BIO* write_buffer_ = nullptr;
   std::string error_;
 };
 
